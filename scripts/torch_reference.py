@@ -1,0 +1,106 @@
+"""Reference embeddings for the tiny models, computed by a plain PyTorch transcription of
+Hugging Face's BertModel / XLMRobertaModel (no transformers package needed).
+
+    apt-get install python3-torch   # once, to regenerate; tests never need torch
+    node dist/scripts/reference-inputs.js && /usr/bin/python3 scripts/torch_reference.py
+
+Reads test/fixtures/reference/inputs.json (token ids from our tokenizer) and writes
+test/fixtures/reference/<model>.json with hidden states and pooled embeddings.
+"""
+import json
+import math
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "test" / "fixtures"
+
+
+def read_safetensors(path):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32"
+        b, end = e["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + b : 8 + n + end], dtype="<f4").reshape(e["shape"])
+        out[name] = torch.tensor(arr.copy(), dtype=torch.float64)
+    return out
+
+
+def forward(cfg, w, ids, mask):
+    """Hidden states, float64, following modeling_bert.py / modeling_xlm_roberta.py."""
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    d = h // heads
+    eps = cfg["layer_norm_eps"]
+    b, s = ids.shape
+    if cfg["model_type"] == "bert":
+        pos = torch.arange(s).unsqueeze(0).expand(b, s)
+    else:
+        pad = cfg["pad_token_id"]
+        m = (ids != pad).long()
+        pos = torch.cumsum(m, dim=1) * m + pad
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][pos]
+    x = x + w["embeddings.token_type_embeddings.weight"][torch.zeros_like(ids)]
+    ln = lambda t, p: F.layer_norm(t, (h,), w[p + ".weight"], w[p + ".bias"], eps)
+    lin = lambda t, p: t @ w[p + ".weight"].T + w[p + ".bias"]
+    x = ln(x, "embeddings.LayerNorm")
+    ext = (1.0 - mask[:, None, None, :].double()) * torch.finfo(torch.float64).min
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{i}"
+        split = lambda t: t.view(b, s, heads, d).transpose(1, 2)
+        q = split(lin(x, p + ".attention.self.query"))
+        k = split(lin(x, p + ".attention.self.key"))
+        v = split(lin(x, p + ".attention.self.value"))
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d) + ext
+        ctx = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(b, s, h)
+        x = ln(x + lin(ctx, p + ".attention.output.dense"), p + ".attention.output.LayerNorm")
+        ff = lin(F.gelu(lin(x, p + ".intermediate.dense")), p + ".output.dense")
+        x = ln(x + ff, p + ".output.LayerNorm")
+    return x
+
+
+def pool(hidden, mask, mode):
+    if mode == "cls":
+        return hidden[:, 0]
+    m = mask.unsqueeze(-1).double()
+    if mode == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    last = mask.sum(1) - 1
+    return hidden[torch.arange(hidden.shape[0]), last]
+
+
+def main():
+    inputs = json.loads((FIX / "reference" / "inputs.json").read_text())
+    for model, entry in inputs["models"].items():
+        mdir = FIX / "models" / model
+        cfg = json.loads((mdir / "config.json").read_text())
+        w = read_safetensors(mdir / "model.safetensors")
+        ids_list = entry["ids"]
+        s = max(len(x) for x in ids_list)
+        ids = torch.full((len(ids_list), s), cfg["pad_token_id"], dtype=torch.long)
+        mask = torch.zeros((len(ids_list), s), dtype=torch.long)
+        for r, row in enumerate(ids_list):
+            ids[r, : len(row)] = torch.tensor(row)
+            mask[r, : len(row)] = 1
+        with torch.no_grad():
+            hidden = forward(cfg, w, ids, mask)
+            out = {"ids": ids_list}
+            for mode in ["cls", "mean", "last"]:
+                e = pool(hidden, mask, mode)
+                out[mode] = e.tolist()
+                out[mode + "_normalized"] = F.normalize(e, dim=-1).tolist()
+        (FIX / "reference" / f"{model}.json").write_text(json.dumps(out))
+        print(model, "rows", len(ids_list), "max len", s, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

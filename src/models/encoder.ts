@@ -1,0 +1,220 @@
+/**
+ * `Encoder`: a Hugging Face model directory turned into an ONNX graph (model + pooling +
+ * normalisation) and run by onnxruntime. Texts are sorted by length into batches so padding
+ * stays small, and results come back in input order as one Float32Array.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Graph, type Value } from '../graph/graph.js';
+import { Session, int64Tensor } from '../runtime/session.js';
+import { progress } from '../progress.js';
+import { bert, bertInputs, type ModelInputs } from './bert.js';
+import { type ModelConfig, readConfig } from './config.js';
+import { EmbeddingCache } from './cache.js';
+import { canonicalNames, Params } from './params.js';
+import { type Pooling, POOLINGS, pool } from './pooling.js';
+import { type NamedTensor, readSafetensors } from './safetensors.js';
+import { TextTokenizer } from './tokenizer.js';
+import { xlmRoberta, xlmRobertaInputs } from './xlm-roberta.js';
+
+/** `count` embeddings of `dim` floats each, row-major. */
+export interface Embeddings {
+  data: Float32Array;
+  dim: number;
+  count: number;
+}
+
+export interface EncoderOptions {
+  /** Pooling; default from sentence-transformers' 1_Pooling/config.json, else `cls`. */
+  pooling?: Pooling;
+  /** L2-normalise embeddings (default true). */
+  normalize?: boolean;
+  /** Keep only the first n dimensions (Matryoshka truncation), before normalising. */
+  dimensions?: number;
+  /** onnxruntime intra-op threads (default: all cores). */
+  threads?: number;
+}
+
+export interface EncodeOptions {
+  /** Texts per session run (default 32). */
+  batchSize?: number;
+  /** Token limit per text, special tokens included (default: the model's limit). */
+  maxLength?: number;
+  /** A template such as `"query: {text}"` applied before tokenising. */
+  template?: string;
+  /** Label for the progress bar. */
+  label?: string;
+  quiet?: boolean;
+  /** Directory of an on-disk embedding cache; texts found there are not re-encoded. */
+  cacheDir?: string;
+}
+
+/** Architecture name → builder of its inputs and hidden states. */
+const ARCHITECTURES: Record<ModelConfig['architecture'], { inputs: (g: Graph) => ModelInputs; build: typeof bert }> = {
+  bert: { inputs: bertInputs, build: bert },
+  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta },
+};
+
+/** Loads weights and config from a HF directory (safetensors only). */
+export function loadWeights(dir: string): Map<string, NamedTensor> {
+  const path = join(dir, 'model.safetensors');
+  if (!existsSync(path)) {
+    const hint = existsSync(join(dir, 'pytorch_model.bin')) ? ' (found pytorch_model.bin: re-save with safe_serialization=True)' : '';
+    throw new Error(`${dir}: no model.safetensors${hint}`);
+  }
+  return canonicalNames(readSafetensors(path));
+}
+
+/** Pooling named by sentence-transformers' `1_Pooling/config.json`, if the model has one. */
+export function savedPooling(dir: string): Pooling | undefined {
+  const path = join(dir, '1_Pooling', 'config.json');
+  if (!existsSync(path)) return undefined;
+  const c = JSON.parse(readFileSync(path, 'utf8'));
+  if (c.pooling_mode_cls_token) return 'cls';
+  if (c.pooling_mode_mean_tokens) return 'mean';
+  if (c.pooling_mode_lasttoken) return 'last';
+  return undefined;
+}
+
+/** Builds the graph `inputs → hidden states → pooled embedding` for a model. */
+export function buildEncoderGraph(
+  config: ModelConfig,
+  weights: Map<string, NamedTensor>,
+  o: { pooling: Pooling; normalize: boolean; dimensions?: number },
+): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value } {
+  const graph = new Graph();
+  const arch = ARCHITECTURES[config.architecture];
+  const inputs = arch.inputs(graph);
+  const hidden = arch.build(inputs, new Params(graph, weights), config);
+  const embedding = pool(hidden, inputs.attentionMask, o);
+  graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
+  return { graph, inputs, hidden, embedding };
+}
+
+export class Encoder {
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    private readonly session: Session,
+    readonly pooling: Pooling,
+    readonly normalize: boolean,
+    readonly dim: number,
+    /** Longest input the model accepts, special tokens included. */
+    readonly maxLength: number,
+  ) {}
+
+  /**
+   * Loads a Hugging Face model directory.
+   * @example
+   *   const encoder = await Encoder.load('models/bge-small-en', { pooling: 'cls' });
+   *   const { data, dim } = await encoder.encode(['hello world']);
+   */
+  static async load(dir: string, options: EncoderOptions = {}): Promise<Encoder> {
+    const config = readConfig(dir);
+    const tokenizer = TextTokenizer.load(dir);
+    const weights = loadWeights(dir);
+    const pooling = options.pooling ?? savedPooling(dir) ?? 'cls';
+    if (!POOLINGS.includes(pooling)) throw new Error(`pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
+    const normalize = options.normalize ?? true;
+    const dimensions = options.dimensions;
+    if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > config.hiddenSize)) {
+      throw new Error(`dimensions must be an integer in 1..${config.hiddenSize}, got ${dimensions}`);
+    }
+    const { graph } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions });
+    const session = await Session.create(graph, { threads: options.threads });
+    // XLM-R positions start after the padding index, so two positions are never used.
+    const positionLimit = config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
+    const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit);
+    return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength);
+  }
+
+  /** Token ids of `text` as the encoder would see them. */
+  tokenize(text: string, options: Pick<EncodeOptions, 'maxLength' | 'template'> = {}): number[] {
+    return this.tokenizer.encode(applyTemplate(text, options.template), this.resolveMaxLength(options.maxLength));
+  }
+
+  private resolveMaxLength(maxLength?: number): number {
+    if (maxLength === undefined) return this.maxLength;
+    if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`maxLength must be an integer ≥ 2, got ${maxLength}`);
+    return Math.min(maxLength, this.maxLength);
+  }
+
+  /**
+   * Embeds texts; row i of the result is texts[i].
+   * @example
+   *   const e = await encoder.encode(['what is lift?'], { template: 'query: {text}', maxLength: 64 });
+   *   e.data.subarray(0, e.dim); // the first embedding
+   */
+  async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
+    const out = new Float32Array(texts.length * this.dim);
+    const maxLength = this.resolveMaxLength(options.maxLength);
+    const cache = options.cacheDir
+      ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, options.template), this.dim)
+      : undefined;
+    const todo: number[] = [];
+    for (let i = 0; i < texts.length; i++) {
+      const hit = cache?.get(texts[i]);
+      if (hit) out.set(hit, i * this.dim);
+      else todo.push(i);
+    }
+    const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], options.template), maxLength));
+    // Longest first: the slowest batches come early, so the ETA is honest.
+    const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
+    const batchSize = options.batchSize ?? 32;
+    const bar = progress(options.label ?? 'encode', todo.length, { quiet: options.quiet });
+    for (let start = 0; start < order.length; start += batchSize) {
+      const batch = order.slice(start, start + batchSize);
+      const rows = await this.runBatch(batch.map((j) => ids[j]));
+      batch.forEach((j, r) => {
+        const row = rows.subarray(r * this.dim, (r + 1) * this.dim);
+        out.set(row, todo[j] * this.dim);
+        cache?.put(texts[todo[j]], row);
+      });
+      bar.tick(batch.length);
+    }
+    bar.done();
+    cache?.flush();
+    return { data: out, dim: this.dim, count: texts.length };
+  }
+
+  private async runBatch(batch: number[][]): Promise<Float32Array> {
+    const b = batch.length;
+    const s = Math.max(...batch.map((x) => x.length));
+    const inputIds = new BigInt64Array(b * s).fill(BigInt(this.config.padTokenId));
+    const mask = new BigInt64Array(b * s);
+    batch.forEach((ids, r) => {
+      for (let t = 0; t < ids.length; t++) {
+        inputIds[r * s + t] = BigInt(ids[t]);
+        mask[r * s + t] = 1n;
+      }
+    });
+    const feed: Record<string, ReturnType<typeof int64Tensor>> = {
+      input_ids: int64Tensor(inputIds, [b, s]),
+      attention_mask: int64Tensor(mask, [b, s]),
+    };
+    if (this.session.inputNames.includes('token_type_ids')) feed.token_type_ids = int64Tensor(new BigInt64Array(b * s), [b, s]);
+    const result = await this.session.run(feed);
+    return result.sentence_embedding.data as Float32Array;
+  }
+
+  /** Identifies model weights + every setting that changes an embedding. */
+  private cacheKey(maxLength: number, template?: string): string {
+    return JSON.stringify({
+      model: EmbeddingCache.modelFingerprint(this.dir),
+      pooling: this.pooling,
+      normalize: this.normalize,
+      dim: this.dim,
+      maxLength,
+      template: template ?? '',
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export function applyTemplate(text: string, template?: string): string {
+  return template ? template.replaceAll('{text}', text) : text;
+}

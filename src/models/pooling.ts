@@ -1,0 +1,37 @@
+/**
+ * Sentence embeddings from hidden states: CLS, masked mean or last-token pooling, optional
+ * truncation to the first `dimensions` (Matryoshka), then optional L2 normalisation.
+ */
+import type { Value } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+
+export type Pooling = 'cls' | 'mean' | 'last';
+export const POOLINGS: readonly Pooling[] = ['cls', 'mean', 'last'];
+
+export interface PoolingOptions {
+  pooling: Pooling;
+  normalize: boolean;
+  /** Keep only the first n dimensions. */
+  dimensions?: number;
+}
+
+/** hidden [batch, seq, hidden], mask int64 [batch, seq] → [batch, dim]. */
+export function pool(hidden: Value, mask: Value, o: PoolingOptions): Value {
+  let x: Value;
+  if (o.pooling === 'cls') {
+    const first = hidden.graph.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(0n) });
+    x = op.gather(hidden, first, 1); // [b, h]
+  } else if (o.pooling === 'mean') {
+    const m = op.cast(op.unsqueeze(mask, [2]), 'float32'); // [b, s, 1]
+    const summed = op.reduceSum(op.mul(hidden, m), [1], false); // [b, h]
+    const count = op.max(op.reduceSum(m, [1], false), op.scalar(m, 1e-9)); // [b, 1]
+    x = op.div(summed, count);
+  } else {
+    // The last real token of each row (we pad on the right): index = sum(mask) - 1.
+    const last = op.sub(op.reduceSum(mask, [1]), op.ints(mask, [1])); // [b, 1]
+    const index = op.expand(op.unsqueeze(last, [2]), op.concat([op.ints(mask, [1, 1]), op.slice(op.shape(hidden), [2], [3], [0])], 0));
+    x = op.squeeze(op.gatherElements(hidden, index, 1), [1]);
+  }
+  if (o.dimensions !== undefined) x = op.slice(x, [0], [o.dimensions], [1]);
+  return o.normalize ? op.l2Normalize(x) : x;
+}

@@ -1,0 +1,50 @@
+/**
+ * Hugging Face `tokenizer.json` through @huggingface/tokenizers, with BERT/XLM-R style
+ * truncation: keep the first max_length - 1 tokens and the closing special token.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+
+export interface TokenizedText {
+  ids: number[];
+}
+
+export class TextTokenizer {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    /** The longest input the tokenizer config allows (model_max_length). */
+    readonly modelMaxLength: number,
+  ) {}
+
+  static load(dir: string): TextTokenizer {
+    const path = join(dir, 'tokenizer.json');
+    if (!existsSync(path)) {
+      throw new Error(`${dir}: no tokenizer.json; save the model with a fast tokenizer (tokenizer.save_pretrained) first`);
+    }
+    const json = readJson(path);
+    const configPath = join(dir, 'tokenizer_config.json');
+    const config = existsSync(configPath) ? readJson(configPath) : {};
+    const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 512;
+    return new TextTokenizer(new Tokenizer(json, config), maxLen);
+  }
+
+  /** Token ids with special tokens, truncated to `maxLength`. */
+  encode(text: string, maxLength: number): number[] {
+    const ids = this.tokenizer.encode(text).ids;
+    if (ids.length <= maxLength) return ids;
+    return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]];
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+}
+
+function readJson(path: string): Record<string, unknown> {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+  }
+}

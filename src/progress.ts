@@ -1,0 +1,68 @@
+/**
+ * Progress for long loops: a bar with rate and ETA on a TTY, plain periodic lines otherwise
+ * (logs, CI), nothing when quiet. Always on stderr so stdout stays machine-readable.
+ */
+import cliProgress from 'cli-progress';
+
+export interface Progress {
+  tick(n?: number): void;
+  done(): void;
+}
+
+export interface ProgressOptions {
+  quiet?: boolean;
+  /** Seconds between plain lines when stderr is not a TTY. */
+  interval?: number;
+}
+
+const silent: Progress = { tick() {}, done() {} };
+
+export function progress(label: string, total: number, options: ProgressOptions = {}): Progress {
+  if (options.quiet || process.env.EMBEDTUNE_QUIET === '1' || total === 0) return silent;
+  const start = Date.now();
+  let count = 0;
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format: `${label} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
+        stream: process.stderr,
+        hideCursor: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0, { rate: '0' });
+    return {
+      tick(n = 1) {
+        count += n;
+        bar.update(count, { rate: rate(count, start) });
+      },
+      done() {
+        bar.update(total, { rate: rate(count, start) });
+        bar.stop();
+      },
+    };
+  }
+  const every = (options.interval ?? 10) * 1000;
+  let last = start;
+  return {
+    tick(n = 1) {
+      count += n;
+      const now = Date.now();
+      if (now - last >= every) {
+        last = now;
+        const r = count / ((now - start) / 1000);
+        const eta = r > 0 ? Math.round((total - count) / r) : 0;
+        process.stderr.write(`${label}: ${count}/${total} (${Math.round((100 * count) / total)}%) ${r.toFixed(1)}/s ETA ${eta}s\n`);
+      }
+    },
+    done() {
+      process.stderr.write(`${label}: ${total}/${total} done in ${((Date.now() - start) / 1000).toFixed(1)}s\n`);
+    },
+  };
+}
+
+function rate(count: number, start: number): string {
+  const s = (Date.now() - start) / 1000;
+  return s > 0 ? (count / s).toFixed(1) : '0';
+}

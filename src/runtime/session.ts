@@ -1,0 +1,81 @@
+/**
+ * onnxruntime-node sessions for graphs we build. Inputs are passed zero-copy; outputs come
+ * back as fresh typed arrays.
+ */
+import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import type { Graph } from '../graph/graph.js';
+import { serialize } from '../graph/onnx.js';
+
+export interface RuntimeOptions {
+  /** Intra-op threads; defaults to every core. */
+  threads?: number;
+  /** Write ORT's per-node profile (JSON) with this file prefix. */
+  profilePrefix?: string;
+}
+
+export type Feed = Record<string, ort.Tensor>;
+
+/** Protobuf caps a model at 2 GiB; past this we keep weights in an external file. */
+const INLINE_LIMIT = 1.5 * 2 ** 30;
+
+export class Session {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly cleanup?: () => void,
+  ) {}
+
+  /** Builds an ORT session for `graph`. */
+  static async create(graph: Graph, options: RuntimeOptions = {}): Promise<Session> {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: options.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      enableProfiling: options.profilePrefix !== undefined,
+      profileFilePrefix: options.profilePrefix,
+    };
+    let weightBytes = 0;
+    for (const t of graph.initializers.values()) weightBytes += t.data.byteLength;
+    if (weightBytes < INLINE_LIMIT) {
+      const { model } = serialize(graph);
+      return new Session(await ort.InferenceSession.create(model, sessionOptions));
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'embedtune-onnx-'));
+    const { model, external } = serialize(graph, { externalDataLocation: 'model.onnx_data' });
+    writeFileSync(join(dir, 'model.onnx'), model);
+    await writeChunks(join(dir, 'model.onnx_data'), external);
+    const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), sessionOptions);
+    return new Session(session, () => rmSync(dir, { recursive: true, force: true }));
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  async run(feed: Feed, outputs?: string[]): Promise<Record<string, ort.Tensor>> {
+    return outputs ? this.session.run(feed, outputs) : this.session.run(feed);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    this.cleanup?.();
+  }
+}
+
+async function writeChunks(path: string, chunks: Uint8Array[]): Promise<void> {
+  const out = createWriteStream(path);
+  for (const c of chunks) if (!out.write(c)) await new Promise<void>((r) => out.once('drain', () => r()));
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+export function floatTensor(data: Float32Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, dims);
+}
+
+export function int64Tensor(data: BigInt64Array, dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', data, dims);
+}

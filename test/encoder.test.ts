@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Encoder } from '../src/models/encoder.js';
+import { FIXTURES, TINY_BERT, TINY_XLMR, maxAbsDiff } from './helpers.js';
+
+const inputs = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'inputs.json'), 'utf8'));
+
+for (const [name, dir] of [
+  ['tiny-bert', TINY_BERT],
+  ['tiny-xlmr', TINY_XLMR],
+] as const) {
+  describe(`${name} matches PyTorch`, () => {
+    const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', `${name}.json`), 'utf8'));
+
+    it('tokenizes to the ids the reference embedded, truncating at 128', async () => {
+      const enc = await Encoder.load(dir, { pooling: 'cls' });
+      const ids = inputs.sentences.map((s: string) => enc.tokenize(s, { maxLength: 128 }));
+      assert.deepEqual(ids, ref.ids);
+      assert.ok(ids.some((x: number[]) => x.length === 128), 'one sentence is truncated');
+      await enc.close();
+    });
+
+    for (const pooling of ['cls', 'mean', 'last'] as const) {
+      for (const normalize of [false, true]) {
+        it(`${pooling} pooling, normalize=${normalize}, padded batches: max abs diff ≤ 1e-4`, async () => {
+          const enc = await Encoder.load(dir, { pooling, normalize });
+          // batchSize 7 mixes lengths inside each batch, so padding is present.
+          const out = await enc.encode(inputs.sentences, { maxLength: 128, batchSize: 7 });
+          const expected = (ref[normalize ? `${pooling}_normalized` : pooling] as number[][]).flat();
+          const diff = maxAbsDiff(out.data, expected);
+          assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
+          await enc.close();
+        });
+      }
+    }
+  });
+}
+
+describe('Encoder options', () => {
+  it('gives the same embedding for a text alone and in a padded batch', async () => {
+    const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
+    const alone = await enc.encode(['lift']);
+    const batched = await enc.encode(['lift', inputs.sentences[12]]);
+    assert.ok(maxAbsDiff(alone.data, batched.data.subarray(0, enc.dim)) < 1e-5);
+    await enc.close();
+  });
+
+  it('truncates to a prefix of the dimensions and re-normalises', async () => {
+    const full = await Encoder.load(TINY_XLMR, { pooling: 'cls', normalize: false });
+    const cut = await Encoder.load(TINY_XLMR, { pooling: 'cls', dimensions: 16 });
+    const a = await full.encode(['wing flutter']);
+    const b = await cut.encode(['wing flutter']);
+    assert.equal(b.dim, 16);
+    const prefix = a.data.subarray(0, 16);
+    const norm = Math.hypot(...prefix);
+    assert.ok(maxAbsDiff(b.data, prefix.map((x) => x / norm)) < 1e-5);
+    await full.close();
+    await cut.close();
+  });
+
+  it('applies a template before tokenizing', async () => {
+    const enc = await Encoder.load(TINY_BERT);
+    assert.deepEqual(enc.tokenize('wing', { template: 'query: {text}' }), enc.tokenize('query: wing'));
+    const a = await enc.encode(['wing'], { template: 'query: {text}' });
+    const b = await enc.encode(['query: wing']);
+    assert.deepEqual(a.data, b.data);
+    await enc.close();
+  });
+
+  it('rejects a bad pooling and bad dimensions with a clear message', async () => {
+    await assert.rejects(Encoder.load(TINY_BERT, { pooling: 'max' as never }), /pooling must be one of cls, mean, last/);
+    await assert.rejects(Encoder.load(TINY_BERT, { dimensions: 999 }), /dimensions must be an integer in 1\.\.32/);
+  });
+});

@@ -1,0 +1,24 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+process.env.EMBEDTUNE_QUIET = '1';
+
+/** The repository root (tests run from dist/test). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+export const TINY_BERT = join(FIXTURES, 'models', 'tiny-bert');
+export const TINY_XLMR = join(FIXTURES, 'models', 'tiny-xlmr');
+export const CRANFIELD = join(FIXTURES, 'data', 'cranfield');
+
+export function tempDir(prefix = 'embedtune-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
