@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensors, type NamedTensor } from '../src/models/safetensors.js';
+import { Rng } from '../src/util/rng.js';
 
 export interface RandomModelSpec {
   architecture: 'bert' | 'xlm-roberta';
@@ -27,19 +28,6 @@ export interface RandomModelSpec {
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, whether run from src (tsx) or dist. */
 export const repoRoot = here.includes(`${join('dist', 'scripts')}`) ? join(here, '..', '..') : join(here, '..');
-
-/** Deterministic standard normals (mulberry32 + Box–Muller). */
-export function normalRng(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform());
-}
 
 /** Word and CJK-character frequencies of the bundled data, most frequent first. */
 function corpusUnits(): { words: [string, number][]; cjk: [string, number][] } {
@@ -128,7 +116,8 @@ export function xlmrTokenizer(): { json: object; size: number } {
 
 /** Random weights with the HF tensor names of the architecture. */
 export function randomWeights(spec: RandomModelSpec, vocabSize: number, positions: number): Map<string, NamedTensor> {
-  const rand = normalRng(spec.seed);
+  const rng = new Rng(spec.seed);
+  const rand = () => rng.normal();
   const t = new Map<string, NamedTensor>();
   const make = (name: string, shape: number[], std: number, mean = 0) => {
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/** The `embedtune` command line: encode, clean, mine, eval. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { encodeFile } from './jobs/encode.js';
+import { clean } from './jobs/clean.js';
+import { mine } from './jobs/mine.js';
+import { evaluate } from './jobs/evaluate.js';
+import { beirToRecords } from './jobs/convert.js';
+import { POOLINGS, type Pooling } from './models/pooling.js';
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const intList = (v: string) => v.split(',').map((x) => int('k')(x.trim()));
+
+/** Options every encoding command takes. */
+function withModelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-m, --model <dir>', 'Hugging Face model directory (config.json, tokenizer.json, model.safetensors)')
+    .addOption(new Option('--pooling <mode>', 'pooling (default: from 1_Pooling/config.json, else cls)').choices(POOLINGS as string[]))
+    .option('--no-normalize', 'do not L2-normalise embeddings')
+    .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', int('dimensions'))
+    .option('--batch-size <n>', 'texts per batch', int('batch-size'), 32)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('threads'))
+    .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
+    .option('-q, --quiet', 'no progress or summary output');
+}
+
+function modelOptions(o: Record<string, unknown>) {
+  return {
+    model: o.model as string,
+    pooling: o.pooling as Pooling | undefined,
+    normalize: o.normalize as boolean,
+    dimensions: o.dimensions as number | undefined,
+    batchSize: o.batchSize as number,
+    threads: o.threads as number | undefined,
+    cacheDir: o.cacheDir as string | undefined,
+    quiet: o.quiet as boolean | undefined,
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('embedtune')
+    .description('Fine-tune text embedding models end to end: clean queries, mine hard negatives, train, evaluate.')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  withModelOptions(program.command('encode').description('embed texts: a .txt file (one per line) or JSONL ({"text"} or {"query"})'))
+    .requiredOption('-i, --input <file>', 'input texts')
+    .requiredOption('-o, --output <file>', 'output: .npy (float32 matrix) or .jsonl ({"text","embedding"})')
+    .option('--template <t>', 'text template, e.g. "query: {text}"')
+    .option('--max-length <n>', 'token limit per text', int('max-length'))
+    .action(async (o) => {
+      await encodeFile({ ...modelOptions(o), input: o.input, output: o.output, template: o.template, maxLength: o.maxLength });
+    });
+
+  withModelOptions(program.command('clean').description('drop near-duplicate queries (spec 1.1), keeping input order'))
+    .requiredOption('-i, --input <file>', 'JSONL records {query, pos_passage, neg_passage} or {query, pos, neg}')
+    .requiredOption('-o, --output <file>', 'kept records, unchanged')
+    .option('--report <file>', 'dropped queries with their match (default: <output>.dropped.jsonl)')
+    .option('--threshold <x>', 'cosine similarity at or above which a query is a duplicate', num('threshold'), 0.7)
+    .option('--query-template <t>', 'template for queries, e.g. "query: {text}"')
+    .option('--max-length <n>', 'token limit per query', int('max-length'))
+    .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
+    .action(async (o) => {
+      await clean({ ...modelOptions(o), input: o.input, output: o.output, report: o.report, threshold: o.threshold, queryTemplate: o.queryTemplate, maxLength: o.maxLength, skipInvalid: o.skipInvalid });
+    });
+
+  withModelOptions(program.command('mine').description('mine hard negatives (spec 1.2) into neg_passage / neg'))
+    .requiredOption('-i, --input <file>', 'JSONL records with positives')
+    .requiredOption('-o, --output <file>', 'records with mined negatives')
+    .option('--range-min <n>', 'first rank that may be sampled (after removing positives)', int('range-min'), 10)
+    .option('--range-max <n>', 'rank past the last that may be sampled', int('range-max'), 210)
+    .option('--num-negatives <n>', 'negatives per query', int('num-negatives'), 15)
+    .addOption(new Option('--sampling <how>', 'random: seeded sample of the window; top: best ranked').choices(['random', 'top']).default('random'))
+    .option('--seed <n>', 'sampling seed', int('seed'), 42)
+    .option('--absolute-margin <x>', 'negative score must be ≤ positive score − x', num('absolute-margin'))
+    .option('--relative-margin <x>', 'negative score must be ≤ positive score × (1 − x)', num('relative-margin'))
+    .option('--max-score <x>', 'skip candidates scoring above x', num('max-score'))
+    .option('--min-score <x>', 'skip candidates scoring below x', num('min-score'))
+    .option('--candidate-pool <path>', 'JSONL of {"text"} or a BEIR corpus (default: all passages in the input)')
+    .option('--keep-existing', 'append to existing negatives instead of replacing them')
+    .option('--query-template <t>', 'template for queries')
+    .option('--passage-template <t>', 'template for passages')
+    .option('--max-query-length <n>', 'token limit per query', int('max-query-length'))
+    .option('--max-passage-length <n>', 'token limit per passage', int('max-passage-length'))
+    .option('--stats <file>', 'score statistics JSON (default: <output>.stats.json)')
+    .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
+    .action(async (o) => {
+      await mine({
+        ...modelOptions(o),
+        input: o.input,
+        output: o.output,
+        rangeMin: o.rangeMin,
+        rangeMax: o.rangeMax,
+        numNegatives: o.numNegatives,
+        sampling: o.sampling,
+        seed: o.seed,
+        absoluteMargin: o.absoluteMargin,
+        relativeMargin: o.relativeMargin,
+        maxScore: o.maxScore,
+        minScore: o.minScore,
+        candidatePool: o.candidatePool,
+        keepExisting: o.keepExisting,
+        queryTemplate: o.queryTemplate,
+        passageTemplate: o.passageTemplate,
+        maxQueryLength: o.maxQueryLength,
+        maxPassageLength: o.maxPassageLength,
+        statsPath: o.stats,
+        skipInvalid: o.skipInvalid,
+      });
+    });
+
+  withModelOptions(program.command('eval').description('hit rate, MRR, NDCG, recall, precision and MAP at k (spec 3)'))
+    .requiredOption('-d, --data <path>', 'query–positive JSONL (spec mode) or a BEIR folder')
+    .option('--negatives <file>', 'spec mode: JSONL of {"neg_passage": [...]} lines added to the corpus')
+    .option('--split <name>', 'BEIR mode: qrels split', 'test')
+    .option('--k <list>', 'cut-offs, comma-separated', intList, [1, 3, 5, 10])
+    .option('--query-template <t>', 'template for queries')
+    .option('--passage-template <t>', 'template for passages')
+    .option('--max-query-length <n>', 'token limit per query', int('max-query-length'))
+    .option('--max-passage-length <n>', 'token limit per passage', int('max-passage-length'))
+    .option('-o, --output <file>', 'write the metrics as JSON')
+    .option('--skip-invalid', 'skip bad records instead of stopping')
+    .action(async (o) => {
+      await evaluate({
+        ...modelOptions(o),
+        data: o.data,
+        negatives: o.negatives,
+        split: o.split,
+        ks: o.k,
+        queryTemplate: o.queryTemplate,
+        passageTemplate: o.passageTemplate,
+        maxQueryLength: o.maxQueryLength,
+        maxPassageLength: o.maxPassageLength,
+        output: o.output,
+        skipInvalid: o.skipInvalid,
+      });
+    });
+  program
+    .command('convert')
+    .description('turn a BEIR folder into JSONL records {query, pos_passage, neg_passage}')
+    .requiredOption('--beir <dir>', 'BEIR folder (corpus.jsonl, queries.jsonl, qrels/)')
+    .requiredOption('-o, --output <file>', 'output JSONL')
+    .option('--split <name>', 'qrels split', 'test')
+    .option('--min-score <n>', 'lowest qrels grade counted as positive', int('min-score'), 1)
+    .option('-q, --quiet', 'no summary')
+    .action(async (o) => {
+      await beirToRecords({ beir: o.beir, output: o.output, split: o.split, minScore: o.minScore, quiet: o.quiet });
+    });
+  return program;
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((e: Error) => {
+    // Bad input and bad settings are the user's to fix: the message, not our stack.
+    process.stderr.write(`embedtune: ${e.message}\n`);
+    if (process.env.EMBEDTUNE_DEBUG) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = 1;
+  });

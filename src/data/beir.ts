@@ -1,0 +1,86 @@
+/**
+ * BEIR folders: `corpus.jsonl` ({_id, title, text}), `queries.jsonl` ({_id, text}) and
+ * `qrels/<split>.tsv` (query-id, corpus-id, score; graded scores kept).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataError, parseObject, readLines } from './jsonl.js';
+
+export interface BeirDocument {
+  id: string;
+  /** `title + " " + text` when the title is set and `withTitle` is on, else `text`. */
+  text: string;
+}
+
+export interface BeirDataset {
+  corpus: BeirDocument[];
+  queries: Map<string, string>;
+  /** query id → (document id → graded relevance > 0). */
+  qrels: Map<string, Map<string, number>>;
+}
+
+function stringField(path: string, line: number, obj: Record<string, unknown>, field: string, optional = false): string {
+  const v = obj[field];
+  if (v === undefined && optional) return '';
+  if (typeof v === 'number' && field === '_id') return String(v);
+  if (typeof v !== 'string') throw new DataError(path, line, v === undefined ? 'missing' : `expected a string, got ${typeof v}`, field);
+  return v;
+}
+
+export async function readBeirCorpus(path: string, withTitle = true): Promise<BeirDocument[]> {
+  const docs: BeirDocument[] = [];
+  for await (const l of readLines(path)) {
+    const o = parseObject(path, l);
+    const title = stringField(path, l.line, o, 'title', true);
+    const text = stringField(path, l.line, o, 'text');
+    docs.push({ id: stringField(path, l.line, o, '_id'), text: withTitle && title ? `${title} ${text}` : text });
+  }
+  return docs;
+}
+
+export async function readBeirQueries(path: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const l of readLines(path)) {
+    const o = parseObject(path, l);
+    out.set(stringField(path, l.line, o, '_id'), stringField(path, l.line, o, 'text'));
+  }
+  return out;
+}
+
+export async function readQrels(path: string): Promise<Map<string, Map<string, number>>> {
+  const out = new Map<string, Map<string, number>>();
+  let header = true;
+  for await (const l of readLines(path)) {
+    const cols = l.text.split('\t');
+    if (header && !/^\d+$/.test(cols[2]?.trim() ?? '')) {
+      header = false;
+      continue; // the header row
+    }
+    header = false;
+    if (cols.length < 3) throw new DataError(path, l.line, `expected 3 tab-separated columns (query-id, corpus-id, score), got ${cols.length}`);
+    const score = Number(cols[2]);
+    if (!Number.isFinite(score)) throw new DataError(path, l.line, `score "${cols[2]}" is not a number`, 'score');
+    if (score <= 0) continue;
+    const q = cols[0].trim();
+    if (!out.has(q)) out.set(q, new Map());
+    out.get(q)!.set(cols[1].trim(), score);
+  }
+  return out;
+}
+
+/** Loads a BEIR folder; `split` picks `qrels/<split>.tsv`. */
+export async function loadBeir(dir: string, split = 'test', withTitle = true): Promise<BeirDataset> {
+  const need = (p: string) => {
+    if (!existsSync(p)) throw new Error(`${dir}: not a BEIR folder: missing ${p}`);
+    return p;
+  };
+  return {
+    corpus: await readBeirCorpus(need(join(dir, 'corpus.jsonl')), withTitle),
+    queries: await readBeirQueries(need(join(dir, 'queries.jsonl'))),
+    qrels: await readQrels(need(join(dir, 'qrels', `${split}.tsv`))),
+  };
+}
+
+export function isBeirFolder(dir: string): boolean {
+  return existsSync(join(dir, 'corpus.jsonl')) && existsSync(join(dir, 'queries.jsonl'));
+}

@@ -1,0 +1,158 @@
+/**
+ * Streaming JSONL: lines are split on raw bytes and decoded one at a time, so a 10 GB file is
+ * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
+ * temp file beside the target and is renamed into place only when complete.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+/** Bad input: names the file, the 1-based line and (where known) the field. */
+export class DataError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly reason: string,
+    readonly field?: string,
+  ) {
+    super(`${file}:${line}: ${field ? `field "${field}": ` : ''}${reason}`);
+    this.name = 'DataError';
+  }
+}
+
+export interface Line {
+  /** 1-based line number. */
+  line: number;
+  text: string;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Yields the non-blank lines of a file. A blank line followed by more data is an error (a
+ * truncated or concatenated file); trailing blank lines are fine. Bad lines (invalid UTF-8,
+ * blank in the middle) are passed to `onBad` when given, else thrown.
+ */
+export async function* readLines(path: string, onBad?: (e: DataError) => void): AsyncGenerator<Line> {
+  if (!existsSync(path)) throw new Error(`${path}: no such file`);
+  let lineNo = 0;
+  let pendingBlank: number | undefined;
+  let carry: Buffer = Buffer.alloc(0);
+  const emit = (bytes: Buffer): Line | undefined => {
+    lineNo++;
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF
+    let body = bytes.subarray(0, end);
+    if (lineNo === 1 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) body = body.subarray(3); // BOM
+    let text: string;
+    try {
+      text = decoder.decode(body);
+    } catch {
+      const err = new DataError(path, lineNo, 'invalid UTF-8');
+      if (onBad) return onBad(err), undefined;
+      throw err;
+    }
+    if (text.trim() === '') {
+      pendingBlank ??= lineNo;
+      return undefined;
+    }
+    if (pendingBlank !== undefined) {
+      const err = new DataError(path, pendingBlank, 'blank line in the middle of the file');
+      pendingBlank = undefined;
+      if (onBad) onBad(err);
+      else throw err;
+    }
+    return { line: lineNo, text };
+  };
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
+      const l = emit(buf.subarray(start, nl));
+      if (l) yield l;
+      start = nl + 1;
+    }
+    carry = Buffer.from(buf.subarray(start));
+    buf = Buffer.alloc(0);
+  }
+  if (carry.length) {
+    const l = emit(carry);
+    if (l) yield l;
+  }
+}
+
+/** Parses one JSON line into an object, or throws a DataError naming the line. */
+export function parseObject(path: string, l: Line): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(l.text);
+  } catch (e) {
+    throw new DataError(path, l.line, `malformed JSON (${(e as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DataError(path, l.line, 'expected a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Throws unless `output` is a different file from every input. */
+export function assertNotInput(output: string, inputs: string[]): void {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+  const out = real(output);
+  for (const input of inputs) {
+    if (real(input) === out) throw new Error(`refusing to write ${output}: it is an input file; choose another output path`);
+  }
+}
+
+/**
+ * Writes lines to `<dir>/.<name>.<random>.tmp` and renames it onto `path` in `commit()`.
+ * `abort()` removes the temp file. Readers never see a half-written output.
+ */
+export class AtomicWriter {
+  private readonly tmp: string;
+  private readonly stream: WriteStream;
+  private failed: Error | undefined;
+
+  constructor(readonly path: string) {
+    this.tmp = join(dirname(resolve(path)), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    this.stream = createWriteStream(this.tmp);
+    this.stream.on('error', (e) => (this.failed = e));
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.stream.write(text)) await new Promise<void>((r) => this.stream.once('drain', () => r()));
+  }
+
+  async writeBytes(bytes: Uint8Array): Promise<void> {
+    if (this.failed) throw this.failed;
+    if (!this.stream.write(bytes)) await new Promise<void>((r) => this.stream.once('drain', () => r()));
+  }
+
+  async writeJson(value: unknown): Promise<void> {
+    await this.write(JSON.stringify(value) + '\n');
+  }
+
+  async commit(): Promise<void> {
+    await new Promise<void>((res, rej) => this.stream.end((e?: Error | null) => (e ? rej(e) : res())));
+    if (this.failed) throw this.failed;
+    renameSync(this.tmp, this.path);
+  }
+
+  abort(): void {
+    this.stream.destroy();
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Runs `fill` against an AtomicWriter for `path`, committing on success, cleaning up on error. */
+export async function writeAtomically(path: string, fill: (w: AtomicWriter) => Promise<void>): Promise<void> {
+  const w = new AtomicWriter(path);
+  try {
+    await fill(w);
+    await w.commit();
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * clean (spec 1.1): embed every query; walking in input order, drop a query whose cosine
+ * similarity to an already kept query is ≥ threshold. Kept records are written unchanged;
+ * a report lists each dropped query with the kept query it matched and the score.
+ */
+import { assertNotInput, writeAtomically } from '../data/jsonl.js';
+import { readRecords, SkipReport } from '../data/records.js';
+import { greedyDedup } from '../search/dedup.js';
+import { log, type ModelOptions, requireNormalized, sidePath, withEncoder } from './common.js';
+
+export interface CleanOptions extends ModelOptions {
+  input: string;
+  output: string;
+  /** Dropped-query report (JSONL); default `<output>.dropped.jsonl`. */
+  report?: string;
+  /** Cosine similarity at or above which a query is a duplicate (default 0.70, the spec's). */
+  threshold?: number;
+  /** Template applied to queries before encoding, e.g. `"query: {text}"`. */
+  queryTemplate?: string;
+  maxLength?: number;
+  skipInvalid?: boolean;
+}
+
+export interface CleanResult {
+  total: number;
+  kept: number;
+  dropped: number;
+  skipped: number;
+  report: string;
+}
+
+/**
+ * @example
+ *   const r = await clean({ model: 'models/bge-small-zh', input: 'train.jsonl', output: 'clean.jsonl' });
+ *   console.log(`${r.dropped} of ${r.total} queries were near-duplicates`);
+ */
+export async function clean(o: CleanOptions): Promise<CleanResult> {
+  const threshold = o.threshold ?? 0.7;
+  if (!(threshold > -1 && threshold <= 1)) throw new Error(`threshold must be in (-1, 1], got ${threshold}`);
+  const report = o.report ?? sidePath(o.output, '.dropped.jsonl');
+  assertNotInput(o.output, [o.input]);
+  assertNotInput(report, [o.input, o.output]);
+  const readOptions = { skipInvalid: o.skipInvalid };
+
+  // Pass 1: only the queries are held in memory.
+  const skips = new SkipReport();
+  const queries: string[] = [];
+  const lines: number[] = [];
+  for await (const r of readRecords(o.input, readOptions, skips)) {
+    queries.push(r.query);
+    lines.push(r.line);
+  }
+
+  const result = await withEncoder(o, async (encoder) => {
+    requireNormalized(encoder, 'clean');
+    const emb = await encoder.encode(queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir });
+    return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
+  });
+
+  // Pass 2: stream the input again and copy the kept records' lines unchanged.
+  let i = 0;
+  await writeAtomically(o.output, async (w) => {
+    for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
+      if (result.keep[i++]) await w.write(r.source + '\n');
+    }
+  });
+  await writeAtomically(report, async (w) => {
+    for (let j = 0; j < queries.length; j++) {
+      if (result.keep[j]) continue;
+      const m = result.matchedRow[j];
+      await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: round(result.matchedScore[j]) });
+    }
+  });
+  const kept = result.keep.reduce((a, b) => a + b, 0);
+  const summary = { total: queries.length, kept, dropped: queries.length - kept, skipped: skips.total, report };
+  log(o.quiet, `clean: ${summary.total} queries, kept ${kept}, dropped ${summary.dropped} (threshold ${threshold}); report: ${report}`);
+  if (o.skipInvalid) log(o.quiet, `clean: ${skips.summary()}`);
+  return summary;
+}
+
+export const round = (x: number) => Math.round(x * 1e6) / 1e6;

@@ -1,0 +1,36 @@
+/** What every job shares: which model, how to encode, how loud to be. */
+import { Encoder, type EncoderOptions } from '../models/encoder.js';
+
+export interface ModelOptions extends EncoderOptions {
+  /** A Hugging Face model directory, or an already loaded Encoder (left open). */
+  model: string | Encoder;
+  batchSize?: number;
+  /** On-disk embedding cache directory; unset = no cache. */
+  cacheDir?: string;
+  quiet?: boolean;
+}
+
+/** Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path. */
+export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promise<T>): Promise<T> {
+  if (typeof o.model !== 'string') return fn(o.model);
+  const encoder = await Encoder.load(o.model, { pooling: o.pooling, normalize: o.normalize, dimensions: o.dimensions, threads: o.threads });
+  try {
+    return await fn(encoder);
+  } finally {
+    await encoder.close();
+  }
+}
+
+/** Cosine scores need unit vectors. */
+export function requireNormalized(e: Encoder, job: string): void {
+  if (!e.normalize) throw new Error(`${job} compares cosine similarities and needs normalized embeddings; load the encoder with normalize: true`);
+}
+
+export function log(quiet: boolean | undefined, message: string): void {
+  if (!quiet) process.stderr.write(message + '\n');
+}
+
+/** `out/train.jsonl` + `.dropped.jsonl` → `out/train.dropped.jsonl`. */
+export function sidePath(path: string, suffix: string): string {
+  return path.replace(/\.jsonl?$/i, '') + suffix;
+}

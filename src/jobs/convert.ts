@@ -1,0 +1,35 @@
+/** convert: a BEIR folder → JSONL training records in the spec's shape. */
+import { loadBeir } from '../data/beir.js';
+import { assertNotInput, writeAtomically } from '../data/jsonl.js';
+import { log } from './common.js';
+
+export interface ConvertOptions {
+  beir: string;
+  output: string;
+  split?: string;
+  /** Lowest qrels grade that counts as a positive (default 1). */
+  minScore?: number;
+  quiet?: boolean;
+}
+
+/**
+ * One record per judged query: `{query, pos_passage: [relevant texts, best grade first], neg_passage: []}`.
+ * @example
+ *   await beirToRecords({ beir: 'data/cranfield', output: 'cranfield.jsonl' });
+ */
+export async function beirToRecords(o: ConvertOptions): Promise<number> {
+  assertNotInput(o.output, []);
+  const set = await loadBeir(o.beir, o.split ?? 'test');
+  const text = new Map(set.corpus.map((d) => [d.id, d.text]));
+  let n = 0;
+  await writeAtomically(o.output, async (w) => {
+    for (const [qid, query] of set.queries) {
+      const rel = [...(set.qrels.get(qid) ?? [])].filter(([id, s]) => s >= (o.minScore ?? 1) && text.has(id)).sort((a, b) => b[1] - a[1]);
+      if (rel.length === 0) continue;
+      n++;
+      await w.writeJson({ query, pos_passage: rel.map(([id]) => text.get(id)), neg_passage: [] });
+    }
+  });
+  log(o.quiet, `convert: ${n} records → ${o.output}`);
+  return n;
+}

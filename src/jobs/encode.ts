@@ -1,0 +1,60 @@
+/** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
+import { assertNotInput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
+import type { Embeddings } from '../models/encoder.js';
+import { log, type ModelOptions, withEncoder } from './common.js';
+
+export interface EncodeFileOptions extends ModelOptions {
+  /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
+  input: string;
+  /** `.npy` (float32 [n, dim]) or `.jsonl`. */
+  output: string;
+  template?: string;
+  maxLength?: number;
+}
+
+export async function readTexts(path: string): Promise<string[]> {
+  const texts: string[] = [];
+  const isText = /\.txt$/i.test(path);
+  for await (const l of readLines(path)) {
+    if (isText) {
+      texts.push(l.text);
+      continue;
+    }
+    const o = parseObject(path, l);
+    const field = 'text' in o ? 'text' : 'query';
+    if (typeof o[field] !== 'string') throw new DataError(path, l.line, o[field] === undefined ? 'missing (need "text" or "query")' : 'expected a string', field);
+    texts.push(o[field] as string);
+  }
+  return texts;
+}
+
+/** A NumPy .npy (version 1.0) file holding a float32 matrix. */
+export function npyBytes(e: Embeddings): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${e.count}, ${e.dim}), }`;
+  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)]);
+}
+
+/**
+ * @example
+ *   await encodeFile({ model: 'models/bge-small-en', input: 'texts.txt', output: 'emb.npy' });
+ */
+export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
+  assertNotInput(o.output, [o.input]);
+  const texts = await readTexts(o.input);
+  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }));
+  if (/\.npy$/i.test(o.output)) {
+    await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
+  } else {
+    await writeAtomically(o.output, async (w) => {
+      for (let i = 0; i < e.count; i++) await w.writeJson({ text: texts[i], embedding: Array.from(e.data.subarray(i * e.dim, (i + 1) * e.dim)) });
+    });
+  }
+  log(o.quiet, `encode: ${e.count} texts → ${o.output} (${e.count} × ${e.dim})`);
+  return e;
+}

@@ -1,0 +1,122 @@
+/**
+ * evaluate (spec 3): rank a corpus for each query and report hit rate, MRR, NDCG, recall,
+ * precision and MAP at k.
+ *
+ * Spec mode: a query–positive file (`{query, pos_passage}` or `{query, pos}`) plus an optional
+ * negatives file (`{neg_passage: [...]}` or `{neg: [...]}` per line). The corpus is every
+ * positive plus every negative (including negatives inside the query file); identical texts
+ * are one document, so a text that is one query's positive and another's negative is counted
+ * once and is relevant only to the first.
+ * BEIR mode: a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv; graded scores
+ * are NDCG gains.
+ */
+import { writeFileSync } from 'node:fs';
+import { isBeirFolder, loadBeir } from '../data/beir.js';
+import { DataError, parseObject, readLines } from '../data/jsonl.js';
+import { readRecords, SkipReport } from '../data/records.js';
+import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
+import { ExactSearch } from '../search/topk.js';
+import { log, type ModelOptions, withEncoder } from './common.js';
+
+export interface EvaluateOptions extends ModelOptions {
+  /** A query–positive JSONL file (spec mode) or a BEIR folder. */
+  data: string;
+  /** Spec mode: a JSONL file of extra negatives. */
+  negatives?: string;
+  /** BEIR mode: the qrels split (default `test`). */
+  split?: string;
+  /** Cut-offs (default 1, 3, 5, 10). */
+  ks?: number[];
+  queryTemplate?: string;
+  passageTemplate?: string;
+  maxQueryLength?: number;
+  maxPassageLength?: number;
+  /** Write the metrics here as JSON. */
+  output?: string;
+  skipInvalid?: boolean;
+}
+
+export interface EvaluationResult {
+  metrics: MetricTable;
+  queries: number;
+  corpusSize: number;
+  ks: number[];
+}
+
+export interface RetrievalSet {
+  /** query id → text */
+  queries: Map<string, string>;
+  corpus: { id: string; text: string }[];
+  qrels: Map<string, Map<string, number>>;
+}
+
+/** Builds the spec-mode corpus and relevance judgements from the query and negatives files. */
+export async function specRetrievalSet(data: string, negatives?: string, skipInvalid?: boolean): Promise<RetrievalSet> {
+  const ids = new Map<string, string>();
+  const corpus: { id: string; text: string }[] = [];
+  const docId = (text: string) => {
+    let id = ids.get(text);
+    if (id === undefined) {
+      id = `d${corpus.length}`;
+      ids.set(text, id);
+      corpus.push({ id, text });
+    }
+    return id;
+  };
+  const queries = new Map<string, string>();
+  const qrels = new Map<string, Map<string, number>>();
+  const negs: string[] = [];
+  for await (const r of readRecords(data, { requirePositives: true, skipInvalid }, new SkipReport())) {
+    const qid = `q${r.line}`;
+    queries.set(qid, r.query);
+    qrels.set(qid, new Map(r.pos.map((p) => [docId(p), 1])));
+    negs.push(...r.neg);
+  }
+  if (negatives) {
+    for await (const l of readLines(negatives)) {
+      const o = parseObject(negatives, l);
+      const field = 'neg_passage' in o ? 'neg_passage' : 'neg';
+      const v = o[field];
+      if (!Array.isArray(v)) throw new DataError(negatives, l.line, v === undefined ? 'missing' : 'expected a list of strings', field);
+      v.forEach((t, i) => {
+        if (typeof t !== 'string') throw new DataError(negatives, l.line, 'expected a string', `${field}[${i}]`);
+        negs.push(t);
+      });
+    }
+  }
+  negs.forEach(docId);
+  return { queries, corpus, qrels };
+}
+
+/** Embeds queries and corpus and returns each query's ranking of corpus ids (best first). */
+export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'model'>, set: RetrievalSet, depth: number): Promise<Map<string, string[]>> {
+  const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
+  return withEncoder(o, async (encoder) => {
+    const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
+    const q = await encoder.encode(qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, label: 'eval: encode queries' });
+    const c = await encoder.encode(set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'eval: encode corpus' });
+    const search = await ExactSearch.create({ threads: o.threads });
+    const hits = await search.search(q, c, depth, { label: 'eval: search', quiet: o.quiet });
+    await search.close();
+    const rankings = new Map<string, string[]>();
+    qids.forEach((qid, i) => rankings.set(qid, Array.from(hits.indices.subarray(i * hits.k, (i + 1) * hits.k), (j) => set.corpus[j].id)));
+    return rankings;
+  });
+}
+
+/**
+ * @example
+ *   const r = await evaluate({ model: 'runs/ft', data: 'dev.jsonl', negatives: 'dev_neg.jsonl' });
+ *   console.log(r.metrics['ndcg@10']);
+ */
+export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+  const ks = [...new Set(o.ks ?? [1, 3, 5, 10])].sort((a, b) => a - b);
+  if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`k values must be positive integers, got ${ks.join(',')}`);
+  const set: RetrievalSet = isBeirFolder(o.data) ? await loadBeir(o.data, o.split ?? 'test') : await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
+  const rankings = await rank(o, set, ks[ks.length - 1]);
+  const { metrics, queries } = meanMetrics(rankings, set.qrels, ks);
+  const result = { metrics, queries, corpusSize: set.corpus.length, ks };
+  log(o.quiet, `eval: ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
+  if (o.output) writeFileSync(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
+  return result;
+}

@@ -1,0 +1,220 @@
+/**
+ * mine (spec 1.2): embed queries and a candidate pool, retrieve each query's nearest passages,
+ * and keep as hard negatives those that are not its positives, inside a rank window, and
+ * (optionally) safely below the positive's score — the false-negative guard. Options follow
+ * FlagEmbedding's hn_mine and sentence-transformers' mine_hard_negatives.
+ */
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readBeirCorpus } from '../data/beir.js';
+import { assertNotInput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
+import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
+import { ExactSearch } from '../search/topk.js';
+import { Rng } from '../util/rng.js';
+import { log, type ModelOptions, sidePath, withEncoder } from './common.js';
+import { round } from './clean.js';
+import { describeScores, formatScoreTable, histogram, type ScoreSummary } from './stats.js';
+
+export interface MineOptions extends ModelOptions {
+  input: string;
+  output: string;
+  /** First rank (0-based, after removing the query's positives) that may be sampled. Default 10. */
+  rangeMin?: number;
+  /** Rank past the last that may be sampled. Default 210 (FlagEmbedding's "10-210"). */
+  rangeMax?: number;
+  /** Negatives per query. Default 15. */
+  numNegatives?: number;
+  /** `random`: a seeded sample of the window (FlagEmbedding); `top`: the best-ranked ones. */
+  sampling?: 'random' | 'top';
+  seed?: number;
+  /** A negative must score ≤ positive − margin. */
+  absoluteMargin?: number;
+  /** A negative must score ≤ positive × (1 − margin). */
+  relativeMargin?: number;
+  /** Skip candidates scoring above this. */
+  maxScore?: number;
+  /** Skip candidates scoring below this. */
+  minScore?: number;
+  /** JSONL of `{"text"}` lines, or a BEIR corpus (folder or corpus.jsonl); default: every positive and negative in the input. */
+  candidatePool?: string;
+  /** Append to a record's existing negatives instead of replacing them. */
+  keepExisting?: boolean;
+  queryTemplate?: string;
+  passageTemplate?: string;
+  maxQueryLength?: number;
+  maxPassageLength?: number;
+  skipInvalid?: boolean;
+  /** Score statistics JSON; default `<output>.stats.json`. */
+  statsPath?: string;
+}
+
+export interface MineResult {
+  records: number;
+  uniqueQueries: number;
+  poolSize: number;
+  /** Records that got fewer negatives than asked. */
+  short: number;
+  skipped: number;
+  positives: ScoreSummary;
+  negatives: ScoreSummary;
+  statsPath: string;
+}
+
+/** Reads a candidate pool file or BEIR corpus into texts. */
+export async function readCandidatePool(path: string): Promise<string[]> {
+  if (existsSync(path) && statSync(path).isDirectory()) return (await readBeirCorpus(join(path, 'corpus.jsonl'))).map((d) => d.text);
+  const texts: string[] = [];
+  for await (const l of readLines(path)) {
+    const o = parseObject(path, l);
+    if ('_id' in o) return (await readBeirCorpus(path)).map((d) => d.text);
+    if (typeof o.text !== 'string') throw new DataError(path, l.line, o.text === undefined ? 'missing' : 'expected a string', 'text');
+    texts.push(o.text);
+  }
+  return texts;
+}
+
+/** Unique texts with stable indices. */
+class TextPool {
+  readonly texts: string[] = [];
+  private readonly index = new Map<string, number>();
+
+  add(t: string): number {
+    let i = this.index.get(t);
+    if (i === undefined) {
+      i = this.texts.length;
+      this.index.set(t, i);
+      this.texts.push(t);
+    }
+    return i;
+  }
+
+  get(t: string): number | undefined {
+    return this.index.get(t);
+  }
+}
+
+interface QueryGroup {
+  positives: Set<string>;
+  existing: Set<string>;
+}
+
+/**
+ * @example
+ *   await mine({ model: 'models/bge-small-en', input: 'train.jsonl', output: 'train.mined.jsonl',
+ *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
+ */
+export async function mine(o: MineOptions): Promise<MineResult> {
+  const rangeMin = o.rangeMin ?? 10;
+  const rangeMax = o.rangeMax ?? 210;
+  const want = o.numNegatives ?? 15;
+  if (!(Number.isInteger(rangeMin) && Number.isInteger(rangeMax) && rangeMin >= 0 && rangeMax > rangeMin)) {
+    throw new Error(`need integers 0 ≤ rangeMin < rangeMax, got ${rangeMin}..${rangeMax}`);
+  }
+  if (!(Number.isInteger(want) && want >= 1)) throw new Error(`numNegatives must be a positive integer, got ${want}`);
+  const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
+  assertNotInput(o.output, [o.input, ...(o.candidatePool ? [o.candidatePool] : [])]);
+  const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
+
+  // Pass 1: group records by query text (duplicates share their positives) and build the pool.
+  const skips = new SkipReport();
+  const groups = new Map<string, QueryGroup>();
+  const pool = new TextPool();
+  let shape: RecordShape = 'spec';
+  let records = 0;
+  for await (const r of readRecords(o.input, readOptions, skips, (s) => (shape = s))) {
+    records++;
+    const g = groups.get(r.query) ?? { positives: new Set<string>(), existing: new Set<string>() };
+    groups.set(r.query, g);
+    r.pos.forEach((p) => g.positives.add(p));
+    r.neg.forEach((n) => g.existing.add(n));
+    if (!o.candidatePool) [...r.pos, ...r.neg].forEach((t) => pool.add(t));
+  }
+  if (o.candidatePool) (await readCandidatePool(o.candidatePool)).forEach((t) => pool.add(t));
+  if (pool.texts.length === 0) throw new Error(`${o.input}: the candidate pool is empty`);
+  const queries = [...groups.keys()];
+  // Positives outside the pool still need embeddings for the margin guard.
+  const extraPositives = new TextPool();
+  for (const g of groups.values()) for (const p of g.positives) if (pool.get(p) === undefined) extraPositives.add(p);
+
+  const rng = new Rng(o.seed ?? 42);
+  const chosen = new Map<string, string[]>();
+  const posScores: number[] = [];
+  const negScores: number[] = [];
+
+  await withEncoder(o, async (encoder) => {
+    const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
+    const q = await encoder.encode(queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, label: 'mine: encode queries' });
+    const p = await encoder.encode(pool.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'mine: encode pool' });
+    const x = await encoder.encode(extraPositives.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'mine: encode positives' });
+    const d = q.dim;
+    const dot = (qi: number, vec: Float32Array, row: number) => {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += q.data[qi * d + k] * vec[row * d + k];
+      return s;
+    };
+    // Retrieve deep enough that excluded texts cannot push the window out of reach.
+    let maxExcluded = 0;
+    for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + 1 + (o.keepExisting ? g.existing.size : 0));
+    const search = await ExactSearch.create({ threads: o.threads });
+    const hits = await search.search(q, p, rangeMax + maxExcluded, { label: 'mine: search', quiet: o.quiet });
+    await search.close();
+
+    queries.forEach((query, qi) => {
+      const g = groups.get(query)!;
+      const scores = [...g.positives].map((t) => {
+        const row = pool.get(t);
+        return row !== undefined ? dot(qi, p.data, row) : dot(qi, x.data, extraPositives.get(t)!);
+      });
+      posScores.push(...scores);
+      const posScore = Math.min(...scores);
+      let ceiling = o.maxScore ?? Infinity;
+      if (o.absoluteMargin !== undefined) ceiling = Math.min(ceiling, posScore - o.absoluteMargin);
+      if (o.relativeMargin !== undefined) ceiling = Math.min(ceiling, posScore * (1 - o.relativeMargin));
+      const floor = o.minScore ?? -Infinity;
+      const window: { text: string; score: number }[] = [];
+      let rank = 0;
+      for (let j = 0; j < hits.k && rank < rangeMax; j++) {
+        const idx = hits.indices[qi * hits.k + j];
+        const text = pool.texts[idx];
+        if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+        const score = hits.scores[qi * hits.k + j];
+        if (rank++ < rangeMin) continue;
+        if (score > ceiling || score < floor) continue;
+        window.push({ text, score });
+      }
+      const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
+      picked.forEach((c) => negScores.push(c.score));
+      chosen.set(query, picked.map((c) => c.text));
+    });
+  });
+
+  // Pass 2: write every record with its new negatives, other fields unchanged.
+  const negField = FIELDS[shape].neg;
+  let short = 0;
+  await writeAtomically(o.output, async (w) => {
+    for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
+      const fresh = chosen.get(r.query)!;
+      if (fresh.length < want) short++;
+      await w.writeJson({ ...r.raw, [negField]: o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh });
+    }
+  });
+
+  const positives = describeScores(posScores);
+  const negatives = describeScores(negScores);
+  const stats = {
+    positives,
+    negatives,
+    histogram: { positives: histogram(posScores), negatives: histogram(negScores) },
+    records,
+    unique_queries: queries.length,
+    pool_size: pool.texts.length,
+    short,
+    skipped: skips.total,
+    settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting },
+  };
+  writeFileSync(statsPath, JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
+  log(o.quiet, formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
+  log(o.quiet, `mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${want} negatives; stats: ${statsPath}`);
+  if (o.skipInvalid) log(o.quiet, `mine: ${skips.summary()}`);
+  return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath };
+}

@@ -1,0 +1,127 @@
+/**
+ * Exact top-k by inner product as a small ORT graph (Gemm with transposed corpus + TopK).
+ * The corpus goes through in chunks and the per-chunk results are merged, so memory stays
+ * bounded; equal scores keep the lower corpus index first, so results are deterministic.
+ */
+import { Graph } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
+import { progress } from '../progress.js';
+
+/** Row-major float32 vectors: `count` rows of `dim`. */
+export interface Vectors {
+  data: Float32Array;
+  dim: number;
+  count: number;
+}
+
+export interface TopK {
+  /** Columns per query (min(k, corpus size)). */
+  k: number;
+  /** [queries × k] scores, best first. */
+  scores: Float32Array;
+  /** [queries × k] corpus row indices. */
+  indices: Int32Array;
+}
+
+export interface SearchOptions {
+  /** Corpus rows per session run (default 32768). */
+  chunkRows?: number;
+  /** Query rows per session run (default 256). */
+  queryRows?: number;
+  threads?: number;
+  label?: string;
+  quiet?: boolean;
+}
+
+function topKGraph(): Graph {
+  const g = new Graph('topk');
+  const q = g.input('queries', 'float32', ['q', 'dim']);
+  const c = g.input('corpus', 'float32', ['c', 'dim']);
+  const k = g.input('k', 'int64', [1]);
+  const [values, indices] = op.topK(op.matmulTransB(q, c), k);
+  g.output(values, 'scores', ['q', 'k']);
+  g.output(indices, 'indices', ['q', 'k']);
+  return g;
+}
+
+/** Merges a chunk's sorted results into the running top-k; on ties the running (lower index) wins. */
+function mergeInto(k: number, bestS: Float32Array, bestI: Int32Array, have: number, s: Float32Array, idx: BigInt64Array, offset: number, kc: number, row: number): number {
+  const oldS = bestS.slice(row * k, row * k + have);
+  const oldI = bestI.slice(row * k, row * k + have);
+  let a = 0;
+  let b = 0;
+  let n = 0;
+  const limit = Math.min(k, have + kc);
+  while (n < limit) {
+    const takeOld = b >= kc || (a < have && oldS[a] >= s[row * kc + b]);
+    if (takeOld) {
+      bestS[row * k + n] = oldS[a];
+      bestI[row * k + n] = oldI[a++];
+    } else {
+      bestS[row * k + n] = s[row * kc + b];
+      bestI[row * k + n] = Number(idx[row * kc + b]) + offset;
+      b++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/**
+ * Exact maximum-inner-product search (cosine for normalised vectors).
+ * @example
+ *   const search = await ExactSearch.create();
+ *   const { indices, scores, k } = await search.search(queries, corpus, 10);
+ *   indices[0 * k + 0]; // best corpus row for the first query
+ */
+export class ExactSearch {
+  private constructor(private readonly session: Session) {}
+
+  static async create(options: { threads?: number } = {}): Promise<ExactSearch> {
+    return new ExactSearch(await Session.create(topKGraph(), { threads: options.threads }));
+  }
+
+  async search(queries: Vectors, corpus: Vectors, k: number, o: SearchOptions = {}): Promise<TopK> {
+    if (queries.dim !== corpus.dim) throw new Error(`query dim ${queries.dim} != corpus dim ${corpus.dim}`);
+    const kk = Math.min(k, corpus.count);
+    const scores = new Float32Array(queries.count * kk).fill(-Infinity);
+    const indices = new Int32Array(queries.count * kk).fill(-1);
+    if (kk === 0) return { k: 0, scores, indices };
+    const chunkRows = o.chunkRows ?? 32768;
+    const queryRows = o.queryRows ?? 256;
+    const d = corpus.dim;
+    const chunks = Math.ceil(corpus.count / chunkRows);
+    const bar = progress(o.label ?? 'search', Math.ceil(queries.count / queryRows) * chunks, o);
+    for (let q0 = 0; q0 < queries.count; q0 += queryRows) {
+      const nq = Math.min(queryRows, queries.count - q0);
+      const qTensor = floatTensor(queries.data.subarray(q0 * d, (q0 + nq) * d), [nq, d]);
+      const bestS = new Float32Array(nq * kk);
+      const bestI = new Int32Array(nq * kk);
+      let have = 0;
+      for (let c0 = 0; c0 < corpus.count; c0 += chunkRows) {
+        const nc = Math.min(chunkRows, corpus.count - c0);
+        const kc = Math.min(kk, nc);
+        const out = await this.session.run({
+          queries: qTensor,
+          corpus: floatTensor(corpus.data.subarray(c0 * d, (c0 + nc) * d), [nc, d]),
+          k: int64Tensor(BigInt64Array.of(BigInt(kc)), [1]),
+        });
+        const s = out.scores.data as Float32Array;
+        const idx = out.indices.data as BigInt64Array;
+        let n = have;
+        for (let r = 0; r < nq; r++) n = mergeInto(kk, bestS, bestI, have, s, idx, c0, kc, r);
+        have = n;
+        bar.tick();
+      }
+      scores.set(bestS, q0 * kk);
+      indices.set(bestI, q0 * kk);
+    }
+    bar.done();
+    return { k: kk, scores, indices };
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
