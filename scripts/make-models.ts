@@ -31,7 +31,7 @@ export const repoRoot = here.includes(`${join('dist', 'scripts')}`) ? join(here,
 
 /** Word and CJK-character frequencies of the bundled data, most frequent first. */
 function corpusUnits(): { words: [string, number][]; cjk: [string, number][] } {
-  const data = join(repoRoot, 'test', 'fixtures', 'data');
+  const data = join(repoRoot, 'data');
   const english = readFileSync(join(data, 'cranfield', 'corpus.jsonl'), 'utf8') + readFileSync(join(data, 'cranfield', 'queries.jsonl'), 'utf8');
   const chinese = readFileSync(join(data, 'contrastive-zh', 'train.jsonl'), 'utf8');
   const words = new Map<string, number>();

@@ -12,7 +12,7 @@ export const MODELS = ['tiny-bert', 'tiny-xlmr'];
 
 /** English and Chinese sentences of very different lengths, one past the 128-token limit. */
 export function paritySentences(): string[] {
-  const data = join(repoRoot, 'test', 'fixtures', 'data');
+  const data = join(repoRoot, 'data');
   const lines = (p: string) => readFileSync(join(data, p), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const queries = lines('cranfield/queries.jsonl').slice(0, 8).map((q) => q.text as string);
   const docs = lines('cranfield/corpus.jsonl').slice(0, 3).map((d) => d.text as string);

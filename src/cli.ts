@@ -6,6 +6,12 @@ import { clean } from './jobs/clean.js';
 import { mine } from './jobs/mine.js';
 import { evaluate } from './jobs/evaluate.js';
 import { beirToRecords } from './jobs/convert.js';
+import { demo } from './jobs/demo.js';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root (this file is dist/src/cli.js). */
+const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 import { POOLINGS, type Pooling } from './models/pooling.js';
 
 const int = (name: string) => (v: string) => {
@@ -144,6 +150,18 @@ export function buildProgram(): Command {
         skipInvalid: o.skipInvalid,
       });
     });
+  program
+    .command('demo')
+    .description('run the pipeline on the bundled Cranfield slice: split, clean, mine, evaluate')
+    .option('-m, --model <dir>', 'model directory', join(PACKAGE_ROOT, 'test', 'fixtures', 'models', 'tiny-bert'))
+    .option('--data <dir>', 'BEIR folder', join(PACKAGE_ROOT, 'data', 'cranfield'))
+    .option('-o, --out-dir <dir>', 'where to write every step\'s output', join('runs', 'demo'))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('threads'))
+    .option('-q, --quiet', 'no progress or summary output')
+    .action(async (o) => {
+      await demo({ model: o.model, data: o.data, outDir: o.outDir, threads: o.threads, quiet: o.quiet });
+    });
+
   program
     .command('convert')
     .description('turn a BEIR folder into JSONL records {query, pos_passage, neg_passage}')

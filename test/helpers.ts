@@ -10,7 +10,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const TINY_BERT = join(FIXTURES, 'models', 'tiny-bert');
 export const TINY_XLMR = join(FIXTURES, 'models', 'tiny-xlmr');
-export const CRANFIELD = join(FIXTURES, 'data', 'cranfield');
+export const CRANFIELD = join(ROOT, 'data', 'cranfield');
 
 export function tempDir(prefix = 'embedtune-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

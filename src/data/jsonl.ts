@@ -4,7 +4,7 @@
  * temp file beside the target and is renamed into place only when complete.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
@@ -155,4 +155,11 @@ export async function writeAtomically(path: string, fill: (w: AtomicWriter) => P
     w.abort();
     throw e;
   }
+}
+
+/** Writes a whole file through a temp file and rename. */
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
+  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  writeFileSync(tmp, content);
+  renameSync(tmp, path);
 }

@@ -10,9 +10,8 @@
  * BEIR mode: a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv; graded scores
  * are NDCG gains.
  */
-import { writeFileSync } from 'node:fs';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
-import { DataError, parseObject, readLines } from '../data/jsonl.js';
+import { DataError, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch } from '../search/topk.js';
@@ -104,6 +103,14 @@ export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'mod
   });
 }
 
+/** Evaluates an in-memory retrieval set (e.g. a held-out subset of a BEIR folder's queries). */
+export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'model'>, set: RetrievalSet, ks: number[]): Promise<EvaluationResult> {
+  const rankings = await rank(o, set, ks[ks.length - 1]);
+  const { metrics, queries } = meanMetrics(rankings, set.qrels, ks);
+  log(o.quiet, `eval: ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
+  return { metrics, queries, corpusSize: set.corpus.length, ks };
+}
+
 /**
  * @example
  *   const r = await evaluate({ model: 'runs/ft', data: 'dev.jsonl', negatives: 'dev_neg.jsonl' });
@@ -113,10 +120,7 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
   const ks = [...new Set(o.ks ?? [1, 3, 5, 10])].sort((a, b) => a - b);
   if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`k values must be positive integers, got ${ks.join(',')}`);
   const set: RetrievalSet = isBeirFolder(o.data) ? await loadBeir(o.data, o.split ?? 'test') : await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
-  const rankings = await rank(o, set, ks[ks.length - 1]);
-  const { metrics, queries } = meanMetrics(rankings, set.qrels, ks);
-  const result = { metrics, queries, corpusSize: set.corpus.length, ks };
-  log(o.quiet, `eval: ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
-  if (o.output) writeFileSync(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
+  const result = await evaluateSet(o, set, ks);
+  if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
   return result;
 }

@@ -4,10 +4,10 @@
  * (optionally) safely below the positive's score — the false-negative guard. Options follow
  * FlagEmbedding's hn_mine and sentence-transformers' mine_hard_negatives.
  */
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
-import { assertNotInput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
+import { assertNotInput, DataError, parseObject, readLines, writeAtomically, writeFileAtomic } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
@@ -212,7 +212,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
     skipped: skips.total,
     settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting },
   };
-  writeFileSync(statsPath, JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
+  writeFileAtomic(statsPath, JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
   log(o.quiet, formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
   log(o.quiet, `mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) log(o.quiet, `mine: ${skips.summary()}`);

@@ -92,6 +92,9 @@ export function buildEncoderGraph(
 }
 
 export class Encoder {
+  /** Texts run through the model so far (cache hits excluded). */
+  encodedCount = 0;
+
   private constructor(
     readonly dir: string,
     readonly config: ModelConfig,
@@ -172,6 +175,7 @@ export class Encoder {
         cache?.put(texts[todo[j]], row);
       });
       bar.tick(batch.length);
+      this.encodedCount += batch.length;
     }
     bar.done();
     cache?.flush();

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { CRANFIELD, ROOT, TINY_BERT, tempDir } from './helpers.js';
+
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+function run(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, EMBEDTUNE_QUIET: '' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('CLI on the Cranfield slice', () => {
+  const dir = tempDir();
+  const m = ['-m', TINY_BERT, '--threads', '1'];
+
+  it('convert → clean → mine → eval, with progress and summaries on stderr', () => {
+    let r = run(['convert', '--beir', CRANFIELD, '-o', 'train.jsonl'], dir);
+    assert.equal(r.code, 0, r.err);
+    r = run(['clean', ...m, '-i', 'train.jsonl', '-o', 'clean.jsonl', '--threshold', '0.95'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /clean: 60 queries, kept \d+, dropped \d+ \(threshold 0\.95\)/);
+    assert.match(r.err, /clean: encode queries: 60\/60/);
+    const kept = readFileSync(join(dir, 'clean.jsonl'), 'utf8').trim().split('\n').length;
+    const dropped = readFileSync(join(dir, 'clean.dropped.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length;
+    assert.equal(kept + dropped, 60);
+
+    r = run(['mine', ...m, '-i', 'clean.jsonl', '-o', 'mined.jsonl', '--range-min', '2', '--range-max', '40', '--num-negatives', '5', '--candidate-pool', CRANFIELD, '--relative-margin', '0.01'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /query·positive\s+\d+/);
+    assert.match(r.err, /pool 466/);
+    const mined = readFileSync(join(dir, 'mined.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(mined.length, kept);
+    assert.ok(mined.every((x) => x.neg_passage.length <= 5 && x.neg_passage.every((n: string) => !x.pos_passage.includes(n))));
+    assert.ok(existsSync(join(dir, 'mined.stats.json')));
+
+    r = run(['eval', ...m, '-d', CRANFIELD, '--k', '1,10', '-o', 'eval.json'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /ndcg\s+\d\.\d{4}\s+\d\.\d{4}/);
+    const ev = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8'));
+    assert.deepEqual(ev.ks, [1, 10]);
+
+    r = run(['eval', ...m, '-d', 'clean.jsonl', '--negatives', 'mined.jsonl'], dir);
+    assert.equal(r.code, 0, r.err);
+  });
+
+  it('encode writes a .npy matrix', () => {
+    writeFileSync(join(dir, 'texts.txt'), 'lift\ndrag\nwing\n');
+    const r = run(['encode', ...m, '-i', 'texts.txt', '-o', 'e.npy'], dir);
+    assert.equal(r.code, 0, r.err);
+    const npy = readFileSync(join(dir, 'e.npy'));
+    assert.equal(npy.subarray(1, 6).toString(), 'NUMPY');
+    assert.match(npy.toString('latin1', 10, 128), /'shape': \(3, 32\)/);
+    assert.equal(npy.length % 64, (3 * 32 * 4) % 64);
+  });
+
+  it('bad input: one line naming file, line and field, exit 1, no stack, no output file', () => {
+    writeFileSync(join(dir, 'bad.jsonl'), '{"query": "a", "pos_passage": ["p"]}\n{"query": "b", "pos_passage": "p"}\n');
+    const r = run(['mine', ...m, '-i', 'bad.jsonl', '-o', 'never.jsonl'], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /bad\.jsonl:2: field "pos_passage": expected a list of strings, got string/);
+    assert.doesNotMatch(r.err, /    at /);
+    assert.equal(existsSync(join(dir, 'never.jsonl')), false);
+  });
+
+  it('--skip-invalid reports what it skipped', () => {
+    writeFileSync(join(dir, 'some-bad.jsonl'), '{"query": "a", "pos_passage": ["p"]}\n{"query": 3}\n{"query": "b", "pos_passage": ["q"]}\n');
+    const r = run(['clean', ...m, '-i', 'some-bad.jsonl', '-o', 'ok.jsonl', '--skip-invalid'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /skipped 1 invalid records/);
+    assert.match(r.err, /some-bad\.jsonl:2: field "query"/);
+  });
+
+  it('a missing model directory is a one-line error', () => {
+    const r = run(['encode', '-m', join(dir, 'nope'), '-i', 'texts.txt', '-o', 'x.npy'], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /no config\.json; expected a Hugging Face model directory/);
+  });
+});

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { cpSync, readFileSync, truncateSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Encoder } from '../src/models/encoder.js';
+import { encodeSafetensors, halfToFloat, readSafetensors } from '../src/models/safetensors.js';
+import { TINY_BERT, TINY_XLMR, tempDir, maxAbsDiff } from './helpers.js';
+
+function copyModel(src: string): string {
+  const dir = join(tempDir(), 'model');
+  cpSync(src, dir, { recursive: true });
+  return dir;
+}
+
+describe('model loading errors', () => {
+  it('unsupported model_type', async () => {
+    const dir = copyModel(TINY_BERT);
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, model_type: 'gpt2' }));
+    await assert.rejects(Encoder.load(dir), /model_type "gpt2" is not supported; supported: bert, xlm-roberta/);
+  });
+
+  it('missing tokenizer.json and model.safetensors', async () => {
+    const dir = copyModel(TINY_BERT);
+    rmSync(join(dir, 'model.safetensors'));
+    await assert.rejects(Encoder.load(dir), /no model\.safetensors/);
+    rmSync(join(dir, 'tokenizer.json'));
+    await assert.rejects(Encoder.load(dir), /no tokenizer\.json/);
+  });
+
+  it('truncated weights file', async () => {
+    const dir = copyModel(TINY_XLMR);
+    const p = join(dir, 'model.safetensors');
+    truncateSync(p, 200_000);
+    await assert.rejects(Encoder.load(dir), /model\.safetensors: truncated: tensor .* ends at byte \d+ but the file has 200000 bytes/);
+  });
+
+  it('a tensor of the wrong shape', async () => {
+    const dir = copyModel(TINY_BERT);
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, intermediate_size: 65 }));
+    await assert.rejects(Encoder.load(dir), /tensor "encoder\.layer\.0\.intermediate\.dense\.weight" has shape \[64,32\], expected \[65,32\]/);
+  });
+});
+
+describe('safetensors', () => {
+  it('reads F16 and BF16 as float32', () => {
+    const dir = tempDir();
+    // Hand-built file: F16 [1, -2, 0.5], BF16 [1.5, -3]
+    const header = JSON.stringify({ h: { dtype: 'F16', shape: [3], data_offsets: [0, 6] }, b: { dtype: 'BF16', shape: [2], data_offsets: [6, 10] } });
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    const data = Buffer.from(Uint16Array.of(0x3c00, 0xc000, 0x3800, 0x3fc0, 0xc040).buffer);
+    const p = join(dir, 'm.safetensors');
+    writeFileSync(p, Buffer.concat([len, Buffer.from(header), data]));
+    const t = readSafetensors(p);
+    assert.deepEqual(Array.from(t.get('h')!.data), [1, -2, 0.5]);
+    assert.deepEqual(Array.from(t.get('b')!.data), [1.5, -3]);
+    assert.equal(halfToFloat(0x0001), 2 ** -24); // subnormal
+  });
+
+  it('round-trips F32 and strips task-head prefixes on load', async () => {
+    const dir = copyModel(TINY_BERT);
+    const p = join(dir, 'model.safetensors');
+    const t = readSafetensors(p);
+    const prefixed = new Map([...t].map(([k, v]) => [`bert.${k}`, v]));
+    writeFileSync(p, encodeSafetensors(prefixed));
+    const a = await Encoder.load(TINY_BERT);
+    const b = await Encoder.load(dir);
+    const ea = await a.encode(['wing'], { quiet: true });
+    const eb = await b.encode(['wing'], { quiet: true });
+    assert.equal(maxAbsDiff(ea.data, eb.data), 0);
+    await a.close();
+    await b.close();
+  });
+
+  it('reads pooling from sentence-transformers 1_Pooling/config.json', async () => {
+    const dir = copyModel(TINY_BERT);
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, '1_Pooling'));
+    writeFileSync(join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 32, pooling_mode_cls_token: false, pooling_mode_mean_tokens: true }));
+    const e = await Encoder.load(dir);
+    assert.equal(e.pooling, 'mean');
+    await e.close();
+  });
+});

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { greedyDedup } from '../src/search/dedup.js';
+import { ExactSearch, type Vectors } from '../src/search/topk.js';
+import { Rng } from '../src/util/rng.js';
+
+function randomUnit(n: number, d: number, seed: number): Vectors {
+  const rng = new Rng(seed);
+  const data = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let norm = 0;
+    for (let j = 0; j < d; j++) norm += (data[i * d + j] = rng.normal()) ** 2;
+    for (let j = 0; j < d; j++) data[i * d + j] /= Math.sqrt(norm);
+  }
+  return { data, dim: d, count: n };
+}
+
+const dot = (a: Vectors, i: number, b: Vectors, j: number) => {
+  let s = 0;
+  for (let k = 0; k < a.dim; k++) s += a.data[i * a.dim + k] * b.data[j * b.dim + k];
+  return s;
+};
+
+describe('exact top-k', () => {
+  it('matches brute force across corpus chunks and query blocks', async () => {
+    const q = randomUnit(37, 16, 1);
+    const c = randomUnit(1000, 16, 2);
+    const search = await ExactSearch.create({ threads: 1 });
+    const got = await search.search(q, c, 10, { chunkRows: 128, queryRows: 8, quiet: true });
+    for (let i = 0; i < q.count; i++) {
+      const brute = Array.from({ length: c.count }, (_, j) => [dot(q, i, c, j), j]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      assert.deepEqual(Array.from(got.indices.subarray(i * 10, i * 10 + 10)), brute.slice(0, 10).map((x) => x[1]));
+      for (let r = 0; r < 10; r++) assert.ok(Math.abs(got.scores[i * 10 + r] - brute[r][0]) < 1e-5);
+    }
+    await search.close();
+  });
+
+  it('breaks ties by lower corpus index, also across chunks', async () => {
+    const d = 4;
+    const c: Vectors = { data: new Float32Array(10 * d), dim: d, count: 10 };
+    for (const i of [7, 2, 9, 4]) c.data[i * d] = 1; // four identical best rows
+    const q: Vectors = { data: Float32Array.of(1, 0, 0, 0), dim: d, count: 1 };
+    const search = await ExactSearch.create({ threads: 1 });
+    for (const chunkRows of [3, 10]) {
+      const got = await search.search(q, c, 5, { chunkRows, quiet: true });
+      assert.deepEqual(Array.from(got.indices), [2, 4, 7, 9, 0]);
+    }
+    await search.close();
+  });
+
+  it('returns min(k, corpus) columns', async () => {
+    const search = await ExactSearch.create({ threads: 1 });
+    const got = await search.search(randomUnit(2, 8, 3), randomUnit(3, 8, 4), 10, { quiet: true });
+    assert.equal(got.k, 3);
+    assert.equal(got.indices.length, 6);
+    await search.close();
+  });
+});
+
+describe('greedy dedup', () => {
+  it('agrees with a naive greedy loop, across blocks', async () => {
+    // Clusters of near-duplicates: copies of 40 centres with small noise, shuffled.
+    const d = 12;
+    const centres = randomUnit(40, d, 5);
+    const rng = new Rng(6);
+    const n = 300;
+    const v: Vectors = { data: new Float32Array(n * d), dim: d, count: n };
+    for (let i = 0; i < n; i++) {
+      const c = rng.int(40);
+      let norm = 0;
+      for (let k = 0; k < d; k++) norm += (v.data[i * d + k] = centres.data[c * d + k] + 0.15 * rng.normal()) ** 2;
+      for (let k = 0; k < d; k++) v.data[i * d + k] /= Math.sqrt(norm);
+    }
+    const got = await greedyDedup(v, 0.8, { blockRows: 64, threads: 1, quiet: true });
+    const kept: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let best = -Infinity;
+      let bestJ = -1;
+      for (const j of kept) {
+        const s = dot(v, i, v, j);
+        if (s > best) [best, bestJ] = [s, j];
+      }
+      if (best >= 0.8) {
+        assert.equal(got.keep[i], 0, `row ${i} should be dropped`);
+        assert.equal(got.matchedRow[i], bestJ);
+        assert.ok(Math.abs(got.matchedScore[i] - best) < 1e-5);
+      } else {
+        assert.equal(got.keep[i], 1, `row ${i} should be kept`);
+        kept.push(i);
+      }
+    }
+    assert.ok(kept.length > 20 && kept.length < 200, `kept ${kept.length}`);
+  });
+
+  it('keeps everything at threshold 1 unless exact duplicates', async () => {
+    const v = randomUnit(5, 4, 7);
+    v.data.set(v.data.subarray(0, 4), 12); // row 3 = row 0
+    const got = await greedyDedup(v, 0.99999, { quiet: true });
+    assert.deepEqual(Array.from(got.keep), [1, 1, 1, 0, 1]);
+    assert.equal(got.matchedRow[3], 0);
+  });
+});
