@@ -34,13 +34,19 @@ export interface ValueInfo {
   shape: Dim[];
 }
 
-/** A symbolic tensor: a named edge of the graph it belongs to. */
+/** A symbolic tensor: a named edge of the graph it belongs to, with its (possibly symbolic) shape. */
 export class Value {
   constructor(
     readonly graph: Graph,
     readonly name: string,
     readonly dtype: DType,
+    /** Known rank and dims; a string dim is symbolic ('?' = unknown, never 1). */
+    readonly shape: Dim[],
   ) {}
+
+  get rank(): number {
+    return this.shape.length;
+  }
 }
 
 export class Graph {
@@ -48,6 +54,8 @@ export class Graph {
   readonly outputs: ValueInfo[] = [];
   readonly nodes: Node[] = [];
   readonly initializers = new Map<string, Tensor>();
+  /** Every value by name, so passes over nodes (autodiff) can get back to Values. */
+  readonly values = new Map<string, Value>();
   private counter = 0;
 
   constructor(readonly name = 'embedtune') {}
@@ -57,16 +65,22 @@ export class Graph {
     return `${prefix}_${this.counter++}`;
   }
 
+  private track(v: Value): Value {
+    this.values.set(v.name, v);
+    return v;
+  }
+
   input(name: string, dtype: DType, shape: Dim[]): Value {
+    if (this.values.has(name)) throw new Error(`duplicate value ${name}`);
     this.inputs.push({ name, dtype, shape });
-    return new Value(this, name, dtype);
+    return this.track(new Value(this, name, dtype, shape));
   }
 
   /** A named weight stored in the model file. */
   initializer(name: string, tensor: Tensor): Value {
     if (this.initializers.has(name)) throw new Error(`duplicate initializer ${name}`);
     this.initializers.set(name, tensor);
-    return new Value(this, name, tensor.dtype);
+    return this.track(new Value(this, name, tensor.dtype, tensor.dims));
   }
 
   /** An anonymous constant (shapes, axes, scalars). */
@@ -74,31 +88,18 @@ export class Graph {
     return this.initializer(this.fresh(prefix), tensor);
   }
 
-  output(value: Value, name: string, shape: Dim[]): void {
-    if (value.name !== name) this.node('Identity', [value], {}, 1, [name]);
+  /** Marks `value` as a graph output called `name` (an Identity node renames it if needed). */
+  output(value: Value, name: string, shape: Dim[] = value.shape): Value {
+    const v = value.name === name ? value : this.node('Identity', [value], {}, [{ dtype: value.dtype, shape: value.shape }], [name])[0];
     this.outputs.push({ name, dtype: value.dtype, shape });
+    return v;
   }
 
-  /** Appends one ONNX node and returns its outputs. */
-  node(
-    op: string,
-    inputs: (Value | null)[],
-    attrs: Record<string, Attr> = {},
-    outputCount = 1,
-    outputNames?: string[],
-    dtypes?: DType[],
-    domain?: string,
-  ): Value[] {
-    const outNames = outputNames ?? Array.from({ length: outputCount }, () => this.fresh(op));
-    this.nodes.push({
-      op,
-      inputs: inputs.map((v) => (v ? v.name : '')),
-      outputs: outNames,
-      attrs,
-      domain,
-    });
-    const first = inputs.find((v): v is Value => v !== null);
-    return outNames.map((n, i) => new Value(this, n, dtypes?.[i] ?? first?.dtype ?? 'float32'));
+  /** Appends one ONNX node; `outs` gives each output's dtype and shape. */
+  node(op: string, inputs: (Value | null)[], attrs: Record<string, Attr>, outs: { dtype: DType; shape: Dim[] }[], names?: string[]): Value[] {
+    const outNames = names ?? outs.map(() => this.fresh(op));
+    this.nodes.push({ op, inputs: inputs.map((v) => (v ? v.name : '')), outputs: outNames, attrs });
+    return outNames.map((n, i) => this.track(new Value(this, n, outs[i].dtype, outs[i].shape)));
   }
 }
 

@@ -1,71 +1,322 @@
 /**
  * The small set of primitive ops every model is composed from (ONNX opset 17 semantics).
- * Each helper appends one ONNX node; composite layers (attention, FFN, pooling) live in
- * `src/models` and use only these.
+ * Each op is a helper that appends one ONNX node (inferring the output shape) and, next to
+ * it, its gradient rule: given the gradients of the node's outputs, the gradients of its
+ * inputs, built from these same ops. `autodiff.ts` walks a graph backwards with these rules.
+ * Ops without a rule (integer and shape plumbing) stop gradients.
  */
-import { type DType, type Value, f32, i64 } from './graph.js';
+import type { Attr, Dim, DType, Value } from './graph.js';
+import { f32, i64 } from './graph.js';
 
 export const OPSET = 17;
 
-const g = (v: Value) => v.graph;
-const one = (v: Value[]) => v[0];
+/** A node as the gradient rules see it. */
+export interface NodeView {
+  inputs: (Value | undefined)[];
+  outputs: Value[];
+  attrs: Record<string, Attr>;
+}
+/** Gradients of the inputs from gradients of the outputs (undefined = zero / not needed). */
+export type GradRule = (node: NodeView, dys: (Value | undefined)[]) => (Value | undefined)[];
+export const GRADIENTS = new Map<string, GradRule>();
+const rule = (op: string, fn: GradRule) => GRADIENTS.set(op, fn);
 
-export const add = (a: Value, b: Value) => one(g(a).node('Add', [a, b]));
-export const sub = (a: Value, b: Value) => one(g(a).node('Sub', [a, b]));
-export const mul = (a: Value, b: Value) => one(g(a).node('Mul', [a, b]));
-export const div = (a: Value, b: Value) => one(g(a).node('Div', [a, b]));
-export const max = (a: Value, b: Value) => one(g(a).node('Max', [a, b]));
-export const sqrt = (a: Value) => one(g(a).node('Sqrt', [a]));
-export const erf = (a: Value) => one(g(a).node('Erf', [a]));
-export const tanh = (a: Value) => one(g(a).node('Tanh', [a]));
-export const matmul = (a: Value, b: Value) => one(g(a).node('MatMul', [a, b]));
+// ---------------------------------------------------------------- shapes
+
+const norm = (axis: number, rank: number) => (axis < 0 ? axis + rank : axis);
+
+/** Numpy broadcasting of two shapes; a symbolic dim beats '?' and 1. */
+export function broadcastShapes(a: Dim[], b: Dim[]): Dim[] {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a[a.length - n + i] ?? 1;
+    const y = b[b.length - n + i] ?? 1;
+    if (x === 1) out.push(y);
+    else if (y === 1) out.push(x);
+    else if (typeof x === 'number' && typeof y === 'number') out.push(Math.max(x, y));
+    else out.push(x === '?' ? y : x);
+  }
+  return out;
+}
+
+function node1(op: string, inputs: (Value | null)[], attrs: Record<string, Attr>, dtype: DType, shape: Dim[]): Value {
+  const first = inputs.find((v): v is Value => !!v)!;
+  return first.graph.node(op, inputs, attrs, [{ dtype, shape }])[0];
+}
+
+/** Sums `dy` down to the shape of `x`, undoing broadcasting. */
+export function unbroadcast(dy: Value, x: Value): Value {
+  let g = dy;
+  const extra = g.rank - x.rank;
+  if (extra > 0) g = reduceSum(g, [...Array(extra).keys()], false);
+  const axes = x.shape.flatMap((d, i) => (d === 1 && g.shape[i] !== 1 ? [i] : []));
+  return axes.length ? reduceSum(g, axes, true) : g;
+}
+
+// ---------------------------------------------------------------- constants
 
 /** A float32 scalar constant, broadcastable against anything. */
 export const scalar = (like: Value, x: number) => like.graph.constant(f32([x], []), 'scalar');
 /** An int64 vector constant (shapes, axes, indices). */
 export const ints = (like: Value, xs: number[]) => like.graph.constant(i64(xs), 'ints');
 
-export const cast = (a: Value, to: DType) =>
-  one(g(a).node('Cast', [a], { to: onnxType(to) }, 1, undefined, [to]));
+// ---------------------------------------------------------------- elementwise
 
-export const equal = (a: Value, b: Value) => one(g(a).node('Equal', [a, b], {}, 1, undefined, ['bool']));
-export const not = (a: Value) => one(g(a).node('Not', [a], {}, 1, undefined, ['bool']));
+const binary = (op: string, a: Value, b: Value) => node1(op, [a, b], {}, a.dtype, broadcastShapes(a.shape, b.shape));
 
-export const transpose = (a: Value, perm: number[]) => one(g(a).node('Transpose', [a], { perm }));
+export const add = (a: Value, b: Value) => binary('Add', a, b);
+rule('Add', ({ inputs: [a, b] }, [dy]) => [unbroadcast(dy!, a!), unbroadcast(dy!, b!)]);
+
+export const sub = (a: Value, b: Value) => binary('Sub', a, b);
+rule('Sub', ({ inputs: [a, b] }, [dy]) => [unbroadcast(dy!, a!), unbroadcast(neg(dy!), b!)]);
+
+export const mul = (a: Value, b: Value) => binary('Mul', a, b);
+rule('Mul', ({ inputs: [a, b] }, [dy]) => [unbroadcast(mul(dy!, b!), a!), unbroadcast(mul(dy!, a!), b!)]);
+
+export const div = (a: Value, b: Value) => binary('Div', a, b);
+rule('Div', ({ inputs: [a, b], outputs: [y] }, [dy]) => [unbroadcast(div(dy!, b!), a!), unbroadcast(neg(div(mul(dy!, y), b!)), b!)]);
+
+export const max = (a: Value, b: Value) => binary('Max', a, b);
+rule('Max', ({ inputs: [a, b] }, [dy]) => {
+  const takeA = cast(greaterOrEqual(a!, b!), 'float32');
+  return [unbroadcast(mul(dy!, takeA), a!), unbroadcast(mul(dy!, sub(scalar(takeA, 1), takeA)), b!)];
+});
+
+export const neg = (a: Value) => node1('Neg', [a], {}, a.dtype, a.shape);
+rule('Neg', (_, [dy]) => [neg(dy!)]);
+
+export const exp = (a: Value) => node1('Exp', [a], {}, a.dtype, a.shape);
+rule('Exp', ({ outputs: [y] }, [dy]) => [mul(dy!, y)]);
+
+export const sqrt = (a: Value) => node1('Sqrt', [a], {}, a.dtype, a.shape);
+rule('Sqrt', ({ outputs: [y] }, [dy]) => [div(mul(dy!, scalar(y, 0.5)), y)]);
+
+export const erf = (a: Value) => node1('Erf', [a], {}, a.dtype, a.shape);
+// d/dx erf(x) = 2/√π · exp(−x²)
+rule('Erf', ({ inputs: [x] }, [dy]) => [mul(dy!, mul(exp(neg(mul(x!, x!))), scalar(x!, 2 / Math.sqrt(Math.PI))))]);
+
+export const tanh = (a: Value) => node1('Tanh', [a], {}, a.dtype, a.shape);
+rule('Tanh', ({ outputs: [y] }, [dy]) => [mul(dy!, sub(scalar(y, 1), mul(y, y)))]);
+
+export const identity = (a: Value) => node1('Identity', [a], {}, a.dtype, a.shape);
+rule('Identity', (_, [dy]) => [dy]);
+
+export const cast = (a: Value, to: DType) => node1('Cast', [a], { to: onnxType(to) }, to, a.shape);
+rule('Cast', ({ inputs: [a], outputs: [y] }, [dy]) => [a!.dtype === 'float32' && y.dtype === 'float32' ? dy : undefined]);
+
+// Comparisons and integer plumbing: no gradients.
+export const equal = (a: Value, b: Value) => node1('Equal', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
+export const greaterOrEqual = (a: Value, b: Value) => node1('GreaterOrEqual', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
+export const not = (a: Value) => node1('Not', [a], {}, 'bool', a.shape);
+export const shape = (a: Value) => node1('Shape', [a], {}, 'int64', [a.rank]);
+export const cumsum = (a: Value, axis: number) => node1('CumSum', [a, ints(a, [axis])], {}, a.dtype, a.shape);
+/** Zeros of `like`'s runtime shape. */
+export const zerosLike = (like: Value) =>
+  node1('ConstantOfShape', [shape(like)], { value: f32([0], [1]) }, 'float32', like.shape);
+
+// ---------------------------------------------------------------- matrix products
+
+/** Swaps the last two axes. */
+export const transposeLast = (a: Value) => {
+  const perm = [...a.shape.keys()];
+  [perm[a.rank - 2], perm[a.rank - 1]] = [perm[a.rank - 1], perm[a.rank - 2]];
+  return transpose(a, perm);
+};
+
+export function matmul(a: Value, b: Value): Value {
+  const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return node1('MatMul', [a, b], {}, a.dtype, [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]]);
+}
+rule('MatMul', ({ inputs: [a, b] }, [dy]) => {
+  const da = unbroadcast(matmul(dy!, transposeLast(b!)), a!);
+  if (b!.rank === 2 && a!.rank > 2) {
+    // Weight of a linear layer: fold every leading axis into one long matrix product.
+    const k = a!.shape[a!.rank - 1] as number;
+    const n = b!.shape[1] as number;
+    return [da, matmul(transpose(reshape(a!, [-1, k]), [1, 0]), reshape(dy!, [-1, n]))];
+  }
+  return [da, unbroadcast(matmul(transposeLast(a!), dy!), b!)];
+});
+
+/** `a @ bᵀ` for 2-D inputs, as one Gemm so b is never transposed in memory. */
+export const matmulTransB = (a: Value, b: Value) => node1('Gemm', [a, b], { transB: 1 }, a.dtype, [a.shape[0], b.shape[0]]);
+rule('Gemm', ({ inputs: [a, b], attrs }, [dy]) => {
+  if (attrs.transB !== 1 || attrs.transA) throw new Error('Gemm gradient: only transB=1 is supported');
+  return [matmul(dy!, b!), matmul(transpose(dy!, [1, 0]), a!)];
+});
+
+/** `x @ w + b` with `w` stored as [in, out]. */
+export const linear = (x: Value, w: Value, b?: Value) => (b ? add(matmul(x, w), b) : matmul(x, w));
+
+// ---------------------------------------------------------------- shape ops
+
+export const transpose = (a: Value, perm: number[]) => node1('Transpose', [a], { perm }, a.dtype, perm.map((p) => a.shape[p]));
+rule('Transpose', ({ attrs }, [dy]) => {
+  const perm = attrs.perm as number[];
+  const inverse = perm.map((_, i) => perm.indexOf(i));
+  return [transpose(dy!, inverse)];
+});
+
 /** Reshape; 0 copies the input dimension, -1 is inferred (ONNX rules). */
-export const reshape = (a: Value, shape: number[]) => one(g(a).node('Reshape', [a, ints(a, shape)]));
-export const unsqueeze = (a: Value, axes: number[]) => one(g(a).node('Unsqueeze', [a, ints(a, axes)]));
-export const squeeze = (a: Value, axes: number[]) => one(g(a).node('Squeeze', [a, ints(a, axes)]));
-export const shape = (a: Value) => one(g(a).node('Shape', [a], {}, 1, undefined, ['int64']));
-export const expand = (a: Value, shapeValue: Value) => one(g(a).node('Expand', [a, shapeValue]));
-export const concat = (xs: Value[], axis: number) => one(g(xs[0]).node('Concat', xs, { axis }));
+export function reshape(a: Value, dims: number[]): Value {
+  const out: Dim[] = dims.map((d, i) => (d === 0 ? a.shape[i] : d === -1 ? '?' : d));
+  const known = a.shape.every((d) => typeof d === 'number') && out.filter((d) => d === '?').length === 1;
+  if (known) {
+    const total = (a.shape as number[]).reduce((x, y) => x * y, 1);
+    const rest = out.reduce<number>((x, y) => (typeof y === 'number' ? x * y : x), 1);
+    out[out.indexOf('?')] = total / rest;
+  }
+  return node1('Reshape', [a, ints(a, dims)], {}, a.dtype, out);
+}
+/** Reshape to another value's runtime shape. */
+export const reshapeLike = (a: Value, like: Value) => node1('Reshape', [a, shape(like)], {}, a.dtype, like.shape);
+rule('Reshape', ({ inputs: [a] }, [dy]) => [reshapeLike(dy!, a!)]);
+
+export function unsqueeze(a: Value, axes: number[]): Value {
+  const rank = a.rank + axes.length;
+  const at = new Set(axes.map((x) => norm(x, rank)));
+  const out: Dim[] = [];
+  let j = 0;
+  for (let i = 0; i < rank; i++) out.push(at.has(i) ? 1 : a.shape[j++]);
+  return node1('Unsqueeze', [a, ints(a, axes)], {}, a.dtype, out);
+}
+rule('Unsqueeze', ({ inputs: [a] }, [dy]) => [reshapeLike(dy!, a!)]);
+
+export function squeeze(a: Value, axes: number[]): Value {
+  const at = new Set(axes.map((x) => norm(x, a.rank)));
+  return node1('Squeeze', [a, ints(a, axes)], {}, a.dtype, a.shape.filter((_, i) => !at.has(i)));
+}
+rule('Squeeze', ({ inputs: [a] }, [dy]) => [reshapeLike(dy!, a!)]);
+
+export const expand = (a: Value, shapeValue: Value, outShape?: Dim[]) =>
+  node1('Expand', [a, shapeValue], {}, a.dtype, outShape ?? Array(shapeValue.shape[0] as number).fill('?'));
+rule('Expand', ({ inputs: [a] }, [dy]) => [unbroadcast(dy!, a!)]);
+
+export function concat(xs: Value[], axis: number): Value {
+  const ax = norm(axis, xs[0].rank);
+  const dims = xs.map((x) => x.shape[ax]);
+  const out = [...xs[0].shape];
+  out[ax] = dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((a, b) => a + b, 0) : '?';
+  return node1('Concat', xs, { axis }, xs[0].dtype, out);
+}
+
+/**
+ * `a[starts:ends]` along `axes`; `ends` may be a runtime value. Starts are static, so the
+ * gradient is a zero-padding of dy back to the input's runtime shape.
+ */
+export function slice(a: Value, starts: number[], ends: Value | number[], axes: number[]): Value {
+  const out = [...a.shape];
+  axes.forEach((axis, i) => {
+    const ax = norm(axis, a.rank);
+    const d = a.shape[ax];
+    const e = Array.isArray(ends) ? ends[i] : undefined;
+    out[ax] = e !== undefined && typeof d === 'number' ? Math.min(e, d) - starts[i] : e !== undefined && e - starts[i] === 1 ? 1 : '?';
+  });
+  const e = Array.isArray(ends) ? ints(a, ends) : ends;
+  return node1('Slice', [a, ints(a, starts), e, ints(a, axes)], {}, a.dtype, out);
+}
+rule('Slice', ({ inputs: [a, starts, , axes] }, [dy]) => {
+  const startsData = a!.graph.initializers.get(starts!.name)!.data as BigInt64Array;
+  const axesData = a!.graph.initializers.get(axes!.name)!.data as BigInt64Array;
+  const before = new Array<number>(a!.rank).fill(0);
+  axesData.forEach((ax, i) => (before[norm(Number(ax), a!.rank)] = Number(startsData[i])));
+  const beforeV = ints(a!, before);
+  const after = sub(sub(shape(a!), shape(dy!)), beforeV);
+  const pads = concat([beforeV, after], 0);
+  return [node1('Pad', [dy!, pads], { mode: 'constant' }, dy!.dtype, a!.shape)];
+});
+
+// ---------------------------------------------------------------- gathers
 
 /** Rows of `table` picked by integer `indices` (embedding lookup when axis = 0). */
-export const gather = (table: Value, indices: Value, axis = 0) =>
-  one(g(table).node('Gather', [table, indices], { axis }, 1, undefined, [table.dtype]));
-export const gatherElements = (a: Value, indices: Value, axis: number) =>
-  one(g(a).node('GatherElements', [a, indices], { axis }, 1, undefined, [a.dtype]));
+export function gather(table: Value, indices: Value, axis = 0): Value {
+  const ax = norm(axis, table.rank);
+  return node1('Gather', [table, indices], { axis }, table.dtype, [...table.shape.slice(0, ax), ...indices.shape, ...table.shape.slice(ax + 1)]);
+}
+rule('Gather', ({ inputs: [table, indices], attrs }, [dy]) => {
+  if ((attrs.axis ?? 0) !== 0) throw new Error('Gather gradient: only axis 0 (embedding lookup) is supported');
+  // Rows used several times accumulate: ScatterND with reduction add.
+  const at = unsqueeze(indices!, [-1]);
+  return [node1('ScatterND', [zerosLike(table!), at, dy!], { reduction: 'add' }, 'float32', table!.shape)];
+});
 
-/** `a[starts:ends]` along `axes`; `ends` may be a runtime value. */
-export function slice(a: Value, starts: Value | number[], ends: Value | number[], axes: number[]): Value {
-  const s = Array.isArray(starts) ? ints(a, starts) : starts;
-  const e = Array.isArray(ends) ? ints(a, ends) : ends;
-  return one(g(a).node('Slice', [a, s, e, ints(a, axes)]));
+export const gatherElements = (a: Value, indices: Value, axis: number) =>
+  node1('GatherElements', [a, indices], { axis }, a.dtype, indices.shape);
+rule('GatherElements', ({ inputs: [a, indices], attrs }, [dy]) => [
+  node1('ScatterElements', [zerosLike(a!), indices!, dy!], { axis: attrs.axis, reduction: 'add' }, 'float32', a!.shape),
+]);
+
+// ---------------------------------------------------------------- reductions
+
+function reducedShape(a: Value, axes: number[], keepdims: boolean): Dim[] {
+  const at = new Set(axes.map((x) => norm(x, a.rank)));
+  return keepdims ? a.shape.map((d, i) => (at.has(i) ? 1 : d)) : a.shape.filter((_, i) => !at.has(i));
 }
 
 export const reduceSum = (a: Value, axes: number[], keepdims = true) =>
-  one(g(a).node('ReduceSum', [a, ints(a, axes)], { keepdims: keepdims ? 1 : 0 }));
+  node1('ReduceSum', [a, ints(a, axes)], { keepdims: keepdims ? 1 : 0 }, a.dtype, reducedShape(a, axes, keepdims));
+rule('ReduceSum', ({ inputs: [a, axes], attrs }, [dy]) => {
+  const ax = [...(a!.graph.initializers.get(axes!.name)!.data as BigInt64Array)].map((x) => norm(Number(x), a!.rank));
+  const kept = attrs.keepdims === 0 ? unsqueeze(dy!, ax.sort((x, y) => x - y)) : dy!;
+  return [expand(kept, shape(a!), a!.shape)];
+});
+
+export const reduceMean = (a: Value, axes: number[], keepdims = true) =>
+  node1('ReduceMean', [a], { axes, keepdims: keepdims ? 1 : 0 }, a.dtype, reducedShape(a, axes, keepdims));
+rule('ReduceMean', ({ inputs: [a], outputs: [y], attrs }, [dy]) => {
+  const ax = (attrs.axes as number[]).map((x) => norm(x, a!.rank)).sort((x, y) => x - y);
+  const kept = attrs.keepdims === 0 ? unsqueeze(dy!, ax) : dy!;
+  // divide by the number of reduced elements = size(a) / size(y), known only at runtime
+  const count = div(cast(reduceProd(shape(a!)), 'float32'), cast(reduceProd(shape(y)), 'float32'));
+  return [expand(div(kept, count), shape(a!), a!.shape)];
+});
+
+const reduceProd = (a: Value) => node1('ReduceProd', [a], { keepdims: 1 }, a.dtype, [1]);
+
 export const reduceMax = (a: Value, axes: number[], keepdims = true) =>
-  one(g(a).node('ReduceMax', [a], { axes, keepdims: keepdims ? 1 : 0 }));
+  node1('ReduceMax', [a], { axes, keepdims: keepdims ? 1 : 0 }, a.dtype, reducedShape(a, axes, keepdims));
 export const argMax = (a: Value, axis: number, keepdims = true) =>
-  one(g(a).node('ArgMax', [a], { axis, keepdims: keepdims ? 1 : 0, select_last_index: 0 }, 1, undefined, ['int64']));
-export const cumsum = (a: Value, axis: number) => one(g(a).node('CumSum', [a, ints(a, [axis])]));
+  node1('ArgMax', [a], { axis, keepdims: keepdims ? 1 : 0, select_last_index: 0 }, 'int64', reducedShape(a, [axis], keepdims));
 
-export const softmax = (a: Value, axis = -1) => one(g(a).node('Softmax', [a], { axis }));
+/** Largest k along the last axis, sorted; ties keep the lower index first (ONNX TopK). */
+export function topK(a: Value, k: Value): [Value, Value] {
+  const shp = [...a.shape.slice(0, -1), 'k'];
+  const [values, indices] = a.graph.node('TopK', [a, k], { axis: -1, largest: 1, sorted: 1 }, [
+    { dtype: 'float32', shape: shp },
+    { dtype: 'int64', shape: shp },
+  ]);
+  return [values, indices];
+}
 
-/** LayerNorm over the last axis, one fused ONNX op (ORT has a fast kernel for it). */
-export const layerNorm = (x: Value, scale: Value, bias: Value, epsilon: number) =>
-  one(g(x).node('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: { float: epsilon } }));
+// ---------------------------------------------------------------- normalisations
+
+export const softmax = (a: Value, axis = -1) => node1('Softmax', [a], { axis }, a.dtype, a.shape);
+// dx = y ⊙ (dy − Σ dy ⊙ y)
+rule('Softmax', ({ outputs: [y], attrs }, [dy]) => [mul(y, sub(dy!, reduceSum(mul(dy!, y), [attrs.axis as number], true)))]);
+
+export const logSoftmax = (a: Value, axis = -1) => node1('LogSoftmax', [a], { axis }, a.dtype, a.shape);
+// dx = dy − softmax(x) · Σ dy
+rule('LogSoftmax', ({ outputs: [y], attrs }, [dy]) => [sub(dy!, mul(exp(y), reduceSum(dy!, [attrs.axis as number], true)))]);
+
+/** LayerNorm over the last axis, one fused ONNX op; it also outputs the mean and 1/σ its gradient needs. */
+export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number): Value {
+  const stat = [...x.shape.slice(0, -1), 1];
+  return x.graph.node('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: { float: epsilon } }, [
+    { dtype: 'float32', shape: x.shape },
+    { dtype: 'float32', shape: stat },
+    { dtype: 'float32', shape: stat },
+  ])[0];
+}
+// x̂ = (x − μ)/σ;  g = dy ⊙ γ;  dx = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / σ
+rule('LayerNormalization', ({ inputs: [x, scale, bias], outputs: [, mean, invStd] }, [dy]) => {
+  const xhat = mul(sub(x!, mean), invStd);
+  const g = mul(dy!, scale!);
+  const dx = mul(invStd, sub(sub(g, reduceMean(g, [-1])), mul(xhat, reduceMean(mul(g, xhat), [-1]))));
+  return [dx, unbroadcast(mul(dy!, xhat), scale!), unbroadcast(dy!, bias!)];
+});
+
+// ---------------------------------------------------------------- composites
 
 /** Exact (erf) GELU, written so ORT's optimizer fuses it into its Gelu kernel. */
 export function gelu(x: Value): Value {
@@ -73,25 +324,10 @@ export function gelu(x: Value): Value {
   return mul(mul(x, add(inner, scalar(x, 1))), scalar(x, 0.5));
 }
 
-/** `x @ w + b` with `w` stored as [in, out]. */
-export const linear = (x: Value, w: Value, b?: Value) => (b ? add(matmul(x, w), b) : matmul(x, w));
-
-/** `a @ bᵀ` for 2-D inputs, as one Gemm so b is never transposed in memory. */
-export const matmulTransB = (a: Value, b: Value) => one(g(a).node('Gemm', [a, b], { transB: 1 }));
-
-/** Largest k along the last axis, sorted; ties keep the lower index first (ONNX TopK). */
-export function topK(a: Value, k: Value): [Value, Value] {
-  const [values, indices] = g(a).node('TopK', [a, k], { axis: -1, largest: 1, sorted: 1 }, 2, undefined, [
-    'float32',
-    'int64',
-  ]);
-  return [values, indices];
-}
-
 /** Divides rows by their L2 norm, clamped at 1e-12 like torch.nn.functional.normalize. */
 export function l2Normalize(x: Value, axis = -1): Value {
-  const norm = sqrt(reduceSum(mul(x, x), [axis]));
-  return div(x, max(norm, scalar(x, 1e-12)));
+  const n = sqrt(reduceSum(mul(x, x), [axis]));
+  return div(x, max(n, scalar(x, 1e-12)));
 }
 
 export function onnxType(dtype: DType): number {

@@ -19,8 +19,7 @@ export interface PoolingOptions {
 export function pool(hidden: Value, mask: Value, o: PoolingOptions): Value {
   let x: Value;
   if (o.pooling === 'cls') {
-    const first = hidden.graph.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(0n) });
-    x = op.gather(hidden, first, 1); // [b, h]
+    x = op.squeeze(op.slice(hidden, [0], [1], [1]), [1]); // [b, h]
   } else if (o.pooling === 'mean') {
     const m = op.cast(op.unsqueeze(mask, [2]), 'float32'); // [b, s, 1]
     const summed = op.reduceSum(op.mul(hidden, m), [1], false); // [b, h]
@@ -30,7 +29,7 @@ export function pool(hidden: Value, mask: Value, o: PoolingOptions): Value {
     // The last real token of each row (we pad on the right): index = sum(mask) - 1.
     const last = op.sub(op.reduceSum(mask, [1]), op.ints(mask, [1])); // [b, 1]
     const index = op.expand(op.unsqueeze(last, [2]), op.concat([op.ints(mask, [1, 1]), op.slice(op.shape(hidden), [2], [3], [0])], 0));
-    x = op.squeeze(op.gatherElements(hidden, index, 1), [1]);
+    x = op.squeeze(op.gatherElements(hidden, index, 1), [1]); // [b, h]
   }
   if (o.dimensions !== undefined) x = op.slice(x, [0], [o.dimensions], [1]);
   return o.normalize ? op.l2Normalize(x) : x;
