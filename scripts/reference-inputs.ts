@@ -20,12 +20,34 @@ export function paritySentences(): string[] {
   return ['lift', 'Ünïcödé ﬁ  spaced   text', ...queries, ...docs, ...zh];
 }
 
+/** A training batch: 3 queries, each with a positive and a hard negative (group size 2). */
+export function trainingBatch(): { queries: string[]; passages: string[] } {
+  const rows = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').slice(10, 12).map((l) => JSON.parse(l));
+  const cran = readFileSync(join(repoRoot, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').slice(5, 7).map((l) => JSON.parse(l).text as string);
+  const queries = [...rows.map((r) => r.query as string), 'what is the effect of wing sweep on flutter'];
+  const passages = [...rows.flatMap((r) => [r.pos[0] as string, r.neg[0] as string]), ...cran];
+  return { queries, passages };
+}
+
+/** Loss settings of the gradient fixtures: model, pooling, temperature, Matryoshka dims/weights. */
+export const GRADIENT_CASES = [
+  { name: 'tiny-bert-cls', model: 'tiny-bert', pooling: 'cls', temperature: 0.05, matryoshkaDims: [] as number[], matryoshkaWeights: [] as number[] },
+  { name: 'tiny-xlmr-cls', model: 'tiny-xlmr', pooling: 'cls', temperature: 0.05, matryoshkaDims: [], matryoshkaWeights: [] },
+  { name: 'tiny-bert-mean-matryoshka', model: 'tiny-bert', pooling: 'mean', temperature: 0.1, matryoshkaDims: [16, 32], matryoshkaWeights: [0.5, 1] },
+];
+
 if (process.argv[1]?.endsWith('reference-inputs.js')) {
   const sentences = paritySentences();
-  const models: Record<string, { ids: number[][] }> = {};
+  const batch = trainingBatch();
+  const models: Record<string, { ids: number[][]; queryIds: number[][]; passageIds: number[][] }> = {};
   for (const m of MODELS) {
     const tok = TextTokenizer.load(join(repoRoot, 'test', 'fixtures', 'models', m));
-    models[m] = { ids: sentences.map((s) => tok.encode(s, 128)) };
+    models[m] = {
+      ids: sentences.map((s) => tok.encode(s, 128)),
+      queryIds: batch.queries.map((s) => tok.encode(s, 16)),
+      passageIds: batch.passages.map((s) => tok.encode(s, 32)),
+    };
   }
-  writeFileSync(join(repoRoot, 'test', 'fixtures', 'reference', 'inputs.json'), JSON.stringify({ sentences, models }));
+  const out = join(repoRoot, 'test', 'fixtures', 'reference', 'inputs.json');
+  writeFileSync(out, JSON.stringify({ sentences, models, gradientCases: GRADIENT_CASES }));
 }

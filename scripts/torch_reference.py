@@ -78,8 +78,63 @@ def pool(hidden, mask, mode):
     return hidden[torch.arange(hidden.shape[0]), last]
 
 
+def pad(ids_list, pad_id):
+    s = max(len(x) for x in ids_list)
+    ids = torch.full((len(ids_list), s), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids_list), s), dtype=torch.long)
+    for r, row in enumerate(ids_list):
+        ids[r, : len(row)] = torch.tensor(row)
+        mask[r, : len(row)] = 1
+    return ids, mask
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        arr = tensors[name].detach().to(torch.float32).contiguous().numpy().astype("<f4")
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
+        blobs.append(arr.tobytes())
+        offset += arr.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - (len(h) + 8) % 8) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def gradients(inputs, case):
+    """InfoNCE loss (in-batch + hard negatives, group size 2) and d loss / d every weight."""
+    mdir = FIX / "models" / case["model"]
+    cfg = json.loads((mdir / "config.json").read_text())
+    w = read_safetensors(mdir / "model.safetensors")
+    for t in w.values():
+        t.requires_grad_(True)
+    entry = inputs["models"][case["model"]]
+    qi, qm = pad(entry["queryIds"], cfg["pad_token_id"])
+    pi, pm = pad(entry["passageIds"], cfg["pad_token_id"])
+    q = pool(forward(cfg, w, qi, qm), qm, case["pooling"])
+    p = pool(forward(cfg, w, pi, pm), pm, case["pooling"])
+    group = p.shape[0] // q.shape[0]
+    labels = torch.arange(q.shape[0]) * group
+
+    def ce(qq, pp):
+        qq, pp = F.normalize(qq, dim=-1), F.normalize(pp, dim=-1)
+        return F.cross_entropy(qq @ pp.T / case["temperature"], labels)
+
+    if case["matryoshkaDims"]:
+        loss = sum(wt * ce(q[:, :d], p[:, :d]) for d, wt in zip(case["matryoshkaDims"], case["matryoshkaWeights"]))
+    else:
+        loss = ce(q, p)
+    loss.backward()
+    grads = {k: t.grad for k, t in w.items() if t.grad is not None}
+    write_safetensors(FIX / "reference" / f"grad-{case['name']}.safetensors", grads)
+    return float(loss)
+
+
 def main():
+    torch.set_default_dtype(torch.float64)
     inputs = json.loads((FIX / "reference" / "inputs.json").read_text())
+    losses = {case["name"]: gradients(inputs, case) for case in inputs["gradientCases"]}
+    (FIX / "reference" / "losses.json").write_text(json.dumps(losses, indent=2))
+    print("losses", losses, file=sys.stderr)
     for model, entry in inputs["models"].items():
         mdir = FIX / "models" / model
         cfg = json.loads((mdir / "config.json").read_text())

@@ -14,11 +14,13 @@ export interface ModelInputs {
   tokenTypeIds?: Value;
 }
 
-export function bertInputs(graph: Graph): ModelInputs {
+/** The graph inputs a BERT model reads; `prefix` separates two towers in one graph (`q_`, `p_`). */
+export function bertInputs(graph: Graph, prefix = ''): ModelInputs {
+  const dims = [`${prefix}batch`, `${prefix}sequence`];
   return {
-    inputIds: graph.input('input_ids', 'int64', ['batch', 'sequence']),
-    attentionMask: graph.input('attention_mask', 'int64', ['batch', 'sequence']),
-    tokenTypeIds: graph.input('token_type_ids', 'int64', ['batch', 'sequence']),
+    inputIds: graph.input(`${prefix}input_ids`, 'int64', dims),
+    attentionMask: graph.input(`${prefix}attention_mask`, 'int64', dims),
+    tokenTypeIds: graph.input(`${prefix}token_type_ids`, 'int64', dims),
   };
 }
 

@@ -6,7 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
-import { Session, int64Tensor } from '../runtime/session.js';
+import { Session } from '../runtime/session.js';
+import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
 import { bert, bertInputs, type ModelInputs } from './bert.js';
 import { type ModelConfig, readConfig } from './config.js';
@@ -50,7 +51,7 @@ export interface EncodeOptions {
 }
 
 /** Architecture name → builder of its inputs and hidden states. */
-const ARCHITECTURES: Record<ModelConfig['architecture'], { inputs: (g: Graph) => ModelInputs; build: typeof bert }> = {
+export const ARCHITECTURES: Record<ModelConfig['architecture'], { inputs: (g: Graph, prefix?: string) => ModelInputs; build: typeof bert }> = {
   bert: { inputs: bertInputs, build: bert },
   'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta },
 };
@@ -183,21 +184,7 @@ export class Encoder {
   }
 
   private async runBatch(batch: number[][]): Promise<Float32Array> {
-    const b = batch.length;
-    const s = Math.max(...batch.map((x) => x.length));
-    const inputIds = new BigInt64Array(b * s).fill(BigInt(this.config.padTokenId));
-    const mask = new BigInt64Array(b * s);
-    batch.forEach((ids, r) => {
-      for (let t = 0; t < ids.length; t++) {
-        inputIds[r * s + t] = BigInt(ids[t]);
-        mask[r * s + t] = 1n;
-      }
-    });
-    const feed: Record<string, ReturnType<typeof int64Tensor>> = {
-      input_ids: int64Tensor(inputIds, [b, s]),
-      attention_mask: int64Tensor(mask, [b, s]),
-    };
-    if (this.session.inputNames.includes('token_type_ids')) feed.token_type_ids = int64Tensor(new BigInt64Array(b * s), [b, s]);
+    const feed = padBatch(batch, this.config.padTokenId, '', this.session.inputNames.includes('token_type_ids'));
     const result = await this.session.run(feed);
     return result.sentence_embedding.data as Float32Array;
   }

@@ -52,20 +52,30 @@ export class Params {
     return t;
   }
 
-  private add(hfName: string, t: NamedTensor, transposed: boolean): Value {
-    this.used.set(hfName, { transposed, shape: t.shape, data: t.data });
-    if (this.mode === 'input') return this.graph.input(hfName, 'float32', t.shape);
-    return this.graph.initializer(hfName, { dtype: 'float32', dims: t.shape, data: t.data });
+  /** Graph values by HF name: a model built twice in one graph (queries, passages) shares them. */
+  readonly values = new Map<string, Value>();
+
+  private add(hfName: string, t: () => NamedTensor, transposed: boolean): Value {
+    const seen = this.values.get(hfName);
+    if (seen) return seen;
+    const tensor = t();
+    this.used.set(hfName, { transposed, shape: tensor.shape, data: tensor.data });
+    const v =
+      this.mode === 'input'
+        ? this.graph.input(hfName, 'float32', tensor.shape)
+        : this.graph.initializer(hfName, { dtype: 'float32', dims: tensor.shape, data: tensor.data });
+    this.values.set(hfName, v);
+    return v;
   }
 
   /** A tensor used as stored (embeddings, LayerNorm, biases). */
   tensor(hfName: string, shape: number[]): Value {
-    return this.add(hfName, this.fetch(hfName, shape), false);
+    return this.add(hfName, () => this.fetch(hfName, shape), false);
   }
 
   /** A `nn.Linear` as [in, out] weight and bias. */
   linear(prefix: string, inFeatures: number, outFeatures: number): { w: Value; b: Value } {
-    const w = transpose2d(this.fetch(`${prefix}.weight`, [outFeatures, inFeatures]));
+    const w = () => transpose2d(this.fetch(`${prefix}.weight`, [outFeatures, inFeatures]));
     return { w: this.add(`${prefix}.weight`, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
   }
 

@@ -10,10 +10,12 @@ import type { ModelConfig } from './config.js';
 import type { Params } from './params.js';
 import { encoder } from './transformer.js';
 
-export function xlmRobertaInputs(graph: Graph): ModelInputs {
+/** XLM-R reads no token type ids (a single type row). */
+export function xlmRobertaInputs(graph: Graph, prefix = ''): ModelInputs {
+  const dims = [`${prefix}batch`, `${prefix}sequence`];
   return {
-    inputIds: graph.input('input_ids', 'int64', ['batch', 'sequence']),
-    attentionMask: graph.input('attention_mask', 'int64', ['batch', 'sequence']),
+    inputIds: graph.input(`${prefix}input_ids`, 'int64', dims),
+    attentionMask: graph.input(`${prefix}attention_mask`, 'int64', dims),
   };
 }
 
