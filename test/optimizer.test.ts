@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { AdamW, clipGradNorm, decays, globalNorm, learningRate } from '../src/training/optimizer.js';
+import { FIXTURES, maxAbsDiff } from './helpers.js';
+
+describe('AdamW', () => {
+  it('matches torch.optim.AdamW over three steps, with and without weight decay', () => {
+    const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'adamw.json'), 'utf8'));
+    const n = ref.n as number;
+    const init = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i + k));
+    const grad = (step: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.cos((i + 1) * (step + 1) + k) * (i % 3 ? 0.1 : 10));
+    const decayed = { name: 'w', data: init(0), decay: true };
+    const plain = { name: 'b', data: init(1), decay: false };
+    const opt = new AdamW([decayed, plain], { weightDecay: ref.weight_decay });
+    ref.lrs.forEach((lr: number, step: number) => opt.update([grad(step, 0), grad(step, 1)], lr));
+    assert.ok(maxAbsDiff(decayed.data, ref.decayed) < 1e-6, `decayed ${maxAbsDiff(decayed.data, ref.decayed)}`);
+    assert.ok(maxAbsDiff(plain.data, ref.plain) < 1e-6, `plain ${maxAbsDiff(plain.data, ref.plain)}`);
+  });
+
+  it('decays weights but not biases or LayerNorm', () => {
+    assert.equal(decays('encoder.layer.0.attention.self.query.weight'), true);
+    assert.equal(decays('embeddings.word_embeddings.weight'), true);
+    assert.equal(decays('encoder.layer.0.attention.self.query.bias'), false);
+    assert.equal(decays('encoder.layer.0.output.LayerNorm.weight'), false);
+  });
+});
+
+describe('clipping and schedules', () => {
+  it('clips by global norm like clip_grad_norm_', () => {
+    const g = [Float32Array.of(3, 0), Float32Array.of(4)];
+    assert.equal(clipGradNorm(g, 1), 5);
+    assert.ok(Math.abs(globalNorm(g) - 1) < 1e-6);
+    const small = [Float32Array.of(0.3)];
+    clipGradNorm(small, 1);
+    assert.equal(small[0][0], Float32Array.of(0.3)[0]);
+  });
+
+  it('warms up linearly from 0, then decays', () => {
+    const o = { lr: 1, warmupSteps: 4, totalSteps: 14 };
+    assert.deepEqual([0, 1, 2, 3].map((s) => learningRate(s, { ...o, schedule: 'linear' })), [0, 0.25, 0.5, 0.75]);
+    assert.equal(learningRate(4, { ...o, schedule: 'linear' }), 1);
+    assert.ok(Math.abs(learningRate(9, { ...o, schedule: 'linear' }) - 0.5) < 1e-12);
+    assert.ok(Math.abs(learningRate(9, { ...o, schedule: 'cosine' }) - 0.5) < 1e-12);
+    assert.ok(Math.abs(learningRate(6, { ...o, schedule: 'cosine' }) - 0.5 * (1 + Math.cos(Math.PI * 0.2))) < 1e-12);
+    assert.equal(learningRate(13, { ...o, schedule: 'constant' }), 1);
+    assert.equal(learningRate(14, { ...o, schedule: 'linear' }), 0);
+  });
+});
