@@ -118,7 +118,12 @@ export class Encoder {
     const config = readConfig(dir);
     const tokenizer = TextTokenizer.load(dir);
     const weights = loadWeights(dir);
-    const pooling = options.pooling ?? savedPooling(dir) ?? 'cls';
+    return Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir) });
+  }
+
+  /** An encoder over weights already in memory (e.g. mid-training, for evaluation). */
+  static async fromWeights(dir: string, config: ModelConfig, tokenizer: TextTokenizer, weights: Map<string, NamedTensor>, options: EncoderOptions = {}): Promise<Encoder> {
+    const pooling = options.pooling ?? 'cls';
     if (!POOLINGS.includes(pooling)) throw new Error(`pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
     const normalize = options.normalize ?? true;
     const dimensions = options.dimensions;
@@ -127,9 +132,7 @@ export class Encoder {
     }
     const { graph } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions });
     const session = await Session.create(graph, { threads: options.threads });
-    // XLM-R positions start after the padding index, so two positions are never used.
-    const positionLimit = config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
-    const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit);
+    const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength);
   }
 
@@ -204,6 +207,11 @@ export class Encoder {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** The longest input the position table allows; XLM-R positions start after the padding index. */
+export function positionLimit(config: ModelConfig): number {
+  return config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
 }
 
 export function applyTemplate(text: string, template?: string): string {

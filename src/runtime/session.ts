@@ -56,8 +56,13 @@ export class Session {
     return this.session.inputNames;
   }
 
-  async run(feed: Feed, outputs?: string[]): Promise<Record<string, ort.Tensor>> {
-    return outputs ? this.session.run(feed, outputs) : this.session.run(feed);
+  /**
+   * Runs the graph. `fetches` names the outputs wanted, or maps output names to preallocated
+   * tensors that ORT writes into (null: allocate).
+   */
+  async run(feed: Feed, fetches?: string[] | Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
+    const out = fetches ? await this.session.run(feed, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feed);
+    return out as Record<string, ort.Tensor>;
   }
 
   async release(): Promise<void> {

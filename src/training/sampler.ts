@@ -1,0 +1,75 @@
+/**
+ * Training batches: each query with one positive (drawn at random when there are several) and
+ * group_size − 1 hard negatives (drawn without replacement; repeated only when a record has
+ * too few). Every epoch shuffles and draws afresh from a seeded RNG. With `noDuplicates`
+ * (default), no query and no passage text appears twice in a batch, since a duplicate would
+ * become a false in-batch negative: a conflicting record waits for a later batch.
+ */
+import type { QueryRecord } from '../data/records.js';
+import { Rng } from '../util/rng.js';
+
+export interface TrainExample {
+  query: string;
+  /** The positive first, then the negatives: group_size passages. */
+  passages: string[];
+}
+
+export interface SamplerOptions {
+  batchSize: number;
+  groupSize: number;
+  noDuplicates?: boolean;
+}
+
+/** Draws one query's group of passages. */
+export function drawGroup(r: QueryRecord, groupSize: number, rng: Rng): string[] {
+  const pos = r.pos[rng.int(r.pos.length)];
+  const want = groupSize - 1;
+  if (want === 0) return [pos];
+  let negs: string[];
+  if (r.neg.length >= want) {
+    negs = rng.sample(r.neg, want);
+    // rng.sample keeps input order; shuffle so the order carries no rank information
+    for (let i = negs.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [negs[i], negs[j]] = [negs[j], negs[i]];
+    }
+  } else {
+    negs = [...r.neg];
+    while (negs.length < want) negs.push(r.neg[rng.int(r.neg.length)]);
+  }
+  return [pos, ...negs];
+}
+
+/**
+ * The batches of one epoch, in order. Deterministic for a given RNG state, so a resumed run can
+ * rebuild the epoch from the state saved at its start and skip the batches already done.
+ */
+export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions, rng: Rng): TrainExample[][] {
+  const order = records.map((_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const examples = order.map((i) => ({ query: records[i].query, passages: drawGroup(records[i], o.groupSize, rng) }));
+  const noDup = o.noDuplicates ?? true;
+  const batches: TrainExample[][] = [];
+  let deferred: TrainExample[] = [];
+  let next = 0;
+  while (next < examples.length || deferred.length) {
+    const batch: TrainExample[] = [];
+    const seen = new Set<string>();
+    const waiting: TrainExample[] = [];
+    const place = (e: TrainExample) => {
+      const texts = [e.query, ...new Set(e.passages)];
+      if (batch.length < o.batchSize && (!noDup || texts.every((t) => !seen.has(t)))) {
+        batch.push(e);
+        texts.forEach((t) => seen.add(t));
+      } else waiting.push(e);
+    };
+    deferred.forEach(place); // records that waited go first
+    while (batch.length < o.batchSize && next < examples.length) place(examples[next++]);
+    batches.push(batch);
+    deferred = waiting;
+  }
+  return batches;
+}

@@ -1,0 +1,208 @@
+/**
+ * One contrastive training step on onnxruntime: forward, InfoNCE, backward in one session run
+ * (or, with GradCache, in slices), then gradient clipping and AdamW on the weights in place.
+ * Weights live in graph layout (linear weights as [in, out]); `hfWeights()` gives them back in
+ * Hugging Face layout for export.
+ */
+import type ort from 'onnxruntime-node';
+import { applyTemplate } from '../models/encoder.js';
+import { padBatch } from '../models/batch.js';
+import type { ModelConfig } from '../models/config.js';
+import type { Pooling } from '../models/pooling.js';
+import { type NamedTensor } from '../models/safetensors.js';
+import { transpose2d } from '../models/params.js';
+import type { TextTokenizer } from '../models/tokenizer.js';
+import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
+import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, vjpGraph } from './graphs.js';
+import { AdamW, clipGradNorm, decays, learningRate, type ParamSlot, type Schedule } from './optimizer.js';
+import type { TrainExample } from './sampler.js';
+
+export interface TrainerOptions {
+  pooling: Pooling;
+  normalize: boolean;
+  temperature: number;
+  matryoshkaDims?: number[];
+  matryoshkaWeights?: number[];
+  learningRate: number;
+  weightDecay: number;
+  warmupSteps: number;
+  totalSteps: number;
+  schedule: Schedule;
+  /** Clip the global gradient norm to this (0 = off). */
+  maxGradNorm: number;
+  /** GradCache: run the encoder on at most this many texts at a time; the loss still sees the full batch. */
+  miniBatchSize?: number;
+  maxQueryLength: number;
+  maxPassageLength: number;
+  queryTemplate?: string;
+  passageTemplate?: string;
+  threads?: number;
+}
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+}
+
+interface Slot extends ParamSlot {
+  shape: number[];
+  transposed: boolean;
+  tensor: ort.Tensor;
+  grad: Float32Array;
+  gradTensor: ort.Tensor;
+}
+
+export class Trainer {
+  private readonly tokenCache = new Map<string, number[]>();
+
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly tokenizer: TextTokenizer,
+    readonly o: TrainerOptions,
+    readonly slots: Slot[],
+    readonly optimizer: AdamW,
+    private readonly sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session },
+    private readonly withTypes: boolean,
+  ) {}
+
+  static async create(config: ModelConfig, tokenizer: TextTokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
+    const pooling = { pooling: o.pooling, normalize: o.normalize };
+    const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
+    const runtime = { threads: o.threads };
+    const sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session } = {};
+    let built;
+    if (o.miniBatchSize) {
+      built = vjpGraph(config, weights, pooling);
+      sessions.vjp = await Session.create(built.graph, runtime);
+      sessions.embed = await Session.create(embedGraph(config, weights, pooling).graph, runtime);
+      sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+    } else {
+      built = stepGraph(config, weights, pooling, loss);
+      sessions.step = await Session.create(built.graph, runtime);
+    }
+    const slots: Slot[] = built.names.map((name) => {
+      const u = built.params.used.get(name)!;
+      const data = Float32Array.from(u.data); // our own copy: the optimizer writes into it
+      const grad = new Float32Array(data.length);
+      return { name, data, decay: decays(name), shape: u.shape, transposed: u.transposed, tensor: floatTensor(data, u.shape), grad, gradTensor: floatTensor(grad, u.shape) };
+    });
+    const optimizer = new AdamW(slots, { weightDecay: o.weightDecay });
+    const withTypes = (sessions.step ?? sessions.vjp)!.inputNames.some((n) => n.endsWith('token_type_ids'));
+    return new Trainer(config, tokenizer, o, slots, optimizer, sessions, withTypes);
+  }
+
+  private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
+    const key = `${maxLength}\u0000${template ?? ''}\u0000${text}`;
+    let ids = this.tokenCache.get(key);
+    if (!ids) {
+      ids = this.tokenizer.encode(applyTemplate(text, template), maxLength);
+      if (this.tokenCache.size < 1_000_000) this.tokenCache.set(key, ids);
+    }
+    return ids;
+  }
+
+  private weightFeed(): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.slots.map((s) => [s.name, s.tensor]));
+  }
+
+  private gradFetches(): Record<string, ort.Tensor> {
+    return Object.fromEntries(this.slots.map((s) => [GRAD_PREFIX + s.name, s.gradTensor]));
+  }
+
+  /** Computes loss and gradients (into the slots' grad buffers) for one batch. */
+  async computeGradients(batch: TrainExample[]): Promise<number> {
+    const q = batch.map((e) => this.tokenize(e.query, this.o.queryTemplate, this.o.maxQueryLength));
+    const p = batch.flatMap((e) => e.passages.map((t) => this.tokenize(t, this.o.passageTemplate, this.o.maxPassageLength)));
+    const group = batch[0].passages.length;
+    const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]);
+    const pad = this.config.padTokenId;
+    if (this.sessions.step) {
+      const out = await this.sessions.step.run(
+        { ...this.weightFeed(), ...padBatch(q, pad, 'q_', this.withTypes), ...padBatch(p, pad, 'p_', this.withTypes), labels },
+        { loss: null, ...this.gradFetches() },
+      );
+      return (out.loss.data as Float32Array)[0];
+    }
+    return this.gradCache(q, p, labels);
+  }
+
+  /** GradCache: embed without gradients, take the loss on the full batch, then backpropagate slice by slice. */
+  private async gradCache(q: number[][], p: number[][], labels: ort.Tensor): Promise<number> {
+    const size = this.o.miniBatchSize!;
+    const { embed, vjp, lossGrad } = this.sessions as Required<typeof this.sessions>;
+    const pad = this.config.padTokenId;
+    const dim = this.config.hiddenSize;
+    const slices = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => ids.slice(i * size, (i + 1) * size));
+    const embedAll = async (ids: number[][]) => {
+      const out = new Float32Array(ids.length * dim);
+      let row = 0;
+      for (const s of slices(ids)) {
+        const r = await embed.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes) });
+        out.set(r.embedding.data as Float32Array, row * dim);
+        row += s.length;
+      }
+      return out;
+    };
+    const qe = await embedAll(q);
+    const pe = await embedAll(p);
+    const lg = await lossGrad.run({ queries: floatTensor(qe, [q.length, dim]), passages: floatTensor(pe, [p.length, dim]), labels });
+    const dq = lg[`${GRAD_PREFIX}queries`].data as Float32Array;
+    const dp = lg[`${GRAD_PREFIX}passages`].data as Float32Array;
+    this.slots.forEach((s) => s.grad.fill(0));
+    const partial = this.slots.map((s) => new Float32Array(s.grad.length));
+    const fetches = Object.fromEntries(this.slots.map((s, i) => [GRAD_PREFIX + s.name, floatTensor(partial[i], s.shape)]));
+    for (const [ids, grads] of [
+      [q, dq],
+      [p, dp],
+    ] as const) {
+      let row = 0;
+      for (const s of slices(ids)) {
+        const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
+        await vjp.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes), grad_embedding: seed }, fetches);
+        this.slots.forEach((slot, i) => {
+          const g = slot.grad;
+          const d = partial[i];
+          for (let j = 0; j < g.length; j++) g[j] += d[j];
+        });
+        row += s.length;
+      }
+    }
+    return (lg.loss.data as Float32Array)[0];
+  }
+
+  /**
+   * One optimizer step on `batch`. Throws (before touching the weights) when the loss or the
+   * gradient is NaN or infinite.
+   */
+  async step(batch: TrainExample[]): Promise<StepResult> {
+    const loss = await this.computeGradients(batch);
+    const grads = this.slots.map((s) => s.grad);
+    const gradNorm = this.o.maxGradNorm > 0 ? clipGradNorm(grads, this.o.maxGradNorm) : clipGradNorm(grads, Infinity);
+    const stepIndex = this.optimizer.step;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      throw new NonFiniteError(stepIndex + 1, !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${gradNorm}`);
+    }
+    const lr = learningRate(stepIndex, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
+    this.optimizer.update(grads, lr);
+    return { loss, gradNorm, lr };
+  }
+
+  /** The current weights with Hugging Face names and layout. */
+  hfWeights(): Map<string, NamedTensor> {
+    return new Map(this.slots.map((s) => [s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data }]));
+  }
+
+  async close(): Promise<void> {
+    for (const s of Object.values(this.sessions)) await s?.release();
+  }
+}
+
+export class NonFiniteError extends Error {
+  constructor(
+    readonly step: number,
+    what: string,
+  ) {
+    super(`step ${step}: ${what}; stopping (the weights were not updated)`);
+  }
+}
