@@ -7,6 +7,9 @@ import { mine } from './jobs/mine.js';
 import { evaluate } from './jobs/evaluate.js';
 import { beirToRecords } from './jobs/convert.js';
 import { demo } from './jobs/demo.js';
+import { train } from './jobs/train.js';
+import { exportCheckpoint } from './jobs/export.js';
+import { loadTrainConfig } from './training/config.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -150,6 +153,57 @@ export function buildProgram(): Command {
         skipInvalid: o.skipInvalid,
       });
     });
+  program
+    .command('train')
+    .description('contrastive fine-tuning (spec 2) from a JSON config (the spec\'s emb_argument.json keys)')
+    .option('-c, --config <file>', 'JSON config')
+    .option('-m, --model <dir>', 'override model_name_or_path')
+    .option('--train-data <path>', 'override train_data (file or folder)')
+    .option('-o, --output-dir <dir>', 'override output_dir')
+    .option('--max-steps <n>', 'override max_steps', int('max-steps'))
+    .option('--num-train-epochs <n>', 'override num_train_epochs', num('num-train-epochs'))
+    .option('--learning-rate <x>', 'override learning_rate', num('learning-rate'))
+    .option('--batch-size <n>', 'override per_device_train_batch_size', int('batch-size'))
+    .option('--group-size <n>', 'override group_size', int('group-size'))
+    .option('--threads <n>', 'onnxruntime threads', int('threads'))
+    .option('--resume', 'continue from the newest complete checkpoint in output_dir')
+    .option('--set <key=value...>', 'override any config key (value parsed as JSON when it can be)')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (o) => {
+      const overrides: Record<string, unknown> = {};
+      const flags: [string, unknown][] = [
+        ['model_name_or_path', o.model], ['train_data', o.trainData], ['output_dir', o.outputDir], ['max_steps', o.maxSteps],
+        ['num_train_epochs', o.numTrainEpochs], ['learning_rate', o.learningRate], ['per_device_train_batch_size', o.batchSize],
+        ['group_size', o.groupSize], ['threads', o.threads], ['resume_from_checkpoint', o.resume ? true : undefined],
+      ];
+      for (const [k, v] of flags) if (v !== undefined) overrides[k] = v;
+      for (const kv of (o.set as string[] | undefined) ?? []) {
+        const at = kv.indexOf('=');
+        if (at < 1) throw new Error(`--set ${kv}: expected key=value`);
+        const raw = kv.slice(at + 1);
+        let value: unknown = raw;
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          /* a plain string */
+        }
+        overrides[kv.slice(0, at)] = value;
+      }
+      const { config, ignored } = loadTrainConfig(o.config, overrides);
+      if (ignored.length && !o.quiet) process.stderr.write(`train: ignoring keys that do not apply here: ${ignored.join(', ')}\n`);
+      await train(config, { quiet: o.quiet });
+    });
+
+  program
+    .command('export')
+    .description('write a checkpoint as a model folder (Hugging Face + sentence-transformers + onnx/model.onnx)')
+    .requiredOption('--checkpoint <dir>', 'a checkpoint-N folder of a train run')
+    .requiredOption('-o, --output <dir>', 'where to write the model')
+    .option('-m, --model <dir>', 'the base model (default: from the run\'s train_config.json)')
+    .action(async (o) => {
+      exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model });
+    });
+
   program
     .command('demo')
     .description('run the pipeline on the bundled Cranfield slice: split, clean, mine, evaluate')

@@ -5,7 +5,8 @@
 import cliProgress from 'cli-progress';
 
 export interface Progress {
-  tick(n?: number): void;
+  /** Advances by n; `info` (e.g. "loss 0.31 lr 2e-5") is shown after the counts. */
+  tick(n?: number, info?: string): void;
   done(): void;
 }
 
@@ -24,18 +25,18 @@ export function progress(label: string, total: number, options: ProgressOptions 
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted}`,
+        format: `${label} [{bar}] {percentage}% | {value}/{total} | {rate}/s | ETA {eta_formatted} {info}`,
         stream: process.stderr,
         hideCursor: true,
         etaBuffer: 50,
       },
       cliProgress.Presets.shades_classic,
     );
-    bar.start(total, 0, { rate: '0' });
+    bar.start(total, 0, { rate: '0', info: '' });
     return {
-      tick(n = 1) {
+      tick(n = 1, info = '') {
         count += n;
-        bar.update(count, { rate: rate(count, start) });
+        bar.update(count, { rate: rate(count, start), info });
       },
       done() {
         bar.update(total, { rate: rate(count, start) });
@@ -46,14 +47,14 @@ export function progress(label: string, total: number, options: ProgressOptions 
   const every = (options.interval ?? 10) * 1000;
   let last = start;
   return {
-    tick(n = 1) {
+    tick(n = 1, info = '') {
       count += n;
       const now = Date.now();
       if (now - last >= every) {
         last = now;
         const r = count / ((now - start) / 1000);
         const eta = r > 0 ? Math.round((total - count) / r) : 0;
-        process.stderr.write(`${label}: ${count}/${total} (${Math.round((100 * count) / total)}%) ${r.toFixed(1)}/s ETA ${eta}s\n`);
+        process.stderr.write(`${label}: ${count}/${total} (${Math.round((100 * count) / total)}%) ${r.toFixed(2)}/s ETA ${eta}s ${info}\n`);
       }
     },
     done() {

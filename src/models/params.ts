@@ -10,15 +10,14 @@ import type { NamedTensor } from './safetensors.js';
 const PREFIXES = ['bert.', 'roberta.', 'xlm_roberta.', 'model.', '0.auto_model.'];
 
 /** Strips a task-head prefix and renames old `gamma`/`beta` LayerNorm keys. */
+export function canonicalName(name: string): string {
+  let n = name;
+  for (const p of PREFIXES) if (n.startsWith(p)) n = n.slice(p.length);
+  return n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
+}
+
 export function canonicalNames(tensors: Map<string, NamedTensor>): Map<string, NamedTensor> {
-  const out = new Map<string, NamedTensor>();
-  for (const [name, t] of tensors) {
-    let n = name;
-    for (const p of PREFIXES) if (n.startsWith(p)) n = n.slice(p.length);
-    n = n.replace(/LayerNorm\.gamma$/, 'LayerNorm.weight').replace(/LayerNorm\.beta$/, 'LayerNorm.bias');
-    out.set(n, t);
-  }
-  return out;
+  return new Map([...tensors].map(([name, t]) => [canonicalName(name), t]));
 }
 
 export function transpose2d(t: NamedTensor): NamedTensor {

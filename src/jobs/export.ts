@@ -1,0 +1,20 @@
+/** export: a training checkpoint → a model folder (the same layout `train` writes at the end). */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { readConfig } from '../models/config.js';
+import { exportModel } from '../models/export.js';
+import { checkpointWeights } from '../training/checkpoint.js';
+import type { TrainConfig } from '../training/config.js';
+
+/**
+ * @example
+ *   exportCheckpoint({ checkpoint: 'runs/ft/checkpoint-200', output: 'models/ft-200' });
+ */
+export function exportCheckpoint(o: { checkpoint: string; output: string; model?: string }): void {
+  if (!existsSync(join(o.checkpoint, 'state.json'))) throw new Error(`${o.checkpoint}: not a complete checkpoint (no state.json)`);
+  const runConfig = join(dirname(o.checkpoint), 'train_config.json');
+  const run: Partial<TrainConfig> = existsSync(runConfig) ? JSON.parse(readFileSync(runConfig, 'utf8')) : {};
+  const baseDir = o.model ?? run.model_name_or_path;
+  if (!baseDir) throw new Error(`${o.checkpoint}: no train_config.json beside it; pass --model with the base model`);
+  exportModel(o.output, { baseDir, config: readConfig(baseDir), weights: checkpointWeights(o.checkpoint), pooling: run.pooling ?? 'cls', normalize: run.normalize ?? true });
+}

@@ -1,0 +1,190 @@
+/**
+ * train (spec 2, run_embedding.py): contrastive fine-tuning from a JSON config. Loads the
+ * records, builds the trainer, runs epochs of duplicate-free batches, logs every
+ * `logging_steps` to `output_dir/log.jsonl`, checkpoints every `save_steps` (resumable,
+ * bit-identical), evaluates every `eval_steps` (keeping the best as `best/`), and exports
+ * the model in Hugging Face + sentence-transformers + ONNX layout to `output_dir`.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isBeirFolder, loadBeir } from '../data/beir.js';
+import { DataError } from '../data/jsonl.js';
+import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
+import { readConfig } from '../models/config.js';
+import { Encoder, loadWeights, positionLimit } from '../models/encoder.js';
+import { exportModel } from '../models/export.js';
+import { TextTokenizer } from '../models/tokenizer.js';
+import { progress } from '../progress.js';
+import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
+import type { TrainConfig } from '../training/config.js';
+import { epochBatches } from '../training/sampler.js';
+import { NonFiniteError, Trainer } from '../training/trainer.js';
+import { Rng } from '../util/rng.js';
+import { log } from './common.js';
+import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
+
+export interface TrainResult {
+  steps: number;
+  epochs: number;
+  /** Loss of the last batch. */
+  finalLoss: number;
+  /** Mean loss over the last logging window. */
+  lastLoggedLoss: number;
+  outputDir: string;
+  best?: { step: number; metric: number };
+}
+
+/** Every *.jsonl / *.json file of a folder, or the one file. */
+export function trainFiles(path: string): string[] {
+  if (!existsSync(path)) throw new Error(`train_data: ${path} does not exist`);
+  if (!statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path).filter((f) => /\.jsonl?$/i.test(f)).sort().map((f) => join(path, f));
+  if (files.length === 0) throw new Error(`train_data: no .jsonl or .json files in ${path}`);
+  return files;
+}
+
+async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryRecord[]> {
+  const records: QueryRecord[] = [];
+  const skips = new SkipReport();
+  for (const file of trainFiles(c.train_data)) {
+    const r = await loadRecords(file, { requirePositives: true, skipInvalid: c.skip_invalid });
+    r.skips.counts.forEach((n, k) => skips.counts.set(k, (skips.counts.get(k) ?? 0) + n));
+    for (const rec of r.records) {
+      if (c.group_size > 1 && rec.neg.length === 0) {
+        const e = new DataError(file, rec.line, `no negatives, but group_size is ${c.group_size}; run \`embedtune mine\` first or set group_size 1`, r.shape === 'spec' ? 'neg_passage' : 'neg');
+        if (!c.skip_invalid) throw e;
+        skips.add(e);
+        continue;
+      }
+      records.push(rec);
+    }
+  }
+  if (c.skip_invalid) log(quiet, `train: ${skips.summary()}`);
+  if (records.length === 0) throw new Error(`train_data: ${c.train_data} has no usable records`);
+  return records;
+}
+
+/**
+ * @example
+ *   const { config } = loadTrainConfig('examples/bert-small.json');
+ *   await train(config);
+ */
+export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
+  const records = await loadTrainRecords(c, o.quiet);
+  const modelDir = c.model_name_or_path;
+  const config = readConfig(modelDir);
+  const tokenizer = TextTokenizer.load(modelDir);
+  const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
+  const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps;
+  const sampler = { batchSize, groupSize: c.group_size, noDuplicates: c.no_duplicates };
+  // Batches per epoch, as the first epoch will cut them (duplicate-free batching can add a few).
+  const perEpoch = epochBatches(records, sampler, new Rng(c.seed)).length;
+  const byEpochs = c.max_steps <= 0;
+  const totalSteps = byEpochs ? Math.ceil(perEpoch * c.num_train_epochs) : c.max_steps;
+  const warmupSteps = c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * totalSteps);
+  // Gradient accumulation is GradCache: the loss sees the whole effective batch.
+  const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
+  const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
+  const trainer = await Trainer.create(config, tokenizer, loadWeights(modelDir), {
+    pooling: c.pooling,
+    normalize: c.normalize,
+    temperature: c.embedding_temperature,
+    matryoshkaDims: dims,
+    matryoshkaWeights: dims && c.matryoshka_weights.length ? c.matryoshka_weights : undefined,
+    learningRate: c.learning_rate,
+    weightDecay: c.weight_decay,
+    warmupSteps,
+    totalSteps,
+    schedule: c.lr_scheduler_type,
+    maxGradNorm: c.max_grad_norm,
+    miniBatchSize: miniBatchSize ?? undefined,
+    maxQueryLength: Math.min(c.max_query_len, limit),
+    maxPassageLength: Math.min(c.max_passage_len, limit),
+    queryTemplate: c.query_template,
+    passageTemplate: c.passage_template,
+    threads: c.threads ?? undefined,
+  });
+  mkdirSync(c.output_dir, { recursive: true });
+  const logPath = join(c.output_dir, 'log.jsonl');
+  writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+
+  let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
+  if (c.resume_from_checkpoint) {
+    const path = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : listCheckpoints(c.output_dir).at(-1)?.path;
+    if (!path) throw new Error(`resume: no complete checkpoint in ${c.output_dir}`);
+    state = loadCheckpoint(path, trainer);
+    // Forget log lines the interrupted run wrote after this checkpoint.
+    if (existsSync(logPath)) {
+      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= state.step);
+      writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
+    }
+    log(o.quiet, `train: resumed from ${path} at step ${state.step}`);
+  } else if (existsSync(logPath)) writeFileSync(logPath, '');
+
+  const evalSet: RetrievalSet | undefined = c.eval_data
+    ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
+    : undefined;
+  const evaluateNow = async () => {
+    const encoder = await Encoder.fromWeights(modelDir, config, tokenizer, trainer.hfWeights(), { pooling: c.pooling, normalize: c.normalize, threads: c.threads ?? undefined });
+    try {
+      return await evaluateSet({ model: encoder, quiet: true, queryTemplate: c.query_template, passageTemplate: c.passage_template, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
+    } finally {
+      await encoder.close();
+    }
+  };
+  const exportTo = (dir: string) => exportModel(dir, { baseDir: modelDir, config, weights: trainer.hfWeights(), pooling: c.pooling, normalize: c.normalize });
+
+  const started = Date.now();
+  const bar = progress('train', totalSteps, o);
+  bar.tick(state.step);
+  let window: number[] = [];
+  let lastLoss = NaN;
+  let lastLogged = NaN;
+  let best: TrainResult['best'];
+  try {
+    while (byEpochs ? state.epoch < c.num_train_epochs : state.step < totalSteps) {
+      const rng = new Rng(state.epochRng);
+      const batches = epochBatches(records, sampler, rng);
+      for (let b = state.batchInEpoch; b < batches.length && (byEpochs || state.step < totalSteps); b++) {
+        const r = await trainer.step(batches[b]);
+        state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
+        window.push(r.loss);
+        lastLoss = r.loss;
+        bar.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}`);
+        if (state.step % c.logging_steps === 0 || state.step === 1) {
+          const loss = window.reduce((a, x) => a + x, 0) / window.length;
+          lastLogged = loss;
+          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000 }) + '\n');
+          window = [];
+        }
+        if (evalSet && state.step % c.eval_steps === 0) {
+          const result = await evaluateNow();
+          const metric = result.metrics[c.metric_for_best_model];
+          if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
+          appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
+          if (state.bestMetric === null || metric > state.bestMetric) {
+            state = { ...state, bestMetric: metric };
+            best = { step: state.step, metric };
+            exportTo(join(c.output_dir, 'best'));
+          }
+        }
+        if (state.step % c.save_steps === 0) saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+      }
+      if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
+    }
+  } catch (e) {
+    bar.done();
+    await trainer.close();
+    if (e instanceof NonFiniteError) {
+      const last = listCheckpoints(c.output_dir).at(-1);
+      throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
+    }
+    throw e;
+  }
+  bar.done();
+  if (state.step % c.save_steps !== 0) saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+  exportTo(c.output_dir);
+  await trainer.close();
+  log(o.quiet, `train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
+  return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
+}

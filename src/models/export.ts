@@ -1,0 +1,88 @@
+/**
+ * Writes a model directory that PyTorch, sentence-transformers and transformers.js load:
+ * config and tokenizer files copied from the base model, `model.safetensors` with the base
+ * model's own tensor names (trained tensors replaced, every other tensor kept), the
+ * sentence-transformers modules (Transformer → Pooling → Normalize), and `onnx/model.onnx`,
+ * the forward graph returning `last_hidden_state`.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Graph } from '../graph/graph.js';
+import { serialize } from '../graph/onnx.js';
+import type { ModelConfig } from './config.js';
+import { ARCHITECTURES, positionLimit } from './encoder.js';
+import { Params, canonicalName } from './params.js';
+import type { Pooling } from './pooling.js';
+import { encodeSafetensors, type NamedTensor, readSafetensors } from './safetensors.js';
+
+export interface ExportOptions {
+  /** The base model directory: config, tokenizer files and untrained tensors come from it. */
+  baseDir: string;
+  config: ModelConfig;
+  /** Trained tensors by canonical (prefix-free) Hugging Face name, in PyTorch layout. */
+  weights: Map<string, NamedTensor>;
+  pooling: Pooling;
+  normalize: boolean;
+  maxLength?: number;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'sentencepiece.bpe.model', 'added_tokens.json'];
+
+/** The forward graph that transformers.js runs: input ids and mask (and token types for BERT) → last_hidden_state. */
+export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>): Graph {
+  const graph = new Graph('embedtune-export');
+  const arch = ARCHITECTURES[config.architecture];
+  const inputs = arch.inputs(graph);
+  const hidden = arch.build(inputs, new Params(graph, weights), config);
+  graph.output(hidden, 'last_hidden_state', ['batch', 'sequence', config.hiddenSize]);
+  return graph;
+}
+
+/** The base model's tensors with the trained ones swapped in, under the base model's names. */
+function mergedTensors(baseDir: string, trained: Map<string, NamedTensor>): Map<string, NamedTensor> {
+  const original = readSafetensors(join(baseDir, 'model.safetensors'));
+  return new Map([...original].map(([name, t]) => [name, trained.get(canonicalName(name)) ?? t]));
+}
+
+/**
+ * Writes the model into `outDir` (created or replaced as a whole, via a temp directory).
+ * @example
+ *   await exportModel('runs/ft', { baseDir: 'models/bge-small-en', config, weights: trainer.hfWeights(), pooling: 'cls', normalize: true });
+ */
+export function exportModel(outDir: string, o: ExportOptions): void {
+  const target = resolve(outDir);
+  const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
+  mkdirSync(join(tmp, 'onnx'), { recursive: true });
+  mkdirSync(join(tmp, '1_Pooling'));
+  try {
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify(o.config.raw, null, 2) + '\n');
+    for (const f of TOKENIZER_FILES) if (existsSync(join(o.baseDir, f))) copyFileSync(join(o.baseDir, f), join(tmp, f));
+    writeFileSync(join(tmp, 'model.safetensors'), encodeSafetensors(mergedTensors(o.baseDir, o.weights)));
+    const dim = o.config.hiddenSize;
+    writeFileSync(
+      join(tmp, '1_Pooling', 'config.json'),
+      JSON.stringify({ word_embedding_dimension: dim, pooling_mode_cls_token: o.pooling === 'cls', pooling_mode_mean_tokens: o.pooling === 'mean', pooling_mode_max_tokens: false, pooling_mode_mean_sqrt_len_tokens: false, pooling_mode_weightedmean_tokens: false, pooling_mode_lasttoken: o.pooling === 'last', include_prompt: true }, null, 2) + '\n',
+    );
+    const modules = [
+      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
+      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
+    ];
+    if (o.normalize) modules.push({ idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' });
+    if (o.normalize) mkdirSync(join(tmp, '2_Normalize'));
+    writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
+    writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
+    writeFileSync(join(tmp, 'onnx', 'model.onnx'), serialize(exportGraph(o.config, o.weights)).model);
+    if (existsSync(target)) {
+      // Keep anything else in the directory (checkpoints, logs); replace the model files.
+      for (const f of readdirSync(tmp)) {
+        rmSync(join(target, f), { recursive: true, force: true });
+        renameSync(join(tmp, f), join(target, f));
+      }
+      rmSync(tmp, { recursive: true, force: true });
+    } else renameSync(tmp, target);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The train job's JSON config. Keys follow the spec's `emb_argument.json` (PaddleNLP /
+ * Hugging Face TrainingArguments names); keys that only make sense on GPUs or in Paddle are
+ * accepted with one warning line; unknown keys are an error with the closest known key.
+ */
+import { readFileSync } from 'node:fs';
+import type { Pooling } from '../models/pooling.js';
+import type { Schedule } from './optimizer.js';
+
+export interface TrainConfig {
+  model_name_or_path: string;
+  output_dir: string;
+  /** A JSONL file, or a folder whose *.jsonl / *.json files are all read. */
+  train_data: string;
+  per_device_train_batch_size: number;
+  gradient_accumulation_steps: number;
+  learning_rate: number;
+  weight_decay: number;
+  adam_beta1: number;
+  adam_beta2: number;
+  adam_epsilon: number;
+  max_grad_norm: number;
+  warmup_steps: number;
+  warmup_ratio: number;
+  lr_scheduler_type: Schedule;
+  /** > 0: stop after this many optimizer steps (overrides num_train_epochs). */
+  max_steps: number;
+  num_train_epochs: number;
+  max_query_len: number;
+  max_passage_len: number;
+  group_size: number;
+  embedding_temperature: number;
+  embedding_matryoshka_dims: number[];
+  matryoshka_weights: number[];
+  query_template: string;
+  passage_template: string;
+  pooling: Pooling;
+  normalize: boolean;
+  /** GradCache: texts per encoder run; unset = the whole batch in one run. */
+  mini_batch_size: number | null;
+  no_duplicates: boolean;
+  save_steps: number;
+  save_total_limit: number | null;
+  logging_steps: number;
+  seed: number;
+  resume_from_checkpoint: boolean | string;
+  eval_data: string | null;
+  eval_negatives: string | null;
+  eval_steps: number;
+  metric_for_best_model: string;
+  skip_invalid: boolean;
+  threads: number | null;
+}
+
+export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
+  per_device_train_batch_size: 8,
+  gradient_accumulation_steps: 1,
+  learning_rate: 1e-5,
+  weight_decay: 0.0,
+  adam_beta1: 0.9,
+  adam_beta2: 0.999,
+  adam_epsilon: 1e-8,
+  max_grad_norm: 1.0,
+  warmup_steps: 0,
+  warmup_ratio: 0,
+  lr_scheduler_type: 'linear',
+  max_steps: -1,
+  num_train_epochs: 1,
+  max_query_len: 64,
+  max_passage_len: 256,
+  group_size: 8,
+  embedding_temperature: 0.02,
+  embedding_matryoshka_dims: [],
+  matryoshka_weights: [],
+  query_template: '{text}',
+  passage_template: '{text}',
+  pooling: 'cls',
+  normalize: true,
+  mini_batch_size: null,
+  no_duplicates: true,
+  save_steps: 500,
+  save_total_limit: null,
+  logging_steps: 10,
+  seed: 42,
+  resume_from_checkpoint: false,
+  eval_data: null,
+  eval_negatives: null,
+  eval_steps: 500,
+  metric_for_best_model: 'ndcg@10',
+  skip_invalid: false,
+  threads: null,
+};
+
+/** Other names for our keys (the spec's, FlagEmbedding's). */
+const ALIASES: Record<string, keyof TrainConfig> = {
+  dataset_name_or_path: 'train_data',
+  train_group_size: 'group_size',
+  temperature: 'embedding_temperature',
+  query_max_len: 'max_query_len',
+  passage_max_len: 'max_passage_len',
+  sentence_pooling_method: 'pooling',
+  normalize_embeddings: 'normalize',
+  query_instruction_for_retrieval: 'query_template',
+};
+
+/** Keys of PaddleNLP / HF configs that do not apply on CPU ONNX Runtime: accepted, ignored, warned about. */
+export const IGNORED = new Set([
+  'sharding', 'bf16', 'fp16', 'fp16_opt_level', 'use_flash_attention', 'recompute', 'tensor_parallel_degree', 'pipeline_parallel_degree',
+  'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
+  'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
+  'save_strategy', 'embedding_negatives_cross_device', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
+  'deepspeed', 'gradient_checkpointing', 'logging_strategy', 'loss_type', 'inf_cl_head_dim', 'tokenizer_name_or_path', 'use_fast_tokenizer',
+]);
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+export function closestKey(key: string): string {
+  const known = [...Object.keys(DEFAULTS), 'model_name_or_path', 'output_dir', 'train_data', ...Object.keys(ALIASES)];
+  return known.reduce((best, k) => (editDistance(key, k) < editDistance(key, best) ? k : best));
+}
+
+const TYPES: Record<string, string> = Object.fromEntries(
+  Object.entries(DEFAULTS).map(([k, v]) => [k, v === null ? 'nullable' : Array.isArray(v) ? 'array' : typeof v]),
+);
+
+/**
+ * Merges a raw config (from JSON and flag overrides) over the defaults and checks it.
+ * Returns the config and the ignored keys (for one warning line).
+ */
+export function resolveConfig(raw: Record<string, unknown>, source = 'config'): { config: TrainConfig; ignored: string[] } {
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  const ignored: string[] = [];
+  for (const [key0, value] of Object.entries(raw)) {
+    const key: string = ALIASES[key0] ?? key0;
+    if (IGNORED.has(key)) {
+      ignored.push(key);
+      if (key === 'loss_type' && value !== 'contrastive') throw new Error(`${source}: loss_type "${value}" is not supported; only "contrastive" (InfoNCE)`);
+      continue;
+    }
+    if (!(key in DEFAULTS) && !['model_name_or_path', 'output_dir', 'train_data'].includes(key)) {
+      throw new Error(`${source}: unknown key "${key0}"; did you mean "${closestKey(key0)}"?`);
+    }
+    const type = TYPES[key];
+    const ok =
+      type === undefined ? typeof value === 'string'
+      : type === 'nullable' ? value === null || typeof value === 'number' || typeof value === 'string'
+      : type === 'array' ? Array.isArray(value) && value.every((x) => typeof x === 'number')
+      : key === 'resume_from_checkpoint' ? typeof value === 'boolean' || typeof value === 'string'
+      : typeof value === type;
+    if (!ok) throw new Error(`${source}: "${key0}" must be ${type === 'array' ? 'a list of numbers' : type ?? 'a string'}, got ${JSON.stringify(value)}`);
+    out[key] = value;
+  }
+  for (const k of ['model_name_or_path', 'output_dir', 'train_data']) {
+    if (typeof out[k] !== 'string' || !(out[k] as string)) throw new Error(`${source}: "${k}" is required`);
+  }
+  const c = out as unknown as TrainConfig;
+  const positive = ['per_device_train_batch_size', 'gradient_accumulation_steps', 'group_size', 'max_query_len', 'max_passage_len', 'save_steps', 'logging_steps', 'eval_steps'] as const;
+  for (const k of positive) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${source}: "${k}" must be a positive integer, got ${c[k]}`);
+  if (!(c.learning_rate > 0)) throw new Error(`${source}: "learning_rate" must be > 0`);
+  if (!(c.embedding_temperature > 0)) throw new Error(`${source}: "embedding_temperature" must be > 0`);
+  if (!['linear', 'cosine', 'constant'].includes(c.lr_scheduler_type)) throw new Error(`${source}: "lr_scheduler_type" must be linear, cosine or constant`);
+  if (!['cls', 'mean', 'last'].includes(c.pooling)) throw new Error(`${source}: "pooling" must be cls, mean or last`);
+  if (c.matryoshka_weights.length && c.matryoshka_weights.length !== c.embedding_matryoshka_dims.length) {
+    throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);
+  }
+  if (!c.query_template.includes('{text}') || !c.passage_template.includes('{text}')) throw new Error(`${source}: templates must contain {text}`);
+  return { config: c, ignored };
+}
+
+/** Reads a JSON config file and applies overrides (already parsed values) on top. */
+export function loadTrainConfig(path: string | undefined, overrides: Record<string, unknown> = {}): { config: TrainConfig; ignored: string[] } {
+  let raw: Record<string, unknown> = {};
+  if (path) {
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (e) {
+      throw new Error(`${path}: cannot read config (${(e as Error).message})`);
+    }
+  }
+  return resolveConfig({ ...raw, ...overrides }, path ?? 'config');
+}
