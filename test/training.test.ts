@@ -1,0 +1,267 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadRecords } from '../src/data/records.js';
+import { evaluate } from '../src/jobs/evaluate.js';
+import { train } from '../src/jobs/train.js';
+import { readConfig } from '../src/models/config.js';
+import { Encoder, loadWeights } from '../src/models/encoder.js';
+import { readSafetensors } from '../src/models/safetensors.js';
+import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTrainConfig, resolveConfig } from '../src/training/config.js';
+import { drawGroup, epochBatches } from '../src/training/sampler.js';
+import { Trainer } from '../src/training/trainer.js';
+import { Rng } from '../src/util/rng.js';
+import { ROOT, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
+
+const ZH = join(ROOT, 'data', 'contrastive-zh', 'train.jsonl');
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+/** The bundled Chinese slice split into train (first 240) and dev (last 60) files. */
+function split(dir: string) {
+  const lines = readFileSync(ZH, 'utf8').trim().split('\n');
+  const trainPath = join(dir, 'train.jsonl');
+  const devPath = join(dir, 'dev.jsonl');
+  const negPath = join(dir, 'dev_neg.jsonl');
+  writeFileSync(trainPath, lines.slice(0, 240).join('\n') + '\n');
+  const dev = lines.slice(240).map((l) => JSON.parse(l));
+  writeFileSync(devPath, dev.map((r) => JSON.stringify({ query: r.query, pos_passage: r.pos })).join('\n') + '\n');
+  writeFileSync(negPath, dev.map((r) => JSON.stringify({ neg_passage: r.neg })).join('\n') + '\n');
+  return { trainPath, devPath, negPath };
+}
+
+describe('training on the Chinese slice', () => {
+  it('lowers the loss and raises hit@1 on its own dev split; exports a model that loads back', async () => {
+    const dir = tempDir();
+    const { trainPath, devPath, negPath } = split(dir);
+    const out = join(dir, 'run');
+    const { config } = resolveConfig({
+      model_name_or_path: TINY_BERT, train_data: trainPath, output_dir: out, per_device_train_batch_size: 16, num_train_epochs: 10,
+      learning_rate: 2e-3, warmup_ratio: 0.1, max_query_len: 32, max_passage_len: 64, group_size: 6, embedding_temperature: 0.1,
+      pooling: 'mean', logging_steps: 5, save_steps: 1000, threads: 2,
+    });
+    const base = await evaluate({ model: TINY_BERT, pooling: 'mean', data: devPath, negatives: negPath, quiet: true, maxQueryLength: 32, maxPassageLength: 64 });
+    const result = await train(config, { quiet: true });
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(log.at(-1).loss < log[0].loss * 0.8, `loss ${log[0].loss} → ${log.at(-1).loss}`);
+    for (const k of ['step', 'loss', 'lr', 'grad_norm', 'seconds']) assert.ok(k in log[0], `log has ${k}`);
+    const tuned = await evaluate({ model: out, data: devPath, negatives: negPath, quiet: true, maxQueryLength: 32, maxPassageLength: 64 });
+    assert.ok(tuned.metrics['hit@1'] >= base.metrics['hit@1'] + 0.05, `hit@1 ${base.metrics['hit@1']} → ${tuned.metrics['hit@1']}`);
+    assert.ok(tuned.metrics['mrr@10'] >= base.metrics['mrr@10'] + 0.1, `mrr@10 ${base.metrics['mrr@10']} → ${tuned.metrics['mrr@10']}`);
+    assert.ok(result.steps >= 150);
+
+    // The export keeps every base tensor name and carries the pooling for sentence-transformers.
+    const baseNames = [...readSafetensors(join(TINY_BERT, 'model.safetensors')).keys()].sort();
+    assert.deepEqual([...readSafetensors(join(out, 'model.safetensors')).keys()].sort(), baseNames);
+    assert.equal(JSON.parse(readFileSync(join(out, '1_Pooling', 'config.json'), 'utf8')).pooling_mode_mean_tokens, true);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'modules.json'), 'utf8')).map((m: { type: string }) => m.type.split('.').at(-1)), ['Transformer', 'Pooling', 'Normalize']);
+    assert.ok(existsSync(join(out, 'onnx', 'model.onnx')));
+  });
+
+  it('evaluates during training and keeps the best model as best/', async () => {
+    const dir = tempDir();
+    const { trainPath, devPath, negPath } = split(dir);
+    const out = join(dir, 'run');
+    const { config } = resolveConfig({
+      model_name_or_path: TINY_XLMR, train_data: trainPath, output_dir: out, per_device_train_batch_size: 16, max_steps: 20,
+      learning_rate: 1e-3, max_query_len: 32, max_passage_len: 48, group_size: 2, embedding_temperature: 0.05,
+      eval_data: devPath, eval_negatives: negPath, eval_steps: 10, metric_for_best_model: 'mrr@10', threads: 2,
+    });
+    const r = await train(config, { quiet: true });
+    const evals = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.eval);
+    assert.deepEqual(evals.map((e) => e.step), [10, 20]);
+    assert.ok(r.best && existsSync(join(out, 'best', 'model.safetensors')));
+    assert.equal(r.best.metric, Math.max(...evals.map((e) => e.eval['mrr@10'])));
+  });
+});
+
+describe('resume', () => {
+  it('a run killed with SIGKILL and resumed ends with bit-identical weights', async () => {
+    const dir = tempDir();
+    const cfg = {
+      model_name_or_path: TINY_BERT, train_data: ZH, per_device_train_batch_size: 4, max_steps: 150, learning_rate: 5e-4,
+      warmup_steps: 10, max_query_len: 24, max_passage_len: 32, group_size: 3, embedding_temperature: 0.05, save_steps: 5,
+      save_total_limit: 3, logging_steps: 5, threads: 1, seed: 7,
+    };
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify(cfg));
+    const run = (outDir: string, extra: string[] = [], killAtCheckpoint?: number) =>
+      new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'train', '-c', configPath, '-o', outDir, '-q', ...extra], { stdio: 'ignore' });
+        let timer: NodeJS.Timeout | undefined;
+        if (killAtCheckpoint) {
+          timer = setInterval(() => {
+            if (existsSync(join(outDir, `checkpoint-${killAtCheckpoint}`, 'state.json'))) child.kill('SIGKILL');
+          }, 2);
+        }
+        child.on('exit', (code, signal) => {
+          clearInterval(timer);
+          resolve({ code, signal });
+        });
+      });
+    const straight = join(dir, 'straight');
+    assert.equal((await run(straight)).code, 0);
+    const interrupted = join(dir, 'interrupted');
+    const killed = await run(interrupted, [], 40);
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.equal(existsSync(join(interrupted, 'model.safetensors')), false, 'the killed run did not finish');
+    assert.ok(readdirSync(interrupted).some((f) => f.startsWith('checkpoint-')));
+    assert.equal((await run(interrupted, ['--resume'])).code, 0);
+    const a = readFileSync(join(straight, 'model.safetensors'));
+    const b = readFileSync(join(interrupted, 'model.safetensors'));
+    assert.ok(a.equals(b), 'final weights are bit-identical');
+    const logA = readFileSync(join(straight, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const logB = readFileSync(join(interrupted, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(logB.map((l) => [l.step, l.loss]), logA.map((l) => [l.step, l.loss]));
+  });
+});
+
+describe('failures', () => {
+  it('a NaN loss stops the run naming the step and the last good checkpoint', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'run');
+    const { config } = resolveConfig({
+      model_name_or_path: TINY_BERT, train_data: ZH, output_dir: out, per_device_train_batch_size: 8, max_steps: 10,
+      learning_rate: 1e30, max_grad_norm: 0, max_query_len: 16, max_passage_len: 16, group_size: 2, save_steps: 1, threads: 1,
+    });
+    await assert.rejects(train(config, { quiet: true }), /step (\d+): (loss is NaN|gradient norm is (NaN|Infinity)).*Last good checkpoint: .*checkpoint-\d+/);
+  });
+
+  it('records without negatives cannot fill a group', async () => {
+    const dir = tempDir();
+    const p = join(dir, 'nonegs.jsonl');
+    writeFileSync(p, '{"query": "a", "pos": ["b"]}\n');
+    const { config } = resolveConfig({ model_name_or_path: TINY_BERT, train_data: p, output_dir: join(dir, 'o'), group_size: 4 });
+    await assert.rejects(train(config, { quiet: true }), /nonegs\.jsonl:1: field "neg": no negatives, but group_size is 4/);
+  });
+});
+
+describe('config', () => {
+  it("accepts the spec's emb_argument.json keys, warning about those that do not apply", () => {
+    const { config, ignored } = loadTrainConfig(join(ROOT, 'examples', 'xlm-roberta-bge-m3.json'));
+    assert.equal(config.train_data, './train');
+    assert.equal(config.gradient_accumulation_steps, 4);
+    assert.deepEqual(ignored.sort(), ['bf16', 'recompute', 'sharding', 'use_flash_attention']);
+  });
+
+  it('rejects an unknown key with a suggestion, and bad values by name', () => {
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', learning_rat: 1 }), /unknown key "learning_rat"; did you mean "learning_rate"\?/);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', group_size: 0 }), /"group_size" must be a positive integer/);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', learning_rate: '1e-5' }), /"learning_rate" must be number/);
+    assert.throws(() => resolveConfig({ output_dir: 'o', train_data: 't' }), /"model_name_or_path" is required/);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', loss_type: 'inf_cl' }), /loss_type "inf_cl" is not supported/);
+  });
+});
+
+describe('sampler', () => {
+  it('draws one positive and distinct negatives, afresh each epoch, reproducibly', async () => {
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    const rng = new Rng(3);
+    const e1 = epochBatches(records, { batchSize: 16, groupSize: 5 }, rng);
+    const e2 = epochBatches(records, { batchSize: 16, groupSize: 5 }, rng);
+    assert.deepEqual(epochBatches(records, { batchSize: 16, groupSize: 5 }, new Rng(3)), e1, 'seeded');
+    const all = e1.flat();
+    assert.equal(all.length, records.length, 'every record once per epoch');
+    // (the data repeats some queries with other passages: check against all of a query's records)
+    const byQuery = new Map<string, { pos: Set<string>; neg: Set<string> }>();
+    for (const r of records) {
+      const e = byQuery.get(r.query) ?? { pos: new Set<string>(), neg: new Set<string>() };
+      r.pos.forEach((p) => e.pos.add(p));
+      r.neg.forEach((n) => e.neg.add(n));
+      byQuery.set(r.query, e);
+    }
+    for (const ex of all) {
+      const r = byQuery.get(ex.query)!;
+      assert.ok(r.pos.has(ex.passages[0]));
+      const negs = ex.passages.slice(1);
+      assert.equal(new Set(negs).size, 4, 'negatives without replacement');
+      assert.ok(negs.every((n) => r.neg.has(n)));
+    }
+    const draws = (e: typeof e1) => new Set(e.flat().map((x) => `${x.query}|${[...x.passages.slice(1)].sort().join('|')}`));
+    const b = draws(e2);
+    assert.ok([...draws(e1)].filter((d) => !b.has(d)).length > records.length / 2, 'negatives are redrawn every epoch');
+  });
+
+  it('keeps batches free of duplicate queries and passages', () => {
+    const recs = [
+      { query: 'q1', pos: ['shared'], neg: ['n1'], raw: {}, source: '', line: 1 },
+      { query: 'q2', pos: ['shared'], neg: ['n2'], raw: {}, source: '', line: 2 },
+      { query: 'q1', pos: ['p3'], neg: ['n3'], raw: {}, source: '', line: 3 },
+      { query: 'q4', pos: ['p4'], neg: ['n4'], raw: {}, source: '', line: 4 },
+    ];
+    const batches = epochBatches(recs, { batchSize: 4, groupSize: 2 }, new Rng(1));
+    for (const b of batches) {
+      const texts = b.flatMap((e) => [e.query, ...e.passages]);
+      assert.equal(new Set(texts).size, texts.length, JSON.stringify(b));
+    }
+    assert.equal(batches.flat().length, 4);
+    assert.ok(batches.length >= 2);
+    const off = epochBatches(recs, { batchSize: 4, groupSize: 2, noDuplicates: false }, new Rng(1));
+    assert.equal(off.length, 1);
+  });
+
+  it('repeats negatives only when a record has too few', () => {
+    const r = { query: 'q', pos: ['p'], neg: ['a', 'b'], raw: {}, source: '', line: 1 };
+    const g = drawGroup(r, 5, new Rng(1));
+    assert.equal(g.length, 5);
+    assert.deepEqual([...new Set(g.slice(1))].sort(), ['a', 'b']);
+  });
+});
+
+describe('GradCache', () => {
+  it('gives the gradients of the fused step', async () => {
+    const config = readConfig(TINY_XLMR);
+    const tok = TextTokenizer.load(TINY_XLMR);
+    const w = loadWeights(TINY_XLMR);
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    const o = { pooling: 'mean' as const, normalize: true, temperature: 0.05, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 0, maxQueryLength: 24, maxPassageLength: 40, threads: 1, matryoshkaDims: [16, 48], matryoshkaWeights: [1, 1] };
+    const fused = await Trainer.create(config, tok, w, o);
+    const cached = await Trainer.create(config, tok, w, { ...o, miniBatchSize: 3 });
+    const [batch] = epochBatches(records, { batchSize: 10, groupSize: 3 }, new Rng(2));
+    const la = await fused.computeGradients(batch);
+    const lb = await cached.computeGradients(batch);
+    assert.ok(Math.abs(la - lb) < 1e-5);
+    fused.slots.forEach((s, i) => {
+      let diff = 0;
+      let norm = 0;
+      for (let j = 0; j < s.grad.length; j++) {
+        diff += (s.grad[j] - cached.slots[i].grad[j]) ** 2;
+        norm += s.grad[j] ** 2;
+      }
+      assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${s.name}: ${Math.sqrt(diff)} vs ${Math.sqrt(norm)}`);
+    });
+    await fused.close();
+    await cached.close();
+  });
+});
+
+describe('export', () => {
+  it('loads in transformers.js (feature-extraction, local files) with embeddings equal to ours', async () => {
+    const { env, pipeline } = await import('@huggingface/transformers');
+    env.allowRemoteModels = false;
+    for (const [model, pooling] of [
+      [TINY_BERT, 'cls'],
+      [TINY_XLMR, 'mean'],
+    ] as const) {
+      const dir = tempDir();
+      const out = join(dir, 'model');
+      const { config } = resolveConfig({ model_name_or_path: model, train_data: ZH, output_dir: out, per_device_train_batch_size: 8, max_steps: 3, learning_rate: 1e-3, group_size: 2, max_query_len: 16, max_passage_len: 16, pooling, threads: 1 });
+      await train(config, { quiet: true });
+      env.localModelPath = dir;
+      const extractor = await pipeline('feature-extraction', 'model', { local_files_only: true, dtype: 'fp32' });
+      const texts = ['一架飞机要起飞了。', 'what is the flutter of a swept wing', 'lift'];
+      const theirs = await extractor(texts, { pooling, normalize: true });
+      const ours = await Encoder.load(out);
+      const mine = await ours.encode(texts, { quiet: true });
+      const data = theirs.data as Float32Array;
+      let m = 0;
+      for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i] - mine.data[i]));
+      assert.ok(m <= 1e-4, `${model}: max abs diff ${m}`);
+      assert.equal(ours.pooling, pooling, 'pooling travels with the model');
+      await ours.close();
+      await extractor.dispose();
+    }
+  });
+});
