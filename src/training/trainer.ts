@@ -69,7 +69,7 @@ export class Trainer {
   static async create(config: ModelConfig, tokenizer: TextTokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
-    const runtime = { threads: o.threads };
+    const runtime = { threads: o.threads, memPattern: false };
     const sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session } = {};
     let built;
     if (o.miniBatchSize) {
