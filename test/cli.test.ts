@@ -79,3 +79,25 @@ describe('CLI on the Cranfield slice', () => {
     assert.match(r.err, /no config\.json; expected a Hugging Face model directory/);
   });
 });
+
+describe('CLI train and export', () => {
+  it('trains from a config with flag overrides, warns about ignored keys, and exports a checkpoint', () => {
+    const dir = tempDir();
+    const config = join(dir, 'cfg.json');
+    writeFileSync(config, JSON.stringify({ model_name_or_path: TINY_BERT, train_data: join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), output_dir: join(dir, 'run'), group_size: 2, max_query_len: 16, max_passage_len: 16, bf16: false, sharding: 'stage1' }));
+    let r = run(['train', '-c', config, '--max-steps', '4', '--batch-size', '4', '--set', 'save_steps=2', '--set', 'learning_rate=1e-4', '--threads', '1'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /ignoring keys that do not apply here: bf16, sharding/);
+    const saved = JSON.parse(readFileSync(join(dir, 'run', 'train_config.json'), 'utf8'));
+    assert.equal(saved.save_steps, 2);
+    assert.equal(saved.learning_rate, 1e-4);
+    assert.equal(saved.per_device_train_batch_size, 4);
+    r = run(['export', '--checkpoint', join(dir, 'run', 'checkpoint-2'), '-o', join(dir, 'exported')], dir);
+    assert.equal(r.code, 0, r.err);
+    for (const f of ['config.json', 'tokenizer.json', 'model.safetensors', 'modules.json', '1_Pooling/config.json', 'onnx/model.onnx']) assert.ok(existsSync(join(dir, 'exported', f)), f);
+    assert.notDeepEqual(readFileSync(join(dir, 'exported', 'model.safetensors')), readFileSync(join(dir, 'run', 'model.safetensors')), 'checkpoint-2 is not the final model');
+    r = run(['train', '-c', config, '--set', 'learning_rat=1'], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /unknown key "learning_rat"; did you mean "learning_rate"\?/);
+  });
+});
