@@ -62,6 +62,9 @@ describe('gradient rules match finite differences', () => {
   it('Exp', () => checkGradient(([a]) => op.exp(a), [[5]]));
   it('Sqrt', () => checkGradient(([a]) => op.sqrt(a), [[5]], { positive: true }));
   it('Erf', () => checkGradient(([a]) => op.erf(a), [[6]]));
+  it('Sin', () => checkGradient(([a]) => op.sin(a), [[6]]));
+  it('Cos', () => checkGradient(([a]) => op.cos(a), [[6]]));
+  it('Relu', () => checkGradient(([a]) => op.relu(a), [[8]]));
   it('Tanh', () => checkGradient(([a]) => op.tanh(a), [[6]]));
   it('Identity and Cast float→float', () => checkGradient(([a]) => op.cast(op.identity(a), 'float32'), [[3]]));
   it('MatMul 3-D × 2-D (linear layer)', () => checkGradient(([a, b]) => op.matmul(a, b), [[2, 3, 4], [4, 5]]));

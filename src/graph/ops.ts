@@ -99,6 +99,15 @@ rule('Erf', ({ inputs: [x] }, [dy]) => [mul(dy!, mul(exp(neg(mul(x!, x!))), scal
 export const tanh = (a: Value) => node1('Tanh', [a], {}, a.dtype, a.shape);
 rule('Tanh', ({ outputs: [y] }, [dy]) => [mul(dy!, sub(scalar(y, 1), mul(y, y)))]);
 
+export const sin = (a: Value) => node1('Sin', [a], {}, a.dtype, a.shape);
+rule('Sin', ({ inputs: [x] }, [dy]) => [mul(dy!, cos(x!))]);
+
+export const cos = (a: Value) => node1('Cos', [a], {}, a.dtype, a.shape);
+rule('Cos', ({ inputs: [x] }, [dy]) => [neg(mul(dy!, sin(x!)))]);
+
+export const relu = (a: Value) => node1('Relu', [a], {}, a.dtype, a.shape);
+rule('Relu', ({ inputs: [x] }, [dy]) => [mul(dy!, cast(greater(x!, scalar(x!, 0)), 'float32'))]);
+
 export const identity = (a: Value) => node1('Identity', [a], {}, a.dtype, a.shape);
 rule('Identity', (_, [dy]) => [dy]);
 
@@ -108,6 +117,9 @@ rule('Cast', ({ inputs: [a], outputs: [y] }, [dy]) => [a!.dtype === 'float32' &&
 // Comparisons and integer plumbing: no gradients.
 export const equal = (a: Value, b: Value) => node1('Equal', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
 export const greaterOrEqual = (a: Value, b: Value) => node1('GreaterOrEqual', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
+export const greater = (a: Value, b: Value) => node1('Greater', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
+/** 0, 1, …, n − 1 for a runtime int64 scalar n. */
+export const range = (n: Value) => node1('Range', [n.graph.constant(i64([0], [])), n, n.graph.constant(i64([1], []))], {}, 'int64', ['?']);
 export const not = (a: Value) => node1('Not', [a], {}, 'bool', a.shape);
 export const shape = (a: Value) => node1('Shape', [a], {}, 'int64', [a.rank]);
 export const cumsum = (a: Value, axis: number) => node1('CumSum', [a, ints(a, [axis])], {}, a.dtype, a.shape);

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { readConfig } from '../models/config.js';
 import { exportModel } from '../models/export.js';
 import { checkpointWeights } from '../training/checkpoint.js';
+import { resolveModelDir } from '../models/use-lite.js';
 import type { TrainConfig } from '../training/config.js';
 
 /**
@@ -14,7 +15,8 @@ export function exportCheckpoint(o: { checkpoint: string; output: string; model?
   if (!existsSync(join(o.checkpoint, 'state.json'))) throw new Error(`${o.checkpoint}: not a complete checkpoint (no state.json)`);
   const runConfig = join(dirname(o.checkpoint), 'train_config.json');
   const run: Partial<TrainConfig> = existsSync(runConfig) ? JSON.parse(readFileSync(runConfig, 'utf8')) : {};
-  const baseDir = o.model ?? run.model_name_or_path;
+  const base = o.model ?? run.model_name_or_path;
+  const baseDir = base ? resolveModelDir(base) : undefined;
   if (!baseDir) throw new Error(`${o.checkpoint}: no train_config.json beside it; pass --model with the base model`);
   exportModel(o.output, { baseDir, config: readConfig(baseDir), weights: checkpointWeights(o.checkpoint), pooling: run.pooling ?? 'cls', normalize: run.normalize ?? true });
 }

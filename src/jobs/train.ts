@@ -13,7 +13,8 @@ import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
 import { readConfig } from '../models/config.js';
 import { Encoder, loadWeights, positionLimit } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
-import { TextTokenizer } from '../models/tokenizer.js';
+import { loadTokenizer } from '../models/tokenizer.js';
+import { resolveModelDir } from '../models/use-lite.js';
 import { progress } from '../progress.js';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
@@ -71,9 +72,9 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
  */
 export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
   const records = await loadTrainRecords(c, o.quiet);
-  const modelDir = c.model_name_or_path;
+  const modelDir = resolveModelDir(c.model_name_or_path);
   const config = readConfig(modelDir);
-  const tokenizer = TextTokenizer.load(modelDir);
+  const tokenizer = loadTokenizer(modelDir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
   const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps;
   const sampler = { batchSize, groupSize: c.group_size, noDuplicates: c.no_duplicates };

@@ -2,13 +2,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type Architecture = 'bert' | 'xlm-roberta';
+export type Architecture = 'bert' | 'xlm-roberta' | 'use-lite';
 
 export interface ModelConfig {
   architecture: Architecture;
   modelType: string;
   vocabSize: number;
   hiddenSize: number;
+  /** Width of the token embeddings (= hiddenSize except USE-Lite's 256). */
+  embeddingSize: number;
   numLayers: number;
   numHeads: number;
   intermediateSize: number;
@@ -27,6 +29,7 @@ const ARCHITECTURES: Record<string, Architecture> = {
   'xlm-roberta': 'xlm-roberta',
   roberta: 'xlm-roberta',
   camembert: 'xlm-roberta',
+  'use-lite': 'use-lite',
 };
 
 export function readConfig(dir: string): ModelConfig {
@@ -51,12 +54,14 @@ export function readConfig(dir: string): ModelConfig {
     return v;
   };
   const hiddenAct = String(raw.hidden_act ?? 'gelu');
-  if (hiddenAct !== 'gelu') throw new Error(`${path}: hidden_act "${hiddenAct}" is not supported (only "gelu")`);
+  const act = architecture === 'use-lite' ? 'relu' : 'gelu';
+  if (hiddenAct !== act) throw new Error(`${path}: hidden_act "${hiddenAct}" is not supported for ${modelType} (only "${act}")`);
   const config: ModelConfig = {
     architecture,
     modelType,
     vocabSize: num('vocab_size'),
     hiddenSize: num('hidden_size'),
+    embeddingSize: num('embedding_size', num('hidden_size')),
     numLayers: num('num_hidden_layers'),
     numHeads: num('num_attention_heads'),
     intermediateSize: num('intermediate_size'),

@@ -13,9 +13,10 @@ import { bert, bertInputs, type ModelInputs } from './bert.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
 import { canonicalNames, Params } from './params.js';
-import { type Pooling, POOLINGS, pool } from './pooling.js';
+import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js';
 import { type NamedTensor, readSafetensors } from './safetensors.js';
-import { TextTokenizer } from './tokenizer.js';
+import { loadTokenizer, type Tokenizer } from './tokenizer.js';
+import { resolveModelDir, useLite, useLiteHead, useLiteInputs } from './use-lite.js';
 import { xlmRoberta, xlmRobertaInputs } from './xlm-roberta.js';
 
 /** `count` embeddings of `dim` floats each, row-major. */
@@ -51,10 +52,30 @@ export interface EncodeOptions {
 }
 
 /** Architecture name → builder of its inputs and hidden states. */
-export const ARCHITECTURES: Record<ModelConfig['architecture'], { inputs: (g: Graph, prefix?: string) => ModelInputs; build: typeof bert }> = {
+export interface ArchitectureBuilder {
+  /** The graph inputs it reads, with a name prefix for two towers in one graph. */
+  inputs: (g: Graph, prefix?: string) => ModelInputs;
+  /** Token states [batch, seq, hidden]. */
+  build: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
+  /** A projection the model applies to its pooled vector, if it has one. */
+  head?: (pooled: Value, p: Params, c: ModelConfig) => Value;
+}
+
+export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuilder> = {
   bert: { inputs: bertInputs, build: bert },
   'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta },
+  'use-lite': { inputs: useLiteInputs, build: useLite, head: useLiteHead },
 };
+
+/** inputs → token states → pooled (→ head) → truncated / normalised sentence embedding. */
+export function sentenceEmbedding(graph: Graph, params: Params, config: ModelConfig, prefix: string, o: PoolingOptions): { inputs: ModelInputs; hidden: Value; embedding: Value } {
+  const arch = ARCHITECTURES[config.architecture];
+  const inputs = arch.inputs(graph, prefix);
+  const hidden = arch.build(inputs, params, config);
+  const head = arch.head;
+  const embedding = pool(hidden, inputs.attentionMask, o, head ? (x) => head(x, params, config) : undefined);
+  return { inputs, hidden, embedding };
+}
 
 /** Loads weights and config from a HF directory (safetensors only). */
 export function loadWeights(dir: string): Map<string, NamedTensor> {
@@ -84,10 +105,7 @@ export function buildEncoderGraph(
   o: { pooling: Pooling; normalize: boolean; dimensions?: number },
 ): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value } {
   const graph = new Graph();
-  const arch = ARCHITECTURES[config.architecture];
-  const inputs = arch.inputs(graph);
-  const hidden = arch.build(inputs, new Params(graph, weights), config);
-  const embedding = pool(hidden, inputs.attentionMask, o);
+  const { inputs, hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights), config, '', o);
   graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
   return { graph, inputs, hidden, embedding };
 }
@@ -99,7 +117,7 @@ export class Encoder {
   private constructor(
     readonly dir: string,
     readonly config: ModelConfig,
-    readonly tokenizer: TextTokenizer,
+    readonly tokenizer: Tokenizer,
     private readonly session: Session,
     readonly pooling: Pooling,
     readonly normalize: boolean,
@@ -114,15 +132,16 @@ export class Encoder {
    *   const encoder = await Encoder.load('models/bge-small-en', { pooling: 'cls' });
    *   const { data, dim } = await encoder.encode(['hello world']);
    */
-  static async load(dir: string, options: EncoderOptions = {}): Promise<Encoder> {
+  static async load(nameOrDir: string, options: EncoderOptions = {}): Promise<Encoder> {
+    const dir = resolveModelDir(nameOrDir);
     const config = readConfig(dir);
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);
     return Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir) });
   }
 
   /** An encoder over weights already in memory (e.g. mid-training, for evaluation). */
-  static async fromWeights(dir: string, config: ModelConfig, tokenizer: TextTokenizer, weights: Map<string, NamedTensor>, options: EncoderOptions = {}): Promise<Encoder> {
+  static async fromWeights(dir: string, config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, options: EncoderOptions = {}): Promise<Encoder> {
     const pooling = options.pooling ?? 'cls';
     if (!POOLINGS.includes(pooling)) throw new Error(`pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
     const normalize = options.normalize ?? true;

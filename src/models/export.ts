@@ -27,7 +27,7 @@ export interface ExportOptions {
   maxLength?: number;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'sentencepiece.bpe.model', 'added_tokens.json'];
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
 
 /** The forward graph that transformers.js runs: input ids and mask (and token types for BERT) → last_hidden_state. */
 export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>): Graph {

@@ -53,6 +53,8 @@ export class Params {
 
   /** Graph values by HF name: a model built twice in one graph (queries, passages) shares them. */
   readonly values = new Map<string, Value>();
+  /** Fixed tensors (not trained, never graph inputs). */
+  readonly constants = new Map<string, Value>();
 
   private add(hfName: string, t: () => NamedTensor, transposed: boolean): Value {
     const seen = this.values.get(hfName);
@@ -76,6 +78,16 @@ export class Params {
   linear(prefix: string, inFeatures: number, outFeatures: number): { w: Value; b: Value } {
     const w = () => transpose2d(this.fetch(`${prefix}.weight`, [outFeatures, inFeatures]));
     return { w: this.add(`${prefix}.weight`, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
+  }
+
+  /** A fixed tensor (not trained): always baked into the model, even in training graphs. */
+  constant(hfName: string, shape: number[]): Value {
+    const seen = this.constants.get(hfName);
+    if (seen) return seen;
+    const t = this.fetch(hfName, shape);
+    const v = this.graph.initializer(hfName, { dtype: 'float32', dims: t.shape, data: t.data });
+    this.constants.set(hfName, v);
+    return v;
   }
 
   layerNorm(prefix: string, size: number): { scale: Value; bias: Value } {

@@ -16,7 +16,7 @@ export interface PoolingOptions {
 }
 
 /** hidden [batch, seq, hidden], mask int64 [batch, seq] → [batch, dim]. */
-export function pool(hidden: Value, mask: Value, o: PoolingOptions): Value {
+export function pool(hidden: Value, mask: Value, o: PoolingOptions, head?: (pooled: Value) => Value): Value {
   let x: Value;
   if (o.pooling === 'cls') {
     x = op.squeeze(op.slice(hidden, [0], [1], [1]), [1]); // [b, h]
@@ -31,6 +31,7 @@ export function pool(hidden: Value, mask: Value, o: PoolingOptions): Value {
     const index = op.expand(op.unsqueeze(last, [2]), op.concat([op.ints(mask, [1, 1]), op.slice(op.shape(hidden), [2], [3], [0])], 0));
     x = op.squeeze(op.gatherElements(hidden, index, 1), [1]); // [b, h]
   }
+  if (head) x = head(x); // a model's own projection of the pooled vector (USE-Lite's tanh layer)
   if (o.dimensions !== undefined) x = op.slice(x, [0], [o.dimensions], [1]);
   return o.normalize ? op.l2Normalize(x) : x;
 }

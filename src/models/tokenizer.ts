@@ -4,15 +4,29 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { UseTokenizer } from './use-tokenizer.js';
 
-export interface TokenizedText {
-  ids: number[];
+/** What the encoder and trainer need of a tokenizer. */
+export interface Tokenizer {
+  /** Token ids, special tokens included, truncated to `maxLength`. */
+  encode(text: string, maxLength: number): number[];
+  readonly modelMaxLength: number;
 }
 
-export class TextTokenizer {
+/** The tokenizer of a model directory: `tokenizer.json`, or USE-Lite's `vocab.json`. */
+export function loadTokenizer(dir: string): Tokenizer {
+  const configPath = join(dir, 'tokenizer_config.json');
+  const config = existsSync(configPath) ? readJson(configPath) : {};
+  if (config.tokenizer_class === 'UseTokenizer' && existsSync(join(dir, 'vocab.json'))) {
+    return new UseTokenizer(readJson(join(dir, 'vocab.json')) as unknown as [string, number][], Number(config.model_max_length ?? 128));
+  }
+  return TextTokenizer.load(dir);
+}
+
+export class TextTokenizer implements Tokenizer {
   private constructor(
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: HfTokenizer,
     /** The longest input the tokenizer config allows (model_max_length). */
     readonly modelMaxLength: number,
   ) {}
@@ -26,7 +40,7 @@ export class TextTokenizer {
     const configPath = join(dir, 'tokenizer_config.json');
     const config = existsSync(configPath) ? readJson(configPath) : {};
     const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 512;
-    return new TextTokenizer(new Tokenizer(json, config), maxLen);
+    return new TextTokenizer(new HfTokenizer(json, config), maxLen);
   }
 
   /** Token ids with special tokens, truncated to `maxLength`. */

@@ -10,9 +10,9 @@
 import { gradients } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import type { ModelConfig } from '../models/config.js';
-import { ARCHITECTURES } from '../models/encoder.js';
+import { sentenceEmbedding } from '../models/encoder.js';
 import { Params } from '../models/params.js';
-import { pool, type PoolingOptions } from '../models/pooling.js';
+import type { PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { infoNCE, type InfoNCEOptions } from '../losses/infonce.js';
 
@@ -26,9 +26,7 @@ export interface TrainGraph {
 export const GRAD_PREFIX = 'grad.';
 
 function tower(graph: Graph, params: Params, config: ModelConfig, prefix: string, pooling: PoolingOptions): Value {
-  const arch = ARCHITECTURES[config.architecture];
-  const inputs = arch.inputs(graph, prefix);
-  return pool(arch.build(inputs, params, config), inputs.attentionMask, pooling);
+  return sentenceEmbedding(graph, params, config, prefix, pooling).embedding;
 }
 
 function outputGradients(graph: Graph, params: Params, of: Value, seed?: Value): string[] {

@@ -20,7 +20,7 @@ export interface ParamSlot {
 }
 
 /** Whether a Hugging Face tensor name gets weight decay. */
-export const decays = (name: string) => !(name.endsWith('.bias') || name.includes('LayerNorm'));
+export const decays = (name: string) => !(name.endsWith('.bias') || /LayerNorm|_ln\./.test(name));
 
 export class AdamW {
   readonly m: Float32Array[];

