@@ -7,6 +7,7 @@ import { mine } from './jobs/mine.js';
 import { evaluate } from './jobs/evaluate.js';
 import { beirToRecords } from './jobs/convert.js';
 import { demo } from './jobs/demo.js';
+import { writeReport } from './jobs/report.js';
 import { train } from './jobs/train.js';
 import { exportCheckpoint } from './jobs/export.js';
 import { loadTrainConfig } from './training/config.js';
@@ -206,14 +207,24 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('run the pipeline on the bundled Cranfield slice: split, clean, mine, evaluate')
-    .option('-m, --model <dir>', 'model directory', join(PACKAGE_ROOT, 'test', 'fixtures', 'models', 'tiny-bert'))
-    .option('--data <dir>', 'BEIR folder', join(PACKAGE_ROOT, 'data', 'cranfield'))
+    .description('the whole pipeline on bundled Cranfield with USE-Lite: split, clean, mine, fine-tune, evaluate, report')
+    .option('-m, --model <dir>', 'model directory or alias', 'use-lite')
+    .option('--data <dir>', 'BEIR folder', join(PACKAGE_ROOT, 'data', 'cranfield-full'))
     .option('-o, --out-dir <dir>', 'where to write every step\'s output', join('runs', 'demo'))
+    .option('--epochs <n>', 'training epochs', int('epochs'), 3)
+    .option('--seed <n>', 'train/test split and training seed', int('seed'), 13)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('threads'))
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
-      await demo({ model: o.model, data: o.data, outDir: o.outDir, threads: o.threads, quiet: o.quiet });
+      await demo({ model: o.model, data: o.data, outDir: o.outDir, epochs: o.epochs, seed: o.seed, threads: o.threads, quiet: o.quiet });
+    });
+
+  program
+    .command('report')
+    .description('write a self-contained report.html for a run directory (demo or train output)')
+    .argument('<run-dir>', 'the run directory')
+    .action(async (runDir) => {
+      process.stderr.write(`report: ${writeReport(runDir)}\n`);
     });
 
   program

@@ -1,26 +1,36 @@
 /**
- * demo: the pipeline on the bundled Cranfield slice, end to end. Splits the judged queries
- * into train and test by a fixed seed, cleans the train queries, mines hard negatives from
- * the corpus, and evaluates on the held-out test queries.
+ * demo: the whole pipeline on bundled English data with a real pretrained model (USE-Lite by
+ * default). Splits the judged Cranfield queries into train and test by a fixed seed, cleans the
+ * train queries, mines hard negatives from the corpus, fine-tunes, evaluates base and
+ * fine-tuned on the held-out test queries, and writes an HTML report.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBeir } from '../data/beir.js';
+import { loadRecords } from '../data/records.js';
 import { writeAtomically, writeFileAtomic } from '../data/jsonl.js';
+import { resolveConfig } from '../training/config.js';
 import { Rng } from '../util/rng.js';
 import { clean } from './clean.js';
-import { log, type ModelOptions, withEncoder } from './common.js';
-import { evaluateSet, type EvaluationResult } from './evaluate.js';
+import { log } from './common.js';
+import { evaluateSet, type EvaluationResult, type RetrievalSet } from './evaluate.js';
 import { mine } from './mine.js';
+import { writeReport } from './report.js';
+import { train } from './train.js';
 
-export interface DemoOptions extends Omit<ModelOptions, 'model'> {
+export interface DemoOptions {
+  /** Model directory or alias (default `use-lite`). */
   model: string;
-  /** BEIR folder (default: the bundled Cranfield slice). */
+  /** BEIR folder (default: the bundled Cranfield collection). */
   data: string;
   outDir: string;
   /** Fraction of judged queries held out for testing (default 0.3). */
   testFraction?: number;
   seed?: number;
+  /** Training epochs (default 3). */
+  epochs?: number;
+  threads?: number;
+  quiet?: boolean;
 }
 
 export interface DemoResult {
@@ -28,37 +38,71 @@ export interface DemoResult {
   testQueries: number;
   kept: number;
   base: EvaluationResult;
+  tuned: EvaluationResult;
+  report: string;
 }
 
+const KS = [1, 3, 5, 10];
+
 export async function demo(o: DemoOptions): Promise<DemoResult> {
-  mkdirSync(o.outDir, { recursive: true });
+  const out = o.outDir;
+  mkdirSync(out, { recursive: true });
   const set = await loadBeir(o.data);
   const judged = [...set.queries.keys()].filter((q) => set.qrels.has(q));
-  const rng = new Rng(o.seed ?? 13);
-  const test = new Set(rng.sample(judged, Math.round(judged.length * (o.testFraction ?? 0.3))));
+  const seed = o.seed ?? 13;
+  const test = new Set(new Rng(seed).sample(judged, Math.round(judged.length * (o.testFraction ?? 0.3))));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
-  const trainPath = join(o.outDir, 'train.jsonl');
-  await writeAtomically(trainPath, async (w) => {
+  const p = (f: string) => join(out, f);
+  await writeAtomically(p('train.jsonl'), async (w) => {
     for (const q of judged) {
       if (test.has(q)) continue;
-      const pos = [...set.qrels.get(q)!].sort((a, b) => b[1] - a[1]).map(([id]) => text.get(id)).filter((t) => t !== undefined);
+      const pos = [...set.qrels.get(q)!].map(([id]) => text.get(id)).filter((t) => t !== undefined);
       await w.writeJson({ query: set.queries.get(q), pos_passage: pos, neg_passage: [] });
     }
   });
-  const corpusPath = join(o.outDir, 'corpus.jsonl');
-  await writeAtomically(corpusPath, async (w) => {
+  await writeAtomically(p('corpus.jsonl'), async (w) => {
     for (const d of set.corpus) await w.writeJson({ text: d.text });
   });
-  log(o.quiet, `demo: ${judged.length - test.size} train / ${test.size} test queries (seed ${o.seed ?? 13})`);
+  log(o.quiet, `demo: ${judged.length - test.size} train / ${test.size} test queries (seed ${seed}), corpus ${set.corpus.length}`);
+  const common = { model: o.model, threads: o.threads, quiet: o.quiet, cacheDir: join(out, 'cache') };
 
-  return withEncoder(o, async (encoder) => {
-    const common = { ...o, model: encoder };
-    const cleaned = await clean({ ...common, input: trainPath, output: join(o.outDir, 'train.clean.jsonl') });
-    await mine({ ...common, input: join(o.outDir, 'train.clean.jsonl'), output: join(o.outDir, 'train.mined.jsonl'), candidatePool: corpusPath, rangeMin: 3, rangeMax: 100, numNegatives: 7, relativeMargin: 0.02 });
-    const testSet = { queries: new Map([...test].map((q) => [q, set.queries.get(q)!])), corpus: set.corpus, qrels: set.qrels };
-    const base = await evaluateSet(common, testSet, [1, 3, 5, 10]);
-    writeFileAtomic(join(o.outDir, 'eval.base.json'), JSON.stringify(base, null, 2) + '\n');
-    log(o.quiet, `demo: done; outputs in ${o.outDir}`);
-    return { trainQueries: judged.length - test.size, testQueries: test.size, kept: cleaned.kept, base };
+  const cleaned = await clean({ ...common, input: p('train.jsonl'), output: p('train.clean.jsonl'), threshold: 0.9 });
+  await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, statsPath: p('mine.stats.json') });
+  // One training record per (query, relevant document), sharing the query's mined negatives.
+  const { records } = await loadRecords(p('train.mined.jsonl'), { requirePositives: true });
+  await writeAtomically(p('train.pairs.jsonl'), async (w) => {
+    for (const r of records) for (const pos of r.pos) await w.writeJson({ query: r.query, pos_passage: [pos], neg_passage: r.neg });
   });
+
+  const testSet: RetrievalSet = { queries: new Map([...test].map((q) => [q, set.queries.get(q)!])), corpus: set.corpus, qrels: set.qrels };
+  const base = await evaluateSet({ ...common, quiet: true }, testSet, KS);
+  writeFileAtomic(p('eval.base.json'), JSON.stringify(base, null, 2) + '\n');
+  const runDir = p('model');
+  const { config } = resolveConfig({
+    model_name_or_path: o.model,
+    train_data: p('train.pairs.jsonl'),
+    output_dir: runDir,
+    per_device_train_batch_size: 32,
+    num_train_epochs: o.epochs ?? 3,
+    learning_rate: 5e-5,
+    warmup_ratio: 0.1,
+    weight_decay: 0.01,
+    max_query_len: 64,
+    max_passage_len: 128,
+    group_size: 4,
+    embedding_temperature: 0.05,
+    pooling: 'mean',
+    logging_steps: 5,
+    save_steps: 100000,
+    save_total_limit: 1,
+    seed,
+    threads: o.threads ?? null,
+  });
+  await train(config, { quiet: o.quiet });
+  const tuned = await evaluateSet({ ...common, model: runDir, cacheDir: undefined, quiet: true }, testSet, KS);
+  writeFileAtomic(p('eval.tuned.json'), JSON.stringify(tuned, null, 2) + '\n');
+  const report = writeReport(out);
+  const row = (name: string) => `${name.padEnd(10)} ${KS.map((k) => `${(base.metrics[`${name}@${k}`]).toFixed(4)} → ${(tuned.metrics[`${name}@${k}`]).toFixed(4)}`).join('   ')}`;
+  log(o.quiet, `demo: held-out test queries, base → fine-tuned (@${KS.join(', @')}):\n${['ndcg', 'mrr', 'hit', 'recall'].map(row).join('\n')}\ndemo: report: ${report}`);
+  return { trainQueries: judged.length - test.size, testQueries: test.size, kept: cleaned.kept, base, tuned, report };
 }

@@ -1,0 +1,104 @@
+/**
+ * report: one self-contained `report.html` for a run directory — training loss and learning
+ * rate from `log.jsonl`, base vs fine-tuned metrics, histograms of mined positive and negative
+ * scores, clean's counts, and the run's config. uPlot (MIT) is inlined, so the file opens
+ * offline.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../data/jsonl.js';
+
+const require = createRequire(import.meta.url);
+
+function readJson(path: string): unknown {
+  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null;
+}
+
+function readJsonl(path: string): Record<string, unknown>[] {
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+}
+
+const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+/** JSON that is safe inside a <script> element. */
+const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+
+/** Finds the run's pieces: the demo's layout (model/, eval.*.json, mine.stats.json) or a train output_dir. */
+function collect(runDir: string) {
+  const modelDir = existsSync(join(runDir, 'model', 'log.jsonl')) ? join(runDir, 'model') : runDir;
+  const droppedPath = ['train.clean.dropped.jsonl', 'clean.dropped.jsonl'].map((f) => join(runDir, f)).find(existsSync);
+  return {
+    log: readJsonl(join(modelDir, 'log.jsonl')),
+    config: readJson(join(modelDir, 'train_config.json')),
+    base: readJson(join(runDir, 'eval.base.json')) as { metrics: Record<string, number> } | null,
+    tuned: readJson(join(runDir, 'eval.tuned.json')) as { metrics: Record<string, number> } | null,
+    mine: readJson(join(runDir, 'mine.stats.json')) as { histogram: { positives: { lo: number; hi: number; counts: number[] }; negatives: { counts: number[] } }; positives: Record<string, number>; negatives: Record<string, number> } | null,
+    dropped: droppedPath ? readJsonl(droppedPath).length : null,
+    cleanInput: existsSync(join(runDir, 'train.jsonl')) ? readJsonl(join(runDir, 'train.jsonl')).length : null,
+  };
+}
+
+function metricsTable(base: Record<string, number> | undefined, tuned: Record<string, number> | undefined): string {
+  const names = Object.keys(tuned ?? base ?? {});
+  if (!names.length) return '<p>No evaluation results in this run.</p>';
+  const rows = names.map((n) => {
+    const b = base?.[n];
+    const t = tuned?.[n];
+    const d = b !== undefined && t !== undefined ? t - b : undefined;
+    const cls = d === undefined ? '' : d > 0 ? 'up' : d < 0 ? 'down' : '';
+    const f = (x?: number) => (x === undefined ? '–' : x.toFixed(4));
+    return `<tr><td>${escape(n)}</td><td>${f(b)}</td><td>${f(t)}</td><td class="${cls}">${d === undefined ? '–' : (d >= 0 ? '+' : '') + d.toFixed(4)}</td></tr>`;
+  });
+  return `<table id="metrics"><thead><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>Δ</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/**
+ * Writes `<runDir>/report.html` and returns its path.
+ * @example
+ *   writeReport('runs/demo');
+ */
+export function writeReport(runDir: string): string {
+  const r = collect(runDir);
+  const uplotJs = readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8');
+  const uplotCss = readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
+  const steps = r.log.filter((l) => typeof l.loss === 'number');
+  const series = { step: steps.map((l) => l.step), loss: steps.map((l) => l.loss), lr: steps.map((l) => l.lr) };
+  const hist = r.mine?.histogram;
+  const histData = hist ? { lo: hist.positives.lo, hi: hist.positives.hi, pos: hist.positives.counts, neg: hist.negatives.counts } : null;
+  const cleanLine = r.dropped === null ? 'No clean step in this run.' : `${r.dropped} of ${r.cleanInput ?? '?'} training queries dropped as near-duplicates.`;
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>embedtune report</title>
+<style>${uplotCss}
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}td:first-child{text-align:left}
+.up{color:#070}.down{color:#b00}pre{background:#f6f6f6;padding:1em;overflow:auto}.chart{margin:1em 0}</style>
+<script>${uplotJs}</script></head><body>
+<h1>embedtune report</h1>
+<h2>Evaluation: base vs fine-tuned</h2>${metricsTable(r.base?.metrics, r.tuned?.metrics)}
+<h2>Training</h2><div id="loss" class="chart"></div><div id="lr" class="chart"></div>
+<h2>Mined scores</h2><div id="hist" class="chart"></div>
+<h2>Clean</h2><p id="clean">${escape(cleanLine)}</p>
+<h2>Config</h2><pre>${escape(JSON.stringify(r.config, null, 2) ?? 'none')}</pre>
+<script>
+const series = ${scriptJson(series)};
+const hist = ${scriptJson(histData)};
+const opts = (title, label, color) => ({ title, width: 900, height: 260, series: [{ label: 'step' }, { label, stroke: color, width: 2 }] });
+if (series.step.length) {
+  new uPlot(opts('Training loss', 'loss', '#1f77b4'), [series.step, series.loss], document.getElementById('loss'));
+  new uPlot(opts('Learning rate', 'lr', '#ff7f0e'), [series.step, series.lr], document.getElementById('lr'));
+} else document.getElementById('loss').textContent = 'No training log in this run.';
+if (hist) {
+  const n = hist.pos.length, w = (hist.hi - hist.lo) / n;
+  const x = hist.pos.map((_, i) => hist.lo + (i + 0.5) * w);
+  const bars = uPlot.paths.bars({ size: [0.9, 100] });
+  new uPlot({ title: 'query·passage scores: positives vs mined negatives', width: 900, height: 260,
+    series: [{ label: 'score' }, { label: 'positives', stroke: '#2ca02c', fill: 'rgba(44,160,44,.4)', paths: bars },
+             { label: 'negatives', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
+    [x, hist.pos, hist.neg], document.getElementById('hist'));
+} else document.getElementById('hist').textContent = 'No mining statistics in this run.';
+</script></body></html>
+`;
+  const path = join(runDir, 'report.html');
+  writeFileAtomic(path, html);
+  return path;
+}
