@@ -184,6 +184,58 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(randomWeights(spec, tok.size, positions)));
 }
 
+/** A USE-Lite vocabulary (`[piece, score]` by id; 6 reserved ids first) from the bundled English data. */
+export function useVocabulary(): [string, number][] {
+  const { words } = corpusUnits();
+  const total = words.reduce((a, [, n]) => a + n, 0);
+  const vocab: [string, number][] = [['\ufffd', 0], ['<s>', 0], ['</s>', 0], ['extra_token_id_1', 0], ['extra_token_id_2', 0], ['extra_token_id_3', 0]];
+  vocab.push(['\u2581', -3]);
+  for (const [w, n] of words.slice(0, 1200)) vocab.push([`\u2581${w}`, Math.log(n / total)]);
+  for (const c of [...ASCII, ...PUNCT.slice(0, 29)]) vocab.push([c, -12], [`\u2581${c}`, -12.5]);
+  return vocab;
+}
+
+/** A small random model with USE-Lite's architecture (embedding 16, hidden 32) for gradient checks. */
+export function writeRandomUseModel(dir: string, seed: number): void {
+  mkdirSync(join(dir, '1_Pooling'), { recursive: true });
+  const vocab = useVocabulary();
+  const [e, h, ffn, layers] = [16, 32, 64, 2];
+  const rng = new Rng(seed);
+  const t = new Map<string, NamedTensor>();
+  const make = (name: string, shape: number[], std: number, mean = 0) =>
+    t.set(name, { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => mean + std * rng.normal()) });
+  make('embeddings.weight', [vocab.length + 2, e], 0.5);
+  // USE's timescales: 1 / 10000^(i / (n − 1)), a fixed signal, not trained.
+  t.set('timing.inv_timescales', { shape: [1, e / 2], data: Float32Array.from({ length: e / 2 }, (_, i) => 10000 ** (-i / (e / 2 - 1))) });
+  make('layer_0.residual.weight', [e, h], 1 / Math.sqrt(e));
+  make('layer_0.residual.bias', [h], 0.05);
+  for (let l = 0; l < layers; l++) {
+    const inDim = l === 0 ? e : h;
+    const ln = (n: string, size: number) => {
+      make(`layer_${l}.${n}.weight`, [size], 0.1, 1);
+      make(`layer_${l}.${n}.bias`, [size], 0.1);
+    };
+    ln('attention_ln', inDim);
+    make(`layer_${l}.qkv.weight`, [inDim, 3 * inDim], 1 / Math.sqrt(inDim));
+    make(`layer_${l}.qkv.bias`, [3 * inDim], 0.05);
+    make(`layer_${l}.attention_out.weight`, [inDim, h], 1 / Math.sqrt(inDim));
+    make(`layer_${l}.attention_out.bias`, [h], 0.05);
+    ln('ffn_ln', h);
+    make(`layer_${l}.ffn_in.weight`, [h, ffn], 1 / Math.sqrt(h));
+    make(`layer_${l}.ffn_in.bias`, [ffn], 0.05);
+    make(`layer_${l}.ffn_out.weight`, [ffn, h], 1 / Math.sqrt(ffn));
+    make(`layer_${l}.ffn_out.bias`, [h], 0.05);
+  }
+  make('head.weight', [h, h], 1 / Math.sqrt(h));
+  make('head.bias', [h], 0.05);
+  const config = { model_type: 'use-lite', vocab_size: vocab.length + 2, embedding_size: e, hidden_size: h, num_hidden_layers: layers, num_attention_heads: 4, intermediate_size: ffn, max_position_embeddings: 128, layer_norm_eps: 1e-6, pad_token_id: 0, hidden_act: 'relu' };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
+  writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
+  writeFileSync(join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: h, pooling_mode_mean_tokens: true }) + '\n');
+  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(t));
+}
+
 export const TINY_BERT: RandomModelSpec = { architecture: 'bert', hidden: 32, layers: 2, heads: 4, intermediate: 64, maxLength: 128, seed: 1 };
 export const TINY_XLMR: RandomModelSpec = { architecture: 'xlm-roberta', hidden: 48, layers: 2, heads: 4, intermediate: 96, maxLength: 128, seed: 2 };
 export const MINILM_L6: RandomModelSpec = { architecture: 'bert', hidden: 384, layers: 6, heads: 12, intermediate: 1536, maxLength: 512, vocabSize: 30522, seed: 3 };
@@ -199,5 +251,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   } else {
     writeRandomModel(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-bert'), TINY_BERT);
     writeRandomModel(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-xlmr'), TINY_XLMR);
+    writeRandomUseModel(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-use'), 5);
   }
 }

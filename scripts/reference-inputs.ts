@@ -5,10 +5,10 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { repoRoot } from './make-models.js';
 
-export const MODELS = ['tiny-bert', 'tiny-xlmr'];
+export const MODELS = ['tiny-bert', 'tiny-xlmr', 'tiny-use'];
 
 /** English and Chinese sentences of very different lengths, one past the 128-token limit. */
 export function paritySentences(): string[] {
@@ -34,6 +34,7 @@ export const GRADIENT_CASES = [
   { name: 'tiny-bert-cls', model: 'tiny-bert', pooling: 'cls', temperature: 0.05, matryoshkaDims: [] as number[], matryoshkaWeights: [] as number[] },
   { name: 'tiny-xlmr-cls', model: 'tiny-xlmr', pooling: 'cls', temperature: 0.05, matryoshkaDims: [], matryoshkaWeights: [] },
   { name: 'tiny-bert-mean-matryoshka', model: 'tiny-bert', pooling: 'mean', temperature: 0.1, matryoshkaDims: [16, 32], matryoshkaWeights: [0.5, 1] },
+  { name: 'tiny-use-mean', model: 'tiny-use', pooling: 'mean', temperature: 0.05, matryoshkaDims: [], matryoshkaWeights: [] },
 ];
 
 if (process.argv[1]?.endsWith('reference-inputs.js')) {
@@ -41,7 +42,7 @@ if (process.argv[1]?.endsWith('reference-inputs.js')) {
   const batch = trainingBatch();
   const models: Record<string, { ids: number[][]; queryIds: number[][]; passageIds: number[][] }> = {};
   for (const m of MODELS) {
-    const tok = TextTokenizer.load(join(repoRoot, 'test', 'fixtures', 'models', m));
+    const tok = loadTokenizer(join(repoRoot, 'test', 'fixtures', 'models', m));
     models[m] = {
       ids: sentences.map((s) => tok.encode(s, 128)),
       queryIds: batch.queries.map((s) => tok.encode(s, 16)),

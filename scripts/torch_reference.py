@@ -36,6 +36,36 @@ def read_safetensors(path):
     return out
 
 
+def forward_use(cfg, w, ids, mask):
+    """USE-Lite token states, following the tfjs graph (see src/models/use-lite.ts)."""
+    b, s = ids.shape
+    e, h, heads = cfg["embedding_size"], cfg["hidden_size"], cfg["num_attention_heads"]
+    pos = torch.arange(s, dtype=torch.float64)[:, None] * w["timing.inv_timescales"]
+    x = 2 * w["embeddings.weight"][ids] + torch.cat([torch.sin(pos), torch.cos(pos)], dim=1)
+    bias = (1.0 - mask[:, None, None, :].double()) * -1e9
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"layer_{l}"
+        d = e if l == 0 else h
+        ln = lambda t, n, size: F.layer_norm(t, (size,), w[f"{p}.{n}.weight"], w[f"{p}.{n}.bias"], cfg["layer_norm_eps"])
+        lin = lambda t, n: t @ w[f"{p}.{n}.weight"] + w[f"{p}.{n}.bias"]
+        residual = lin(x, "residual") if l == 0 else x
+        q, k, v = lin(ln(x, "attention_ln", d), "qkv").split(d, dim=-1)
+        split = lambda t: t.view(b, s, heads, d // heads).transpose(1, 2)
+        scores = split(q) / math.sqrt(d // heads) @ split(k).transpose(-1, -2) + bias
+        ctx = (torch.softmax(scores, dim=-1) @ split(v)).transpose(1, 2).reshape(b, s, d)
+        x = residual + lin(ctx, "attention_out")
+        x = x + lin(torch.relu(lin(ln(x, "ffn_ln", h), "ffn_in")), "ffn_out")
+    return x
+
+
+def embed(cfg, w, ids, mask, mode):
+    """Pooled sentence vector (before normalisation); USE-Lite adds its tanh head."""
+    if cfg["model_type"] == "use-lite":
+        pooled = pool(forward_use(cfg, w, ids, mask), mask, mode)
+        return torch.tanh(pooled @ w["head.weight"] + w["head.bias"])
+    return pool(forward(cfg, w, ids, mask), mask, mode)
+
+
 def forward(cfg, w, ids, mask):
     """Hidden states, float64, following modeling_bert.py / modeling_xlm_roberta.py."""
     h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
@@ -105,13 +135,13 @@ def gradients(inputs, case):
     mdir = FIX / "models" / case["model"]
     cfg = json.loads((mdir / "config.json").read_text())
     w = read_safetensors(mdir / "model.safetensors")
-    for t in w.values():
-        t.requires_grad_(True)
+    for name, t in w.items():
+        t.requires_grad_(name != "timing.inv_timescales")  # a fixed signal, not a weight
     entry = inputs["models"][case["model"]]
     qi, qm = pad(entry["queryIds"], cfg["pad_token_id"])
     pi, pm = pad(entry["passageIds"], cfg["pad_token_id"])
-    q = pool(forward(cfg, w, qi, qm), qm, case["pooling"])
-    p = pool(forward(cfg, w, pi, pm), pm, case["pooling"])
+    q = embed(cfg, w, qi, qm, case["pooling"])
+    p = embed(cfg, w, pi, pm, case["pooling"])
     group = p.shape[0] // q.shape[0]
     labels = torch.arange(q.shape[0]) * group
 
@@ -147,10 +177,9 @@ def main():
             ids[r, : len(row)] = torch.tensor(row)
             mask[r, : len(row)] = 1
         with torch.no_grad():
-            hidden = forward(cfg, w, ids, mask)
             out = {"ids": ids_list}
             for mode in ["cls", "mean", "last"]:
-                e = pool(hidden, mask, mode)
+                e = embed(cfg, w, ids, mask, mode)
                 out[mode] = e.tolist()
                 out[mode + "_normalized"] = F.normalize(e, dim=-1).tolist()
         (FIX / "reference" / f"{model}.json").write_text(json.dumps(out))

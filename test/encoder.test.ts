@@ -10,6 +10,7 @@ const inputs = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'inputs.json'
 for (const [name, dir] of [
   ['tiny-bert', TINY_BERT],
   ['tiny-xlmr', TINY_XLMR],
+  ['tiny-use', join(FIXTURES, 'models', 'tiny-use')],
 ] as const) {
   describe(`${name} matches PyTorch`, () => {
     const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', `${name}.json`), 'utf8'));

@@ -8,7 +8,7 @@ import { loadWeights } from '../src/models/encoder.js';
 import { padBatch } from '../src/models/batch.js';
 import { transpose2d } from '../src/models/params.js';
 import { readSafetensors } from '../src/models/safetensors.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../src/runtime/session.js';
 import { GRAD_PREFIX, stepGraph } from '../src/training/graphs.js';
 import type { Pooling } from '../src/models/pooling.js';
@@ -22,7 +22,7 @@ describe('training-step gradients match PyTorch', () => {
     it(`${c.name}: loss and every weight's gradient (relative error ≤ 1e-4)`, async () => {
       const dir = join(FIXTURES, 'models', c.model);
       const config = readConfig(dir);
-      const tok = TextTokenizer.load(dir);
+      const tok = loadTokenizer(dir);
       const entry = inputs.models[c.model];
       const batch = { q: entry.queryIds as number[][], p: entry.passageIds as number[][] };
       // Our tokenizer gives the ids PyTorch saw (queries truncated at 16, passages at 32).
