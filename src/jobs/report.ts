@@ -82,7 +82,9 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;te
 <script>
 const series = ${scriptJson(series)};
 const hist = ${scriptJson(histData)};
-const opts = (title, label, color) => ({ title, width: 900, height: 260, series: [{ label: 'step' }, { label, stroke: color, width: 2 }] });
+const fmt = (u, vals) => vals.map((v) => (v === 0 ? '0' : Math.abs(v) < 0.01 ? v.toExponential(1) : +v.toFixed(3)));
+const opts = (title, label, color) => ({ title, width: 900, height: 260, scales: { x: { time: false } },
+  axes: [{ label: 'step' }, { values: fmt, size: 60 }], series: [{ label: 'step' }, { label, stroke: color, width: 2 }] });
 if (series.step.length) {
   new uPlot(opts('Training loss', 'loss', '#1f77b4'), [series.step, series.loss], document.getElementById('loss'));
   new uPlot(opts('Learning rate', 'lr', '#ff7f0e'), [series.step, series.lr], document.getElementById('lr'));
@@ -92,6 +94,7 @@ if (hist) {
   const x = hist.pos.map((_, i) => hist.lo + (i + 0.5) * w);
   const bars = uPlot.paths.bars({ size: [0.9, 100] });
   new uPlot({ title: 'query·passage scores: positives vs mined negatives', width: 900, height: 260,
+    scales: { x: { time: false } }, axes: [{ label: 'cosine score' }, { label: 'count' }],
     series: [{ label: 'score' }, { label: 'positives', stroke: '#2ca02c', fill: 'rgba(44,160,44,.4)', paths: bars },
              { label: 'negatives', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
     [x, hist.pos, hist.neg], document.getElementById('hist'));

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+import { demo } from '../src/jobs/demo.js';
+import { ROOT, TINY_BERT, tempDir } from './helpers.js';
+
+describe('demo pipeline and HTML report', () => {
+  it('runs split → clean → mine → train → eval with a small model and writes a report that renders in Chromium', async () => {
+    const out = join(tempDir(), 'demo');
+    const r = await demo({ model: TINY_BERT, data: join(ROOT, 'data', 'cranfield-full'), outDir: out, epochs: 1, quiet: true, threads: 2 });
+    assert.equal(r.trainQueries + r.testQueries, 225);
+    assert.equal(r.testQueries, 68);
+    for (const k of ['ndcg@10', 'mrr@10', 'hit@1']) {
+      assert.equal(typeof r.base.metrics[k], 'number');
+      assert.equal(typeof r.tuned.metrics[k], 'number');
+    }
+    const html = readFileSync(r.report, 'utf8');
+    assert.doesNotMatch(html, /<(script|link)[^>]+(src|href)=["']?https?:/i, 'self-contained: nothing loaded from the network');
+    assert.match(html, /<table id="metrics">.*ndcg@10/s);
+
+    // Debian's chromium (apt-get install chromium), driven by playwright-core.
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 2000 } });
+      const errors: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`file://${r.report}`);
+      const drawn = await page.evaluate(() =>
+        [...document.querySelectorAll('canvas')].map((c) => {
+          const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+          let n = 0;
+          for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+          return n;
+        }),
+      );
+      assert.equal(drawn.length, 3, 'loss, learning rate and score histogram charts');
+      for (const n of drawn) assert.ok(n > 1000, `a chart drew only ${n} pixels`);
+      assert.deepEqual(errors, []);
+      const rows = await page.$$eval('#metrics tbody tr', (trs) => trs.length);
+      assert.equal(rows, 24);
+      const shot = join(out, 'report.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      assert.ok(statSync(shot).size > 20000);
+      assert.match(await page.textContent('#clean') ?? '', /of 157 training queries dropped/);
+    } finally {
+      await browser.close();
+    }
+  });
+});
