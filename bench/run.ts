@@ -1,0 +1,244 @@
+/**
+ * `npm run bench`: embedtune against the tools a user would otherwise pick, on this machine,
+ * in one run. Every figure is a ratio of medians, ours and the peer's runs interleaved
+ * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
+ * Prints a table and writes bench/results.json.
+ *
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,topk,dedup,gemm
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Graph } from '../src/graph/graph.js';
+import * as op from '../src/graph/ops.js';
+import { readConfig } from '../src/models/config.js';
+import { Encoder, loadWeights } from '../src/models/encoder.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
+import { floatTensor, Session } from '../src/runtime/session.js';
+import { greedyDedup } from '../src/search/dedup.js';
+import { ExactSearch, type Vectors } from '../src/search/topk.js';
+import { Trainer } from '../src/training/trainer.js';
+import { Rng } from '../src/util/rng.js';
+import { BGE_BASE, MINILM_L6, repoRoot, writeRandomModel } from '../scripts/make-models.js';
+
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+const THREADS = Number(process.env.BENCH_THREADS ?? 2);
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const WORK = join(tmpdir(), 'embedtune-bench');
+mkdirSync(WORK, { recursive: true });
+
+// ---------------------------------------------------------------- the peer process
+
+const peer = spawn('/usr/bin/python3', [join(repoRoot, 'bench', 'peers', 'peer.py'), String(THREADS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+const replies = createInterface({ input: peer.stdout! })[Symbol.asyncIterator]();
+async function ask(cmd: Record<string, unknown>): Promise<Record<string, number & unknown>> {
+  peer.stdin!.write(JSON.stringify(cmd) + '\n');
+  const { value, done } = await replies.next();
+  if (done) throw new Error('the peer process exited; run bench/peers/setup.sh');
+  const out = JSON.parse(value);
+  if (out.error) throw new Error(`peer ${cmd.cmd}: ${out.error}`);
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+/** Runs ours and theirs alternately: warm-up once each, then `reps` pairs. */
+async function interleave(ours: () => Promise<number>, theirs: () => Promise<number>, reps = REPS) {
+  await ours();
+  await theirs();
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    a.push(await ours());
+    b.push(await theirs());
+  }
+  return { ours: median(a), theirs: median(b), oursAll: a, theirsAll: b };
+}
+
+const time = async (f: () => Promise<unknown>) => {
+  const t0 = performance.now();
+  await f();
+  return (performance.now() - t0) / 1000;
+};
+
+interface Row {
+  case: string;
+  ours: string;
+  peer: string;
+  ratio: number;
+  target: string;
+  met: boolean;
+  detail?: Record<string, unknown>;
+}
+const rows: Row[] = [];
+
+function modelDir(name: string, spec: typeof MINILM_L6): string {
+  const dir = join(WORK, name);
+  if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, spec);
+  return dir;
+}
+
+/** Texts that fill 128 tokens (long Cranfield abstracts). */
+function longTexts(n: number): string[] {
+  const docs = readFileSync(join(repoRoot, 'data', 'cranfield-full', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
+  const long = docs.filter((d) => d.split(' ').length > 200);
+  return Array.from({ length: n }, (_, i) => long[i % long.length]);
+}
+
+// ---------------------------------------------------------------- 1. encode
+
+async function benchEncode(name: string, spec: typeof MINILM_L6, n: number) {
+  const dir = modelDir(name, spec);
+  const texts = longTexts(n);
+  const enc = await Encoder.load(dir, { pooling: 'mean', threads: THREADS });
+  const ids = texts.map((t) => enc.tokenize(t, { maxLength: 128 }));
+  const batches = Array.from({ length: Math.ceil(n / 32) }, (_, i) => ids.slice(i * 32, i * 32 + 32));
+  const batchFile = join(WORK, `${name}-encode.json`);
+  writeFileSync(batchFile, JSON.stringify(batches));
+  await ask({ cmd: 'load_bert', dir });
+  const r = await interleave(
+    () => time(() => enc.encode(texts, { maxLength: 128, batchSize: 32, quiet: true })),
+    async () => (await ask({ cmd: 'encode', batches: batchFile })).seconds,
+  );
+  await enc.close();
+  const ratio = r.theirs / r.ours;
+  rows.push({ case: `encode ${name} (${n} × 128 tokens, batch 32)`, ours: `${(n / r.ours).toFixed(1)} texts/s`, peer: `PyTorch ${(n / r.theirs).toFixed(1)} texts/s`, ratio, target: '≥ 1.2×', met: ratio >= 1.2, detail: r });
+}
+
+// ---------------------------------------------------------------- 2. train step
+
+async function benchTrain() {
+  const dir = modelDir('minilm-l6', MINILM_L6);
+  const texts = longTexts(200);
+  const batch = Array.from({ length: 32 }, (_, i) => ({ query: texts[i], passages: [0, 1, 2, 3].map((j) => texts[32 + ((i * 4 + j) % 160)]) }));
+  const trainer = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
+    pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
+    schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128, threads: THREADS,
+  });
+  const tok = loadTokenizer(dir);
+  const file = join(WORK, 'train-batch.json');
+  writeFileSync(file, JSON.stringify({ queries: batch.map((e) => tok.encode(e.query, 32)), passages: batch.flatMap((e) => e.passages.map((p) => tok.encode(p, 128))) }));
+  await ask({ cmd: 'load_bert', dir });
+  const r = await interleave(
+    () => time(() => trainer.step(batch)),
+    async () => (await ask({ cmd: 'train_step', batch: file })).seconds,
+  );
+  await trainer.close();
+  const ratio = r.theirs / r.ours;
+  rows.push({ case: 'train step MiniLM-L6 (32 × group 4, 32/128 tokens)', ours: `${r.ours.toFixed(2)} s`, peer: `PyTorch ${r.theirs.toFixed(2)} s`, ratio, target: '≥ 1.5×', met: ratio >= 1.5, detail: r });
+}
+
+// ---------------------------------------------------------------- 3. exact top-k and 4. dedup
+
+function unitVectors(n: number, d: number, seed: number): Vectors {
+  const rng = new Rng(seed);
+  const data = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += (data[i * d + j] = rng.normal()) ** 2;
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < d; j++) data[i * d + j] *= inv;
+  }
+  return { data, dim: d, count: n };
+}
+
+async function benchTopK() {
+  const corpus = unitVectors(100_000, 384, 1);
+  const queries = unitVectors(1000, 384, 2);
+  writeFileSync(join(WORK, 'corpus.f32'), corpus.data);
+  writeFileSync(join(WORK, 'queries.f32'), queries.data);
+  const search = await ExactSearch.create({ threads: THREADS });
+  let first: number[] = [];
+  const r = await interleave(
+    () => time(async () => (first = Array.from((await search.search(queries, corpus, 100, { quiet: true })).indices.subarray(0, 5)))),
+    async () => {
+      const o = await ask({ cmd: 'faiss_topk', corpus: join(WORK, 'corpus.f32'), queries: join(WORK, 'queries.f32'), dim: 384, k: 100 });
+      if (JSON.stringify(o.first) !== JSON.stringify(first)) throw new Error(`faiss and ours disagree: ${o.first} vs ${first}`);
+      return o.seconds;
+    },
+  );
+  await search.close();
+  const ratio = r.theirs / r.ours;
+  rows.push({ case: 'exact top-100, 1,000 queries × 100k × 384', ours: `${r.ours.toFixed(3)} s`, peer: `faiss IndexFlatIP ${r.theirs.toFixed(3)} s`, ratio, target: '≥ 3×', met: ratio >= 3, detail: r });
+}
+
+async function benchDedup() {
+  // 60k distinct directions, 40k planted near-copies (cosine ≈ 0.9) spread after their originals.
+  const d = 384;
+  const base = unitVectors(60_000, d, 3);
+  const rng = new Rng(4);
+  const v: Vectors = { data: new Float32Array(100_000 * d), dim: d, count: 100_000 };
+  v.data.set(base.data);
+  for (let i = 60_000; i < 100_000; i++) {
+    const src = rng.int(60_000);
+    let s = 0;
+    for (let j = 0; j < d; j++) s += (v.data[i * d + j] = base.data[src * d + j] + 0.025 * rng.normal()) ** 2;
+    for (let j = 0; j < d; j++) v.data[i * d + j] /= Math.sqrt(s);
+  }
+  writeFileSync(join(WORK, 'dedup.f32'), v.data);
+  const reps = Math.min(REPS, 3);
+  let kept = 0;
+  const ours = async () => time(async () => (kept = (await greedyDedup(v, 0.7, { threads: THREADS, quiet: true })).keep.reduce((a, b) => a + b, 0)));
+  const r1 = await interleave(ours, async () => (await ask({ cmd: 'dedup_faiss', vectors: join(WORK, 'dedup.f32'), dim: d, threshold: 0.7 })).seconds, reps);
+  const r2 = await interleave(ours, async () => (await ask({ cmd: 'community', vectors: join(WORK, 'dedup.f32'), dim: d, threshold: 0.7 })).seconds, reps);
+  rows.push({ case: `dedup 100k × 384 at 0.7 (kept ${kept})`, ours: `${r1.ours.toFixed(1)} s`, peer: `spec's faiss greedy loop ${r1.theirs.toFixed(1)} s`, ratio: r1.theirs / r1.ours, target: '< 60 s', met: r1.ours < 60, detail: r1 });
+  rows.push({ case: 'dedup 100k (vs community_detection)', ours: `${r2.ours.toFixed(1)} s`, peer: `PyTorch community_detection ${r2.theirs.toFixed(1)} s`, ratio: r2.theirs / r2.ours, target: '< 60 s', met: r2.ours < 60, detail: r2 });
+}
+
+// ---------------------------------------------------------------- 5. GEMM ceiling
+
+async function benchGemm() {
+  // The largest MatMuls of the MiniLM-L6 training step (128 passages × 128 tokens = 16,384 rows).
+  const shapes: [number, number, number][] = [
+    [16384, 384, 1536],
+    [16384, 1536, 384],
+    [16384, 384, 384],
+    [384, 16384, 1536], // a weight gradient: xᵀ · dy
+  ];
+  for (const [m, k, n] of shapes) {
+    const g = new Graph('gemm');
+    const a = g.input('a', 'float32', [m, k]);
+    const b = g.input('b', 'float32', [k, n]);
+    g.output(op.matmul(a, b), 'c');
+    const s = await Session.create(g, { threads: THREADS });
+    const rng = new Rng(5);
+    const A = floatTensor(Float32Array.from({ length: m * k }, () => rng.normal()), [m, k]);
+    const B = floatTensor(Float32Array.from({ length: k * n }, () => rng.normal()), [k, n]);
+    const r = await interleave(
+      () => time(() => s.run({ a: A, b: B })),
+      async () => (await ask({ cmd: 'sgemm', m, k, n, reps: 3 })).seconds,
+    );
+    await s.release();
+    const flops = 2 * m * k * n;
+    const ratio = r.theirs / r.ours;
+    rows.push({ case: `GEMM ${m}×${k}·${k}×${n}`, ours: `${(flops / r.ours / 1e9).toFixed(0)} GFLOP/s`, peer: `OpenBLAS ${(flops / r.theirs / 1e9).toFixed(0)} GFLOP/s`, ratio, target: '≥ 85% of OpenBLAS', met: ratio >= 0.85, detail: r });
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+const cases: Record<string, () => Promise<void>> = {
+  encode: async () => {
+    await benchEncode('minilm-l6', MINILM_L6, 256);
+    await benchEncode('bge-base', BGE_BASE, 96);
+  },
+  train: benchTrain,
+  topk: benchTopK,
+  dedup: benchDedup,
+  gemm: benchGemm,
+};
+for (const [name, run] of Object.entries(cases)) {
+  if (ONLY && !ONLY.includes(name)) continue;
+  process.stderr.write(`bench: ${name}…\n`);
+  await run();
+}
+const peerRss = (await ask({ cmd: 'rss' })).peak_rss_mib;
+peer.stdin!.end();
+const oursRss = process.resourceUsage().maxRSS / 1024;
+const table = [['case', 'ours', 'peer', 'ratio (peer time / ours)', 'target', 'met'], ...rows.map((r) => [r.case, r.ours, r.peer, `${r.ratio.toFixed(2)}×`, r.target, r.met ? 'yes' : 'NO'])];
+const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+console.log(table.map((r) => r.map((c, i) => c.padEnd(widths[i])).join(' | ')).join('\n'));
+console.log(`peak RSS: ours ${oursRss.toFixed(0)} MiB, peers ${Number(peerRss).toFixed(0)} MiB; ${REPS} interleaved repetitions after warm-up, ${THREADS} threads`);
+writeFileSync(join(repoRoot, 'bench', 'results.json'), JSON.stringify({ date: new Date().toISOString(), reps: REPS, threads: THREADS, peakRssMiB: { ours: oursRss, peers: peerRss }, rows }, null, 2) + '\n');
