@@ -5,7 +5,10 @@ import { before, describe, it } from 'node:test';
 import { Encoder } from '../src/models/encoder.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { resolveModelDir } from '../src/models/use-lite.js';
-import { FIXTURES, tempDir } from './helpers.js';
+import { train } from '../src/jobs/train.js';
+import { resolveConfig } from '../src/training/config.js';
+import { FIXTURES, ROOT, tempDir } from './helpers.js';
+import { existsSync, writeFileSync } from 'node:fs';
 
 const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'use-lite.json'), 'utf8'));
 const refEmb = new Float32Array(readFileSync(join(FIXTURES, 'reference', 'use-lite.f32')).buffer.slice(0));
@@ -33,6 +36,27 @@ describe('USE-Lite against the original (tfjs) implementation', () => {
     for (let i = 0; i < out.data.length; i++) m = Math.max(m, Math.abs(out.data[i] - refEmb[i]));
     assert.ok(m <= 1e-4, `max abs diff ${m}`);
     if (process.env.EMBEDTUNE_VERBOSE) console.log('USE-Lite max abs diff', m);
+    await enc.close();
+  });
+});
+
+describe('USE-Lite trains and exports like any architecture', () => {
+  it('a few steps on Cranfield pairs lower the loss; the export loads back with the same pooling', async () => {
+    const dir = tempDir();
+    const corpus = readFileSync(join(ROOT, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
+    const queries = readFileSync(join(ROOT, 'data', 'cranfield', 'queries.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
+    const data = join(dir, 'pairs.jsonl');
+    writeFileSync(data, queries.slice(0, 16).map((q, i) => JSON.stringify({ query: q, pos: [corpus[i]], neg: [corpus[100 + i], corpus[200 + i]] })).join('\n') + '\n');
+    const out = join(dir, 'use-ft');
+    const { config } = resolveConfig({ model_name_or_path: 'use-lite', train_data: data, output_dir: out, per_device_train_batch_size: 16, max_steps: 6, learning_rate: 1e-4, max_query_len: 32, max_passage_len: 48, group_size: 3, embedding_temperature: 0.05, pooling: 'mean', logging_steps: 1, threads: 2 });
+    await train(config, { quiet: true });
+    const log = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(log.at(-1).loss < log[0].loss, `loss ${log[0].loss} → ${log.at(-1).loss}`);
+    for (const f of ['vocab.json', 'tokenizer_config.json', '1_Pooling/config.json', 'onnx/model.onnx']) assert.ok(existsSync(join(out, f)), f);
+    const enc = await Encoder.load(out);
+    assert.equal(enc.pooling, 'mean');
+    const e = await enc.encode(['wing flutter'], { quiet: true });
+    assert.ok(Math.abs(Math.hypot(...e.data) - 1) < 1e-5);
     await enc.close();
   });
 });
