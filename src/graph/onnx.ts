@@ -50,10 +50,28 @@ function valueInfo(v: ValueInfo): import('onnx-proto').onnx.IValueInfoProto {
   };
 }
 
+/**
+ * The nodes and initializers that graph outputs depend on. Gradient rules build the gradient of
+ * every input of a node, and autodiff keeps only those on a path from a parameter; the others
+ * (e.g. the gradient of a constant scale) would still run in ORT unless dropped here.
+ */
+export function liveParts(graph: Graph): { nodes: Graph['nodes']; initializers: [string, Tensor][] } {
+  const needed = new Set(graph.outputs.map((o) => o.name));
+  const keep: boolean[] = new Array(graph.nodes.length).fill(false);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i];
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep[i] = true;
+    n.inputs.forEach((x) => x && needed.add(x));
+  }
+  return { nodes: graph.nodes.filter((_, i) => keep[i]), initializers: [...graph.initializers].filter(([name]) => needed.has(name)) };
+}
+
 export function serialize(graph: Graph, options: SerializeOptions = {}): SerializedModel {
   const external: Uint8Array[] = [];
   let offset = 0;
-  const initializer = [...graph.initializers].map(([name, t]) => {
+  const live = liveParts(graph);
+  const initializer = live.initializers.map(([name, t]) => {
     const bytes = tensorBytes(t);
     // Small constants stay inline so the graph can be read without its data file.
     if (options.externalDataLocation && bytes.byteLength >= 1024) {
@@ -80,7 +98,7 @@ export function serialize(graph: Graph, options: SerializeOptions = {}): Seriali
     opsetImport: [{ domain: '', version: OPSET }],
     graph: {
       name: graph.name,
-      node: graph.nodes.map((n) => ({
+      node: live.nodes.map((n) => ({
         opType: n.op,
         input: n.inputs,
         output: n.outputs,

@@ -70,6 +70,11 @@ export class Session {
     return out as Record<string, ort.Tensor>;
   }
 
+  /** Stops ORT's profiler (which writes `<profilePrefix>_<date>.json`). */
+  endProfiling(): void {
+    this.session.endProfiling();
+  }
+
   async release(): Promise<void> {
     await this.session.release();
     this.cleanup?.();

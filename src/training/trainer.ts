@@ -37,6 +37,8 @@ export interface TrainerOptions {
   queryTemplate?: string;
   passageTemplate?: string;
   threads?: number;
+  /** Write onnxruntime's per-node profile (JSON) with this file prefix. */
+  profilePrefix?: string;
 }
 
 export interface StepResult {
@@ -71,7 +73,7 @@ export class Trainer {
   static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
-    const runtime = { threads: o.threads, memPattern: false };
+    const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
     const sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session } = {};
     let built;
     if (o.miniBatchSize) {
@@ -199,6 +201,11 @@ export class Trainer {
 
   async close(): Promise<void> {
     for (const s of Object.values(this.sessions)) await s?.release();
+  }
+
+  /** Stops profiling the step session; ORT writes `<profilePrefix>_<date>.json`. */
+  endProfiling(): void {
+    (this.sessions.step ?? this.sessions.vjp)?.endProfiling();
   }
 }
 
