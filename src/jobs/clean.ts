@@ -7,6 +7,7 @@ import { assertNotInput, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { log, type ModelOptions, requireNormalized, sidePath, withEncoder } from './common.js';
+import { round } from './stats.js';
 
 export interface CleanOptions extends ModelOptions {
   input: string;
@@ -77,5 +78,3 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
   if (o.skipInvalid) log(o.quiet, `clean: ${skips.summary()}`);
   return summary;
 }
-
-export const round = (x: number) => Math.round(x * 1e6) / 1e6;

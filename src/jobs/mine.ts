@@ -12,8 +12,7 @@ import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/recor
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
 import { log, type ModelOptions, sidePath, withEncoder } from './common.js';
-import { round } from './clean.js';
-import { describeScores, formatScoreTable, histogram, type ScoreSummary } from './stats.js';
+import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
   input: string;

@@ -1,5 +1,8 @@
 /** Score summaries and histograms for mined positives and negatives. */
 
+/** Six decimals: enough for cosine scores in reports, short in JSON. */
+export const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
 export interface ScoreSummary {
   count: number;
   mean: number;

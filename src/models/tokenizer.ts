@@ -49,10 +49,6 @@ export class TextTokenizer implements Tokenizer {
     if (ids.length <= maxLength) return ids;
     return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]];
   }
-
-  tokenToId(token: string): number | undefined {
-    return this.tokenizer.token_to_id(token);
-  }
 }
 
 function readJson(path: string): Record<string, unknown> {
