@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodeSafetensors, type NamedTensor } from '../src/models/safetensors.js';
+import { type NamedTensor, writeSafetensors } from '../src/models/safetensors.js';
 import { Rng } from '../src/util/rng.js';
 
 export interface RandomModelSpec {
@@ -90,8 +90,8 @@ export function bertTokenizer(vocabSize?: number): { json: object; size: number 
   return { json, size: pieces.length };
 }
 
-/** An XLM-R style Unigram (SentencePiece) tokenizer.json. */
-export function xlmrTokenizer(): { json: object; size: number } {
+/** An XLM-R style Unigram (SentencePiece) tokenizer.json, padded with never-chosen pieces to `vocabSize` (bge-m3: 250002). */
+export function xlmrTokenizer(vocabSize?: number): { json: object; size: number } {
   const { words, cjk } = corpusUnits();
   const specials = ['<s>', '<pad>', '</s>', '<unk>'];
   const vocab: [string, number][] = specials.map((s) => [s, 0]);
@@ -100,6 +100,7 @@ export function xlmrTokenizer(): { json: object; size: number } {
   for (const [w, n] of words.slice(0, 1500)) vocab.push([`▁${w}`, Math.log(n / total)]);
   for (const c of [...ASCII, ...PUNCT]) vocab.push([c, -12], [`▁${c}`, -12.5]);
   for (const [c, n] of cjk.slice(0, 700)) vocab.push([c, Math.log(n / total) - 2]);
+  while (vocabSize !== undefined && vocab.length < vocabSize) vocab.push([`<unused${vocab.length}>`, -99]);
   const json = {
     version: '1.0',
     truncation: null,
@@ -153,7 +154,7 @@ export function randomWeights(spec: RandomModelSpec, vocabSize: number, position
 export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   mkdirSync(dir, { recursive: true });
   const isBert = spec.architecture === 'bert';
-  const tok = isBert ? bertTokenizer(spec.vocabSize) : xlmrTokenizer();
+  const tok = isBert ? bertTokenizer(spec.vocabSize) : xlmrTokenizer(spec.vocabSize);
   const positions = isBert ? spec.maxLength : spec.maxLength + 2;
   const config = {
     architectures: [isBert ? 'BertModel' : 'XLMRobertaModel'],
@@ -181,7 +182,7 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.json));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
-  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(randomWeights(spec, tok.size, positions)));
+  writeSafetensors(join(dir, 'model.safetensors'), randomWeights(spec, tok.size, positions));
 }
 
 /** A USE-Lite vocabulary (`[piece, score]` by id; 6 reserved ids first) from the bundled English data. */
@@ -233,7 +234,7 @@ export function writeRandomUseModel(dir: string, seed: number): void {
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
   writeFileSync(join(dir, 'vocab.json'), JSON.stringify(vocab));
   writeFileSync(join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: h, pooling_mode_mean_tokens: true }) + '\n');
-  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(t));
+  writeSafetensors(join(dir, 'model.safetensors'), t);
 }
 
 export const TINY_BERT: RandomModelSpec = { architecture: 'bert', hidden: 32, layers: 2, heads: 4, intermediate: 64, maxLength: 128, seed: 1 };
@@ -241,7 +242,10 @@ export const TINY_XLMR: RandomModelSpec = { architecture: 'xlm-roberta', hidden:
 export const MINILM_L6: RandomModelSpec = { architecture: 'bert', hidden: 384, layers: 6, heads: 12, intermediate: 1536, maxLength: 512, vocabSize: 30522, seed: 3 };
 export const BGE_BASE: RandomModelSpec = { architecture: 'bert', hidden: 768, layers: 12, heads: 12, intermediate: 3072, maxLength: 512, vocabSize: 30522, seed: 4 };
 
-const SHAPES: Record<string, RandomModelSpec> = { 'tiny-bert': TINY_BERT, 'tiny-xlmr': TINY_XLMR, minilm: MINILM_L6, 'bge-base': BGE_BASE };
+/** BAAI/bge-m3's shape: XLM-RoBERTa large, 24 layers, hidden 1024, FFN 4096, vocab 250002, 8192 positions (568M parameters). */
+export const BGE_M3: RandomModelSpec = { architecture: 'xlm-roberta', hidden: 1024, layers: 24, heads: 16, intermediate: 4096, maxLength: 8192, vocabSize: 250002, seed: 6 };
+
+const SHAPES: Record<string, RandomModelSpec> = { 'tiny-bert': TINY_BERT, 'tiny-xlmr': TINY_XLMR, minilm: MINILM_L6, 'bge-base': BGE_BASE, 'bge-m3': BGE_M3 };
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [shape, dir] = process.argv.slice(2);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `embedtune` command line: encode, clean, mine, eval. */
+import type { SafeDType } from './models/safetensors.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { encodeFile } from './jobs/encode.js';
 import { clean } from './jobs/clean.js';
@@ -201,8 +202,11 @@ export function buildProgram(): Command {
     .requiredOption('--checkpoint <dir>', 'a checkpoint-N folder of a train run')
     .requiredOption('-o, --output <dir>', 'where to write the model')
     .option('-m, --model <dir>', 'the base model (default: from the run\'s train_config.json)')
+    .option('--dtype <type>', 'model.safetensors storage: f32, f16 or bf16 (default: the base model\'s)')
     .action(async (o) => {
-      exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model });
+      const dtypes: Record<string, SafeDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+      if (o.dtype !== undefined && !dtypes[String(o.dtype).toLowerCase()]) throw new Error(`--dtype must be f32, f16 or bf16, got "${o.dtype}"`);
+      exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model, dtype: o.dtype && dtypes[String(o.dtype).toLowerCase()] });
     });
 
   program

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AdamW, clipGradNorm, decays, globalNorm, learningRate } from '../src/training/optimizer.js';
+import { AdamW, clipGradNorm, decays, globalNorm, learningRate, RowGradients, toDense } from '../src/training/optimizer.js';
 import { FIXTURES, maxAbsDiff } from './helpers.js';
 
 describe('AdamW', () => {
@@ -17,6 +17,30 @@ describe('AdamW', () => {
     ref.lrs.forEach((lr: number, step: number) => opt.update([grad(step, 0), grad(step, 1)], lr));
     assert.ok(maxAbsDiff(decayed.data, ref.decayed) < 1e-6, `decayed ${maxAbsDiff(decayed.data, ref.decayed)}`);
     assert.ok(maxAbsDiff(plain.data, ref.plain) < 1e-6, `plain ${maxAbsDiff(plain.data, ref.plain)}`);
+  });
+
+  it('a row gradient updates exactly as its dense form: untouched rows decay and move by their moments', () => {
+    const [rows, width] = [50, 8];
+    const init = () => Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i));
+    const dense = { name: 'embeddings.word_embeddings.weight', data: init(), decay: true };
+    const sparse = { ...dense, data: init() };
+    const a = new AdamW([dense], { weightDecay: 0.1 });
+    const b = new AdamW([sparse], { weightDecay: 0.1 });
+    for (let step = 0; step < 5; step++) {
+      const ids = step === 4 ? [] : [3 + step, 17, 3 + step, 40 - step]; // repeats add up; step 4 has no rows at all
+      const acc = new RowGradients(width);
+      acc.add(ids, Float32Array.from({ length: ids.length * width }, (_, i) => Math.cos(i * (step + 1))));
+      const g = acc.finish();
+      const full = Float32Array.from(toDense(g, rows * width));
+      assert.equal(globalNorm([g]), globalNorm([full]));
+      assert.equal(clipGradNorm([g], 0.5), clipGradNorm([full], 0.5));
+      a.update([full], 0.01);
+      b.update([g], 0.01);
+    }
+    assert.deepEqual(sparse.data, dense.data, 'weights bit-identical');
+    assert.deepEqual(b.m[0], a.m[0]);
+    assert.deepEqual(b.v[0], a.v[0]);
+    assert.notEqual(dense.data[1], init()[1], 'row 0 never had a gradient and still moved');
   });
 
   it('decays weights but not biases or LayerNorm', () => {

@@ -12,7 +12,8 @@ import { readSafetensors } from '../src/models/safetensors.js';
 import { TextTokenizer } from '../src/models/tokenizer.js';
 import { loadTrainConfig, resolveConfig } from '../src/training/config.js';
 import { drawGroup, epochBatches } from '../src/training/sampler.js';
-import { Trainer } from '../src/training/trainer.js';
+import { toDense } from '../src/training/optimizer.js';
+import { EMBEDDING_TABLE, Trainer } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { ROOT, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
 
@@ -226,14 +227,59 @@ describe('GradCache', () => {
     fused.slots.forEach((s, i) => {
       let diff = 0;
       let norm = 0;
-      for (let j = 0; j < s.grad.length; j++) {
-        diff += (s.grad[j] - cached.slots[i].grad[j]) ** 2;
-        norm += s.grad[j] ** 2;
+      const a = toDense(fused.grads[i], s.data.length);
+      const b = toDense(cached.grads[i], s.data.length);
+      for (let j = 0; j < a.length; j++) {
+        diff += (a[j] - b[j]) ** 2;
+        norm += a[j] ** 2;
       }
       assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${s.name}: ${Math.sqrt(diff)} vs ${Math.sqrt(norm)}`);
     });
     await fused.close();
     await cached.close();
+  });
+});
+
+describe('embedding tables', () => {
+  const o = { pooling: 'cls' as const, normalize: true, temperature: 0.05, learningRate: 1e-2, weightDecay: 0.1, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 1, maxQueryLength: 24, maxPassageLength: 40, threads: 1 };
+
+  it('row gradients equal the dense gradients (fused and GradCache)', async () => {
+    for (const [model, mini] of [[TINY_BERT, undefined], [TINY_XLMR, undefined], [TINY_XLMR, 4]] as const) {
+      const config = readConfig(model);
+      const tok = TextTokenizer.load(model);
+      const { records } = await loadRecords(ZH, { requirePositives: true });
+      const [batch] = epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3));
+      const dense = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini, sparseEmbeddings: false });
+      const sparse = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini });
+      assert.equal(sparse.slots.find((s) => /word_embeddings/.test(s.name))!.grad, null, 'the word table gets row gradients');
+      assert.equal(await dense.computeGradients(batch), await sparse.computeGradients(batch));
+      dense.slots.forEach((s, i) => {
+        const a = toDense(dense.grads[i], s.data.length);
+        const b = toDense(sparse.grads[sparse.slots.findIndex((x) => x.name === s.name)], s.data.length);
+        let diff = 0;
+        let norm = 0;
+        for (let k = 0; k < a.length; k++) [diff, norm] = [diff + (a[k] - b[k]) ** 2, norm + a[k] ** 2];
+        assert.ok(Math.sqrt(diff) <= 1e-6 * Math.sqrt(norm) + 1e-9, `${model} ${s.name}: ${Math.sqrt(diff)} of ${Math.sqrt(norm)}`);
+      });
+      await dense.close();
+      await sparse.close();
+    }
+  });
+
+  it('freeze_embeddings trains every other tensor and leaves the tables as they were', async () => {
+    const config = readConfig(TINY_XLMR);
+    const before = loadWeights(TINY_XLMR);
+    const trainer = await Trainer.create(config, TextTokenizer.load(TINY_XLMR), loadWeights(TINY_XLMR), { ...o, freezeEmbeddings: true });
+    assert.ok(trainer.slots.every((s) => !EMBEDDING_TABLE.test(s.name)));
+    assert.ok(trainer.slots.some((s) => s.name === 'embeddings.LayerNorm.weight'));
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    await trainer.step(epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3))[0]);
+    const after = trainer.hfWeights();
+    for (const [name, t] of before) {
+      const same = t.data.every((x, k) => x === after.get(name)!.data[k]);
+      assert.equal(same, EMBEDDING_TABLE.test(name), `${name} ${same ? 'unchanged' : 'changed'}`);
+    }
+    await trainer.close();
   });
 });
 

@@ -3,9 +3,9 @@
  * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
  * temp file beside the target and is renamed into place only when complete.
  */
-import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
+import { tempPathFor } from '../util/atomic.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
 export class DataError extends Error {
@@ -114,7 +114,7 @@ export class AtomicWriter {
   private failed: Error | undefined;
 
   constructor(readonly path: string) {
-    this.tmp = join(dirname(resolve(path)), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    this.tmp = tempPathFor(path);
     this.stream = createWriteStream(this.tmp);
     this.stream.on('error', (e) => (this.failed = e));
   }
@@ -157,9 +157,4 @@ export async function writeAtomically(path: string, fill: (w: AtomicWriter) => P
   }
 }
 
-/** Writes a whole file through a temp file and rename. */
-export function writeFileAtomic(path: string, content: string | Uint8Array): void {
-  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  writeFileSync(tmp, content);
-  renameSync(tmp, path);
-}
+export { writeFileAtomic } from '../util/atomic.js';

@@ -16,7 +16,7 @@ import { exportModel } from '../models/export.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModelDir } from '../models/use-lite.js';
 import { progress } from '../progress.js';
-import { listCheckpoints, loadCheckpoint, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
+import { listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
 import { epochBatches } from '../training/sampler.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
@@ -104,6 +104,7 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
     queryTemplate: c.query_template,
     passageTemplate: c.passage_template,
     threads: c.threads ?? undefined,
+    freezeEmbeddings: c.freeze_embeddings,
   });
   mkdirSync(c.output_dir, { recursive: true });
   const logPath = join(c.output_dir, 'log.jsonl');
@@ -111,8 +112,8 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
 
   let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
   if (c.resume_from_checkpoint) {
-    const path = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : listCheckpoints(c.output_dir).at(-1)?.path;
-    if (!path) throw new Error(`resume: no complete checkpoint in ${c.output_dir}`);
+    const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
+    const path = resumePath(c.output_dir, explicit, (msg) => log(o.quiet, msg));
     state = loadCheckpoint(path, trainer);
     // Forget log lines the interrupted run wrote after this checkpoint.
     if (existsSync(logPath)) {

@@ -12,9 +12,10 @@ import { progress } from '../progress.js';
 import { bert, bertInputs, type ModelInputs } from './bert.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
-import { canonicalNames, Params } from './params.js';
+import { Params } from './params.js';
 import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js';
-import { type NamedTensor, readSafetensors } from './safetensors.js';
+import type { NamedTensor } from './safetensors.js';
+import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { resolveModelDir, useLite, useLiteHead, useLiteInputs } from './use-lite.js';
 import { xlmRoberta, xlmRobertaInputs } from './xlm-roberta.js';
@@ -77,15 +78,7 @@ export function sentenceEmbedding(graph: Graph, params: Params, config: ModelCon
   return { inputs, hidden, embedding };
 }
 
-/** Loads weights and config from a HF directory (safetensors only). */
-export function loadWeights(dir: string): Map<string, NamedTensor> {
-  const path = join(dir, 'model.safetensors');
-  if (!existsSync(path)) {
-    const hint = existsSync(join(dir, 'pytorch_model.bin')) ? ' (found pytorch_model.bin: re-save with safe_serialization=True)' : '';
-    throw new Error(`${dir}: no model.safetensors${hint}`);
-  }
-  return canonicalNames(readSafetensors(path));
-}
+export { loadWeights } from './weights.js';
 
 /** Pooling named by sentence-transformers' `1_Pooling/config.json`, if the model has one. */
 export function savedPooling(dir: string): Pooling | undefined {

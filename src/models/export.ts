@@ -3,18 +3,23 @@
  * config and tokenizer files copied from the base model, `model.safetensors` with the base
  * model's own tensor names (trained tensors replaced, every other tensor kept), the
  * sentence-transformers modules (Transformer → Pooling → Normalize), and `onnx/model.onnx`,
- * the forward graph returning `last_hidden_state`.
+ * the forward graph returning `last_hidden_state`. Everything is streamed to disk tensor by
+ * tensor. Past 1.5 GiB of weights (bge-m3) the ONNX weights go to `onnx/model.onnx_data`
+ * (ONNX external data: protobuf caps a file at 2 GiB), which onnxruntime reads from the model's
+ * path and transformers.js with `use_external_data_format: true`.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeAtomicSync } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Graph } from '../graph/graph.js';
 import { serialize } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
 import { ARCHITECTURES, positionLimit } from './encoder.js';
-import { Params, canonicalName } from './params.js';
+import { Params, canonicalName, canonicalNames } from './params.js';
 import type { Pooling } from './pooling.js';
-import { encodeSafetensors, type NamedTensor, readSafetensors } from './safetensors.js';
+import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
+import { storedDType, weightFiles } from './weights.js';
 
 export interface ExportOptions {
   /** The base model directory: config, tokenizer files and untrained tensors come from it. */
@@ -25,7 +30,14 @@ export interface ExportOptions {
   pooling: Pooling;
   normalize: boolean;
   maxLength?: number;
+  /** Storage type of model.safetensors (default: the base model's). The ONNX graph is float32. */
+  dtype?: SafeDType;
+  /** ONNX weights in `onnx/model.onnx_data`: default past 1.5 GiB of weights; true forces it (tests). */
+  onnxExternalData?: boolean;
 }
+
+/** Past this many weight bytes the ONNX weights go to an external data file. */
+export const ONNX_INLINE_LIMIT = 1.5 * 2 ** 30;
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
 
@@ -39,10 +51,25 @@ export function exportGraph(config: ModelConfig, weights: Map<string, NamedTenso
   return graph;
 }
 
-/** The base model's tensors with the trained ones swapped in, under the base model's names. */
+/**
+ * The base model's tensors with the trained ones swapped in, under the base model's names.
+ * Only tensors that were not trained are read from the base files.
+ */
 function mergedTensors(baseDir: string, trained: Map<string, NamedTensor>): Map<string, NamedTensor> {
-  const original = readSafetensors(join(baseDir, 'model.safetensors'));
-  return new Map([...original].map(([name, t]) => [name, trained.get(canonicalName(name)) ?? t]));
+  const out = new Map<string, NamedTensor>();
+  for (const file of weightFiles(baseDir)) {
+    const names = [...readHeader(file).tensors.keys()];
+    const untrained = readSafetensors(file, (name) => !trained.has(canonicalName(name)));
+    for (const name of names) out.set(name, trained.get(canonicalName(name)) ?? untrained.get(name)!);
+  }
+  return out;
+}
+
+/** Writes `onnx/model.onnx` (+ `model.onnx_data` when external). */
+function writeOnnx(dir: string, graph: Graph, external: boolean): void {
+  const { model, external: chunks } = serialize(graph, external ? { externalDataLocation: 'model.onnx_data' } : {});
+  if (external) writeAtomicSync(join(dir, 'model.onnx_data'), (write) => chunks.forEach(write));
+  writeAtomicSync(join(dir, 'model.onnx'), (write) => write(model));
 }
 
 /**
@@ -58,7 +85,8 @@ export function exportModel(outDir: string, o: ExportOptions): void {
   try {
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(o.config.raw, null, 2) + '\n');
     for (const f of TOKENIZER_FILES) if (existsSync(join(o.baseDir, f))) copyFileSync(join(o.baseDir, f), join(tmp, f));
-    writeFileSync(join(tmp, 'model.safetensors'), encodeSafetensors(mergedTensors(o.baseDir, o.weights)));
+    const merged = mergedTensors(o.baseDir, o.weights);
+    writeSafetensors(join(tmp, 'model.safetensors'), merged, { dtype: o.dtype ?? storedDType(o.baseDir) });
     const dim = o.config.hiddenSize;
     writeFileSync(
       join(tmp, '1_Pooling', 'config.json'),
@@ -72,7 +100,10 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     if (o.normalize) mkdirSync(join(tmp, '2_Normalize'));
     writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
     writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
-    writeFileSync(join(tmp, 'onnx', 'model.onnx'), serialize(exportGraph(o.config, o.weights)).model);
+    const graph = exportGraph(o.config, canonicalNames(merged));
+    let bytes = 0;
+    for (const t of graph.initializers.values()) bytes += t.data.byteLength;
+    writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? bytes > ONNX_INLINE_LIMIT);
     if (existsSync(target)) {
       // Keep anything else in the directory (checkpoints, logs); replace the model files.
       for (const f of readdirSync(tmp)) {

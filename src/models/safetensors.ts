@@ -1,59 +1,127 @@
 /**
  * The safetensors format: an 8-byte little-endian header length, a JSON header
  * `{name: {dtype, shape, data_offsets: [begin, end]}}`, then the raw bytes. We read F32, F16
- * and BF16 into Float32Array and write F32.
+ * and BF16 into Float32Array and write F32, F16 or BF16. Both directions go tensor by tensor
+ * in bounded pieces, straight between the file and the Float32Arrays the model uses: no
+ * Buffer ever holds a whole file, so files of any size (bge-m3: 2.3 GB) read and write.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { writeAtomicSync } from '../util/atomic.js';
 
 export interface NamedTensor {
   shape: number[];
   data: Float32Array;
 }
 
-interface HeaderEntry {
-  dtype: string;
+export type SafeDType = 'F32' | 'F16' | 'BF16';
+
+export interface HeaderEntry {
+  dtype: SafeDType;
   shape: number[];
-  data_offsets: [number, number];
+  /** Absolute byte range in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  path: string;
+  tensors: Map<string, HeaderEntry>;
+  metadata: Record<string, string>;
+  /** File size in bytes. */
+  size: number;
 }
 
 const BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Bytes moved per read or write call. */
+const CHUNK = 64 << 20;
 
-/** Reads every tensor of a safetensors file as float32. */
-export function readSafetensors(path: string): Map<string, NamedTensor> {
-  const fd = openSync(path, 'r');
+/** Reads and checks a safetensors header: every tensor's dtype, byte count and range in the file. */
+export function readHeader(path: string, fd?: number): SafetensorsHeader {
+  const own = fd === undefined;
+  const f = fd ?? openSync(path, 'r');
   try {
-    const size = fstatSync(fd).size;
+    const size = fstatSync(f).size;
     if (size < 8) throw new Error(`${path}: not a safetensors file (only ${size} bytes)`);
     const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
+    readSync(f, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
     if (headerLen > size - 8 || headerLen > 100_000_000) {
       throw new Error(`${path}: header length ${headerLen} exceeds the file (${size} bytes): truncated or not safetensors`);
     }
     const headerBuf = Buffer.alloc(headerLen);
-    readSync(fd, headerBuf, 0, headerLen, 8);
-    let header: Record<string, HeaderEntry | Record<string, string>>;
+    readSync(f, headerBuf, 0, headerLen, 8);
+    let raw: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
     try {
-      header = JSON.parse(headerBuf.toString('utf8'));
+      raw = JSON.parse(headerBuf.toString('utf8'));
     } catch {
       throw new Error(`${path}: safetensors header is not valid JSON`);
     }
     const base = 8 + headerLen;
-    const out = new Map<string, NamedTensor>();
-    for (const [name, raw] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const entry = raw as HeaderEntry;
-      const width = BYTES[entry.dtype];
-      if (!width) throw new Error(`${path}: tensor ${name} has dtype ${entry.dtype}; only F32, F16 and BF16 are supported`);
-      const [begin, end] = entry.data_offsets;
-      const count = entry.shape.reduce((a, b) => a * b, 1);
-      if (end - begin !== count * width) throw new Error(`${path}: tensor ${name} has ${end - begin} bytes for shape [${entry.shape}]`);
-      if (base + end > size) {
-        throw new Error(`${path}: truncated: tensor ${name} ends at byte ${base + end} but the file has ${size} bytes`);
+    const tensors = new Map<string, HeaderEntry>();
+    let metadata: Record<string, string> = {};
+    for (const [name, value] of Object.entries(raw)) {
+      if (name === '__metadata__') {
+        metadata = value as Record<string, string>;
+        continue;
       }
-      const bytes = Buffer.alloc(end - begin);
-      readSync(fd, bytes, 0, end - begin, base + begin);
-      out.set(name, { shape: entry.shape, data: toFloat32(bytes, entry.dtype, count) });
+      const e = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
+      const width = BYTES[e.dtype];
+      if (!width) throw new Error(`${path}: tensor ${name} has dtype ${e.dtype}; only F32, F16 and BF16 are supported`);
+      const [begin, end] = e.data_offsets;
+      const count = e.shape.reduce((a, b) => a * b, 1);
+      if (end - begin !== count * width) throw new Error(`${path}: tensor ${name} has ${end - begin} bytes for shape [${e.shape}]`);
+      if (base + end > size) throw new Error(`${path}: truncated: tensor ${name} ends at byte ${base + end} but the file has ${size} bytes`);
+      tensors.set(name, { dtype: e.dtype as SafeDType, shape: e.shape, begin: base + begin, end: base + end });
+    }
+    return { path, tensors, metadata, size };
+  } finally {
+    if (own) closeSync(f);
+  }
+}
+
+/** Reads `entry` from `fd` into `target` (float32), converting half types piece by piece. */
+function readInto(fd: number, entry: HeaderEntry, target: Float32Array): void {
+  const count = entry.shape.reduce((a, b) => a * b, 1);
+  if (target.length !== count) throw new Error(`tensor of shape [${entry.shape}] does not fit ${target.length} floats`);
+  if (entry.dtype === 'F32') {
+    const bytes = new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+    for (let done = 0; done < bytes.length; ) {
+      const n = readSync(fd, bytes, done, Math.min(CHUNK, bytes.length - done), entry.begin + done);
+      if (n === 0) throw new Error('unexpected end of file');
+      done += n;
+    }
+    return;
+  }
+  const halves = new Uint16Array(Math.min(count, CHUNK / 2));
+  const bytes = new Uint8Array(halves.buffer);
+  const bits = new Uint32Array(target.buffer, target.byteOffset, target.length);
+  for (let start = 0; start < count; start += halves.length) {
+    const n = Math.min(halves.length, count - start);
+    for (let done = 0; done < 2 * n; ) {
+      const r = readSync(fd, bytes, done, 2 * n - done, entry.begin + 2 * start + done);
+      if (r === 0) throw new Error('unexpected end of file');
+      done += r;
+    }
+    if (entry.dtype === 'BF16') for (let i = 0; i < n; i++) bits[start + i] = halves[i] << 16;
+    else for (let i = 0; i < n; i++) target[start + i] = halfToFloat(halves[i]);
+  }
+}
+
+/**
+ * Reads tensors of a safetensors file as float32 (all, or those `want` accepts).
+ * @example
+ *   const weights = readSafetensors('models/bge-m3/model.safetensors');
+ */
+export function readSafetensors(path: string, want: (name: string) => boolean = () => true): Map<string, NamedTensor> {
+  const fd = openSync(path, 'r');
+  try {
+    const header = readHeader(path, fd);
+    const out = new Map<string, NamedTensor>();
+    for (const [name, entry] of header.tensors) {
+      if (!want(name)) continue;
+      const data = new Float32Array(entry.shape.reduce((a, b) => a * b, 1));
+      readInto(fd, entry, data);
+      out.set(name, { shape: entry.shape, data });
     }
     return out;
   } finally {
@@ -61,21 +129,26 @@ export function readSafetensors(path: string): Map<string, NamedTensor> {
   }
 }
 
-function toFloat32(bytes: Buffer, dtype: string, count: number): Float32Array {
-  const out = new Float32Array(count);
-  if (dtype === 'F32') {
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
+/**
+ * Reads tensors straight into existing buffers: `targets` maps file names to the Float32Arrays
+ * to fill. A name missing from the file or of another size is an error naming both.
+ */
+export function readSafetensorsInto(path: string, targets: Map<string, Float32Array>): void {
+  const fd = openSync(path, 'r');
+  try {
+    const header = readHeader(path, fd);
+    for (const [name, target] of targets) {
+      const entry = header.tensors.get(name);
+      if (!entry) throw new Error(`${path}: no tensor ${name}`);
+      try {
+        readInto(fd, entry, target);
+      } catch (e) {
+        throw new Error(`${path}: tensor ${name}: ${(e as Error).message}`);
+      }
+    }
+  } finally {
+    closeSync(fd);
   }
-  const halves = new Uint16Array(count);
-  new Uint8Array(halves.buffer).set(bytes);
-  if (dtype === 'BF16') {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) bits[i] = halves[i] << 16;
-    return out;
-  }
-  for (let i = 0; i < count; i++) out[i] = halfToFloat(halves[i]);
-  return out;
 }
 
 export function halfToFloat(h: number): number {
@@ -87,29 +160,120 @@ export function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
-/** Serialises float32 tensors as a safetensors file (keys sorted, 8-byte aligned header). */
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {
-  const names = [...tensors.keys()].sort();
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → bfloat16 bits, rounding to nearest even (as torch's `.to(torch.bfloat16)`). */
+export function floatToBf16(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) return ((b >>> 16) | 0x40) & 0xffff; // quiet NaN
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** float32 → IEEE half bits, rounding to nearest even; overflow gives ±Infinity. */
+export function floatToHalf(x: number): number {
+  f32[0] = x;
+  const b = u32[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    return sign | (half + (rest > mid || (rest === mid && half & 1) ? 1 : 0));
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+function headerBytes(names: string[], tensors: Map<string, NamedTensor>, dtype: SafeDType, metadata: Record<string, string>): { bytes: Buffer; dataBytes: number } {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   let offset = 0;
   for (const name of names) {
     const t = tensors.get(name)!;
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`tensor ${name}: shape [${t.shape}] does not match ${t.data.length} values`);
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    const length = count * BYTES[dtype];
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + length] };
+    offset += length;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((Buffer.byteLength(json) + 8) % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
-  for (const name of names) {
-    const d = tensors.get(name)!.data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
-    pos += d.byteLength;
+  const body = Buffer.from(json, 'utf8');
+  const bytes = Buffer.alloc(8 + body.length);
+  bytes.writeBigUInt64LE(BigInt(body.length), 0);
+  body.copy(bytes, 8);
+  return { bytes, dataBytes: offset };
+}
+
+/** Yields a tensor's bytes in `dtype`, at most CHUNK bytes at a time. */
+function* tensorChunks(data: Float32Array, dtype: SafeDType): Generator<Uint8Array> {
+  if (dtype === 'F32') {
+    for (let start = 0; start < data.length; start += CHUNK / 4) {
+      const part = data.subarray(start, Math.min(data.length, start + CHUNK / 4));
+      yield new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+    }
+    return;
+  }
+  const convert = dtype === 'BF16' ? floatToBf16 : floatToHalf;
+  const halves = new Uint16Array(Math.min(data.length, CHUNK / 2));
+  for (let start = 0; start < data.length; start += halves.length) {
+    const n = Math.min(halves.length, data.length - start);
+    for (let i = 0; i < n; i++) halves[i] = convert(data[start + i]);
+    yield new Uint8Array(halves.buffer, 0, 2 * n);
+  }
+}
+
+export interface WriteOptions {
+  /** Storage type of every tensor (default F32). */
+  dtype?: SafeDType;
+  metadata?: Record<string, string>;
+}
+
+/**
+ * Writes tensors (keys sorted, 8-byte aligned header) to `path` through a temp file, streamed in
+ * pieces of at most 64 MiB; a failed write (a full disk) removes the temp file and names `path`.
+ * @example
+ *   writeSafetensors('out/model.safetensors', weights, { dtype: 'BF16' });
+ */
+export function writeSafetensors(path: string, tensors: Map<string, NamedTensor>, o: WriteOptions = {}): void {
+  const dtype = o.dtype ?? 'F32';
+  const names = [...tensors.keys()].sort();
+  const { bytes } = headerBytes(names, tensors, dtype, o.metadata ?? {});
+  writeAtomicSync(path, (write) => {
+    write(bytes);
+    for (const name of names) for (const chunk of tensorChunks(tensors.get(name)!.data, dtype)) write(chunk);
+  });
+}
+
+/** Serialises small float32 tensors into one Buffer (tests, fixtures); files use writeSafetensors. */
+export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {
+  const names = [...tensors.keys()].sort();
+  const { bytes, dataBytes } = headerBytes(names, tensors, 'F32', metadata);
+  if (bytes.length + dataBytes > 1 << 30) throw new Error('encodeSafetensors: over 1 GiB; use writeSafetensors');
+  const out = Buffer.alloc(bytes.length + dataBytes);
+  bytes.copy(out, 0);
+  let pos = bytes.length;
+  for (const name of names) for (const chunk of tensorChunks(tensors.get(name)!.data, 'F32')) {
+    out.set(chunk, pos);
+    pos += chunk.byteLength;
   }
   return out;
+}
+
+/** The storage dtype of a file's tensors: the most common one, by bytes (F32 when empty). */
+export function fileDType(header: SafetensorsHeader): SafeDType {
+  const bytes = new Map<SafeDType, number>();
+  for (const e of header.tensors.values()) bytes.set(e.dtype, (bytes.get(e.dtype) ?? 0) + e.end - e.begin);
+  return [...bytes].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F32';
 }

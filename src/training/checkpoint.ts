@@ -1,13 +1,16 @@
 /**
  * Checkpoints: `checkpoint-<step>/` with the weights and AdamW moments (safetensors, graph
- * layout) and `state.json` (step, data position, RNG state). Written into a temp directory and
- * renamed, so a directory named checkpoint-N is always complete; the newest
- * `save_total_limit` are kept.
+ * layout, streamed tensor by tensor: any model size) and `state.json` (step, data position,
+ * RNG state, the byte size of each file). Written into a temp directory and renamed, so a
+ * directory named checkpoint-N is complete unless something outside us cut it; `checkCheckpoint`
+ * tells, and `--resume` falls back past incomplete ones. Older checkpoints beyond
+ * `save_total_limit` are removed only after the new one is in place.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeSafetensors, type NamedTensor, readSafetensors } from '../models/safetensors.js';
+import { type NamedTensor, readHeader, readSafetensors, readSafetensorsInto, writeSafetensors } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { Trainer } from './trainer.js';
 
 export interface TrainState {
@@ -20,8 +23,19 @@ export interface TrainState {
   bestMetric: number | null;
 }
 
-const NAME = /^checkpoint-(\d+)$/;
+interface SavedState extends TrainState {
+  optimizerStep: number;
+  /** Tensors stored as [in, out] (graph layout). */
+  transposed: string[];
+  /** Byte size of each file, checked before resuming. */
+  files?: Record<string, number>;
+}
 
+const NAME = /^checkpoint-(\d+)$/;
+const WEIGHTS = 'weights.safetensors';
+const MOMENTS = 'optimizer.safetensors';
+
+/** Directories named checkpoint-N that have a state.json, oldest first (complete or not: see checkCheckpoint). */
 export function listCheckpoints(outDir: string): { step: number; path: string }[] {
   if (!existsSync(outDir)) return [];
   return readdirSync(outDir)
@@ -31,48 +45,99 @@ export function listCheckpoints(outDir: string): { step: number; path: string }[
     .sort((a, b) => a.step - b.step);
 }
 
+/**
+ * Writes `checkpoint-<step>` for the trainer's current state. A failed write (a full disk)
+ * removes the partial directory, leaves every earlier checkpoint as it was and throws naming the path.
+ */
 export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): string {
   const final = join(outDir, `checkpoint-${state.step}`);
   const tmp = join(outDir, `.checkpoint-${state.step}.tmp`);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  const weights = new Map<string, NamedTensor>();
-  const moments = new Map<string, NamedTensor>();
-  trainer.slots.forEach((s, i) => {
-    weights.set(s.name, { shape: s.shape, data: s.data });
-    moments.set(`m.${s.name}`, { shape: s.shape, data: trainer.optimizer.m[i] });
-    moments.set(`v.${s.name}`, { shape: s.shape, data: trainer.optimizer.v[i] });
-  });
-  writeFileSync(join(tmp, 'weights.safetensors'), encodeSafetensors(weights));
-  writeFileSync(join(tmp, 'optimizer.safetensors'), encodeSafetensors(moments));
-  const transposed = trainer.slots.filter((s) => s.transposed).map((s) => s.name);
-  writeFileSync(join(tmp, 'state.json'), JSON.stringify({ ...state, optimizerStep: trainer.optimizer.step, transposed }, null, 2) + '\n');
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    const saved = trainer.saveState();
+    writeSafetensors(join(tmp, WEIGHTS), saved.weights);
+    writeSafetensors(join(tmp, MOMENTS), saved.moments);
+    const files = Object.fromEntries([WEIGHTS, MOMENTS].map((f) => [f, statSync(join(tmp, f)).size]));
+    const full: SavedState = { ...state, optimizerStep: saved.optimizerStep, transposed: saved.transposed, files };
+    writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(full, null, 2) + '\n');
+    rmSync(final, { recursive: true, force: true });
+    renameSync(tmp, final);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`checkpoint ${final} was not saved: ${(e as Error).message}`);
+  }
   if (keep !== null && keep > 0) for (const old of listCheckpoints(outDir).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
   return final;
 }
 
+function readState(path: string): SavedState {
+  const file = join(path, 'state.json');
+  if (!existsSync(file)) throw new Error(`${file}: missing`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as SavedState;
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Why a checkpoint cannot be resumed from (a missing or truncated file, by path), or null when it is complete. */
+export function checkCheckpoint(path: string): string | null {
+  try {
+    const state = readState(path);
+    for (const f of [WEIGHTS, MOMENTS]) {
+      const file = join(path, f);
+      if (!existsSync(file)) return `${file}: missing`;
+      const size = statSync(file).size;
+      const want = state.files?.[f];
+      if (want !== undefined && size !== want) return `${file}: truncated (${size} of ${want} bytes)`;
+      readHeader(file); // checks every tensor's range against the file
+    }
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The checkpoint to resume: `explicit` (which must be complete), or the newest complete one in
+ * `outDir`; each incomplete one passed over is reported through `warn`.
+ */
+export function resumePath(outDir: string, explicit: string | undefined, warn: (msg: string) => void): string {
+  if (explicit) {
+    const problem = checkCheckpoint(explicit);
+    if (problem) throw new Error(`resume: checkpoint ${explicit} is incomplete: ${problem}`);
+    return explicit;
+  }
+  for (const c of listCheckpoints(outDir).reverse()) {
+    const problem = checkCheckpoint(c.path);
+    if (!problem) return c.path;
+    warn(`resume: skipping incomplete checkpoint ${c.path}: ${problem}`);
+  }
+  throw new Error(`resume: no complete checkpoint in ${outDir}`);
+}
+
 /** A checkpoint's weights in Hugging Face layout (linear weights transposed back to [out, in]). */
 export function checkpointWeights(path: string): Map<string, NamedTensor> {
-  const { transposed } = JSON.parse(readFileSync(join(path, 'state.json'), 'utf8')) as { transposed: string[] };
-  const t = new Set(transposed);
-  const weights = readSafetensors(join(path, 'weights.safetensors'));
+  const t = new Set(readState(path).transposed);
+  const weights = readSafetensors(join(path, WEIGHTS));
   return new Map([...weights].map(([name, w]) => [name, t.has(name) ? transpose2d(w) : w]));
 }
 
-/** Restores weights, moments and the optimizer step into `trainer`; returns the saved state. */
+/** Restores weights, moments and the optimizer step into `trainer` (read straight into its buffers); returns the saved state. */
 export function loadCheckpoint(path: string, trainer: Trainer): TrainState {
-  const state = JSON.parse(readFileSync(join(path, 'state.json'), 'utf8')) as TrainState & { optimizerStep: number };
-  const weights = readSafetensors(join(path, 'weights.safetensors'));
-  const moments = readSafetensors(join(path, 'optimizer.safetensors'));
-  trainer.slots.forEach((s, i) => {
-    const w = weights.get(s.name);
-    if (!w || w.data.length !== s.data.length) throw new Error(`${path}: checkpoint does not match the model (tensor ${s.name})`);
-    s.data.set(w.data);
-    trainer.optimizer.m[i].set(moments.get(`m.${s.name}`)!.data);
-    trainer.optimizer.v[i].set(moments.get(`v.${s.name}`)!.data);
-  });
+  const problem = checkCheckpoint(path);
+  if (problem) throw new Error(`resume: checkpoint ${path} is incomplete: ${problem}`);
+  const state = readState(path);
+  const targets = trainer.stateBuffers();
+  const weightHeader = readHeader(join(path, WEIGHTS));
+  for (const [name, data] of targets.weights) {
+    const e = weightHeader.tensors.get(name);
+    if (!e || e.shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`${path}: checkpoint does not match the model (tensor ${name})`);
+  }
+  readSafetensorsInto(join(path, WEIGHTS), targets.weights);
+  readSafetensorsInto(join(path, MOMENTS), targets.moments);
   trainer.optimizer.step = state.optimizerStep;
-  return state;
+  const { optimizerStep: _s, transposed: _t, files: _f, ...train } = state;
+  return train;
 }

@@ -50,6 +50,8 @@ export interface TrainConfig {
   metric_for_best_model: string;
   skip_invalid: boolean;
   threads: number | null;
+  /** Keep the embedding tables (word, position, token type) fixed: less memory, no moments for them. */
+  freeze_embeddings: boolean;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -89,6 +91,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   metric_for_best_model: 'ndcg@10',
   skip_invalid: false,
   threads: null,
+  freeze_embeddings: false,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */

@@ -18,26 +18,69 @@ import { infoNCE, type InfoNCEOptions } from '../losses/infonce.js';
 
 export interface TrainGraph {
   graph: Graph;
-  /** HF tensor names, in the order of the weight inputs and `grad.` outputs. */
+  /** HF tensor names whose dense gradient is a `grad.<name>` output. */
   names: string[];
+  /**
+   * Lookup tables whose gradient comes as rows: for each lookup k, `grad.<name>#k` holds
+   * d loss / d(looked-up rows) [..., width] and `rows.<name>#k` the row ids [...]. Only the rows
+   * a batch uses get gradient work (no dense vocab × hidden buffer).
+   */
+  sparse: { name: string; parts: { grad: string; rows: string }[] }[];
+  /** Inputs that are fed but not trained (frozen). */
+  frozen: string[];
   params: Params;
 }
 
+export interface GradientOptions {
+  /** Tensors to feed but not train. */
+  frozen?: Set<string>;
+  /** Give tables that are only read by row lookups (Gather) their gradient as rows. */
+  sparse?: boolean;
+}
+
 export const GRAD_PREFIX = 'grad.';
+export const ROWS_PREFIX = 'rows.';
 
 function tower(graph: Graph, params: Params, config: ModelConfig, prefix: string, pooling: PoolingOptions): Value {
   return sentenceEmbedding(graph, params, config, prefix, pooling).embedding;
 }
 
-function outputGradients(graph: Graph, params: Params, of: Value, seed?: Value): string[] {
-  const names = [...params.values.keys()];
-  const grads = gradients(graph, of, names.map((n) => params.values.get(n)!), seed);
-  grads.forEach((g, i) => graph.output(g, GRAD_PREFIX + names[i], params.values.get(names[i])!.shape));
-  return names;
+/** The Gather nodes reading rows of `table`, when those are its only consumers. */
+function lookups(graph: Graph, table: string): Graph['nodes'] | null {
+  const users = graph.nodes.filter((n) => n.inputs.includes(table));
+  const ok = users.length > 0 && users.every((n) => n.op === 'Gather' && n.inputs[0] === table && n.inputs[1] !== table && (n.attrs.axis ?? 0) === 0);
+  return ok ? users : null;
+}
+
+function outputGradients(graph: Graph, params: Params, of: Value, seed: Value | undefined, o: GradientOptions): Omit<TrainGraph, 'graph' | 'params'> {
+  const all = [...params.values.keys()];
+  const frozen = all.filter((n) => o.frozen?.has(n));
+  const trained = all.filter((n) => !o.frozen?.has(n));
+  const sparseTables = new Map<string, Graph['nodes']>();
+  if (o.sparse) for (const n of trained) {
+    const l = lookups(graph, params.values.get(n)!.name);
+    if (l) sparseTables.set(n, l);
+  }
+  const names = trained.filter((n) => !sparseTables.has(n));
+  const rowValues = [...sparseTables.values()].flatMap((nodes) => nodes.map((node) => graph.values.get(node.outputs[0])!));
+  const wrt = [...names.map((n) => params.values.get(n)!), ...rowValues];
+  const grads = gradients(graph, of, wrt, seed);
+  names.forEach((n, i) => graph.output(grads[i], GRAD_PREFIX + n, params.values.get(n)!.shape));
+  let k = names.length;
+  const sparse = [...sparseTables].map(([name, nodes]) => ({
+    name,
+    parts: nodes.map((node, j) => {
+      const part = { grad: `${GRAD_PREFIX}${name}#${j}`, rows: `${ROWS_PREFIX}${name}#${j}` };
+      graph.output(grads[k++], part.grad);
+      graph.output(graph.values.get(node.inputs[1])!, part.rows);
+      return part;
+    }),
+  }));
+  return { names, sparse, frozen };
 }
 
 /** Loss and all gradients for a batch of `q_*` queries and `p_*` passages, with `labels` [Q, 1]. */
-export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>): TrainGraph {
+export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>, o: GradientOptions = {}): TrainGraph {
   const graph = new Graph('train-step');
   const params = new Params(graph, weights, 'input');
   const q = tower(graph, params, config, 'q_', pooling);
@@ -45,7 +88,7 @@ export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>
   const labels = graph.input('labels', 'int64', ['queries', 1]);
   const l = infoNCE(q, p, labels, { ...loss, normalized: pooling.normalize });
   graph.output(l, 'loss', []);
-  return { graph, names: outputGradients(graph, params, l), params };
+  return { graph, params, ...outputGradients(graph, params, l, undefined, o) };
 }
 
 /** Pooled embeddings of one tower with weights as inputs. */
@@ -53,16 +96,16 @@ export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor
   const graph = new Graph('embed');
   const params = new Params(graph, weights, 'input');
   graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
-  return { graph, names: [...params.values.keys()], params };
+  return { graph, names: [...params.values.keys()], sparse: [], frozen: [], params };
 }
 
 /** Weight gradients of one tower given d loss / d embedding (`grad_embedding`, [batch, dim]). */
-export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions): TrainGraph {
+export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}): TrainGraph {
   const graph = new Graph('vjp');
   const params = new Params(graph, weights, 'input');
   const e = tower(graph, params, config, '', pooling);
   const seed = graph.input('grad_embedding', 'float32', e.shape);
-  return { graph, names: outputGradients(graph, params, e, seed), params };
+  return { graph, params, ...outputGradients(graph, params, e, seed, o) };
 }
 
 /** InfoNCE on precomputed embeddings: `queries` [Q, d], `passages` [P, d], `labels` → loss, grad.queries, grad.passages. */

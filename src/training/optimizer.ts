@@ -12,6 +12,20 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/**
+ * The gradient of a lookup table as its non-zero rows: `rows` ascending and unique, `values`
+ * [rows.length, width]. Every other row's gradient is exactly zero.
+ */
+export interface SparseGrad {
+  rows: Int32Array;
+  values: Float32Array;
+  width: number;
+}
+
+export type Grad = Float32Array | SparseGrad;
+
+const isSparse = (g: Grad): g is SparseGrad => !(g instanceof Float32Array);
+
 export interface ParamSlot {
   name: string;
   data: Float32Array;
@@ -43,8 +57,12 @@ export class AdamW {
     this.v = params.map((p) => new Float32Array(p.data.length));
   }
 
-  /** One update with learning rate `lr`; `grads[i]` belongs to `params[i]`. */
-  update(grads: Float32Array[], lr: number): void {
+  /**
+   * One update with learning rate `lr`; `grads[i]` belongs to `params[i]`. A sparse gradient
+   * gives the same result as its dense form: rows without gradient still decay and move by their
+   * moments (as torch's dense AdamW), only without a dense gradient buffer.
+   */
+  update(grads: Grad[], lr: number): void {
     this.step++;
     const { b1, b2, eps } = this;
     const bc1 = 1 - b1 ** this.step;
@@ -56,29 +74,84 @@ export class AdamW {
       const m = this.m[i];
       const v = this.v[i];
       const shrink = p.decay ? 1 - lr * this.wd : 1;
-      for (let j = 0; j < w.length; j++) {
-        const gj = g[j];
-        m[j] = b1 * m[j] + (1 - b1) * gj;
-        v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-        w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
-      }
+      const run = (from: number, to: number, gv: Float32Array | null, at: number) => {
+        for (let j = from; j < to; j++) {
+          const gj = gv ? gv[at + j - from] : 0;
+          m[j] = b1 * m[j] + (1 - b1) * gj;
+          v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+          w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
+        }
+      };
+      if (!isSparse(g)) return run(0, w.length, g, 0);
+      let next = 0; // first element not yet updated
+      g.rows.forEach((r, k) => {
+        run(next, r * g.width, null, 0);
+        run(r * g.width, (r + 1) * g.width, g.values, k * g.width);
+        next = (r + 1) * g.width;
+      });
+      run(next, w.length, null, 0);
     });
   }
 }
 
 /** The global L2 norm of all gradients. */
-export function globalNorm(grads: Float32Array[]): number {
+export function globalNorm(grads: Grad[]): number {
   let s = 0;
-  for (const g of grads) for (let j = 0; j < g.length; j++) s += g[j] * g[j];
+  for (const g0 of grads) {
+    const g = isSparse(g0) ? g0.values : g0;
+    for (let j = 0; j < g.length; j++) s += g[j] * g[j];
+  }
   return Math.sqrt(s);
 }
 
 /** Scales gradients in place so their global norm is at most `maxNorm`; returns the norm before. */
-export function clipGradNorm(grads: Float32Array[], maxNorm: number): number {
+export function clipGradNorm(grads: Grad[], maxNorm: number): number {
   const norm = globalNorm(grads);
   const scale = maxNorm / (norm + 1e-6);
-  if (scale < 1) for (const g of grads) for (let j = 0; j < g.length; j++) g[j] *= scale;
+  if (scale < 1) for (const g0 of grads) {
+    const g = isSparse(g0) ? g0.values : g0;
+    for (let j = 0; j < g.length; j++) g[j] *= scale;
+  }
   return norm;
+}
+
+/** A gradient as a dense array of `length` floats (checks and tests). */
+export function toDense(g: Grad, length: number): Float32Array {
+  if (!isSparse(g)) return g;
+  const out = new Float32Array(length);
+  g.rows.forEach((r, k) => out.set(g.values.subarray(k * g.width, (k + 1) * g.width), r * g.width));
+  return out;
+}
+
+/**
+ * Sums row gradients from lookups into one SparseGrad.
+ * @example
+ *   const acc = new RowGradients(1024);
+ *   acc.add(inputIds, gradOfLookedUpRows); // once per lookup (and per GradCache slice)
+ *   const g = acc.finish();
+ */
+export class RowGradients {
+  private readonly rows = new Map<number, Float32Array>();
+
+  constructor(readonly width: number) {}
+
+  /** `ids` [n] row ids, `grads` [n, width] their gradients. */
+  add(ids: ArrayLike<bigint | number>, grads: Float32Array): void {
+    const w = this.width;
+    for (let t = 0; t < ids.length; t++) {
+      const r = Number(ids[t]);
+      let acc = this.rows.get(r);
+      if (!acc) this.rows.set(r, (acc = new Float32Array(w)));
+      for (let j = 0; j < w; j++) acc[j] += grads[t * w + j];
+    }
+  }
+
+  finish(): SparseGrad {
+    const rows = Int32Array.from([...this.rows.keys()].sort((a, b) => a - b));
+    const values = new Float32Array(rows.length * this.width);
+    rows.forEach((r, k) => values.set(this.rows.get(r)!, k * this.width));
+    return { rows, values, width: this.width };
+  }
 }
 
 export type Schedule = 'linear' | 'cosine' | 'constant';

@@ -13,8 +13,8 @@ import { type NamedTensor } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
-import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, vjpGraph } from './graphs.js';
-import { AdamW, clipGradNorm, decays, learningRate, type ParamSlot, type Schedule } from './optimizer.js';
+import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
+import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
 
 export interface TrainerOptions {
@@ -39,7 +39,17 @@ export interface TrainerOptions {
   threads?: number;
   /** Write onnxruntime's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
+  /** Do not train the embedding tables (word, position, token type): no gradient, no moments. */
+  freezeEmbeddings?: boolean;
+  /**
+   * Lookup tables get their gradient as the rows a batch uses (default true); the AdamW update
+   * is the same as with the dense gradient. false: dense vocab × hidden gradients (for checks).
+   */
+  sparseEmbeddings?: boolean;
 }
+
+/** The embedding tables `freezeEmbeddings` keeps fixed. */
+export const EMBEDDING_TABLE = /(^|\.)(word_embeddings|position_embeddings|token_type_embeddings)\.weight$|^embeddings\.weight$/;
 
 export interface StepResult {
   loss: number;
@@ -51,49 +61,70 @@ interface Slot extends ParamSlot {
   shape: number[];
   transposed: boolean;
   tensor: ort.Tensor;
-  grad: Float32Array;
-  gradTensor: ort.Tensor;
+  /** Dense gradient buffer (ORT writes into it), or null for a lookup table with row gradients. */
+  grad: Float32Array | null;
+  gradTensor: ort.Tensor | null;
+  /** For row gradients: the `grad.`/`rows.` output pairs of each lookup. */
+  parts: { grad: string; rows: string }[];
 }
 
 export class Trainer {
   private readonly tokenCache = new Map<string, number[]>();
+  /** This step's gradients, one per slot (set by computeGradients). */
+  grads: Grad[] = [];
 
   private constructor(
     readonly config: ModelConfig,
     private readonly tokenizer: Tokenizer,
     readonly o: TrainerOptions,
     readonly slots: Slot[],
+    /** Tensors fed to the graphs but not trained. */
+    private readonly frozen: { name: string; tensor: ort.Tensor }[],
     readonly optimizer: AdamW,
     private readonly sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session },
     private readonly withTypes: boolean,
-    /** The starting weights, for tensors the trainer does not update (fixed constants). */
+    /** Tensors the trainer does not update (frozen ones, fixed constants), in HF layout. */
     private readonly base: Map<string, NamedTensor>,
   ) {}
 
+  /**
+   * Builds the training graphs and sessions. The trainer takes `weights` over: tensors it trains
+   * are updated in place (no copy is kept; linear weights are held transposed, as [in, out]).
+   * @example
+   *   const trainer = await Trainer.create(config, tokenizer, loadWeights(dir), { ...options });
+   *   const { loss } = await trainer.step(batch);
+   */
   static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
+    const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set(o.freezeEmbeddings ? [...weights.keys()].filter((n) => EMBEDDING_TABLE.test(n)) : []) };
     const sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session } = {};
-    let built;
+    let built: TrainGraph;
     if (o.miniBatchSize) {
-      built = vjpGraph(config, weights, pooling);
+      built = vjpGraph(config, weights, pooling, grad);
       sessions.vjp = await Session.create(built.graph, runtime);
       sessions.embed = await Session.create(embedGraph(config, weights, pooling).graph, runtime);
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
     } else {
-      built = stepGraph(config, weights, pooling, loss);
+      built = stepGraph(config, weights, pooling, loss, grad);
       sessions.step = await Session.create(built.graph, runtime);
     }
-    const slots: Slot[] = built.names.map((name) => {
+    const slot = (name: string, parts: Slot['parts']): Slot => {
       const u = built.params.used.get(name)!;
-      const data = Float32Array.from(u.data); // our own copy: the optimizer writes into it
-      const grad = new Float32Array(data.length);
-      return { name, data, decay: decays(name), shape: u.shape, transposed: u.transposed, tensor: floatTensor(data, u.shape), grad, gradTensor: floatTensor(grad, u.shape) };
+      const grad = parts.length ? null : new Float32Array(u.data.length);
+      return { name, data: u.data, decay: decays(name), shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape), grad, gradTensor: grad && floatTensor(grad, u.shape), parts };
+    };
+    const slots = [...built.names.map((n) => slot(n, [])), ...built.sparse.map((s) => slot(s.name, s.parts))];
+    const frozen = built.frozen.map((name) => {
+      const u = built.params.used.get(name)!;
+      return { name, tensor: floatTensor(u.data, u.shape) };
     });
     const optimizer = new AdamW(slots, { weightDecay: o.weightDecay });
     const withTypes = (sessions.step ?? sessions.vjp)!.inputNames.some((n) => n.endsWith('token_type_ids'));
-    return new Trainer(config, tokenizer, o, slots, optimizer, sessions, withTypes, weights);
+    const trained = new Set(slots.map((s) => s.name));
+    const base = new Map([...weights].filter(([n]) => !trained.has(n)));
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base);
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
@@ -107,11 +138,28 @@ export class Trainer {
   }
 
   private weightFeed(): Record<string, ort.Tensor> {
-    return Object.fromEntries(this.slots.map((s) => [s.name, s.tensor]));
+    return Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor]));
   }
 
-  private gradFetches(): Record<string, ort.Tensor> {
-    return Object.fromEntries(this.slots.map((s) => [GRAD_PREFIX + s.name, s.gradTensor]));
+  /** Dense gradients into their buffers (given tensors), row gradients and their ids allocated by ORT (null). */
+  private gradFetches(dense: (s: Slot, i: number) => ort.Tensor): Record<string, ort.Tensor | null> {
+    const out: Record<string, ort.Tensor | null> = {};
+    this.slots.forEach((s, i) => {
+      if (s.grad) out[GRAD_PREFIX + s.name] = dense(s, i);
+      for (const p of s.parts) [out[p.grad], out[p.rows]] = [null, null];
+    });
+    return out;
+  }
+
+  /** Adds the row gradients of one run's outputs into per-slot accumulators. */
+  private addRows(out: Record<string, ort.Tensor>, acc: (RowGradients | null)[]): void {
+    this.slots.forEach((s, i) => {
+      for (const p of s.parts) acc[i]!.add(out[p.rows].data as BigInt64Array, out[p.grad].data as Float32Array);
+    });
+  }
+
+  private rowAccumulators(): (RowGradients | null)[] {
+    return this.slots.map((s) => (s.grad ? null : new RowGradients(s.shape[1])));
   }
 
   /** Computes loss and gradients (into the slots' grad buffers) for one batch. */
@@ -124,8 +172,11 @@ export class Trainer {
     if (this.sessions.step) {
       const out = await this.sessions.step.run(
         { ...this.weightFeed(), ...padBatch(q, pad, 'q_', this.withTypes), ...padBatch(p, pad, 'p_', this.withTypes), labels },
-        { loss: null, ...this.gradFetches() },
+        { loss: null, ...this.gradFetches((s) => s.gradTensor!) },
       );
+      const rows = this.rowAccumulators();
+      this.addRows(out, rows);
+      this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss.data as Float32Array)[0];
     }
     return this.gradCache(q, p, labels);
@@ -153,9 +204,10 @@ export class Trainer {
     const lg = await lossGrad.run({ queries: floatTensor(qe, [q.length, dim]), passages: floatTensor(pe, [p.length, dim]), labels });
     const dq = lg[`${GRAD_PREFIX}queries`].data as Float32Array;
     const dp = lg[`${GRAD_PREFIX}passages`].data as Float32Array;
-    this.slots.forEach((s) => s.grad.fill(0));
-    const partial = this.slots.map((s) => new Float32Array(s.grad.length));
-    const fetches = Object.fromEntries(this.slots.map((s, i) => [GRAD_PREFIX + s.name, floatTensor(partial[i], s.shape)]));
+    this.slots.forEach((s) => s.grad?.fill(0));
+    const partial = this.slots.map((s) => (s.grad ? new Float32Array(s.grad.length) : null));
+    const fetches = this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape));
+    const rows = this.rowAccumulators();
     for (const [ids, grads] of [
       [q, dq],
       [p, dp],
@@ -163,15 +215,17 @@ export class Trainer {
       let row = 0;
       for (const s of slices(ids)) {
         const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        await vjp.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes), grad_embedding: seed }, fetches);
+        const out = await vjp.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes), grad_embedding: seed }, fetches);
+        this.addRows(out, rows);
         this.slots.forEach((slot, i) => {
           const g = slot.grad;
           const d = partial[i];
-          for (let j = 0; j < g.length; j++) g[j] += d[j];
+          if (g && d) for (let j = 0; j < g.length; j++) g[j] += d[j];
         });
         row += s.length;
       }
     }
+    this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
     return (lg.loss.data as Float32Array)[0];
   }
 
@@ -181,7 +235,7 @@ export class Trainer {
    */
   async step(batch: TrainExample[]): Promise<StepResult> {
     const loss = await this.computeGradients(batch);
-    const grads = this.slots.map((s) => s.grad);
+    const grads = this.grads;
     const gradNorm = this.o.maxGradNorm > 0 ? clipGradNorm(grads, this.o.maxGradNorm) : clipGradNorm(grads, Infinity);
     const stepIndex = this.optimizer.step;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
@@ -197,6 +251,25 @@ export class Trainer {
     const out = new Map(this.base);
     for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
     return out;
+  }
+
+  /** What a checkpoint stores: trained weights (graph layout), AdamW moments, the optimizer step. */
+  saveState(): { weights: Map<string, NamedTensor>; moments: Map<string, NamedTensor>; optimizerStep: number; transposed: string[] } {
+    const weights = new Map<string, NamedTensor>();
+    const moments = new Map<string, NamedTensor>();
+    this.slots.forEach((s, i) => {
+      weights.set(s.name, { shape: s.shape, data: s.data });
+      moments.set(`m.${s.name}`, { shape: s.shape, data: this.optimizer.m[i] });
+      moments.set(`v.${s.name}`, { shape: s.shape, data: this.optimizer.v[i] });
+    });
+    return { weights, moments, optimizerStep: this.optimizer.step, transposed: this.slots.filter((s) => s.transposed).map((s) => s.name) };
+  }
+
+  /** The buffers a checkpoint is read back into, by the names saveState gives them. */
+  stateBuffers(): { weights: Map<string, Float32Array>; moments: Map<string, Float32Array> } {
+    const moments = new Map<string, Float32Array>();
+    this.slots.forEach((s, i) => moments.set(`m.${s.name}`, this.optimizer.m[i]).set(`v.${s.name}`, this.optimizer.v[i]));
+    return { weights: new Map(this.slots.map((s) => [s.name, s.data])), moments };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,50 @@
+/**
+ * A model directory's weights: `model.safetensors`, or shards listed by
+ * `model.safetensors.index.json` (`{"weight_map": {tensor: file}}`), as Hugging Face saves
+ * models past its shard size. Names come back canonical (task-head prefixes stripped).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalNames } from './params.js';
+import { fileDType, type NamedTensor, readHeader, readSafetensors, type SafeDType } from './safetensors.js';
+
+const SINGLE = 'model.safetensors';
+const INDEX = 'model.safetensors.index.json';
+
+/** The safetensors files holding a model's weights, in a fixed order. */
+export function weightFiles(dir: string): string[] {
+  if (existsSync(join(dir, SINGLE))) return [join(dir, SINGLE)];
+  const index = join(dir, INDEX);
+  if (existsSync(index)) {
+    let map: Record<string, string>;
+    try {
+      map = JSON.parse(readFileSync(index, 'utf8')).weight_map;
+    } catch (e) {
+      throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!map || typeof map !== 'object') throw new Error(`${index}: no "weight_map"`);
+    const files = [...new Set(Object.values(map))].sort();
+    for (const f of files) if (!existsSync(join(dir, f))) throw new Error(`${index}: lists ${f}, which is missing from ${dir}`);
+    return files.map((f) => join(dir, f));
+  }
+  const hint = existsSync(join(dir, 'pytorch_model.bin')) ? ' (found pytorch_model.bin: re-save with safe_serialization=True)' : '';
+  throw new Error(`${dir}: no ${SINGLE} or ${INDEX}${hint}`);
+}
+
+/**
+ * Every weight of a model directory as float32, by canonical name.
+ * @example
+ *   const weights = loadWeights('models/bge-m3'); // single file or shards
+ */
+export function loadWeights(dir: string): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const file of weightFiles(dir)) for (const [name, t] of readSafetensors(file)) out.set(name, t);
+  return canonicalNames(out);
+}
+
+/** The dtype the model is stored in (by bytes), the default for export. */
+export function storedDType(dir: string): SafeDType {
+  const headers = weightFiles(dir).map((f) => readHeader(f));
+  const tensors = new Map(headers.flatMap((h) => [...h.tensors]));
+  return fileDType({ path: dir, tensors, metadata: {}, size: 0 });
+}
