@@ -11,7 +11,7 @@ import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
 import { readConfig } from '../models/config.js';
-import { Encoder, loadWeights, positionLimit } from '../models/encoder.js';
+import { loadWeights, positionLimit } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModelDir } from '../models/use-lite.js';
@@ -127,7 +127,7 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
     ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
     : undefined;
   const evaluateNow = async () => {
-    const encoder = await Encoder.fromWeights(modelDir, config, tokenizer, trainer.hfWeights(), { pooling: c.pooling, normalize: c.normalize, threads: c.threads ?? undefined });
+    const encoder = await trainer.encoder(modelDir);
     try {
       return await evaluateSet({ model: encoder, quiet: true, queryTemplate: c.query_template, passageTemplate: c.passage_template, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
     } finally {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
-import { Session } from '../runtime/session.js';
+import { type Feed, Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
 import { bert, bertInputs, type ModelInputs } from './bert.js';
@@ -117,6 +117,10 @@ export class Encoder {
     readonly dim: number,
     /** Longest input the model accepts, special tokens included. */
     readonly maxLength: number,
+    /** Tensors fed with every batch (weights that are graph inputs). */
+    private readonly feed: Feed = {},
+    /** The graph output holding the embeddings. */
+    private readonly output = 'sentence_embedding',
   ) {}
 
   /**
@@ -146,6 +150,16 @@ export class Encoder {
     const session = await Session.create(graph, { threads: options.threads });
     const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength);
+  }
+
+  /**
+   * An encoder over a session whose graph takes the weights as inputs (`feed`, passed zero-copy
+   * with every batch): a trainer evaluates its current weights without a second copy of the model.
+   * The encoder owns `session` and releases it on close().
+   */
+  static fromSession(dir: string, config: ModelConfig, tokenizer: Tokenizer, session: Session, o: { pooling: Pooling; normalize: boolean; feed: Feed; output: string }): Encoder {
+    const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
+    return new Encoder(dir, config, tokenizer, session, o.pooling, o.normalize, config.hiddenSize, maxLength, o.feed, o.output);
   }
 
   /** Token ids of `text` as the encoder would see them. */
@@ -200,8 +214,8 @@ export class Encoder {
 
   private async runBatch(batch: number[][]): Promise<Float32Array> {
     const feed = padBatch(batch, this.config.padTokenId, '', this.session.inputNames.includes('token_type_ids'));
-    const result = await this.session.run(feed);
-    return result.sentence_embedding.data as Float32Array;
+    const result = await this.session.run({ ...this.feed, ...feed }, [this.output]);
+    return result[this.output].data as Float32Array;
   }
 
   /** Identifies model weights + every setting that changes an embedding. */

@@ -40,6 +40,8 @@ export class Params {
     readonly graph: Graph,
     readonly tensors: Map<string, NamedTensor>,
     readonly mode: 'initializer' | 'input' = 'initializer',
+    /** The tensors are already in graph layout (linear weights [in, out]), e.g. a trainer's own. */
+    readonly graphLayout = false,
   ) {}
 
   private fetch(hfName: string, expectShape: number[]): NamedTensor {
@@ -76,8 +78,9 @@ export class Params {
 
   /** A `nn.Linear` as [in, out] weight and bias. */
   linear(prefix: string, inFeatures: number, outFeatures: number): { w: Value; b: Value } {
-    const w = () => transpose2d(this.fetch(`${prefix}.weight`, [outFeatures, inFeatures]));
-    return { w: this.add(`${prefix}.weight`, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
+    const name = `${prefix}.weight`;
+    const w = () => (this.graphLayout ? this.fetch(name, [inFeatures, outFeatures]) : transpose2d(this.fetch(name, [outFeatures, inFeatures])));
+    return { w: this.add(name, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
   }
 
   /** A fixed tensor (not trained): always baked into the model, even in training graphs. */

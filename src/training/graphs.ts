@@ -91,10 +91,10 @@ export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>
   return { graph, params, ...outputGradients(graph, params, l, undefined, o) };
 }
 
-/** Pooled embeddings of one tower with weights as inputs. */
-export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions): TrainGraph {
+/** Pooled embeddings of one tower with weights as inputs (`graphLayout`: weights already as [in, out]). */
+export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, graphLayout = false): TrainGraph {
   const graph = new Graph('embed');
-  const params = new Params(graph, weights, 'input');
+  const params = new Params(graph, weights, 'input', graphLayout);
   graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
   return { graph, names: [...params.values.keys()], sparse: [], frozen: [], params };
 }

@@ -64,33 +64,57 @@ export class AdamW {
    */
   update(grads: Grad[], lr: number): void {
     this.step++;
-    const { b1, b2, eps } = this;
-    const bc1 = 1 - b1 ** this.step;
-    const bc2Sqrt = Math.sqrt(1 - b2 ** this.step);
-    const stepSize = lr / bc1;
+    const k: StepScalars = {
+      b1: this.b1,
+      b2: this.b2,
+      eps: this.eps,
+      bc2Sqrt: Math.sqrt(1 - this.b2 ** this.step),
+      stepSize: lr / (1 - this.b1 ** this.step),
+      shrink: 1,
+    };
     this.params.forEach((p, i) => {
-      const w = p.data;
-      const g = grads[i];
-      const m = this.m[i];
-      const v = this.v[i];
-      const shrink = p.decay ? 1 - lr * this.wd : 1;
-      const run = (from: number, to: number, gv: Float32Array | null, at: number) => {
-        for (let j = from; j < to; j++) {
-          const gj = gv ? gv[at + j - from] : 0;
-          m[j] = b1 * m[j] + (1 - b1) * gj;
-          v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-          w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
-        }
-      };
-      if (!isSparse(g)) return run(0, w.length, g, 0);
+      const [w, g, m, v] = [p.data, grads[i], this.m[i], this.v[i]];
+      k.shrink = p.decay ? 1 - lr * this.wd : 1;
+      if (!isSparse(g)) return adamw(w, m, v, 0, w.length, g, 0, k);
       let next = 0; // first element not yet updated
-      g.rows.forEach((r, k) => {
-        run(next, r * g.width, null, 0);
-        run(r * g.width, (r + 1) * g.width, g.values, k * g.width);
+      g.rows.forEach((r, row) => {
+        adamwNoGrad(w, m, v, next, r * g.width, k);
+        adamw(w, m, v, r * g.width, (r + 1) * g.width, g.values, row * g.width, k);
         next = (r + 1) * g.width;
       });
-      run(next, w.length, null, 0);
+      adamwNoGrad(w, m, v, next, w.length, k);
     });
+  }
+}
+
+interface StepScalars {
+  b1: number;
+  b2: number;
+  eps: number;
+  bc2Sqrt: number;
+  stepSize: number;
+  shrink: number;
+}
+
+/** AdamW on elements [from, to) with gradient g[at…]: one tight loop (the optimizer's hot path). */
+function adamw(w: Float32Array, m: Float32Array, v: Float32Array, from: number, to: number, g: Float32Array, at: number, k: StepScalars): void {
+  const { b1, b2, eps, bc2Sqrt, stepSize, shrink } = k;
+  const [c1, c2] = [1 - b1, 1 - b2];
+  for (let j = from, t = at; j < to; j++, t++) {
+    const gj = g[t];
+    m[j] = b1 * m[j] + c1 * gj;
+    v[j] = b2 * v[j] + c2 * gj * gj;
+    w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
+  }
+}
+
+/** The same update for a zero gradient, term for term (`+ 0` keeps -0 → +0 as the dense form does). */
+function adamwNoGrad(w: Float32Array, m: Float32Array, v: Float32Array, from: number, to: number, k: StepScalars): void {
+  const { b1, b2, eps, bc2Sqrt, stepSize, shrink } = k;
+  for (let j = from; j < to; j++) {
+    m[j] = b1 * m[j] + 0;
+    v[j] = b2 * v[j] + 0;
+    w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
   }
 }
 

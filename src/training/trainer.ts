@@ -5,7 +5,7 @@
  * Hugging Face layout for export.
  */
 import type ort from 'onnxruntime-node';
-import { applyTemplate } from '../models/encoder.js';
+import { applyTemplate, Encoder } from '../models/encoder.js';
 import { padBatch } from '../models/batch.js';
 import type { ModelConfig } from '../models/config.js';
 import type { Pooling } from '../models/pooling.js';
@@ -251,6 +251,22 @@ export class Trainer {
     const out = new Map(this.base);
     for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
     return out;
+  }
+
+  /**
+   * An Encoder over the current weights, fed to its graph zero-copy (no second copy of the
+   * model, as evaluating during training of bge-m3 needs); close it after use.
+   * @example
+   *   const encoder = await trainer.encoder(modelDir);
+   *   try { await evaluateSet({ model: encoder }, set, [10]); } finally { await encoder.close(); }
+   */
+  async encoder(dir: string): Promise<Encoder> {
+    const weights = new Map(this.base);
+    for (const s of this.slots) weights.set(s.name, { shape: s.shape, data: s.data });
+    const pooling = { pooling: this.o.pooling, normalize: this.o.normalize };
+    const built = embedGraph(this.config, weights, pooling, true);
+    const session = await Session.create(built.graph, { threads: this.o.threads });
+    return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed: this.weightFeed(), output: 'embedding' });
   }
 
   /** What a checkpoint stores: trained weights (graph layout), AdamW moments, the optimizer step. */

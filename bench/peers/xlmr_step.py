@@ -1,0 +1,84 @@
+"""PyTorch's side of the bge-m3-shape training step, in its own process so its peak RSS is its own.
+
+Hugging Face's XLMRobertaModel forward transcribed from its definition (padding-offset position
+ids, one token-type row, post-LayerNorm layers, exact GELU; eval mode, no dropout), CLS pooling,
+L2 normalisation, InfoNCE over in-batch and hard negatives, torch.optim.AdamW, clip_grad_norm_.
+
+    python xlmr_step.py MODEL_DIR BATCH_JSON STEPS THREADS   → one JSON line on stdout
+"""
+import json
+import math
+import resource
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+model_dir, batch_file, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+t0 = time.perf_counter()
+cfg = json.load(open(f"{model_dir}/config.json"))
+raw = np.memmap(f"{model_dir}/model.safetensors", dtype=np.uint8, mode="r")
+(n,) = struct.unpack("<Q", bytes(raw[:8]))
+header = json.loads(bytes(raw[8 : 8 + n]))
+w = {}
+for name, e in header.items():
+    if name == "__metadata__":
+        continue
+    a, b = e["data_offsets"]
+    t = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], dtype="<f4").reshape(e["shape"]).copy())
+    w[name] = torch.nn.Parameter(t)
+del raw
+load_seconds = time.perf_counter() - t0
+
+h, heads, pad, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["pad_token_id"], cfg["layer_norm_eps"]
+d = h // heads
+
+
+def xlmr(ids, mask):
+    b, s = ids.shape
+    not_pad = (ids != pad).long()
+    positions = torch.cumsum(not_pad, 1) * not_pad + pad
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][positions] + w["embeddings.token_type_embeddings.weight"][0]
+    ln = lambda t, p: F.layer_norm(t, (h,), w[p + ".weight"], w[p + ".bias"], eps)
+    lin = lambda t, p: F.linear(t, w[p + ".weight"], w[p + ".bias"])
+    x = ln(x, "embeddings.LayerNorm")
+    ext = (1.0 - mask[:, None, None, :].float()) * -1e9
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{i}"
+        split = lambda t: t.view(b, s, heads, d).transpose(1, 2)
+        q, k, v = (split(lin(x, f"{p}.attention.self.{m}")) for m in ("query", "key", "value"))
+        ctx = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + ext, dim=-1) @ v
+        x = ln(x + lin(ctx.transpose(1, 2).reshape(b, s, h), p + ".attention.output.dense"), p + ".attention.output.LayerNorm")
+        x = ln(x + lin(F.gelu(lin(x, p + ".intermediate.dense")), p + ".output.dense"), p + ".output.LayerNorm")
+    return F.normalize(x[:, 0], dim=-1)
+
+
+def padded(rows):
+    s = max(len(r) for r in rows)
+    ids = torch.tensor([r + [pad] * (s - len(r)) for r in rows])
+    return ids, (ids != pad).long()
+
+
+batch = json.load(open(batch_file))
+q_ids, q_mask = padded(batch["queries"])
+p_ids, p_mask = padded(batch["passages"])
+group = len(batch["passages"]) // len(batch["queries"])
+labels = torch.arange(len(batch["queries"])) * group
+decay = [p for name, p in w.items() if not (name.endswith(".bias") or "LayerNorm" in name)]
+rest = [p for name, p in w.items() if name.endswith(".bias") or "LayerNorm" in name]
+opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=1e-5)
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    scores = xlmr(q_ids, q_mask) @ xlmr(p_ids, p_mask).T / batch["temperature"]
+    loss = F.cross_entropy(scores, labels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(w.values()), 1.0)
+    opt.step()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"torch": torch.__version__, "load_seconds": load_seconds, "step_seconds": times, "loss": loss.item(), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
