@@ -283,6 +283,51 @@ describe('embedding tables', () => {
   });
 });
 
+describe('recompute (gradient checkpointing)', () => {
+  it('layer-by-layer gradients equal the fused step (BERT cls, XLM-R mean, XLM-R with mini-batches)', async () => {
+    const o = { normalize: true, temperature: 0.05, learningRate: 1e-2, weightDecay: 0.1, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 1, maxQueryLength: 24, maxPassageLength: 40, threads: 1 };
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    const [batch] = epochBatches(records, { batchSize: 6, groupSize: 3 }, new Rng(3));
+    for (const [model, pooling, mini] of [[TINY_BERT, 'cls', undefined], [TINY_XLMR, 'mean', undefined], [TINY_XLMR, 'cls', 4]] as const) {
+      const config = readConfig(model);
+      const tok = TextTokenizer.load(model);
+      const fused = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling });
+      const layered = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling, recompute: true, miniBatchSize: mini });
+      assert.deepEqual(layered.slots.map((s) => s.name).sort(), fused.slots.map((s) => s.name).sort());
+      const la = await fused.computeGradients(batch);
+      const lb = await layered.computeGradients(batch);
+      assert.ok(Math.abs(la - lb) <= 1e-6 * la, `loss ${la} vs ${lb}`);
+      let [diffAll, normAll, worst] = [0, 0, 0];
+      fused.slots.forEach((s, i) => {
+        const a = toDense(fused.grads[i], s.data.length);
+        const b = toDense(layered.grads[layered.slots.findIndex((x) => x.name === s.name)], s.data.length);
+        let [diff, norm] = [0, 0];
+        for (let k = 0; k < a.length; k++) [diff, norm, worst] = [diff + (a[k] - b[k]) ** 2, norm + a[k] ** 2, Math.max(worst, Math.abs(a[k] - b[k]))];
+        [diffAll, normAll] = [diffAll + diff, normAll + norm];
+        // float32 rounding of differently fused kernels; a key bias's true gradient is 0 (softmax cancels it)
+        if (!/key\.bias$/.test(s.name)) assert.ok(Math.sqrt(diff) <= 1e-5 * Math.sqrt(norm), `${s.name}: relative ${Math.sqrt(diff / norm)}`);
+      });
+      // Every gradient element within 1e-6 of the fused step's; overall the same float32 noise
+      // (~1e-6 relative) as GradCache against the fused step.
+      assert.ok(worst <= 1e-6, `largest element difference ${worst}`);
+      assert.ok(Math.sqrt(diffAll / normAll) <= 2e-6, `all gradients: relative ${Math.sqrt(diffAll / normAll)}`);
+      await fused.close();
+      await layered.close();
+    }
+  });
+
+  it('the recompute key trains; USE-Lite-style models say it is not supported', async () => {
+    const dir = tempDir();
+    const { config } = resolveConfig({ model_name_or_path: TINY_XLMR, train_data: ZH, output_dir: join(dir, 'run'), per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, recompute: true, threads: 1 });
+    const r = await train(config, { quiet: true });
+    assert.equal(r.steps, 2);
+    assert.ok(Number.isFinite(r.finalLoss));
+    const use = join(ROOT, 'test', 'fixtures', 'models', 'tiny-use');
+    const { config: c2 } = resolveConfig({ ...config, model_name_or_path: use, output_dir: join(dir, 'use') });
+    await assert.rejects(train(c2, { quiet: true }), /recompute: not supported for use-lite models/);
+  });
+});
+
 describe('export', () => {
   it('loads in transformers.js (feature-extraction, local files) with embeddings equal to ours', async () => {
     const { env, pipeline } = await import('@huggingface/transformers');

@@ -105,6 +105,7 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
     passageTemplate: c.passage_template,
     threads: c.threads ?? undefined,
     freezeEmbeddings: c.freeze_embeddings,
+    recompute: c.recompute,
   });
   mkdirSync(c.output_dir, { recursive: true });
   const logPath = join(c.output_dir, 'log.jsonl');

@@ -26,6 +26,11 @@ export function bertInputs(graph: Graph, prefix = ''): ModelInputs {
 
 /** Hidden states [batch, seq, hidden] of a BERT model. */
 export function bert(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
+  return encoder(bertEmbeddings(inputs, p, c), inputs.attentionMask, p, c);
+}
+
+/** word + position + token-type embeddings [batch, seq, hidden], before the LayerNorm. */
+export function bertEmbeddings(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
   const h = c.hiddenSize;
   const words = op.gather(p.tensor('embeddings.word_embeddings.weight', [c.vocabSize, h]), inputs.inputIds);
   const positionTable = p.tensor('embeddings.position_embeddings.weight', [c.maxPositions, h]);
@@ -35,5 +40,5 @@ export function bert(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
   const types = inputs.tokenTypeIds
     ? op.gather(typeTable, inputs.tokenTypeIds)
     : op.slice(typeTable, [0], [1], [0]); // all-zero token types
-  return encoder(op.add(op.add(words, positions), types), inputs.attentionMask, p, c);
+  return op.add(op.add(words, positions), types);
 }

@@ -9,7 +9,7 @@ import { Graph, type Value } from '../graph/graph.js';
 import { type Feed, Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
-import { bert, bertInputs, type ModelInputs } from './bert.js';
+import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
 import { Params } from './params.js';
@@ -18,7 +18,7 @@ import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { resolveModelDir, useLite, useLiteHead, useLiteInputs } from './use-lite.js';
-import { xlmRoberta, xlmRobertaInputs } from './xlm-roberta.js';
+import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-roberta.js';
 
 /** `count` embeddings of `dim` floats each, row-major. */
 export interface Embeddings {
@@ -60,11 +60,16 @@ export interface ArchitectureBuilder {
   build: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
   /** A projection the model applies to its pooled vector, if it has one. */
   head?: (pooled: Value, p: Params, c: ModelConfig) => Value;
+  /**
+   * For the shared post-LN encoder (transformer.ts): the embedding sum before its LayerNorm, so
+   * training can run the model layer by layer (`recompute`).
+   */
+  embeddings?: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
 }
 
 export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuilder> = {
-  bert: { inputs: bertInputs, build: bert },
-  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta },
+  bert: { inputs: bertInputs, build: bert, embeddings: bertEmbeddings },
+  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta, embeddings: xlmRobertaEmbeddings },
   'use-lite': { inputs: useLiteInputs, build: useLite, head: useLiteHead },
 };
 

@@ -49,10 +49,15 @@ export function encoderLayer(x: Value, bias: Value, p: Params, index: number, c:
   return op.layerNorm(op.add(a, feedForward(a, p, prefix, c)), ln2.scale, ln2.bias, c.layerNormEps);
 }
 
+/** The LayerNorm applied to the embedding sum before the first layer. */
+export function embeddingNorm(embeddings: Value, p: Params, c: ModelConfig): Value {
+  const ln = p.layerNorm('embeddings.LayerNorm', c.hiddenSize);
+  return op.layerNorm(embeddings, ln.scale, ln.bias, c.layerNormEps);
+}
+
 /** Embedding sum → LayerNorm → every encoder layer. Returns hidden states [batch, seq, hidden]. */
 export function encoder(embeddings: Value, mask: Value, p: Params, c: ModelConfig): Value {
-  const ln = p.layerNorm('embeddings.LayerNorm', c.hiddenSize);
-  let x = op.layerNorm(embeddings, ln.scale, ln.bias, c.layerNormEps);
+  let x = embeddingNorm(embeddings, p, c);
   const bias = attentionBias(mask);
   for (let i = 0; i < c.numLayers; i++) x = encoderLayer(x, bias, p, i, c);
   return x;

@@ -27,11 +27,16 @@ export function paddingOffsetPositions(inputIds: Value, padId: number): Value {
 
 /** Hidden states [batch, seq, hidden] of an XLM-RoBERTa model. */
 export function xlmRoberta(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
+  return encoder(xlmRobertaEmbeddings(inputs, p, c), inputs.attentionMask, p, c);
+}
+
+/** word + padding-offset position + token-type embeddings [batch, seq, hidden], before the LayerNorm. */
+export function xlmRobertaEmbeddings(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
   const h = c.hiddenSize;
   const words = op.gather(p.tensor('embeddings.word_embeddings.weight', [c.vocabSize, h]), inputs.inputIds);
   const positionTable = p.tensor('embeddings.position_embeddings.weight', [c.maxPositions, h]);
   const positions = op.gather(positionTable, paddingOffsetPositions(inputs.inputIds, c.padTokenId));
   const typeTable = p.tensor('embeddings.token_type_embeddings.weight', [c.typeVocabSize, h]);
   const types = inputs.tokenTypeIds ? op.gather(typeTable, inputs.tokenTypeIds) : op.slice(typeTable, [0], [1], [0]);
-  return encoder(op.add(op.add(words, positions), types), inputs.attentionMask, p, c);
+  return op.add(op.add(words, positions), types);
 }

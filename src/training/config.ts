@@ -52,6 +52,8 @@ export interface TrainConfig {
   threads: number | null;
   /** Keep the embedding tables (word, position, token type) fixed: less memory, no moments for them. */
   freeze_embeddings: boolean;
+  /** Gradient checkpointing: recompute each layer's activations in backward (less memory, one more forward). */
+  recompute: boolean;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -92,6 +94,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   skip_invalid: false,
   threads: null,
   freeze_embeddings: false,
+  recompute: false,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -104,15 +107,16 @@ const ALIASES: Record<string, keyof TrainConfig> = {
   sentence_pooling_method: 'pooling',
   normalize_embeddings: 'normalize',
   query_instruction_for_retrieval: 'query_template',
+  gradient_checkpointing: 'recompute',
 };
 
 /** Keys of PaddleNLP / HF configs that do not apply on CPU ONNX Runtime: accepted, ignored, warned about. */
 export const IGNORED = new Set([
-  'sharding', 'bf16', 'fp16', 'fp16_opt_level', 'use_flash_attention', 'recompute', 'tensor_parallel_degree', 'pipeline_parallel_degree',
+  'sharding', 'bf16', 'fp16', 'fp16_opt_level', 'use_flash_attention', 'tensor_parallel_degree', 'pipeline_parallel_degree',
   'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
   'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
   'save_strategy', 'embedding_negatives_cross_device', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
-  'deepspeed', 'gradient_checkpointing', 'logging_strategy', 'loss_type', 'inf_cl_head_dim', 'tokenizer_name_or_path', 'use_fast_tokenizer',
+  'deepspeed', 'logging_strategy', 'loss_type', 'inf_cl_head_dim', 'tokenizer_name_or_path', 'use_fast_tokenizer',
 ]);
 
 function editDistance(a: string, b: string): number {

@@ -52,7 +52,12 @@ function lookups(graph: Graph, table: string): Graph['nodes'] | null {
   return ok ? users : null;
 }
 
-function outputGradients(graph: Graph, params: Params, of: Value, seed: Value | undefined, o: GradientOptions): Omit<TrainGraph, 'graph' | 'params'> {
+/**
+ * Appends the gradients of `of` (seeded by `seed` when not a scalar) as graph outputs: dense
+ * `grad.<name>` for weights, row gradients for lookup tables (o.sparse), and `grad.<value>` for
+ * each of `extra` (values that are not weights, such as a layer's input).
+ */
+export function outputGradients(graph: Graph, params: Params, of: Value, seed: Value | undefined, o: GradientOptions, extra: Value[] = []): Omit<TrainGraph, 'graph' | 'params'> {
   const all = [...params.values.keys()];
   const frozen = all.filter((n) => o.frozen?.has(n));
   const trained = all.filter((n) => !o.frozen?.has(n));
@@ -63,9 +68,10 @@ function outputGradients(graph: Graph, params: Params, of: Value, seed: Value | 
   }
   const names = trained.filter((n) => !sparseTables.has(n));
   const rowValues = [...sparseTables.values()].flatMap((nodes) => nodes.map((node) => graph.values.get(node.outputs[0])!));
-  const wrt = [...names.map((n) => params.values.get(n)!), ...rowValues];
+  const wrt = [...names.map((n) => params.values.get(n)!), ...rowValues, ...extra];
   const grads = gradients(graph, of, wrt, seed);
   names.forEach((n, i) => graph.output(grads[i], GRAD_PREFIX + n, params.values.get(n)!.shape));
+  extra.forEach((v, i) => graph.output(grads[names.length + rowValues.length + i], GRAD_PREFIX + v.name, v.shape));
   let k = names.length;
   const sparse = [...sparseTables].map(([name, nodes]) => ({
     name,

@@ -14,6 +14,7 @@ import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
+import { layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessions, type LayerwiseState } from './layerwise.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
 
@@ -46,6 +47,12 @@ export interface TrainerOptions {
    * is the same as with the dense gradient. false: dense vocab × hidden gradients (for checks).
    */
   sparseEmbeddings?: boolean;
+  /**
+   * Gradient checkpointing (the spec's `recompute`): run the encoder layer by layer, keep only
+   * each layer's input, and recompute a layer's activations in its backward. Same gradients,
+   * activation memory of one layer instead of all. BERT and XLM-RoBERTa.
+   */
+  recompute?: boolean;
 }
 
 /** The embedding tables `freezeEmbeddings` keeps fixed. */
@@ -68,6 +75,14 @@ interface Slot extends ParamSlot {
   parts: { grad: string; rows: string }[];
 }
 
+interface Sessions {
+  step?: Session;
+  embed?: Session;
+  vjp?: Session;
+  lossGrad?: Session;
+  layerwise?: LayerwiseSessions;
+}
+
 export class Trainer {
   private readonly tokenCache = new Map<string, number[]>();
   /** This step's gradients, one per slot (set by computeGradients). */
@@ -81,7 +96,7 @@ export class Trainer {
     /** Tensors fed to the graphs but not trained. */
     private readonly frozen: { name: string; tensor: ort.Tensor }[],
     readonly optimizer: AdamW,
-    private readonly sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session },
+    private readonly sessions: Sessions,
     private readonly withTypes: boolean,
     /** Tensors the trainer does not update (frozen ones, fixed constants), in HF layout. */
     private readonly base: Map<string, NamedTensor>,
@@ -99,9 +114,16 @@ export class Trainer {
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
     const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set(o.freezeEmbeddings ? [...weights.keys()].filter((n) => EMBEDDING_TABLE.test(n)) : []) };
-    const sessions: { step?: Session; embed?: Session; vjp?: Session; lossGrad?: Session } = {};
+    const sessions: Sessions = {};
     let built: TrainGraph;
-    if (o.miniBatchSize) {
+    if (o.recompute) {
+      const whole = embedGraph(config, weights, pooling); // the weights in graph layout, by name
+      const graphLayout = new Map(whole.names.map((n) => [n, whole.params.used.get(n)!]));
+      const lw = (sessions.layerwise = await layerwiseSessions(config, graphLayout, pooling, grad, runtime));
+      sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+      const sparse = new Set(lw.embedSparse.map((t) => t.name));
+      built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
+    } else if (o.miniBatchSize) {
       built = vjpGraph(config, weights, pooling, grad);
       sessions.vjp = await Session.create(built.graph, runtime);
       sessions.embed = await Session.create(embedGraph(config, weights, pooling).graph, runtime);
@@ -121,7 +143,7 @@ export class Trainer {
       return { name, tensor: floatTensor(u.data, u.shape) };
     });
     const optimizer = new AdamW(slots, { weightDecay: o.weightDecay });
-    const withTypes = (sessions.step ?? sessions.vjp)!.inputNames.some((n) => n.endsWith('token_type_ids'));
+    const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
     return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base);
@@ -179,7 +201,51 @@ export class Trainer {
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss.data as Float32Array)[0];
     }
+    if (this.sessions.layerwise) return this.layerwise(q, p, labels);
     return this.gradCache(q, p, labels);
+  }
+
+  /** recompute: each slice (GradCache's mini-batches, or the whole tower) runs layer by layer. */
+  private async layerwise(q: number[][], p: number[][], labels: ort.Tensor): Promise<number> {
+    const lw = this.sessions.layerwise!;
+    const rows = this.rowAccumulators();
+    const index = new Map(this.slots.map((s, i) => [s.name, i]));
+    const st: LayerwiseState = {
+      tensors: new Map([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor])),
+      grads: new Map(this.slots.filter((s) => s.grad).map((s) => [s.name, s.grad!])),
+      addRows: (name, ids, grads) => rows[index.get(name)!]!.add(ids, grads),
+    };
+    this.slots.forEach((s) => s.grad?.fill(0));
+    const size = this.o.miniBatchSize ?? Math.max(q.length, p.length);
+    const dim = this.config.hiddenSize;
+    const towers = [q, p].map((ids) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes)));
+    const forward: Awaited<ReturnType<typeof layerwiseForward>>[][] = [];
+    for (const slices of towers) {
+      const runs = [];
+      for (const ids of slices) runs.push(await layerwiseForward(lw, st, this.config.numLayers, ids));
+      forward.push(runs);
+    }
+    const joined = forward.map((runs) => {
+      const out = new Float32Array(runs.reduce((n, r) => n + r.embedding.length, 0));
+      let at = 0;
+      for (const r of runs) {
+        out.set(r.embedding, at);
+        at += r.embedding.length;
+      }
+      return out;
+    });
+    const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(joined[0], [q.length, dim]), passages: floatTensor(joined[1], [p.length, dim]), labels });
+    const seeds = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
+    for (const [t, slices] of towers.entries()) {
+      let at = 0;
+      for (const [i, ids] of slices.entries()) {
+        const n = forward[t][i].embedding.length;
+        await layerwiseBackward(lw, st, ids, forward[t][i].states, seeds[t].subarray(at, at + n));
+        at += n;
+      }
+    }
+    this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
+    return (lg.loss.data as Float32Array)[0];
   }
 
   /** GradCache: embed without gradients, take the loss on the full batch, then backpropagate slice by slice. */
@@ -289,7 +355,9 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
-    for (const s of Object.values(this.sessions)) await s?.release();
+    const { layerwise, ...plain } = this.sessions;
+    for (const s of Object.values(plain)) await s?.release();
+    if (layerwise) for (const s of [layerwise.embed, layerwise.embedVjp, layerwise.layer, layerwise.layerVjp, layerwise.head, layerwise.headVjp]) await s.release();
   }
 
   /** Stops profiling the step session; ORT writes `<profilePrefix>_<date>.json`. */

@@ -1,0 +1,156 @@
+/**
+ * Gradient checkpointing — the spec's `recompute: true`. The encoder runs layer by layer: the
+ * forward keeps only each layer's input [batch, seq, hidden]; the backward runs one layer's VJP
+ * graph, which recomputes that layer's forward, and moves on. One session serves every layer
+ * (its weights are graph inputs, fed per layer under layer 0's names), so at most one layer's
+ * activations are alive instead of all of them.
+ *
+ *   embed:  ids → x₀ = LN(word + position + type)        embedVjp: d x₀ → embedding gradients
+ *   layer:  x_l, mask → x_{l+1}                            layerVjp: d x_{l+1} → d x_l, layer weight gradients
+ *   head:   x_L, mask → pooled (normalised) embedding      headVjp:  d embedding → d x_L
+ *
+ * Only for models on the shared post-LN encoder (BERT, XLM-RoBERTa).
+ */
+import type ort from 'onnxruntime-node';
+import { Graph } from '../graph/graph.js';
+import type { ModelConfig } from '../models/config.js';
+import { ARCHITECTURES } from '../models/encoder.js';
+import { Params } from '../models/params.js';
+import { pool, type PoolingOptions } from '../models/pooling.js';
+import type { NamedTensor } from '../models/safetensors.js';
+import { attentionBias, embeddingNorm, encoderLayer } from '../models/transformer.js';
+import { floatTensor, type Feed, Session, type RuntimeOptions } from '../runtime/session.js';
+import { GRAD_PREFIX, type GradientOptions, outputGradients } from './graphs.js';
+
+const LAYER0 = 'encoder.layer.0.';
+
+/** Layer 0's name of a tensor of layer `l` (or the name itself outside the layers). */
+export const asLayer0 = (name: string) => name.replace(/^encoder\.layer\.\d+\./, LAYER0);
+
+export interface LayerwiseSessions {
+  embed: Session;
+  embedVjp: Session;
+  layer: Session;
+  layerVjp: Session;
+  head: Session;
+  headVjp: Session;
+  /** Weight names (HF, graph layout) each part reads; layer weights under layer 0's names. */
+  embedNames: string[];
+  layerNames: string[];
+  /** embedVjp's gradients: dense by name, and row gradients per lookup table. */
+  embedDense: string[];
+  embedSparse: { name: string; parts: { grad: string; rows: string }[] }[];
+  /** layerVjp's dense weight gradients (layer 0's names). */
+  layerDense: string[];
+}
+
+/** Builds the six part graphs over `weights` (graph layout) and opens their sessions. */
+export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions): Promise<LayerwiseSessions> {
+  const arch = ARCHITECTURES[config.architecture];
+  if (!arch.embeddings) throw new Error(`recompute: not supported for ${config.architecture} models (only bert and xlm-roberta)`);
+  const h = config.hiddenSize;
+  const part = (name: string, withGrad: boolean) => {
+    const graph = new Graph(name);
+    return { graph, params: new Params(graph, weights, 'input', true), withGrad };
+  };
+
+  const embedPart = (withGrad: boolean) => {
+    const { graph, params } = part('embed-part', withGrad);
+    const x0 = embeddingNorm(arch.embeddings!(arch.inputs(graph), params, config), params, config);
+    if (!withGrad) return { graph, params, out: graph.output(x0, 'hidden', ['batch', 'sequence', h]) };
+    const seed = graph.input('grad_hidden', 'float32', ['batch', 'sequence', h]);
+    return { graph, params, grads: outputGradients(graph, params, x0, seed, grad) };
+  };
+  const layerPart = (withGrad: boolean) => {
+    const { graph, params } = part('layer-part', withGrad);
+    const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
+    const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
+    const y = encoderLayer(x, attentionBias(mask), params, 0, config);
+    if (!withGrad) return { graph, params, out: graph.output(y, 'out', ['batch', 'sequence', h]) };
+    const seed = graph.input('grad_out', 'float32', ['batch', 'sequence', h]);
+    return { graph, params, grads: outputGradients(graph, params, y, seed, { ...grad, sparse: false }, [x]) };
+  };
+  const headPart = (withGrad: boolean) => {
+    const { graph, params } = part('head-part', withGrad);
+    const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
+    const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
+    const e = pool(x, mask, pooling);
+    if (!withGrad) return { graph, params, out: graph.output(e, 'embedding', ['batch', h]) };
+    const seed = graph.input('grad_embedding', 'float32', ['batch', h]);
+    return { graph, params, grads: outputGradients(graph, params, e, seed, grad, [x]) };
+  };
+
+  const [ef, eb, lf, lb, hf, hb] = [embedPart(false), embedPart(true), layerPart(false), layerPart(true), headPart(false), headPart(true)];
+  const open = (g: Graph) => Session.create(g, runtime);
+  return {
+    embed: await open(ef.graph),
+    embedVjp: await open(eb.graph),
+    layer: await open(lf.graph),
+    layerVjp: await open(lb.graph),
+    head: await open(hf.graph),
+    headVjp: await open(hb.graph),
+    embedNames: [...eb.params.values.keys()],
+    layerNames: [...lb.params.values.keys()],
+    embedDense: eb.grads!.names,
+    embedSparse: eb.grads!.sparse,
+    layerDense: lb.grads!.names,
+  };
+}
+
+/** What the layer-by-layer step reads from and writes into (the trainer's slots). */
+export interface LayerwiseState {
+  /** Every weight fed to a graph (trained or frozen), by HF name. */
+  tensors: Map<string, ort.Tensor>;
+  /** Dense gradient buffers of trained tensors, by HF name (added into). */
+  grads: Map<string, Float32Array>;
+  /** Row-gradient sink of a lookup table. */
+  addRows: (name: string, ids: BigInt64Array, grads: Float32Array) => void;
+}
+
+/**
+ * Forward of one batch slice, layer by layer, keeping each layer's input; returns the pooled
+ * embeddings and the kept states (x₀ … x_L).
+ */
+export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState, layers: number, ids: Feed): Promise<{ embedding: Float32Array; states: ort.Tensor[] }> {
+  const mask = ids.attention_mask;
+  const states: ort.Tensor[] = [];
+  let x = (await s.embed.run({ ...weightFeed(st, s.embedNames, null), ...ids }, ['hidden'])).hidden;
+  for (let l = 0; l < layers; l++) {
+    states.push(x);
+    x = (await s.layer.run({ ...weightFeed(st, s.layerNames, l), hidden: x, attention_mask: mask }, ['out'])).out;
+  }
+  states.push(x);
+  const embedding = (await s.head.run({ hidden: x, attention_mask: mask }, ['embedding'])).embedding.data as Float32Array;
+  return { embedding, states };
+}
+
+/** Backward of one slice from d loss / d embedding: head, each layer (recomputed) last to first, embeddings. */
+export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, ids: Feed, states: ort.Tensor[], dEmbedding: Float32Array): Promise<void> {
+  const mask = ids.attention_mask;
+  const layers = states.length - 1;
+  const [b, h] = [mask.dims[0], states[0].dims[2]];
+  let g = (await s.headVjp.run({ hidden: states[layers], attention_mask: mask, grad_embedding: floatTensor(dEmbedding, [b, h]) }, [`${GRAD_PREFIX}hidden`]))[`${GRAD_PREFIX}hidden`];
+  for (let l = layers - 1; l >= 0; l--) {
+    const fetches = [`${GRAD_PREFIX}hidden`, ...s.layerDense.map((n) => GRAD_PREFIX + n)];
+    const out = await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask, grad_out: g }, fetches);
+    for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, out[GRAD_PREFIX + n].data as Float32Array);
+    g = out[`${GRAD_PREFIX}hidden`];
+    states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
+  }
+  const fetches = [...s.embedDense.map((n) => GRAD_PREFIX + n), ...s.embedSparse.flatMap((t) => t.parts.flatMap((p) => [p.grad, p.rows]))];
+  const out = await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: g }, fetches);
+  for (const n of s.embedDense) addInto(st.grads.get(n)!, out[GRAD_PREFIX + n].data as Float32Array);
+  for (const t of s.embedSparse) for (const p of t.parts) st.addRows(t.name, out[p.rows].data as BigInt64Array, out[p.grad].data as Float32Array);
+}
+
+const inLayer = (layer0Name: string, l: number) => layer0Name.replace(LAYER0, `encoder.layer.${l}.`);
+
+function weightFeed(st: LayerwiseState, names: string[], layer: number | null): Feed {
+  const feed: Feed = {};
+  for (const n of names) feed[n] = st.tensors.get(layer === null ? n : inLayer(n, layer))!;
+  return feed;
+}
+
+function addInto(target: Float32Array, part: Float32Array): void {
+  for (let j = 0; j < target.length; j++) target[j] += part[j];
+}
