@@ -34,7 +34,8 @@ const intList = (v: string) => v.split(',').map((x) => int('k')(x.trim()));
 /** Options every encoding command takes. */
 function withModelOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('-m, --model <dir>', 'Hugging Face model directory (config.json, tokenizer.json, model.safetensors)')
+    .requiredOption('-m, --model <dir>', 'model folder (config.json, tokenizer.json, model.safetensors), alias (use-lite) or Hub id (BAAI/bge-m3)')
+    .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
     .addOption(new Option('--pooling <mode>', 'pooling (default: from 1_Pooling/config.json, else cls)').choices(POOLINGS as string[]))
     .option('--no-normalize', 'do not L2-normalise embeddings')
     .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', int('dimensions'))
@@ -54,6 +55,7 @@ function modelOptions(o: Record<string, unknown>) {
     threads: o.threads as number | undefined,
     cacheDir: o.cacheDir as string | undefined,
     quiet: o.quiet as boolean | undefined,
+    revision: o.revision as string | undefined,
   };
 }
 
@@ -206,7 +208,7 @@ export function buildProgram(): Command {
     .action(async (o) => {
       const dtypes: Record<string, SafeDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
       if (o.dtype !== undefined && !dtypes[String(o.dtype).toLowerCase()]) throw new Error(`--dtype must be f32, f16 or bf16, got "${o.dtype}"`);
-      exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model, dtype: o.dtype && dtypes[String(o.dtype).toLowerCase()] });
+      await exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model, dtype: o.dtype && dtypes[String(o.dtype).toLowerCase()] });
     });
 
   program

@@ -144,7 +144,8 @@ describe('config', () => {
     const { config, ignored } = loadTrainConfig(join(ROOT, 'examples', 'xlm-roberta-bge-m3.json'));
     assert.equal(config.train_data, './train');
     assert.equal(config.gradient_accumulation_steps, 4);
-    assert.deepEqual(ignored.sort(), ['bf16', 'recompute', 'sharding', 'use_flash_attention']);
+    assert.deepEqual(ignored.sort(), ['bf16', 'sharding', 'use_flash_attention']);
+    assert.equal(config.recompute, true, 'recompute is honoured (gradient checkpointing)');
   });
 
   it('rejects an unknown key with a suggestion, and bad values by name', () => {

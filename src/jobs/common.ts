@@ -1,5 +1,7 @@
 /** What every job shares: which model, how to encode, how loud to be. */
 import { Encoder, type EncoderOptions } from '../models/encoder.js';
+import { resolveModel } from '../models/resolve.js';
+import { progress } from '../progress.js';
 
 export interface ModelOptions extends EncoderOptions {
   /** A Hugging Face model directory, or an already loaded Encoder (left open). */
@@ -13,7 +15,8 @@ export interface ModelOptions extends EncoderOptions {
 /** Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path. */
 export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promise<T>): Promise<T> {
   if (typeof o.model !== 'string') return fn(o.model);
-  const encoder = await Encoder.load(o.model, { pooling: o.pooling, normalize: o.normalize, dimensions: o.dimensions, threads: o.threads });
+  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
+  const encoder = await Encoder.load(dir, { pooling: o.pooling, normalize: o.normalize, dimensions: o.dimensions, threads: o.threads });
   try {
     return await fn(encoder);
   } finally {

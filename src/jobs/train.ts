@@ -14,7 +14,7 @@ import { readConfig } from '../models/config.js';
 import { loadWeights, positionLimit } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
 import { loadTokenizer } from '../models/tokenizer.js';
-import { resolveModelDir } from '../models/use-lite.js';
+import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
 import { listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
@@ -72,7 +72,7 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
  */
 export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
   const records = await loadTrainRecords(c, o.quiet);
-  const modelDir = resolveModelDir(c.model_name_or_path);
+  const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: (label, total) => progress(label, total, o) });
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));

@@ -17,7 +17,8 @@ import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js'
 import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
-import { resolveModelDir, useLite, useLiteHead, useLiteInputs } from './use-lite.js';
+import { resolveModel } from './resolve.js';
+import { useLite, useLiteHead, useLiteInputs } from './use-lite.js';
 import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-roberta.js';
 
 /** `count` embeddings of `dim` floats each, row-major. */
@@ -36,6 +37,8 @@ export interface EncoderOptions {
   dimensions?: number;
   /** onnxruntime intra-op threads (default: all cores). */
   threads?: number;
+  /** Hub revision (branch, tag or commit) when the model is a Hub id. */
+  revision?: string;
 }
 
 export interface EncodeOptions {
@@ -135,7 +138,7 @@ export class Encoder {
    *   const { data, dim } = await encoder.encode(['hello world']);
    */
   static async load(nameOrDir: string, options: EncoderOptions = {}): Promise<Encoder> {
-    const dir = resolveModelDir(nameOrDir);
+    const dir = await resolveModel(nameOrDir, { revision: options.revision });
     const config = readConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);

@@ -54,6 +54,8 @@ export interface TrainConfig {
   freeze_embeddings: boolean;
   /** Gradient checkpointing: recompute each layer's activations in backward (less memory, one more forward). */
   recompute: boolean;
+  /** Hub revision (branch, tag or commit) when model_name_or_path is a Hub id. */
+  revision: string | null;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -95,6 +97,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   threads: null,
   freeze_embeddings: false,
   recompute: false,
+  revision: null,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
