@@ -1,14 +1,17 @@
 /**
- * Our side of the bge-m3-shape training step, in its own process so its peak RSS is its own:
- * load, build the trainer, run STEPS optimizer steps on one batch, and optionally save a
- * checkpoint and export. Prints one JSON line. Driven by bench/run.ts (case `bge-m3`).
+ * Our side of the bge-m3-shape case, in its own process so its peak RSS is its own. Prints one
+ * JSON line. Driven by bench/run.ts (case `bge-m3`).
  *
- *   node dist/bench/bge-m3-step.js MODEL_DIR BATCH_JSON STEPS THREADS '{"freezeEmbeddings":true}'
+ *   train:  load, build the trainer, STEPS optimizer steps on one batch, optionally a checkpoint and an export
+ *     node dist/bench/bge-m3-step.js train MODEL_DIR BATCH_JSON STEPS THREADS '{"freezeEmbeddings":true}'
+ *   encode: load the encoder and embed the texts of TEXTS_JSON (batch 16, ≤ 256 tokens)
+ *     node dist/bench/bge-m3-step.js encode MODEL_DIR TEXTS_JSON THREADS
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { readConfig } from '../src/models/config.js';
+import { Encoder } from '../src/models/encoder.js';
 import { loadWeights } from '../src/models/weights.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { Trainer } from '../src/training/trainer.js';
@@ -16,8 +19,19 @@ import { saveCheckpoint } from '../src/training/checkpoint.js';
 import { exportModel } from '../src/models/export.js';
 import { rmSync } from 'node:fs';
 
-const [dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2);
-const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; save?: boolean };
+const [mode, dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2);
+if (mode === 'encode') {
+  const texts = JSON.parse(readFileSync(batchFile, 'utf8')) as string[];
+  const t0 = performance.now();
+  const encoder = await Encoder.load(dir, { pooling: 'cls', threads: Number(stepsArg) });
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
+  await encoder.encode(texts, { batchSize: 16, maxLength: 256, quiet: true });
+  const seconds = (performance.now() - t1) / 1000;
+  console.log(JSON.stringify({ loadSeconds, seconds, textsPerSecond: texts.length / seconds, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
+  process.exit(0);
+}
+const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; recompute?: boolean; save?: boolean };
 const batch = JSON.parse(readFileSync(batchFile, 'utf8')) as { examples: { query: string; passages: string[] }[]; temperature: number; queryTokens: number; passageTokens: number };
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const t0 = performance.now();
@@ -27,7 +41,7 @@ const loadSeconds = (performance.now() - t0) / 1000;
 const trainer = await Trainer.create(config, loadTokenizer(dir), weights, {
   pooling: 'cls', normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),
-  freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize,
+  freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize, recompute: extra.recompute,
 });
 const createSeconds = (performance.now() - t0) / 1000 - loadSeconds;
 const rssAfterCreate = rssMiB();

@@ -5,6 +5,7 @@ ids, one token-type row, post-LayerNorm layers, exact GELU; eval mode, no dropou
 L2 normalisation, InfoNCE over in-batch and hard negatives, torch.optim.AdamW, clip_grad_norm_.
 
     python xlmr_step.py MODEL_DIR BATCH_JSON STEPS THREADS   → one JSON line on stdout
+    python xlmr_step.py MODEL_DIR TEXT_IDS_JSON encode THREADS  (forward only, batches of 16)
 """
 import json
 import math
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-model_dir, batch_file, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+model_dir, batch_file, mode, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 torch.set_num_threads(threads)
 t0 = time.perf_counter()
 cfg = json.load(open(f"{model_dir}/config.json"))
@@ -63,6 +64,18 @@ def padded(rows):
     return ids, (ids != pad).long()
 
 
+if mode == "encode":
+    rows = json.load(open(batch_file))
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # length-sorted batches, as ours
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(rows), 16):
+            xlmr(*padded([rows[i] for i in order[start : start + 16]]))
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"torch": torch.__version__, "load_seconds": load_seconds, "seconds": seconds, "texts_per_second": len(rows) / seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    sys.exit(0)
+
+steps = int(mode)
 batch = json.load(open(batch_file))
 q_ids, q_mask = padded(batch["queries"])
 p_ids, p_mask = padded(batch["passages"])

@@ -11,7 +11,7 @@
  *
  * Only for models on the shared post-LN encoder (BERT, XLM-RoBERTa).
  */
-import type ort from 'onnxruntime-node';
+import ort from 'onnxruntime-node';
 import { Graph } from '../graph/graph.js';
 import type { ModelConfig } from '../models/config.js';
 import { ARCHITECTURES } from '../models/encoder.js';
@@ -42,6 +42,10 @@ export interface LayerwiseSessions {
   embedSparse: { name: string; parts: { grad: string; rows: string }[] }[];
   /** layerVjp's dense weight gradients (layer 0's names). */
   layerDense: string[];
+  /** Buffers the VJP sessions write weight gradients into, added to the trainer's after each run. */
+  layerPartials: Map<string, ort.Tensor>;
+  embedPartials: Map<string, ort.Tensor>;
+  hidden: number;
 }
 
 /** Builds the six part graphs over `weights` (graph layout) and opens their sessions. */
@@ -94,6 +98,9 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     embedDense: eb.grads!.names,
     embedSparse: eb.grads!.sparse,
     layerDense: lb.grads!.names,
+    layerPartials: new Map(lb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
+    embedPartials: new Map(eb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
+    hidden: h,
   };
 }
 
@@ -107,40 +114,58 @@ export interface LayerwiseState {
   addRows: (name: string, ids: BigInt64Array, grads: Float32Array) => void;
 }
 
+/*
+ * Every output goes into a buffer allocated here, in JavaScript: ORT's own output arrays are
+ * memory V8 does not see, so dozens of them per step (one per layer and tower) would pile up
+ * long before a garbage collection.
+ */
+const floats = (dims: number[]) => floatTensor(new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
+
 /**
  * Forward of one batch slice, layer by layer, keeping each layer's input; returns the pooled
  * embeddings and the kept states (x₀ … x_L).
  */
 export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState, layers: number, ids: Feed): Promise<{ embedding: Float32Array; states: ort.Tensor[] }> {
   const mask = ids.attention_mask;
-  const states: ort.Tensor[] = [];
-  let x = (await s.embed.run({ ...weightFeed(st, s.embedNames, null), ...ids }, ['hidden'])).hidden;
+  const [b, len] = mask.dims;
+  const h = s.hidden;
+  const states: ort.Tensor[] = [floats([b, len, h])];
+  await s.embed.run({ ...weightFeed(st, s.embedNames, null), ...ids }, { hidden: states[0] });
   for (let l = 0; l < layers; l++) {
-    states.push(x);
-    x = (await s.layer.run({ ...weightFeed(st, s.layerNames, l), hidden: x, attention_mask: mask }, ['out'])).out;
+    states.push(floats([b, len, h]));
+    await s.layer.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask }, { out: states[l + 1] });
   }
-  states.push(x);
-  const embedding = (await s.head.run({ hidden: x, attention_mask: mask }, ['embedding'])).embedding.data as Float32Array;
-  return { embedding, states };
+  const embedding = floats([b, h]);
+  await s.head.run({ hidden: states[layers], attention_mask: mask }, { embedding });
+  return { embedding: embedding.data as Float32Array, states };
 }
 
 /** Backward of one slice from d loss / d embedding: head, each layer (recomputed) last to first, embeddings. */
 export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, ids: Feed, states: ort.Tensor[], dEmbedding: Float32Array): Promise<void> {
   const mask = ids.attention_mask;
   const layers = states.length - 1;
-  const [b, h] = [mask.dims[0], states[0].dims[2]];
-  let g = (await s.headVjp.run({ hidden: states[layers], attention_mask: mask, grad_embedding: floatTensor(dEmbedding, [b, h]) }, [`${GRAD_PREFIX}hidden`]))[`${GRAD_PREFIX}hidden`];
+  const [b, len] = mask.dims;
+  const h = s.hidden;
+  // Two d-hidden buffers, used in turn: one is a layer's upstream gradient, the other its result.
+  const dx = [floats([b, len, h]), floats([b, len, h])];
+  await s.headVjp.run({ hidden: states[layers], attention_mask: mask, grad_embedding: floatTensor(dEmbedding, [b, h]) }, { [`${GRAD_PREFIX}hidden`]: dx[0] });
+  const partial = s.layerPartials;
   for (let l = layers - 1; l >= 0; l--) {
-    const fetches = [`${GRAD_PREFIX}hidden`, ...s.layerDense.map((n) => GRAD_PREFIX + n)];
-    const out = await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask, grad_out: g }, fetches);
-    for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, out[GRAD_PREFIX + n].data as Float32Array);
-    g = out[`${GRAD_PREFIX}hidden`];
+    const [g, out] = [dx[(layers - 1 - l) % 2], dx[(layers - l) % 2]];
+    const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: out };
+    for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = partial.get(n)!;
+    await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask, grad_out: g }, fetches);
+    for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, partial.get(n)!.data as Float32Array);
     states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
   }
-  const fetches = [...s.embedDense.map((n) => GRAD_PREFIX + n), ...s.embedSparse.flatMap((t) => t.parts.flatMap((p) => [p.grad, p.rows]))];
-  const out = await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: g }, fetches);
-  for (const n of s.embedDense) addInto(st.grads.get(n)!, out[GRAD_PREFIX + n].data as Float32Array);
-  for (const t of s.embedSparse) for (const p of t.parts) st.addRows(t.name, out[p.rows].data as BigInt64Array, out[p.grad].data as Float32Array);
+  const g = dx[layers % 2];
+  const fetches: Record<string, ort.Tensor> = {};
+  for (const n of s.embedDense) fetches[GRAD_PREFIX + n] = s.embedPartials.get(n)!;
+  const rows = s.embedSparse.flatMap((t) => t.parts.map((p) => ({ name: t.name, ...p, values: floats([b, len, h]), ids: new ort.Tensor('int64', new BigInt64Array(b * len), [b, len]) })));
+  for (const r of rows) [fetches[r.grad], fetches[r.rows]] = [r.values, r.ids];
+  await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: g }, fetches);
+  for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!.data as Float32Array);
+  for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
 }
 
 const inLayer = (layer0Name: string, l: number) => layer0Name.replace(LAYER0, `encoder.layer.${l}.`);
