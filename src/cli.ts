@@ -193,8 +193,9 @@ export function buildProgram(): Command {
         }
         overrides[kv.slice(0, at)] = value;
       }
-      const { config, ignored } = loadTrainConfig(o.config, overrides);
+      const { config, ignored, notes } = loadTrainConfig(o.config, overrides);
       if (ignored.length && !o.quiet) process.stderr.write(`train: ignoring keys that do not apply here: ${ignored.join(', ')}\n`);
+      if (!o.quiet) for (const n of notes) process.stderr.write(`train: ${n}\n`);
       await train(config, { quiet: o.quiet });
     });
 

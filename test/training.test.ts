@@ -144,7 +144,10 @@ describe('config', () => {
     const { config, ignored } = loadTrainConfig(join(ROOT, 'examples', 'xlm-roberta-bge-m3.json'));
     assert.equal(config.train_data, './train');
     assert.equal(config.gradient_accumulation_steps, 4);
-    assert.deepEqual(ignored.sort(), ['bf16', 'sharding', 'use_flash_attention']);
+    assert.deepEqual(ignored.sort(), ['sharding', 'use_flash_attention']);
+    const { notes } = resolveConfig({ model_name_or_path: 'm', train_data: 'd', output_dir: 'o', bf16: true, fp16: false });
+    assert.equal(notes.length, 1, 'bf16: true is answered; fp16: false needs no word');
+    assert.match(notes[0], /^bf16: true — embedtune computes in float32 on CPU .*export keeps the base model's dtype/);
     assert.equal(config.recompute, true, 'recompute is honoured (gradient checkpointing)');
   });
 

@@ -11,3 +11,18 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "bench: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The bge-m3 case measures against current PyTorch (2.13), not Debian's years-old build: a venv
+# from the machine's local wheelhouse when it has one (BENCH_TORCH_PYTHON overrides).
+VENV="${EMBEDTUNE_HOME:-$HOME/.cache/embedtune}/peers/torch"
+if [ -z "${BENCH_TORCH_PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
+  wheel=$(find / -maxdepth 3 -name 'torch-2.13*.whl' 2>/dev/null | sort | tail -1)
+  index=$(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort | head -1)
+  if [ -n "$wheel" ] && [ -n "$index" ]; then
+    echo "bench: PyTorch venv from $wheel" >&2
+    /usr/bin/python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --index-url "file://$index" "$wheel" numpy
+  else
+    echo "bench: no local torch wheelhouse; the bge-m3 case uses /usr/bin/python3's torch" >&2
+  fi
+fi

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
-import { type Feed, Session } from '../runtime/session.js';
+import { type Feed, floatTensor, Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
 import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
@@ -39,7 +39,12 @@ export interface EncoderOptions {
   threads?: number;
   /** Hub revision (branch, tag or commit) when the model is a Hub id. */
   revision?: string;
+  /** Feed weights as graph inputs (one copy in memory) instead of baking them into the session; default: past 1 GB of weights. */
+  weightsAsInputs?: boolean;
 }
+
+/** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
+export const WEIGHTS_AS_INPUTS_ABOVE = 1e9;
 
 export interface EncodeOptions {
   /** Texts per session run (default 32). */
@@ -104,11 +109,13 @@ export function buildEncoderGraph(
   config: ModelConfig,
   weights: Map<string, NamedTensor>,
   o: { pooling: Pooling; normalize: boolean; dimensions?: number },
-): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value } {
+  mode: 'initializer' | 'input' = 'initializer',
+): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value; params: Params } {
   const graph = new Graph();
-  const { inputs, hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights), config, '', o);
+  const params = new Params(graph, weights, mode);
+  const { inputs, hidden, embedding } = sentenceEmbedding(graph, params, config, '', o);
   graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
-  return { graph, inputs, hidden, embedding };
+  return { graph, inputs, hidden, embedding, params };
 }
 
 export class Encoder {
@@ -154,10 +161,17 @@ export class Encoder {
     if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > config.hiddenSize)) {
       throw new Error(`dimensions must be an integer in 1..${config.hiddenSize}, got ${dimensions}`);
     }
-    const { graph } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions });
+    // Big models (bge-m3) feed their weights as graph inputs: onnxruntime computes straight from
+    // the arrays read from safetensors, with no second copy inside the session.
+    let bytes = 0;
+    for (const t of weights.values()) bytes += t.data.byteLength;
+    const mode = options.weightsAsInputs ?? bytes > WEIGHTS_AS_INPUTS_ABOVE ? 'input' : 'initializer';
+    const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode);
+    const feed: Feed = {};
+    for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
     const session = await Session.create(graph, { threads: options.threads });
     const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-    return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength);
+    return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength, mode === 'input' ? feed : {});
   }
 
   /**

@@ -113,9 +113,17 @@ const ALIASES: Record<string, keyof TrainConfig> = {
   gradient_checkpointing: 'recompute',
 };
 
+/**
+ * Half-precision keys: accepted and answered with what happens instead. onnxruntime's x86 CPU
+ * kernels have no float16/bfloat16 MatMul, so computing in half precision would only add casts.
+ */
+const PRECISION = new Set(['bf16', 'fp16', 'fp16_opt_level']);
+export const PRECISION_NOTE =
+  'computes in float32 on CPU (onnxruntime has no half-precision MatMul kernels for x86): weights, gradients and AdamW moments are float32; F16/BF16 checkpoints load, and the export keeps the base model\'s dtype (export --dtype chooses)';
+
 /** Keys of PaddleNLP / HF configs that do not apply on CPU ONNX Runtime: accepted, ignored, warned about. */
 export const IGNORED = new Set([
-  'sharding', 'bf16', 'fp16', 'fp16_opt_level', 'use_flash_attention', 'tensor_parallel_degree', 'pipeline_parallel_degree',
+  'sharding', 'use_flash_attention', 'tensor_parallel_degree', 'pipeline_parallel_degree',
   'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
   'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
   'save_strategy', 'embedding_negatives_cross_device', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
@@ -143,11 +151,16 @@ const TYPES: Record<string, string> = Object.fromEntries(
  * Merges a raw config (from JSON and flag overrides) over the defaults and checks it.
  * Returns the config and the ignored keys (for one warning line).
  */
-export function resolveConfig(raw: Record<string, unknown>, source = 'config'): { config: TrainConfig; ignored: string[] } {
+export function resolveConfig(raw: Record<string, unknown>, source = 'config'): { config: TrainConfig; ignored: string[]; notes: string[] } {
   const out: Record<string, unknown> = { ...DEFAULTS };
   const ignored: string[] = [];
+  const notes: string[] = [];
   for (const [key0, value] of Object.entries(raw)) {
     const key: string = ALIASES[key0] ?? key0;
+    if (PRECISION.has(key)) {
+      if (value === true || (key === 'fp16_opt_level' && value !== 'O0' && value !== null)) notes.push(`${key0}: ${JSON.stringify(value)} — embedtune ${PRECISION_NOTE}`);
+      continue;
+    }
     if (IGNORED.has(key)) {
       ignored.push(key);
       if (key === 'loss_type' && value !== 'contrastive') throw new Error(`${source}: loss_type "${value}" is not supported; only "contrastive" (InfoNCE)`);
@@ -180,11 +193,11 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);
   }
   if (!c.query_template.includes('{text}') || !c.passage_template.includes('{text}')) throw new Error(`${source}: templates must contain {text}`);
-  return { config: c, ignored };
+  return { config: c, ignored, notes };
 }
 
 /** Reads a JSON config file and applies overrides (already parsed values) on top. */
-export function loadTrainConfig(path: string | undefined, overrides: Record<string, unknown> = {}): { config: TrainConfig; ignored: string[] } {
+export function loadTrainConfig(path: string | undefined, overrides: Record<string, unknown> = {}): { config: TrainConfig; ignored: string[]; notes: string[] } {
   let raw: Record<string, unknown> = {};
   if (path) {
     try {
