@@ -36,9 +36,14 @@ const batch = JSON.parse(readFileSync(batchFile, 'utf8')) as { examples: { query
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const t0 = performance.now();
 const config = readConfig(dir);
-const weights = loadWeights(dir);
-const loadSeconds = (performance.now() - t0) / 1000;
-const trainer = await Trainer.create(config, loadTokenizer(dir), weights, {
+const tokenizer = loadTokenizer(dir);
+let loadSeconds = NaN;
+const weights = () => {
+  const w = loadWeights(dir); // handed over, not kept: the trainer owns the weights (as in the train job)
+  loadSeconds = (performance.now() - t0) / 1000;
+  return w;
+};
+const trainer = await Trainer.create(config, tokenizer, weights(), {
   pooling: 'cls', normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),
   freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize, recompute: extra.recompute,

@@ -34,9 +34,14 @@ mkdirSync(WORK, { recursive: true });
 
 // ---------------------------------------------------------------- the peer process
 
-const peer = spawn('/usr/bin/python3', [join(repoRoot, 'bench', 'peers', 'peer.py'), String(THREADS)], { stdio: ['pipe', 'pipe', 'inherit'] });
-const replies = createInterface({ input: peer.stdout! })[Symbol.asyncIterator]();
+// Started on first use, so that a run of only the bge-m3 case (its own processes) needs no other peer.
+let peer: ReturnType<typeof spawn> | undefined;
+let replies: AsyncIterator<string>;
 async function ask(cmd: Record<string, unknown>): Promise<Record<string, number & unknown>> {
+  if (!peer) {
+    peer = spawn('/usr/bin/python3', [join(repoRoot, 'bench', 'peers', 'peer.py'), String(THREADS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    replies = createInterface({ input: peer.stdout! })[Symbol.asyncIterator]();
+  }
   peer.stdin!.write(JSON.stringify(cmd) + '\n');
   const { value, done } = await replies.next();
   if (done) throw new Error('the peer process exited; run bench/peers/setup.sh');
@@ -307,8 +312,8 @@ for (const [name, run] of Object.entries(cases)) {
   process.stderr.write(`bench: ${name}…\n`);
   await run();
 }
-const peerRss = (await ask({ cmd: 'rss' })).peak_rss_mib;
-peer.stdin!.end();
+const peerRss = peer ? (await ask({ cmd: 'rss' })).peak_rss_mib : NaN;
+peer?.stdin!.end();
 const oursRss = process.resourceUsage().maxRSS / 1024;
 const table = [['case', 'ours', 'peer', 'ratio (peer time / ours)', 'target', 'met'], ...rows.map((r) => [r.case, r.ours, r.peer, `${r.ratio.toFixed(2)}×`, r.target, r.met ? 'yes' : 'NO'])];
 const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));

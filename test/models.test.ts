@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { Encoder } from '../src/models/encoder.js';
 import { encodeSafetensors, halfToFloat, readSafetensors } from '../src/models/safetensors.js';
 import { TINY_BERT, TINY_XLMR, tempDir, maxAbsDiff } from './helpers.js';
+import { transposeInPlace } from '../src/models/params.js';
 
 function copyModel(src: string): string {
   const dir = join(tempDir(), 'model');
@@ -40,6 +41,16 @@ describe('model loading errors', () => {
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, intermediate_size: 65 }));
     await assert.rejects(Encoder.load(dir), /tensor "encoder\.layer\.0\.intermediate\.dense\.weight" has shape \[64,32\], expected \[65,32\]/);
+  });
+});
+
+describe('transposeInPlace', () => {
+  it('moves [r, c] to [c, r] for square and non-square shapes, with no copy of the matrix', () => {
+    for (const [rows, cols] of [[1, 1], [1, 5], [5, 1], [3, 3], [2, 3], [7, 4], [64, 256], [256, 64]]) {
+      const m = Float32Array.from({ length: rows * cols }, (_, i) => i);
+      transposeInPlace(m, rows, cols);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) assert.equal(m[c * rows + r], r * cols + c, `${rows}×${cols} [${r}, ${c}]`);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ import { progress } from '../progress.js';
 import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
-import { Params } from './params.js';
+import { Params, type WeightLayout } from './params.js';
 import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js';
 import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
@@ -41,6 +41,8 @@ export interface EncoderOptions {
   revision?: string;
   /** Feed weights as graph inputs (one copy in memory) instead of baking them into the session; default: past 1 GB of weights. */
   weightsAsInputs?: boolean;
+  /** fromWeights: the weights map is handed over (its linear weights are transposed in place). */
+  adoptWeights?: boolean;
 }
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
@@ -110,9 +112,10 @@ export function buildEncoderGraph(
   weights: Map<string, NamedTensor>,
   o: { pooling: Pooling; normalize: boolean; dimensions?: number },
   mode: 'initializer' | 'input' = 'initializer',
+  layout: WeightLayout = 'hf',
 ): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value; params: Params } {
   const graph = new Graph();
-  const params = new Params(graph, weights, mode);
+  const params = new Params(graph, weights, mode, layout);
   const { inputs, hidden, embedding } = sentenceEmbedding(graph, params, config, '', o);
   graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
   return { graph, inputs, hidden, embedding, params };
@@ -149,7 +152,7 @@ export class Encoder {
     const config = readConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);
-    return Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir) });
+    return Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir), adoptWeights: true });
   }
 
   /** An encoder over weights already in memory (e.g. mid-training, for evaluation). */
@@ -166,7 +169,7 @@ export class Encoder {
     let bytes = 0;
     for (const t of weights.values()) bytes += t.data.byteLength;
     const mode = options.weightsAsInputs ?? bytes > WEIGHTS_AS_INPUTS_ABOVE ? 'input' : 'initializer';
-    const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode);
+    const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode, options.adoptWeights ? 'adopt' : 'hf');
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
     const session = await Session.create(graph, { threads: options.threads });

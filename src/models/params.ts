@@ -20,6 +20,45 @@ export function canonicalNames(tensors: Map<string, NamedTensor>): Map<string, N
   return new Map([...tensors].map(([name, t]) => [canonicalName(name), t]));
 }
 
+/**
+ * How the tensors handed to Params lie: 'hf' as PyTorch stores them (linear weights are copied
+ * transposed), 'graph' already as [in, out], 'adopt' as PyTorch stores them but handed over:
+ * linear weights are transposed in place and their map entries updated (no second copy; big
+ * models), so afterwards the map is in graph layout.
+ */
+export type WeightLayout = 'hf' | 'graph' | 'adopt';
+
+/**
+ * Transposes a row-major [rows, cols] matrix in place, following each permutation cycle: the
+ * element at i = r·cols + c moves to c·rows + r = i·rows mod (n − 1).
+ */
+export function transposeInPlace(data: Float32Array, rows: number, cols: number): void {
+  if (rows === cols) {
+    for (let i = 0; i < rows; i++) {
+      for (let j = i + 1; j < cols; j++) {
+        const t = data[i * cols + j];
+        data[i * cols + j] = data[j * cols + i];
+        data[j * cols + i] = t;
+      }
+    }
+    return;
+  }
+  const last = rows * cols - 1;
+  const moved = new Uint8Array(last + 1);
+  for (let start = 1; start < last; start++) {
+    if (moved[start]) continue;
+    let [at, carried] = [start, data[start]];
+    do {
+      const next = (at * rows) % last;
+      const t = data[next];
+      data[next] = carried;
+      carried = t;
+      moved[next] = 1;
+      at = next;
+    } while (at !== start);
+  }
+}
+
 export function transpose2d(t: NamedTensor): NamedTensor {
   const [rows, cols] = t.shape;
   const out = new Float32Array(rows * cols);
@@ -40,8 +79,7 @@ export class Params {
     readonly graph: Graph,
     readonly tensors: Map<string, NamedTensor>,
     readonly mode: 'initializer' | 'input' = 'initializer',
-    /** The tensors are already in graph layout (linear weights [in, out]), e.g. a trainer's own. */
-    readonly graphLayout = false,
+    readonly layout: WeightLayout = 'hf',
   ) {}
 
   private fetch(hfName: string, expectShape: number[]): NamedTensor {
@@ -79,7 +117,15 @@ export class Params {
   /** A `nn.Linear` as [in, out] weight and bias. */
   linear(prefix: string, inFeatures: number, outFeatures: number): { w: Value; b: Value } {
     const name = `${prefix}.weight`;
-    const w = () => (this.graphLayout ? this.fetch(name, [inFeatures, outFeatures]) : transpose2d(this.fetch(name, [outFeatures, inFeatures])));
+    const w = () => {
+      if (this.layout === 'graph') return this.fetch(name, [inFeatures, outFeatures]);
+      const t = this.fetch(name, [outFeatures, inFeatures]);
+      if (this.layout === 'hf') return transpose2d(t);
+      transposeInPlace(t.data, outFeatures, inFeatures);
+      const adopted = { shape: [inFeatures, outFeatures], data: t.data };
+      this.tensors.set(name, adopted);
+      return adopted;
+    };
     return { w: this.add(name, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
   }
 

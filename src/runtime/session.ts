@@ -17,6 +17,8 @@ export interface RuntimeOptions {
   memPattern?: boolean;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
+  /** ORT's CPU memory arena (default on). */
+  memArena?: boolean;
 }
 
 export type Feed = Record<string, ort.Tensor>;
@@ -40,6 +42,7 @@ export class Session {
       // Memory patterns are planned per input shape; training sees a new shape nearly every
       // step and the cached plans grew peak RSS from 8.6 to 15 GB (MiniLM-L6, batch 32×4).
       enableMemPattern: options.memPattern ?? true,
+      enableCpuMemArena: options.memArena ?? (process.env.EMBEDTUNE_ORT_ARENA !== '0'),
       enableProfiling: options.profilePrefix !== undefined,
       profileFilePrefix: options.profilePrefix,
     };

@@ -11,7 +11,7 @@ import { gradients } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import type { ModelConfig } from '../models/config.js';
 import { sentenceEmbedding } from '../models/encoder.js';
-import { Params } from '../models/params.js';
+import { Params, type WeightLayout } from '../models/params.js';
 import type { PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { infoNCE, type InfoNCEOptions } from '../losses/infonce.js';
@@ -86,9 +86,9 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
 }
 
 /** Loss and all gradients for a batch of `q_*` queries and `p_*` passages, with `labels` [Q, 1]. */
-export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>, o: GradientOptions = {}): TrainGraph {
+export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('train-step');
-  const params = new Params(graph, weights, 'input');
+  const params = new Params(graph, weights, 'input', layout);
   const q = tower(graph, params, config, 'q_', pooling);
   const p = tower(graph, params, config, 'p_', pooling);
   const labels = graph.input('labels', 'int64', ['queries', 1]);
@@ -97,18 +97,18 @@ export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>
   return { graph, params, ...outputGradients(graph, params, l, undefined, o) };
 }
 
-/** Pooled embeddings of one tower with weights as inputs (`graphLayout`: weights already as [in, out]). */
-export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, graphLayout = false): TrainGraph {
+/** Pooled embeddings of one tower with weights as inputs (`layout`: how `weights` lie, see WeightLayout). */
+export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('embed');
-  const params = new Params(graph, weights, 'input', graphLayout);
+  const params = new Params(graph, weights, 'input', layout);
   graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
   return { graph, names: [...params.values.keys()], sparse: [], frozen: [], params };
 }
 
 /** Weight gradients of one tower given d loss / d embedding (`grad_embedding`, [batch, dim]). */
-export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}): TrainGraph {
+export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('vjp');
-  const params = new Params(graph, weights, 'input');
+  const params = new Params(graph, weights, 'input', layout);
   const e = tower(graph, params, config, '', pooling);
   const seed = graph.input('grad_embedding', 'float32', e.shape);
   return { graph, params, ...outputGradients(graph, params, e, seed, o) };

@@ -55,7 +55,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   const h = config.hiddenSize;
   const part = (name: string, withGrad: boolean) => {
     const graph = new Graph(name);
-    return { graph, params: new Params(graph, weights, 'input', true), withGrad };
+    return { graph, params: new Params(graph, weights, 'input', 'graph'), withGrad };
   };
 
   const embedPart = (withGrad: boolean) => {
@@ -108,8 +108,8 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
 export interface LayerwiseState {
   /** Every weight fed to a graph (trained or frozen), by HF name. */
   tensors: Map<string, ort.Tensor>;
-  /** Dense gradient buffers of trained tensors, by HF name (added into). */
-  grads: Map<string, Float32Array>;
+  /** Dense gradient buffers of trained tensors, by HF name (the first slice writes, later ones add). */
+  grads: Map<string, ort.Tensor>;
   /** Row-gradient sink of a lookup table. */
   addRows: (name: string, ids: BigInt64Array, grads: Float32Array) => void;
 }
@@ -140,32 +140,47 @@ export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState,
   return { embedding: embedding.data as Float32Array, states };
 }
 
-/** Backward of one slice from d loss / d embedding: head, each layer (recomputed) last to first, embeddings. */
-export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, ids: Feed, states: ort.Tensor[], dEmbedding: Float32Array): Promise<void> {
-  const mask = ids.attention_mask;
-  const layers = states.length - 1;
-  const [b, len] = mask.dims;
+/** One slice of a batch for the backward pass: its inputs, kept states and d loss / d embedding. */
+export interface BackwardSlice {
+  ids: Feed;
+  states: ort.Tensor[];
+  dEmbedding: Float32Array;
+}
+
+/**
+ * Backward of every slice from d loss / d embedding: the head, then each layer (recomputed) from
+ * last to first for all slices in turn, then the embeddings. The first slice's run at each layer
+ * writes the weight gradients straight into the trainer's buffers; later slices add theirs.
+ */
+export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, slices: BackwardSlice[]): Promise<void> {
   const h = s.hidden;
-  // Two d-hidden buffers, used in turn: one is a layer's upstream gradient, the other its result.
-  const dx = [floats([b, len, h]), floats([b, len, h])];
-  await s.headVjp.run({ hidden: states[layers], attention_mask: mask, grad_embedding: floatTensor(dEmbedding, [b, h]) }, { [`${GRAD_PREFIX}hidden`]: dx[0] });
-  const partial = s.layerPartials;
-  for (let l = layers - 1; l >= 0; l--) {
-    const [g, out] = [dx[(layers - 1 - l) % 2], dx[(layers - l) % 2]];
-    const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: out };
-    for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = partial.get(n)!;
-    await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask, grad_out: g }, fetches);
-    for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, partial.get(n)!.data as Float32Array);
-    states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
+  const layers = slices[0].states.length - 1;
+  // Per slice, two d-hidden buffers used in turn: one is a layer's upstream gradient, the other its result.
+  const dx = slices.map(({ ids }) => [floats([...ids.attention_mask.dims, h]), floats([...ids.attention_mask.dims, h])]);
+  for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
+    const grad_embedding = floatTensor(dEmbedding, [ids.attention_mask.dims[0], h]);
+    await s.headVjp.run({ hidden: states[layers], attention_mask: ids.attention_mask, grad_embedding }, { [`${GRAD_PREFIX}hidden`]: dx[i][0] });
   }
-  const g = dx[layers % 2];
-  const fetches: Record<string, ort.Tensor> = {};
-  for (const n of s.embedDense) fetches[GRAD_PREFIX + n] = s.embedPartials.get(n)!;
-  const rows = s.embedSparse.flatMap((t) => t.parts.map((p) => ({ name: t.name, ...p, values: floats([b, len, h]), ids: new ort.Tensor('int64', new BigInt64Array(b * len), [b, len]) })));
-  for (const r of rows) [fetches[r.grad], fetches[r.rows]] = [r.values, r.ids];
-  await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: g }, fetches);
-  for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!.data as Float32Array);
-  for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
+  for (let l = layers - 1; l >= 0; l--) {
+    const [from, to] = [(layers - 1 - l) % 2, (layers - l) % 2];
+    for (const [i, { ids, states }] of slices.entries()) {
+      const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i][to] };
+      for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(inLayer(n, l))! : s.layerPartials.get(n)!;
+      await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: ids.attention_mask, grad_out: dx[i][from] }, fetches);
+      if (i > 0) for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, s.layerPartials.get(n)!);
+      states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
+    }
+  }
+  for (const [i, { ids }] of slices.entries()) {
+    const [b, len] = ids.attention_mask.dims;
+    const fetches: Record<string, ort.Tensor> = {};
+    for (const n of s.embedDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.embedPartials.get(n)!;
+    const rows = s.embedSparse.flatMap((t) => t.parts.map((p) => ({ name: t.name, ...p, values: floats([b, len, h]), ids: new ort.Tensor('int64', new BigInt64Array(b * len), [b, len]) })));
+    for (const r of rows) [fetches[r.grad], fetches[r.rows]] = [r.values, r.ids];
+    await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: dx[i][layers % 2] }, fetches);
+    if (i > 0) for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!);
+    for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
+  }
 }
 
 const inLayer = (layer0Name: string, l: number) => layer0Name.replace(LAYER0, `encoder.layer.${l}.`);
@@ -176,6 +191,7 @@ function weightFeed(st: LayerwiseState, names: string[], layer: number | null): 
   return feed;
 }
 
-function addInto(target: Float32Array, part: Float32Array): void {
-  for (let j = 0; j < target.length; j++) target[j] += part[j];
+function addInto(target: ort.Tensor, part: ort.Tensor): void {
+  const [t, p] = [target.data as Float32Array, part.data as Float32Array];
+  for (let j = 0; j < t.length; j++) t[j] += p[j];
 }

@@ -115,21 +115,21 @@ export class Trainer {
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
     const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set(o.freezeEmbeddings ? [...weights.keys()].filter((n) => EMBEDDING_TABLE.test(n)) : []) };
     const sessions: Sessions = {};
+    // Linear weights are transposed in place, once: from here on `weights` is in graph layout.
+    const whole = embedGraph(config, weights, pooling, 'adopt');
     let built: TrainGraph;
     if (o.recompute) {
-      const whole = embedGraph(config, weights, pooling); // the weights in graph layout, by name
-      const graphLayout = new Map(whole.names.map((n) => [n, whole.params.used.get(n)!]));
-      const lw = (sessions.layerwise = await layerwiseSessions(config, graphLayout, pooling, grad, runtime));
+      const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime));
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
     } else if (o.miniBatchSize) {
-      built = vjpGraph(config, weights, pooling, grad);
+      built = vjpGraph(config, weights, pooling, grad, 'graph');
       sessions.vjp = await Session.create(built.graph, runtime);
-      sessions.embed = await Session.create(embedGraph(config, weights, pooling).graph, runtime);
+      sessions.embed = await Session.create(whole.graph, runtime);
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
     } else {
-      built = stepGraph(config, weights, pooling, loss, grad);
+      built = stepGraph(config, weights, pooling, loss, grad, 'graph');
       sessions.step = await Session.create(built.graph, runtime);
     }
     const slot = (name: string, parts: Slot['parts']): Slot => {
@@ -212,10 +212,9 @@ export class Trainer {
     const index = new Map(this.slots.map((s, i) => [s.name, i]));
     const st: LayerwiseState = {
       tensors: new Map([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor])),
-      grads: new Map(this.slots.filter((s) => s.grad).map((s) => [s.name, s.grad!])),
+      grads: new Map(this.slots.filter((s) => s.gradTensor).map((s) => [s.name, s.gradTensor!])),
       addRows: (name, ids, grads) => rows[index.get(name)!]!.add(ids, grads),
     };
-    this.slots.forEach((s) => s.grad?.fill(0));
     const size = this.o.miniBatchSize ?? Math.max(q.length, p.length);
     const dim = this.config.hiddenSize;
     const towers = [q, p].map((ids) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes)));
@@ -236,14 +235,15 @@ export class Trainer {
     });
     const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(joined[0], [q.length, dim]), passages: floatTensor(joined[1], [p.length, dim]), labels });
     const seeds = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
-    for (const [t, slices] of towers.entries()) {
+    const backward = towers.flatMap((slices, t) => {
       let at = 0;
-      for (const [i, ids] of slices.entries()) {
+      return slices.map((ids, i) => {
         const n = forward[t][i].embedding.length;
-        await layerwiseBackward(lw, st, ids, forward[t][i].states, seeds[t].subarray(at, at + n));
         at += n;
-      }
-    }
+        return { ids, states: forward[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
+      });
+    });
+    await layerwiseBackward(lw, st, backward);
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
     return (lg.loss.data as Float32Array)[0];
   }
@@ -330,7 +330,7 @@ export class Trainer {
     const weights = new Map(this.base);
     for (const s of this.slots) weights.set(s.name, { shape: s.shape, data: s.data });
     const pooling = { pooling: this.o.pooling, normalize: this.o.normalize };
-    const built = embedGraph(this.config, weights, pooling, true);
+    const built = embedGraph(this.config, weights, pooling, 'graph');
     const session = await Session.create(built.graph, { threads: this.o.threads });
     return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed: this.weightFeed(), output: 'embedding' });
   }
