@@ -282,6 +282,7 @@ async function benchBgeM3() {
     runs.torch.push(sideProcess(python, [peerScript, dir, batchFile, '4', String(THREADS)]));
   }
   const frozen = sideProcess(process.execPath, [ours, 'train', dir, batchFile, '4', String(THREADS), '{"freezeEmbeddings":true}']);
+  const recompute = sideProcess(process.execPath, [ours, 'train', dir, batchFile, '4', String(THREADS), '{"recompute":true}']);
   const oursStep = median(runs.ours.map((r) => steps(r.stepSeconds)));
   const torchStep = median(runs.torch.map((r) => steps(r.step_seconds)));
   const oursRss = Math.max(...runs.ours.map((r) => r.peakRssMiB));
@@ -290,6 +291,7 @@ async function benchBgeM3() {
   rows.push({ case: 'bge-m3 shape: train step 2 × group 2, 32/64 tokens', ours: `${oursStep.toFixed(2)} s`, peer: `${torch} ${torchStep.toFixed(2)} s`, ratio: torchStep / oursStep, target: '≥ 1×', met: torchStep >= oursStep, detail: runs });
   rows.push({ case: 'bge-m3 shape: train peak RSS (steps; dense AdamW)', ours: `${oursRss.toFixed(0)} MiB`, peer: `${torch} ${torchRss.toFixed(0)} MiB`, ratio: torchRss / oursRss, target: 'ours ≤ 0.8× peer', met: oursRss <= 0.8 * torchRss });
   rows.push({ case: 'bge-m3 shape: train peak RSS, freeze_embeddings', ours: `${frozen.peakRssMiB.toFixed(0)} MiB, ${steps(frozen.stepSeconds).toFixed(2)} s/step`, peer: `${torch} ${torchRss.toFixed(0)} MiB`, ratio: torchRss / frozen.peakRssMiB, target: 'ours ≤ 0.8× peer', met: frozen.peakRssMiB <= 0.8 * torchRss, detail: frozen });
+  rows.push({ case: 'bge-m3 shape: train peak RSS, recompute (dense AdamW)', ours: `${recompute.peakRssMiB.toFixed(0)} MiB, ${steps(recompute.stepSeconds).toFixed(2)} s/step`, peer: `${torch} ${torchRss.toFixed(0)} MiB, ${torchStep.toFixed(2)} s/step`, ratio: torchRss / recompute.peakRssMiB, target: 'ours ≤ 0.8× peer', met: recompute.peakRssMiB <= 0.8 * torchRss, detail: recompute });
   const saved = runs.ours[0];
   rows.push({ case: 'bge-m3 shape: checkpoint and export (seconds, RSS after)', ours: `${saved.checkpointSeconds.toFixed(1)} s + ${saved.exportSeconds.toFixed(1)} s, ${saved.rssAfterExportMiB} MiB`, peer: '—', ratio: NaN, target: 'works', met: true });
 }
