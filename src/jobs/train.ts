@@ -16,7 +16,7 @@ import { exportModel } from '../models/export.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
-import { listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
+import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
 import { epochBatches } from '../training/sampler.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
@@ -179,7 +179,7 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
     bar.done();
     await trainer.close();
     if (e instanceof NonFiniteError) {
-      const last = listCheckpoints(c.output_dir).at(-1);
+      const last = listCheckpoints(c.output_dir).reverse().find((k) => checkCheckpoint(k.path) === null);
       throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
     }
     throw e;
