@@ -47,14 +47,18 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     res.writeHead(200, { 'content-type': 'application/json' });
     return void res.end(JSON.stringify({ id: info[1], sha: SHA, siblings: Object.keys(FILES).map((rfilename) => ({ rfilename })) }));
   }
-  const resolve = /^\/(\w+\/[\w-]+)\/resolve\/(\w+)\/(.+)$/.exec(url.pathname);
+  // The Hub answers some files with a redirect within itself (as /api/resolve-cache/…).
+  const resolve = /^\/(\w+\/[\w-]+)\/resolve\/(\w+)\/(.+)$/.exec(url.pathname) ?? /^\/api\/resolve-cache\/models\/(\w+\/[\w-]+)\/(\w+)\/(.+)$/.exec(url.pathname);
   if (resolve) {
     const [, repo, , file] = resolve;
+    if (file === 'tokenizer_config.json' && url.pathname.includes('/resolve/')) {
+      return void res.writeHead(307, { location: `/api/resolve-cache/models/${repo}/${SHA}/${file}`, 'x-repo-commit': SHA }).end();
+    }
     if (!repoOk(repo)) return void res.writeHead(repo === 'org/gated' ? 401 : 404).end();
     const body = FILES[file];
     if (!body) return void res.writeHead(404).end();
     if (LFS.has(file)) {
-      res.writeHead(302, { location: `/cdn/${sha256(body)}?file=${file}`, 'x-repo-commit': SHA, 'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': String(body.length), etag: `"${gitSha(body)}"` });
+      res.writeHead(302, { location: `http://${req.headers.host}/cdn/${sha256(body)}?file=${file}`, 'x-repo-commit': SHA, 'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': String(body.length), etag: `"${gitSha(body)}"` });
       return void res.end();
     }
     res.writeHead(200, { etag: `"${gitSha(body)}"`, 'x-repo-commit': SHA, 'content-length': String(body.length) });
@@ -107,6 +111,8 @@ describe('Hub ids (local server)', () => {
     assert.equal(readlinkSync(join(dir, '1_Pooling', 'config.json')), join('..', '..', '..', 'blobs', gitSha(FILES['1_Pooling/config.json'])));
     assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']));
     assert.ok(!log.some((l) => /pytorch_model|README/.test(l.url)), 'nothing unneeded is fetched');
+    assert.ok(log.some((l) => l.url.startsWith('/api/resolve-cache/')), 'a redirect within the Hub is followed');
+    assert.ok(readFileSync(join(dir, 'tokenizer_config.json')).equals(FILES['tokenizer_config.json']));
     const a = await Encoder.load(dir, { threads: 1 });
     const b = await Encoder.load(TINY_BERT, { threads: 1, pooling: 'mean' });
     assert.equal(a.pooling, 'mean', 'the Hub folder\'s 1_Pooling config is read');

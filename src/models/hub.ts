@@ -114,9 +114,17 @@ function cachedSnapshot(root: string, repo: string, revision: string): string {
 async function fetchFile(endpoint: string, repo: string, sha: string, file: string, root: string, headers: Record<string, string>, o: HubOptions): Promise<void> {
   const link = join(root, 'snapshots', sha, file);
   if (existsSync(link)) return;
-  const url = `${endpoint}/${repo}/resolve/${sha}/${file}`;
-  // Metadata from the Hub itself (not the CDN it may redirect to): the blob's etag and size.
-  const head = await request(url, { method: 'HEAD', headers, redirect: 'manual' }, file);
+  // Metadata from the Hub itself, not from the CDN it may redirect to: the blob's etag and size.
+  // A redirect within the Hub (a relative Location) is followed, as huggingface_hub does; an
+  // absolute one leads to the CDN, where the file is fetched from.
+  let url = `${endpoint}/${repo}/resolve/${sha}/${file}`;
+  let head = await request(url, { method: 'HEAD', headers, redirect: 'manual' }, file);
+  for (let hops = 0; head.status >= 300 && head.status < 400 && hops < 5; hops++) {
+    const location = head.headers.get('location') ?? '';
+    if (/^[a-z][a-z0-9+.-]*:/i.test(location)) break; // the CDN: keep this response's metadata
+    url = new URL(location, url).toString();
+    head = await request(url, { method: 'HEAD', headers, redirect: 'manual' }, file);
+  }
   if (head.status >= 400) throw statusError(head.status, repo, file, endpoint, !!headers.authorization);
   const etag = (head.headers.get('x-linked-etag') ?? head.headers.get('etag') ?? '').replace(/^W\//, '').replace(/"/g, '');
   if (!etag || /[/\\]/.test(etag)) throw new Error(`${repo}: ${endpoint} gave no usable ETag for ${file}`);
