@@ -14,7 +14,7 @@ import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
-import { layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessions, type LayerwiseState } from './layerwise.js';
+import { layerwiseLoss, type LayerwiseSessions, layerwiseSessions, type LayerwiseState } from './layerwise.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
 
@@ -207,7 +207,6 @@ export class Trainer {
 
   /** recompute: each slice (GradCache's mini-batches, or the whole tower) runs layer by layer. */
   private async layerwise(q: number[][], p: number[][], labels: ort.Tensor): Promise<number> {
-    const lw = this.sessions.layerwise!;
     const rows = this.rowAccumulators();
     const index = new Map(this.slots.map((s, i) => [s.name, i]));
     const st: LayerwiseState = {
@@ -216,36 +215,10 @@ export class Trainer {
       addRows: (name, ids, grads) => rows[index.get(name)!]!.add(ids, grads),
     };
     const size = this.o.miniBatchSize ?? Math.max(q.length, p.length);
-    const dim = this.config.hiddenSize;
-    const towers = [q, p].map((ids) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes)));
-    const forward: Awaited<ReturnType<typeof layerwiseForward>>[][] = [];
-    for (const slices of towers) {
-      const runs = [];
-      for (const ids of slices) runs.push(await layerwiseForward(lw, st, this.config.numLayers, ids));
-      forward.push(runs);
-    }
-    const joined = forward.map((runs) => {
-      const out = new Float32Array(runs.reduce((n, r) => n + r.embedding.length, 0));
-      let at = 0;
-      for (const r of runs) {
-        out.set(r.embedding, at);
-        at += r.embedding.length;
-      }
-      return out;
-    });
-    const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(joined[0], [q.length, dim]), passages: floatTensor(joined[1], [p.length, dim]), labels });
-    const seeds = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
-    const backward = towers.flatMap((slices, t) => {
-      let at = 0;
-      return slices.map((ids, i) => {
-        const n = forward[t][i].embedding.length;
-        at += n;
-        return { ids, states: forward[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
-      });
-    });
-    await layerwiseBackward(lw, st, backward);
+    const slice = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes));
+    const loss = await layerwiseLoss(this.sessions.layerwise!, this.sessions.lossGrad!, st, [slice(q), slice(p)], labels, this.config.numLayers);
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
-    return (lg.loss.data as Float32Array)[0];
+    return loss;
   }
 
   /** GradCache: embed without gradients, take the loss on the full batch, then backpropagate slice by slice. */
