@@ -131,7 +131,7 @@ describe('Hub ids (local server)', () => {
   it('a wrong id, a 401 and an unreachable endpoint each get a clear message; HF_TOKEN opens a gated model', async () => {
     const cache = tempDir();
     const env = { HF_ENDPOINT: endpoint, HF_HUB_CACHE: cache };
-    await assert.rejects(resolveModel('org/no-such-model', { env }), /org\/no-such-model: not found on http:\/\/127\.0\.0\.1:\d+ .*check the model id and --revision/);
+    await assert.rejects(resolveModel('org/no-such-model', { env }), /org\/no-such-model: not a model folder here, and not found on http:\/\/127\.0\.0\.1:\d+ .*check the model id and --revision/);
     await assert.rejects(resolveModel('org/tiny-bert', { env, revision: 'v9' }), /not found .*revision v9/);
     await assert.rejects(resolveModel('org/gated', { env }), /org\/gated: 401 .*private or gated; set HF_TOKEN/);
     const dir = await resolveModel('org/gated', { env: { ...env, HF_TOKEN: 'secret' } });
@@ -169,7 +169,7 @@ describe('Hub ids (local server)', () => {
     assert.ok(existsSync(join(dir, 'run', 'model.safetensors')));
     r = await cli(['encode', '-m', 'org/missing', '-i', join(dir, 'texts.txt'), '-o', join(dir, 'x.npy')], env);
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /org\/missing: not found/);
+    assert.match(r.stderr, /org\/missing: not a model folder here, and not found/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   });
 });

@@ -17,5 +17,12 @@ export async function resolveModel(nameOrDir: string, o: HubOptions = {}): Promi
   if (existsSync(join(nameOrDir, 'config.json'))) return nameOrDir;
   const local = resolveModelDir(nameOrDir);
   if (local !== nameOrDir || existsSync(nameOrDir) || !HUB_ID.test(nameOrDir)) return local;
-  return hubSnapshot(nameOrDir, o);
+  try {
+    return await hubSnapshot(nameOrDir, o);
+  } catch (e) {
+    const m = (e as Error).message;
+    // `models/bge-m3` may have been meant as a folder: say that neither was found.
+    if (m.startsWith(`${nameOrDir}: not found on`)) throw new Error(`${nameOrDir}: not a model folder here, and ${m.slice(nameOrDir.length + 2)}`);
+    throw e;
+  }
 }
