@@ -134,3 +134,24 @@ describe('autodiff', () => {
     await s.release();
   });
 });
+
+describe('l2Normalize', () => {
+  it('has a finite gradient for an all-zero row (torch: zero row, finite gradient)', async () => {
+    const g = new Graph('zero-row');
+    const x = g.input('x', 'float32', [2, 3]);
+    const loss = op.reduceSum(op.mul(op.l2Normalize(x), g.constant({ dtype: 'float32', dims: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) })), [0, 1], false);
+    const [dx] = gradients(g, loss, [x]);
+    g.output(loss, 'loss', []);
+    g.output(dx, 'dx', [2, 3]);
+    const s = await Session.create(g, { threads: 1 });
+    const out = await s.run({ x: floatTensor(Float32Array.from([0, 0, 0, 3, 0, 4]), [2, 3]) });
+    const d = out.dx.data as Float32Array;
+    assert.ok([...d].every(Number.isFinite), `gradient ${[...d]}`);
+    assert.ok(Math.abs((out.loss.data as Float32Array)[0] - (4 * 3 + 6 * 4) / 5) < 1e-6, 'the zero row contributes 0, the other its unit vector');
+    // d/dx of x/‖x‖ for x = (3, 0, 4) against weights (4, 5, 6): (w − (w·u)u)/‖x‖
+    const u = [0.6, 0, 0.8];
+    const wu = 4 * 0.6 + 6 * 0.8;
+    [4, 5, 6].forEach((w, j) => assert.ok(Math.abs(d[3 + j] - (w - wu * u[j]) / 5) < 1e-6));
+    await s.release();
+  });
+});

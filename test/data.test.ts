@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { assertNotInput, DataError, readLines, writeAtomically } from '../src/data/jsonl.js';
+import { spawnSync } from 'node:child_process';
 import { loadRecords } from '../src/data/records.js';
 import { loadBeir } from '../src/data/beir.js';
 import { CRANFIELD, tempDir } from './helpers.js';
@@ -92,6 +93,37 @@ describe('atomic output', () => {
     const out = file('old\n', 'out.jsonl');
     await writeAtomically(out, async (w) => w.write('new\n'));
     assert.equal(readFileSync(out, 'utf8'), 'new\n');
+  });
+
+  it('a failing stream (missing directory) rejects naming the path instead of waiting forever', async () => {
+    const out = join(tempDir(), 'no-such-dir', 'out.jsonl');
+    const big = 'x'.repeat(100_000) + '\n'; // past the stream's buffer: write() must wait for room
+    await assert.rejects(
+      writeAtomically(out, async (w) => {
+        for (let i = 0; i < 50; i++) await w.write(big);
+      }),
+      (e: Error) => e.message.includes(out) && /ENOENT/.test(e.message),
+    );
+  });
+
+  it('a full disk rejects naming the path and keeps the previous output', async (t) => {
+    const mnt = join(tempDir(), 'small');
+    mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0) return t.skip('cannot mount a small tmpfs here');
+    try {
+      const out = join(mnt, 'out.jsonl');
+      writeFileSync(out, 'previous\n');
+      await assert.rejects(
+        writeAtomically(out, async (w) => {
+          for (let i = 0; i < 20; i++) await w.write('y'.repeat(10_000) + '\n');
+        }),
+        (e: Error) => e.message.includes(out) && /ENOSPC/.test(e.message),
+      );
+      assert.equal(readFileSync(out, 'utf8'), 'previous\n');
+      assert.deepEqual(readdirSync(mnt), ['out.jsonl'], 'the temp file is removed');
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 
   it('refuses to write onto an input', () => {

@@ -7,7 +7,7 @@ import { loadRecords } from '../src/data/records.js';
 import { evaluate } from '../src/jobs/evaluate.js';
 import { train } from '../src/jobs/train.js';
 import { readConfig } from '../src/models/config.js';
-import { Encoder, loadWeights } from '../src/models/encoder.js';
+import { applyTemplate, Encoder, loadWeights } from '../src/models/encoder.js';
 import { readSafetensors } from '../src/models/safetensors.js';
 import { TextTokenizer } from '../src/models/tokenizer.js';
 import { loadTrainConfig, resolveConfig } from '../src/training/config.js';
@@ -283,6 +283,27 @@ describe('embedding tables', () => {
       assert.equal(same, EMBEDDING_TABLE.test(name), `${name} ${same ? 'unchanged' : 'changed'}`);
     }
     await trainer.close();
+  });
+});
+
+describe('AdamW keys and templates', () => {
+  it('adam_beta1, adam_beta2 and adam_epsilon reach the optimizer', async () => {
+    const dir = tempDir();
+    const base = { model_name_or_path: TINY_BERT, train_data: ZH, per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, learning_rate: 1e-3, threads: 1 };
+    const weights = async (extra: Record<string, unknown>, name: string) => {
+      const { config } = resolveConfig({ ...base, ...extra, output_dir: join(dir, name) });
+      await train(config, { quiet: true });
+      return readFileSync(join(dir, name, 'model.safetensors'));
+    };
+    const plain = await weights({}, 'plain');
+    assert.ok(plain.equals(await weights({ adam_beta1: 0.9, adam_beta2: 0.999, adam_epsilon: 1e-8 }, 'same')), 'the defaults are torch\'s');
+    for (const [key, value] of [['adam_beta1', 0.5], ['adam_beta2', 0.9], ['adam_epsilon', 1]] as const) {
+      assert.ok(!plain.equals(await weights({ [key]: value }, key)), `${key} changes the run`);
+    }
+  });
+
+  it('templates put the text in verbatim ($$ and $& are text)', () => {
+    assert.equal(applyTemplate('price $$5 and $& and $1', 'query: {text}'), 'query: price $$5 and $& and $1');
   });
 });
 

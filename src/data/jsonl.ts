@@ -5,7 +5,7 @@
  */
 import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
-import { tempPathFor } from '../util/atomic.js';
+import { tempPathFor, withPath } from '../util/atomic.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
 export class DataError extends Error {
@@ -116,17 +116,25 @@ export class AtomicWriter {
   constructor(readonly path: string) {
     this.tmp = tempPathFor(path);
     this.stream = createWriteStream(this.tmp);
-    this.stream.on('error', (e) => (this.failed = e));
+    this.stream.on('error', (e) => (this.failed = withPath(this.path, e)));
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Uint8Array): Promise<void> {
     if (this.failed) throw this.failed;
-    if (!this.stream.write(text)) await new Promise<void>((r) => this.stream.once('drain', () => r()));
+    if (this.stream.write(text)) return;
+    // Wait for room, or for the error (a missing directory, a full disk) that means there never will be.
+    await new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => {
+        this.stream.off('drain', done).off('error', done);
+        if (e) reject(withPath(this.path, e));
+        else resolve();
+      };
+      this.stream.on('drain', done).on('error', done);
+    });
   }
 
   async writeBytes(bytes: Uint8Array): Promise<void> {
-    if (this.failed) throw this.failed;
-    if (!this.stream.write(bytes)) await new Promise<void>((r) => this.stream.once('drain', () => r()));
+    await this.write(bytes);
   }
 
   async writeJson(value: unknown): Promise<void> {
@@ -134,7 +142,8 @@ export class AtomicWriter {
   }
 
   async commit(): Promise<void> {
-    await new Promise<void>((res, rej) => this.stream.end((e?: Error | null) => (e ? rej(e) : res())));
+    if (this.failed) throw this.failed;
+    await new Promise<void>((res, rej) => this.stream.end((e?: Error | null) => (e ? rej(withPath(this.path, e)) : res())));
     if (this.failed) throw this.failed;
     renameSync(this.tmp, this.path);
   }

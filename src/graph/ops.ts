@@ -336,10 +336,14 @@ export function gelu(x: Value): Value {
   return mul(mul(x, add(inner, scalar(x, 1))), scalar(x, 0.5));
 }
 
-/** Divides rows by their L2 norm, clamped at 1e-12 like torch.nn.functional.normalize. */
+/**
+ * Divides rows by their L2 norm, clamped at 1e-12 like torch.nn.functional.normalize. The clamp
+ * sits under the square root (√max(Σx², 1e-24) = max(‖x‖, 1e-12)), so an all-zero row gets a
+ * zero gradient instead of Sqrt's 0/0.
+ */
 export function l2Normalize(x: Value, axis = -1): Value {
-  const n = sqrt(reduceSum(mul(x, x), [axis]));
-  return div(x, max(n, scalar(x, 1e-12)));
+  const n = sqrt(max(reduceSum(mul(x, x), [axis]), scalar(x, 1e-24)));
+  return div(x, n);
 }
 
 export function onnxType(dtype: DType): number {

@@ -266,5 +266,6 @@ export function positionLimit(config: ModelConfig): number {
 }
 
 export function applyTemplate(text: string, template?: string): string {
-  return template ? template.replaceAll('{text}', text) : text;
+  // A function replacement: `$&`, `$$` in a text are text, not replacement patterns.
+  return template ? template.replaceAll('{text}', () => text) : text;
 }

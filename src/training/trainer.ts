@@ -26,6 +26,10 @@ export interface TrainerOptions {
   matryoshkaWeights?: number[];
   learningRate: number;
   weightDecay: number;
+  /** AdamW's β₁, β₂ and ε (default 0.9, 0.999, 1e-8, as torch). */
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
   warmupSteps: number;
   totalSteps: number;
   schedule: Schedule;
@@ -142,7 +146,7 @@ export class Trainer {
       const u = built.params.used.get(name)!;
       return { name, tensor: floatTensor(u.data, u.shape) };
     });
-    const optimizer = new AdamW(slots, { weightDecay: o.weightDecay });
+    const optimizer = new AdamW(slots, { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon });
     const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
