@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `embedtune` command line: encode, clean, mine, eval. */
+import './runtime/no-telemetry.js'; // before onnxruntime-node loads
 import type { SafeDType } from './models/safetensors.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { encodeFile } from './jobs/encode.js';

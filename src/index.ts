@@ -8,6 +8,7 @@
  *   await mine({ model: 'models/bge-m3', input: 'clean.jsonl', output: 'mined.jsonl' });
  *   const { metrics } = await evaluate({ model: 'models/bge-m3', data: 'toy_dev.jsonl', negatives: 'toy_dev_neg.jsonl' });
  */
+import './runtime/no-telemetry.js'; // before onnxruntime-node loads
 export { Encoder, type EncoderOptions, type EncodeOptions, type Embeddings } from './models/encoder.js';
 export type { Pooling } from './models/pooling.js';
 export { clean, type CleanOptions, type CleanResult } from './jobs/clean.js';

@@ -73,6 +73,17 @@ describe('CLI on the Cranfield slice', () => {
     assert.match(r.err, /some-bad\.jsonl:2: field "query"/);
   });
 
+  it('writes only where asked: no onnxruntime telemetry in /tmp or ~/.cache/Microsoft', () => {
+    const home = tempDir();
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, EMBEDTUNE_QUIET: '1' };
+    delete env.ORT_DISABLE_TELEMETRY;
+    writeFileSync(join(dir, 'tele.txt'), 'lift\n');
+    const r = spawnSync(process.execPath, [CLI, 'encode', ...m, '-i', 'tele.txt', '-o', 'tele.npy'], { cwd: dir, encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(existsSync(`/tmp/mat-debug-${r.pid}.log`), false, 'no /tmp/mat-debug-<pid>.log');
+    assert.equal(existsSync(join(home, '.cache', 'Microsoft')), false, 'no ~/.cache/Microsoft');
+  });
+
   it('a missing model directory is a one-line error', () => {
     const r = run(['encode', '-m', join(dir, 'nope'), '-i', 'texts.txt', '-o', 'x.npy'], dir);
     assert.equal(r.code, 1);

@@ -2,6 +2,7 @@
  * onnxruntime-node sessions for graphs we build. Inputs are passed zero-copy; outputs come
  * back as fresh typed arrays.
  */
+import './no-telemetry.js'; // before onnxruntime-node loads
 import { availableParallelism } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';

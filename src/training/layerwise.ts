@@ -11,6 +11,7 @@
  *
  * Only for models on the shared post-LN encoder (BERT, XLM-RoBERTa).
  */
+import '../runtime/no-telemetry.js'; // before onnxruntime-node loads
 import ort from 'onnxruntime-node';
 import { Graph } from '../graph/graph.js';
 import type { ModelConfig } from '../models/config.js';
