@@ -302,6 +302,16 @@ describe('AdamW keys and templates', () => {
     }
   });
 
+  it('a fractional num_train_epochs stops where the learning-rate schedule ends', async () => {
+    const dir = tempDir();
+    const { config } = resolveConfig({ model_name_or_path: TINY_BERT, train_data: ZH, output_dir: join(dir, 'run'), per_device_train_batch_size: 16, num_train_epochs: 1.5, group_size: 2, max_query_len: 16, max_passage_len: 16, learning_rate: 1e-3, lr_scheduler_type: 'cosine', logging_steps: 1, threads: 1 });
+    const perEpoch = epochBatches((await loadRecords(ZH, { requirePositives: true })).records, { batchSize: 16, groupSize: 2, noDuplicates: true }, new Rng(config.seed)).length;
+    const r = await train(config, { quiet: true });
+    assert.equal(r.steps, Math.ceil(perEpoch * 1.5));
+    const lrs = readFileSync(join(dir, 'run', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr as number);
+    assert.ok(lrs.every((lr, i) => i === 0 || lr <= lrs[i - 1]), `cosine never rises again: ${lrs.map((x) => x.toExponential(1)).join(' ')}`);
+  });
+
   it('templates put the text in verbatim ($$ and $& are text)', () => {
     assert.equal(applyTemplate('price $$5 and $& and $1', 'query: {text}'), 'query: price $$5 and $& and $1');
   });

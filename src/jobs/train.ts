@@ -82,6 +82,8 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
   const perEpoch = epochBatches(records, sampler, new Rng(c.seed)).length;
   const byEpochs = c.max_steps <= 0;
   const totalSteps = byEpochs ? Math.ceil(perEpoch * c.num_train_epochs) : c.max_steps;
+  // Whole epochs run to their end; a fractional count (1.5) stops where the schedule ends.
+  const stepBound = !byEpochs || !Number.isInteger(c.num_train_epochs);
   const warmupSteps = c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * totalSteps);
   // Gradient accumulation is GradCache: the loss sees the whole effective batch.
   const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
@@ -148,10 +150,10 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
   let lastLogged = NaN;
   let best: TrainResult['best'];
   try {
-    while (byEpochs ? state.epoch < c.num_train_epochs : state.step < totalSteps) {
+    while (stepBound ? state.step < totalSteps : state.epoch < c.num_train_epochs) {
       const rng = new Rng(state.epochRng);
       const batches = epochBatches(records, sampler, rng);
-      for (let b = state.batchInEpoch; b < batches.length && (byEpochs || state.step < totalSteps); b++) {
+      for (let b = state.batchInEpoch; b < batches.length && (!stepBound || state.step < totalSteps); b++) {
         const r = await trainer.step(batches[b]);
         state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
         window.push(r.loss);
