@@ -157,6 +157,19 @@ describe('config', () => {
     assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', learning_rate: '1e-5' }), /"learning_rate" must be number/);
     assert.throws(() => resolveConfig({ output_dir: 'o', train_data: 't' }), /"model_name_or_path" is required/);
     assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', loss_type: 'inf_cl' }), /loss_type "inf_cl" is not supported/);
+    const bad = (extra: Record<string, unknown>, message: RegExp) => assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', ...extra }), message);
+    bad({ adam_beta1: 1 }, /"adam_beta1" must be in \[0, 1\), got 1/);
+    bad({ adam_beta2: -0.1 }, /"adam_beta2" must be in \[0, 1\)/);
+    bad({ adam_epsilon: 0 }, /"adam_epsilon" must be > 0/);
+    bad({ weight_decay: -1 }, /"weight_decay" must be ≥ 0/);
+    bad({ warmup_ratio: 1.5 }, /"warmup_ratio" must be in \[0, 1\]/);
+    bad({ num_train_epochs: 0 }, /"num_train_epochs" must be > 0/);
+    bad({ max_steps: 2.5 }, /"max_steps" must be an integer/);
+    bad({ save_total_limit: 0 }, /"save_total_limit" must be a positive integer or null/);
+    bad({ mini_batch_size: 'x' }, /"mini_batch_size" must be a positive integer or null, got "x"/);
+    bad({ threads: 'abc' }, /"threads" must be a positive integer or null, got "abc"/);
+    bad({ embedding_matryoshka_dims: [0, 64] }, /"embedding_matryoshka_dims" must be positive integers/);
+    bad({ metric_for_best_model: 'ndcg@7' }, /"metric_for_best_model" must be one of .* got "ndcg@7"/);
   });
 });
 

@@ -88,6 +88,8 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
   // Gradient accumulation is GradCache: the loss sees the whole effective batch.
   const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
   const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
+  const tooBig = dims?.find((d) => d > config.hiddenSize);
+  if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);
   const trainer = await Trainer.create(config, tokenizer, loadWeights(modelDir), {
     pooling: c.pooling,
     normalize: c.normalize,

@@ -185,6 +185,25 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   const c = out as unknown as TrainConfig;
   const positive = ['per_device_train_batch_size', 'gradient_accumulation_steps', 'group_size', 'max_query_len', 'max_passage_len', 'save_steps', 'logging_steps', 'eval_steps'] as const;
   for (const k of positive) if (!Number.isInteger(c[k]) || c[k] < 1) throw new Error(`${source}: "${k}" must be a positive integer, got ${c[k]}`);
+  const range = (k: keyof TrainConfig, ok: (x: number) => boolean, what: string) => {
+    if (!ok(c[k] as number)) throw new Error(`${source}: "${k}" must be ${what}, got ${JSON.stringify(c[k])}`);
+  };
+  range('adam_beta1', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  range('adam_beta2', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  range('adam_epsilon', (x) => x > 0, '> 0');
+  range('weight_decay', (x) => x >= 0, '≥ 0');
+  range('warmup_ratio', (x) => x >= 0 && x <= 1, 'in [0, 1]');
+  range('warmup_steps', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0');
+  range('max_grad_norm', (x) => x >= 0, '≥ 0 (0 = no clipping)');
+  range('num_train_epochs', (x) => x > 0, '> 0');
+  range('max_steps', Number.isInteger, 'an integer (≤ 0: train by epochs)');
+  if (c.save_total_limit !== null) range('save_total_limit', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
+  if (c.mini_batch_size !== null) range('mini_batch_size', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
+  if (c.threads !== null) range('threads', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
+  if (!c.embedding_matryoshka_dims.every((d) => Number.isInteger(d) && d > 0)) throw new Error(`${source}: "embedding_matryoshka_dims" must be positive integers, got ${JSON.stringify(c.embedding_matryoshka_dims)}`);
+  if (!/^(hit|mrr|ndcg|recall|precision|map)@(1|3|5|10)$/.test(c.metric_for_best_model)) {
+    throw new Error(`${source}: "metric_for_best_model" must be one of hit, mrr, ndcg, recall, precision, map @ 1, 3, 5 or 10 (e.g. "ndcg@10"), got ${JSON.stringify(c.metric_for_best_model)}`);
+  }
   if (!(c.learning_rate > 0)) throw new Error(`${source}: "learning_rate" must be > 0`);
   if (!(c.embedding_temperature > 0)) throw new Error(`${source}: "embedding_temperature" must be > 0`);
   if (!['linear', 'cosine', 'constant'].includes(c.lr_scheduler_type)) throw new Error(`${source}: "lr_scheduler_type" must be linear, cosine or constant`);
