@@ -75,3 +75,16 @@ describe('Encoder options', () => {
     await assert.rejects(Encoder.load(TINY_BERT, { dimensions: 999 }), /dimensions must be an integer in 1\.\.32/);
   });
 });
+
+describe('embedding cache', () => {
+  it('refuses an encoder over in-memory weights, which the model folder does not identify', async () => {
+    const { readConfig } = await import('../src/models/config.js');
+    const { loadTokenizer } = await import('../src/models/tokenizer.js');
+    const { loadWeights } = await import('../src/models/weights.js');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const trained = await Encoder.fromWeights(TINY_BERT, readConfig(TINY_BERT), loadTokenizer(TINY_BERT), loadWeights(TINY_BERT), { threads: 1 });
+    await assert.rejects(trained.encode(['lift'], { cacheDir: mkdtempSync(join(tmpdir(), 'cache-')), quiet: true }), /embedding cache: this encoder holds weights in memory/);
+    await trained.close();
+  });
+});

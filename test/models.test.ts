@@ -36,6 +36,30 @@ describe('model loading errors', () => {
     await assert.rejects(Encoder.load(dir), /model\.safetensors: truncated: tensor .* ends at byte \d+ but the file has 200000 bytes/);
   });
 
+  it('NaN or infinite weights, and negative or overlapping data_offsets, are refused naming file and tensor', async () => {
+    const dir = copyModel(TINY_BERT);
+    const p = join(dir, 'model.safetensors');
+    const t = readSafetensors(p);
+    t.get('encoder.layer.1.output.dense.bias')!.data[3] = NaN;
+    writeFileSync(p, encodeSafetensors(t));
+    await assert.rejects(Encoder.load(dir), /model\.safetensors: tensor encoder\.layer\.1\.output\.dense\.bias: value NaN at index 3: weights must be finite/);
+    t.get('encoder.layer.1.output.dense.bias')!.data[3] = -Infinity;
+    writeFileSync(p, encodeSafetensors(t));
+    await assert.rejects(Encoder.load(dir), /value -Infinity at index 3/);
+    const raw = (header: object, bytes: number) => {
+      const json = Buffer.from(JSON.stringify(header));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(json.length));
+      writeFileSync(p, Buffer.concat([len, json, Buffer.alloc(bytes)]));
+    };
+    raw({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12);
+    assert.throws(() => readSafetensors(p), /tensors a and b overlap in the file/);
+    raw({ a: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } }, 8);
+    assert.throws(() => readSafetensors(p), /tensor a has invalid data_offsets \[-8,0\]/);
+    raw({ a: { dtype: 'F32', shape: [2] } }, 8);
+    assert.throws(() => readSafetensors(p), /tensor a has invalid data_offsets undefined/);
+  });
+
   it('a tensor of the wrong shape', async () => {
     const dir = copyModel(TINY_BERT);
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));

@@ -124,6 +124,8 @@ export function buildEncoderGraph(
 export class Encoder {
   /** Texts run through the model so far (cache hits excluded). */
   encodedCount = 0;
+  /** The weights are the model folder's (load), so the folder identifies them for the embedding cache. */
+  private fromFolder = false;
 
   private constructor(
     readonly dir: string,
@@ -152,7 +154,9 @@ export class Encoder {
     const config = readConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);
-    return Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir), adoptWeights: true });
+    const encoder = await Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir), adoptWeights: true });
+    encoder.fromFolder = true;
+    return encoder;
   }
 
   /** An encoder over weights already in memory (e.g. mid-training, for evaluation). */
@@ -207,6 +211,9 @@ export class Encoder {
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     const out = new Float32Array(texts.length * this.dim);
     const maxLength = this.resolveMaxLength(options.maxLength);
+    if (options.cacheDir && !this.fromFolder) {
+      throw new Error(`embedding cache: this encoder holds weights in memory (e.g. mid-training), which ${this.dir} does not identify; encode without cacheDir`);
+    }
     const cache = options.cacheDir
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, options.template), this.dim)
       : undefined;

@@ -67,11 +67,20 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
       const e = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
       const width = BYTES[e.dtype];
       if (!width) throw new Error(`${path}: tensor ${name} has dtype ${e.dtype}; only F32, F16 and BF16 are supported`);
-      const [begin, end] = e.data_offsets;
+      const offsets = e.data_offsets;
+      if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((x) => Number.isSafeInteger(x) && x >= 0) || offsets[0] > offsets[1]) {
+        throw new Error(`${path}: tensor ${name} has invalid data_offsets ${JSON.stringify(offsets)}`);
+      }
+      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${path}: tensor ${name} has invalid shape ${JSON.stringify(e.shape)}`);
+      const [begin, end] = offsets;
       const count = e.shape.reduce((a, b) => a * b, 1);
       if (end - begin !== count * width) throw new Error(`${path}: tensor ${name} has ${end - begin} bytes for shape [${e.shape}]`);
       if (base + end > size) throw new Error(`${path}: truncated: tensor ${name} ends at byte ${base + end} but the file has ${size} bytes`);
       tensors.set(name, { dtype: e.dtype as SafeDType, shape: e.shape, begin: base + begin, end: base + end });
+    }
+    const ranges = [...tensors].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
+    for (let i = 1; i < ranges.length; i++) {
+      if (ranges[i][1].begin < ranges[i - 1][1].end) throw new Error(`${path}: tensors ${ranges[i - 1][0]} and ${ranges[i][0]} overlap in the file`);
     }
     return { path, tensors, metadata, size };
   } finally {
@@ -79,8 +88,21 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
   }
 }
 
-/** Reads `entry` from `fd` into `target` (float32), converting half types piece by piece. */
+/** Throws naming the first NaN or infinite value: a broken file must not turn into NaN embeddings. */
+function checkFinite(target: Float32Array): void {
+  for (let i = 0; i < target.length; i++) {
+    const x = target[i];
+    if (x - x !== 0) throw new Error(`value ${x} at index ${i}: weights must be finite`);
+  }
+}
+
+/** Reads `entry` from `fd` into `target` (float32), converting half types piece by piece, and checks every value is finite. */
 function readInto(fd: number, entry: HeaderEntry, target: Float32Array): void {
+  readRaw(fd, entry, target);
+  checkFinite(target);
+}
+
+function readRaw(fd: number, entry: HeaderEntry, target: Float32Array): void {
   const count = entry.shape.reduce((a, b) => a * b, 1);
   if (target.length !== count) throw new Error(`tensor of shape [${entry.shape}] does not fit ${target.length} floats`);
   if (entry.dtype === 'F32') {
@@ -120,7 +142,11 @@ export function readSafetensors(path: string, want: (name: string) => boolean = 
     for (const [name, entry] of header.tensors) {
       if (!want(name)) continue;
       const data = new Float32Array(entry.shape.reduce((a, b) => a * b, 1));
-      readInto(fd, entry, data);
+      try {
+        readInto(fd, entry, data);
+      } catch (e) {
+        throw new Error(`${path}: tensor ${name}: ${(e as Error).message}`);
+      }
       out.set(name, { shape: entry.shape, data });
     }
     return out;
