@@ -56,6 +56,24 @@ describe('CLI on the Cranfield slice', () => {
     assert.equal(npy.length % 64, (3 * 32 * 4) % 64);
   });
 
+  it('zero records is an error for every command, not an empty output', () => {
+    writeFileSync(join(dir, 'empty.jsonl'), '');
+    writeFileSync(join(dir, 'allbad.jsonl'), '{"query": 1, "pos_passage": ["p"]}\n{"pos_passage": ["p"]}\n');
+    writeFileSync(join(dir, 'empty.txt'), '');
+    for (const args of [
+      ['clean', '-i', 'empty.jsonl', '-o', 'z1.jsonl'],
+      ['clean', '-i', 'allbad.jsonl', '-o', 'z2.jsonl', '--skip-invalid'],
+      ['mine', '-i', 'empty.jsonl', '-o', 'z3.jsonl'],
+      ['eval', '-d', 'empty.jsonl', '-o', 'z4.json'],
+      ['encode', '-i', 'empty.txt', '-o', 'z5.npy'],
+    ]) {
+      const r = run([args[0], ...m, ...args.slice(1)], dir);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, /: no records to work on \((the file is empty|all 2 were invalid and skipped)\)/, args.join(' '));
+      assert.equal(existsSync(join(dir, args[args.indexOf('-o') + 1])), false);
+    }
+  });
+
   it('bad input: one line naming file, line and field, exit 1, no stack, no output file', () => {
     writeFileSync(join(dir, 'bad.jsonl'), '{"query": "a", "pos_passage": ["p"]}\n{"query": "b", "pos_passage": "p"}\n');
     const r = run(['mine', ...m, '-i', 'bad.jsonl', '-o', 'never.jsonl'], dir);

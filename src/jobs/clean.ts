@@ -6,7 +6,7 @@
 import { assertNotInput, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
-import { log, type ModelOptions, requireNormalized, sidePath, withEncoder } from './common.js';
+import { log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
 import { round } from './stats.js';
 
 export interface CleanOptions extends ModelOptions {
@@ -52,6 +52,7 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
     lines.push(r.line);
   }
 
+  requireRecords(queries.length, o.input, skips.total);
   const result = await withEncoder(o, async (encoder) => {
     requireNormalized(encoder, 'clean');
     const emb = await encoder.encode(queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir });

@@ -29,6 +29,12 @@ export function requireNormalized(e: Encoder, job: string): void {
   if (!e.normalize) throw new Error(`${job} compares cosine similarities and needs normalized embeddings; load the encoder with normalize: true`);
 }
 
+/** Zero records is an error, not an empty output: says whether everything was skipped. */
+export function requireRecords(count: number, input: string, skipped = 0): void {
+  if (count > 0) return;
+  throw new Error(`${input}: no records to work on${skipped ? ` (all ${skipped} were invalid and skipped)` : ' (the file is empty)'}`);
+}
+
 export function log(quiet: boolean | undefined, message: string): void {
   if (!quiet) process.stderr.write(message + '\n');
 }

@@ -1,7 +1,7 @@
 /** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
 import { assertNotInput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
-import { log, type ModelOptions, withEncoder } from './common.js';
+import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EncodeFileOptions extends ModelOptions {
   /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
@@ -47,6 +47,7 @@ export function npyBytes(e: Embeddings): Buffer {
 export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
   assertNotInput(o.output, [o.input]);
   const texts = await readTexts(o.input);
+  requireRecords(texts.length, o.input);
   const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }));
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));

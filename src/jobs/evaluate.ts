@@ -15,7 +15,7 @@ import { DataError, parseObject, readLines, writeFileAtomic } from '../data/json
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch } from '../search/topk.js';
-import { log, type ModelOptions, withEncoder } from './common.js';
+import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EvaluateOptions extends ModelOptions {
   /** A query–positive JSONL file (spec mode) or a BEIR folder. */
@@ -65,12 +65,14 @@ export async function specRetrievalSet(data: string, negatives?: string, skipInv
   const queries = new Map<string, string>();
   const qrels = new Map<string, Map<string, number>>();
   const negs: string[] = [];
-  for await (const r of readRecords(data, { requirePositives: true, skipInvalid }, new SkipReport())) {
+  const skips = new SkipReport();
+  for await (const r of readRecords(data, { requirePositives: true, skipInvalid }, skips)) {
     const qid = `q${r.line}`;
     queries.set(qid, r.query);
     qrels.set(qid, new Map(r.pos.map((p) => [docId(p), 1])));
     negs.push(...r.neg);
   }
+  requireRecords(queries.size, data, skips.total);
   if (negatives) {
     for await (const l of readLines(negatives)) {
       const o = parseObject(negatives, l);

@@ -11,7 +11,7 @@ import { assertNotInput, DataError, parseObject, readLines, writeAtomically, wri
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
-import { log, type ModelOptions, sidePath, withEncoder } from './common.js';
+import { log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
@@ -128,6 +128,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
     r.neg.forEach((n) => g.existing.add(n));
     if (!o.candidatePool) [...r.pos, ...r.neg].forEach((t) => pool.add(t));
   }
+  requireRecords(records, o.input, skips.total);
   if (o.candidatePool) (await readCandidatePool(o.candidatePool)).forEach((t) => pool.add(t));
   if (pool.texts.length === 0) throw new Error(`${o.input}: the candidate pool is empty`);
   const queries = [...groups.keys()];
