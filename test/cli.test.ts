@@ -56,6 +56,23 @@ describe('CLI on the Cranfield slice', () => {
     assert.equal(npy.length % 64, (3 * 32 * 4) % 64);
   });
 
+  it('outputs are checked before any work: a missing directory, a directory, or an input (also eval -o, mine --stats)', () => {
+    writeFileSync(join(dir, 'ok.jsonl'), '{"query": "a", "pos_passage": ["p"], "neg_passage": ["n"]}\n');
+    const cases: [string[], RegExp][] = [
+      [['clean', '-i', 'ok.jsonl', '-o', 'no-such-dir/out.jsonl'], /no-such-dir\/out\.jsonl: cannot write: directory .*no-such-dir does not exist/],
+      [['clean', '-i', 'ok.jsonl', '-o', '.'], /cannot write: it is a directory/],
+      [['eval', '-d', 'ok.jsonl', '-o', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
+      [['mine', '-i', 'ok.jsonl', '-o', 'mined.jsonl', '--stats', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run([args[0], ...m, ...args.slice(1)], dir);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.err, message, args.join(' '));
+      assert.doesNotMatch(r.err, /encode|\d+\/\d+/, 'nothing was encoded first');
+    }
+    assert.equal(readFileSync(join(dir, 'ok.jsonl'), 'utf8'), '{"query": "a", "pos_passage": ["p"], "neg_passage": ["n"]}\n');
+  });
+
   it('zero records is an error for every command, not an empty output', () => {
     writeFileSync(join(dir, 'empty.jsonl'), '');
     writeFileSync(join(dir, 'allbad.jsonl'), '{"query": 1, "pos_passage": ["p"]}\n{"pos_passage": ["p"]}\n');

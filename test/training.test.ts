@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadRecords } from '../src/data/records.js';
@@ -116,6 +116,33 @@ describe('resume', () => {
     const logA = readFileSync(join(straight, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     const logB = readFileSync(join(interrupted, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(logB.map((l) => [l.step, l.loss]), logA.map((l) => [l.step, l.loss]));
+  });
+});
+
+describe('the run folder', () => {
+  const cfg = (out: string, extra: Record<string, unknown> = {}) =>
+    resolveConfig({ model_name_or_path: TINY_BERT, train_data: ZH, output_dir: out, per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, save_steps: 1, logging_steps: 1, threads: 1, ...extra }).config;
+
+  it('is never the base model\'s folder or the data\'s', async () => {
+    await assert.rejects(train(cfg(TINY_BERT), { quiet: true }), /output_dir .* holds the base model .*choose another output_dir/);
+    await assert.rejects(train(cfg(join(ROOT, 'data')), { quiet: true }), /output_dir .* holds the training data/);
+  });
+
+  it('is locked while a run uses it; a lock left by a killed run, its temp files and a torn log line do not block the next run', async () => {
+    const out = join(tempDir(), 'run');
+    mkdirSync(out);
+    writeFileSync(join(out, '.embedtune.lock'), String(process.ppid)); // a live process
+    await assert.rejects(train(cfg(out), { quiet: true }), /output_dir .* is in use by another training run \(pid \d+\)/);
+    writeFileSync(join(out, '.embedtune.lock'), '999999999'); // no such process: a killed run's
+    mkdirSync(join(out, '.checkpoint-7.tmp'));
+    writeFileSync(join(out, '.model.safetensors.abc123.tmp'), 'partial');
+    await train(cfg(out), { quiet: true });
+    assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), [], 'lock released, stale temp files gone');
+    appendFileSync(join(out, 'log.jsonl'), '{"step": 3, "lo');
+    const r = await train(cfg(out, { max_steps: 3, resume_from_checkpoint: true }), { quiet: true });
+    assert.equal(r.steps, 3);
+    const steps = readFileSync(join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3]);
   });
 });
 

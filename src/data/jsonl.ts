@@ -3,8 +3,8 @@
  * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
  * temp file beside the target and is renamed into place only when complete.
  */
-import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, type WriteStream } from 'node:fs';
-import { resolve } from 'node:path';
+import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { tempPathFor, withPath } from '../util/atomic.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
@@ -93,6 +93,26 @@ export function parseObject(path: string, l: Line): Record<string, unknown> {
     throw new DataError(path, l.line, 'expected a JSON object');
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * Checks an output path before any work starts, so a long job does not fail at its end: its
+ * directory exists and takes a file (a probe written and removed), it is not a directory, and it
+ * is a different file from every input.
+ */
+export function checkOutput(output: string, inputs: string[]): void {
+  const dir = dirname(resolve(output));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${output}: cannot write: directory ${dir} does not exist`);
+  if (existsSync(output) && statSync(output).isDirectory()) throw new Error(`${output}: cannot write: it is a directory`);
+  const probe = tempPathFor(output);
+  try {
+    writeFileSync(probe, '');
+  } catch (e) {
+    throw withPath(output, e);
+  } finally {
+    rmSync(probe, { force: true });
+  }
+  assertNotInput(output, inputs);
 }
 
 /** Throws unless `output` is a different file from every input. */

@@ -3,7 +3,7 @@
  * similarity to an already kept query is ≥ threshold. Kept records are written unchanged;
  * a report lists each dropped query with the kept query it matched and the score.
  */
-import { assertNotInput, writeAtomically } from '../data/jsonl.js';
+import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
@@ -39,8 +39,8 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
   const threshold = o.threshold ?? 0.7;
   if (!(threshold > -1 && threshold <= 1)) throw new Error(`threshold must be in (-1, 1], got ${threshold}`);
   const report = o.report ?? sidePath(o.output, '.dropped.jsonl');
-  assertNotInput(o.output, [o.input]);
-  assertNotInput(report, [o.input, o.output]);
+  checkOutput(o.output, [o.input]);
+  checkOutput(report, [o.input, o.output]);
   const readOptions = { skipInvalid: o.skipInvalid };
 
   // Pass 1: only the queries are held in memory.

@@ -1,6 +1,6 @@
 /** convert: a BEIR folder → JSONL training records in the spec's shape. */
 import { loadBeir } from '../data/beir.js';
-import { assertNotInput, writeAtomically } from '../data/jsonl.js';
+import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { log } from './common.js';
 
 export interface ConvertOptions {
@@ -18,7 +18,7 @@ export interface ConvertOptions {
  *   await beirToRecords({ beir: 'data/cranfield', output: 'cranfield.jsonl' });
  */
 export async function beirToRecords(o: ConvertOptions): Promise<number> {
-  assertNotInput(o.output, []);
+  checkOutput(o.output, []);
   const set = await loadBeir(o.beir, o.split ?? 'test');
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   let n = 0;

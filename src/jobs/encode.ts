@@ -1,5 +1,5 @@
 /** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
-import { assertNotInput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
+import { checkOutput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
 import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
@@ -45,7 +45,7 @@ export function npyBytes(e: Embeddings): Buffer {
  *   await encodeFile({ model: 'models/bge-small-en', input: 'texts.txt', output: 'emb.npy' });
  */
 export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
-  assertNotInput(o.output, [o.input]);
+  checkOutput(o.output, [o.input]);
   const texts = await readTexts(o.input);
   requireRecords(texts.length, o.input);
   const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }));

@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
-import { assertNotInput, DataError, parseObject, readLines, writeAtomically, writeFileAtomic } from '../data/jsonl.js';
+import { checkOutput, DataError, parseObject, readLines, writeAtomically, writeFileAtomic } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
@@ -111,7 +111,8 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   }
   if (!(Number.isInteger(want) && want >= 1)) throw new Error(`numNegatives must be a positive integer, got ${want}`);
   const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
-  assertNotInput(o.output, [o.input, ...(o.candidatePool ? [o.candidatePool] : [])]);
+  checkOutput(o.output, [o.input, ...(o.candidatePool ? [o.candidatePool] : [])]);
+  checkOutput(statsPath, [o.input, o.output, ...(o.candidatePool ? [o.candidatePool] : [])]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
 
   // Pass 1: group records by query text (duplicates share their positives) and build the pool.

@@ -19,6 +19,7 @@ import { progress } from '../progress.js';
 import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
 import { epochBatches } from '../training/sampler.js';
+import { claimRunDir } from '../training/run-dir.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
 import { Rng } from '../util/rng.js';
 import { log } from './common.js';
@@ -71,8 +72,17 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
  *   await train(config);
  */
 export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
-  const records = await loadTrainRecords(c, o.quiet);
   const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: (label, total) => progress(label, total, o) });
+  const release = claimRunDir(c.output_dir, { model: modelDir, data: c.train_data });
+  try {
+    return await trainIn(c, modelDir, o);
+  } finally {
+    release();
+  }
+}
+
+async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean }): Promise<TrainResult> {
+  const records = await loadTrainRecords(c, o.quiet);
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
@@ -125,7 +135,15 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
     state = loadCheckpoint(path, trainer);
     // Forget log lines the interrupted run wrote after this checkpoint.
     if (existsSync(logPath)) {
-      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= state.step);
+      // A line torn by the kill is dropped with the rest of what came after the checkpoint.
+      const step = (l: string) => {
+        try {
+          return JSON.parse(l).step as number;
+        } catch {
+          return Infinity;
+        }
+      };
+      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && step(l) <= state.step);
       writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
     }
     log(o.quiet, `train: resumed from ${path} at step ${state.step}`);

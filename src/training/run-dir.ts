@@ -1,0 +1,55 @@
+/**
+ * A training run's output_dir: claimed by one run at a time (a lock file holding the pid; a lock
+ * left by a killed run is taken over), never the base model's folder or the data's, and cleared of
+ * temp files that killed runs left behind (`.checkpoint-N.tmp/`, `.<file>.<random>.tmp`).
+ */
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { join, relative, resolve, isAbsolute } from 'node:path';
+
+const LOCK = '.embedtune.lock';
+
+const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
+const within = (inner: string, outer: string) => {
+  const r = relative(outer, inner);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+};
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims `outDir` for this run; returns the function that releases it.
+ * @example
+ *   const release = claimRunDir('runs/ft', { model: 'models/bge-m3', data: 'train.jsonl' });
+ *   try { … } finally { release(); }
+ */
+export function claimRunDir(outDir: string, inputs: { model: string; data: string }): () => void {
+  const out = real(outDir);
+  if (within(real(inputs.model), out)) throw new Error(`output_dir ${outDir} holds the base model ${inputs.model}; the export would overwrite it: choose another output_dir`);
+  if (within(real(inputs.data), out)) throw new Error(`output_dir ${outDir} holds the training data ${inputs.data}: choose another output_dir`);
+  mkdirSync(outDir, { recursive: true });
+  const lock = join(outDir, LOCK);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+      const pid = Number(readFileSync(lock, 'utf8'));
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new Error(`output_dir ${outDir} is in use by another training run (pid ${pid}); wait for it or choose another output_dir`);
+      }
+      rmSync(lock, { force: true }); // left by a run that was killed
+    }
+  }
+  for (const f of readdirSync(outDir)) if (/^\..*\.tmp$/.test(f)) rmSync(join(outDir, f), { recursive: true, force: true });
+  return () => rmSync(lock, { force: true });
+}
