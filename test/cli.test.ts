@@ -63,9 +63,10 @@ describe('CLI on the Cranfield slice', () => {
       [['clean', '-i', 'ok.jsonl', '-o', '.'], /cannot write: it is a directory/],
       [['eval', '-d', 'ok.jsonl', '-o', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
       [['mine', '-i', 'ok.jsonl', '-o', 'mined.jsonl', '--stats', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
+      [['convert', '--beir', CRANFIELD, '-o', join(CRANFIELD, 'queries.jsonl')], /refusing to write .*queries\.jsonl: it is an input file/],
     ];
     for (const [args, message] of cases) {
-      const r = run([args[0], ...m, ...args.slice(1)], dir);
+      const r = run(args[0] === 'convert' ? args : [args[0], ...m, ...args.slice(1)], dir);
       assert.equal(r.code, 1, args.join(' '));
       assert.match(r.err, message, args.join(' '));
       assert.doesNotMatch(r.err, /encode|\d+\/\d+/, 'nothing was encoded first');

@@ -198,6 +198,11 @@ describe('weights on disk', () => {
       assert.ok(Math.abs(half.get(n)!.data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -25, `${n}[${i}]`);
     }
     assert.equal(cli(['export', '--checkpoint', join(out, 'checkpoint-2'), '-o', join(dir, 'bad'), '--dtype', 'f8']).code, 1);
+    const before = readFileSync(join(base, 'model.safetensors'));
+    const onto = cli(['export', '--checkpoint', join(out, 'checkpoint-2'), '-o', base]);
+    assert.equal(onto.code, 1);
+    assert.match(onto.err, /refusing to export into .*base-bf16: it holds the base model/);
+    assert.ok(readFileSync(join(base, 'model.safetensors')).equals(before), 'the base model is untouched');
     assert.ok(!existsSync(join(dir, 'bad')));
     assert.ok(readFileSync(join(dir, 'f16', 'onnx', 'model.onnx')).length > 0);
   });

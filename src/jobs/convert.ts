@@ -1,4 +1,5 @@
 /** convert: a BEIR folder → JSONL training records in the spec's shape. */
+import { join } from 'node:path';
 import { loadBeir } from '../data/beir.js';
 import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { log } from './common.js';
@@ -18,8 +19,9 @@ export interface ConvertOptions {
  *   await beirToRecords({ beir: 'data/cranfield', output: 'cranfield.jsonl' });
  */
 export async function beirToRecords(o: ConvertOptions): Promise<number> {
-  checkOutput(o.output, []);
-  const set = await loadBeir(o.beir, o.split ?? 'test');
+  const split = o.split ?? 'test';
+  checkOutput(o.output, ['corpus.jsonl', 'queries.jsonl', join('qrels', `${split}.tsv`)].map((f) => join(o.beir, f)));
+  const set = await loadBeir(o.beir, split);
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   let n = 0;
   await writeAtomically(o.output, async (w) => {
