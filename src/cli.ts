@@ -25,6 +25,12 @@ const int = (name: string) => (v: string) => {
   if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
   return n;
 };
+/** Sizes and counts: an integer ≥ 1. */
+const positive = (name: string) => (v: string) => {
+  const n = int(name)(v);
+  if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1`);
+  return n;
+};
 const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
@@ -39,9 +45,9 @@ function withModelOptions(cmd: Command): Command {
     .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
     .addOption(new Option('--pooling <mode>', 'pooling (default: from 1_Pooling/config.json, else cls)').choices(POOLINGS as string[]))
     .option('--no-normalize', 'do not L2-normalise embeddings')
-    .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', int('dimensions'))
-    .option('--batch-size <n>', 'texts per batch', int('batch-size'), 32)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('threads'))
+    .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', positive('dimensions'))
+    .option('--batch-size <n>', 'texts per batch', positive('batch-size'), 32)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
     .option('-q, --quiet', 'no progress or summary output');
 }
@@ -70,7 +76,7 @@ export function buildProgram(): Command {
     .requiredOption('-i, --input <file>', 'input texts')
     .requiredOption('-o, --output <file>', 'output: .npy (float32 matrix) or .jsonl ({"text","embedding"})')
     .option('--template <t>', 'text template, e.g. "query: {text}"')
-    .option('--max-length <n>', 'token limit per text', int('max-length'))
+    .option('--max-length <n>', 'token limit per text', positive('max-length'))
     .action(async (o) => {
       await encodeFile({ ...modelOptions(o), input: o.input, output: o.output, template: o.template, maxLength: o.maxLength });
     });
@@ -81,7 +87,7 @@ export function buildProgram(): Command {
     .option('--report <file>', 'dropped queries with their match (default: <output>.dropped.jsonl)')
     .option('--threshold <x>', 'cosine similarity at or above which a query is a duplicate', num('threshold'), 0.7)
     .option('--query-template <t>', 'template for queries, e.g. "query: {text}"')
-    .option('--max-length <n>', 'token limit per query', int('max-length'))
+    .option('--max-length <n>', 'token limit per query', positive('max-length'))
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
       await clean({ ...modelOptions(o), input: o.input, output: o.output, report: o.report, threshold: o.threshold, queryTemplate: o.queryTemplate, maxLength: o.maxLength, skipInvalid: o.skipInvalid });
@@ -92,7 +98,7 @@ export function buildProgram(): Command {
     .requiredOption('-o, --output <file>', 'records with mined negatives')
     .option('--range-min <n>', 'first rank that may be sampled (after removing positives)', int('range-min'), 10)
     .option('--range-max <n>', 'rank past the last that may be sampled', int('range-max'), 210)
-    .option('--num-negatives <n>', 'negatives per query', int('num-negatives'), 15)
+    .option('--num-negatives <n>', 'negatives per query', positive('num-negatives'), 15)
     .addOption(new Option('--sampling <how>', 'random: seeded sample of the window; top: best ranked').choices(['random', 'top']).default('random'))
     .option('--seed <n>', 'sampling seed', int('seed'), 42)
     .option('--absolute-margin <x>', 'negative score must be ≤ positive score − x', num('absolute-margin'))
@@ -103,8 +109,8 @@ export function buildProgram(): Command {
     .option('--keep-existing', 'append to existing negatives instead of replacing them')
     .option('--query-template <t>', 'template for queries')
     .option('--passage-template <t>', 'template for passages')
-    .option('--max-query-length <n>', 'token limit per query', int('max-query-length'))
-    .option('--max-passage-length <n>', 'token limit per passage', int('max-passage-length'))
+    .option('--max-query-length <n>', 'token limit per query', positive('max-query-length'))
+    .option('--max-passage-length <n>', 'token limit per passage', positive('max-passage-length'))
     .option('--stats <file>', 'score statistics JSON (default: <output>.stats.json)')
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
@@ -139,8 +145,8 @@ export function buildProgram(): Command {
     .option('--k <list>', 'cut-offs, comma-separated', intList, [1, 3, 5, 10])
     .option('--query-template <t>', 'template for queries')
     .option('--passage-template <t>', 'template for passages')
-    .option('--max-query-length <n>', 'token limit per query', int('max-query-length'))
-    .option('--max-passage-length <n>', 'token limit per passage', int('max-passage-length'))
+    .option('--max-query-length <n>', 'token limit per query', positive('max-query-length'))
+    .option('--max-passage-length <n>', 'token limit per passage', positive('max-passage-length'))
     .option('-o, --output <file>', 'write the metrics as JSON')
     .option('--skip-invalid', 'skip bad records instead of stopping')
     .action(async (o) => {
@@ -168,9 +174,9 @@ export function buildProgram(): Command {
     .option('--max-steps <n>', 'override max_steps', int('max-steps'))
     .option('--num-train-epochs <n>', 'override num_train_epochs', num('num-train-epochs'))
     .option('--learning-rate <x>', 'override learning_rate', num('learning-rate'))
-    .option('--batch-size <n>', 'override per_device_train_batch_size', int('batch-size'))
-    .option('--group-size <n>', 'override group_size', int('group-size'))
-    .option('--threads <n>', 'onnxruntime threads', int('threads'))
+    .option('--batch-size <n>', 'override per_device_train_batch_size', positive('batch-size'))
+    .option('--group-size <n>', 'override group_size', positive('group-size'))
+    .option('--threads <n>', 'onnxruntime threads', positive('threads'))
     .option('--resume', 'continue from the newest complete checkpoint in output_dir')
     .option('--set <key=value...>', 'override any config key (value parsed as JSON when it can be)')
     .option('-q, --quiet', 'no progress output')
@@ -219,9 +225,9 @@ export function buildProgram(): Command {
     .option('-m, --model <dir>', 'model directory or alias', 'use-lite')
     .option('--data <dir>', 'BEIR folder', join(PACKAGE_ROOT, 'data', 'cranfield-full'))
     .option('-o, --out-dir <dir>', 'where to write every step\'s output', join('runs', 'demo'))
-    .option('--epochs <n>', 'training epochs', int('epochs'), 3)
+    .option('--epochs <n>', 'training epochs', positive('epochs'), 3)
     .option('--seed <n>', 'train/test split and training seed', int('seed'), 13)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('threads'))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
       await demo({ model: o.model, data: o.data, outDir: o.outDir, epochs: o.epochs, seed: o.seed, threads: o.threads, quiet: o.quiet });

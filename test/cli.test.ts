@@ -74,6 +74,21 @@ describe('CLI on the Cranfield slice', () => {
     assert.equal(readFileSync(join(dir, 'ok.jsonl'), 'utf8'), '{"query": "a", "pos_passage": ["p"], "neg_passage": ["n"]}\n');
   });
 
+  it('option values are checked by name; an input that is a directory is named', () => {
+    for (const [args, message] of [
+      [['--batch-size', '0'], /batch-size must be at least 1/],
+      [['--threads', '-4'], /threads must be at least 1/],
+      [['--batch-size', 'x'], /batch-size must be an integer/],
+    ] as const) {
+      const r = run(['encode', ...m, '-i', 'texts.txt', '-o', 'opt.npy', ...args], dir);
+      assert.equal(r.code, 1);
+      assert.match(r.err, message);
+    }
+    const r = run(['encode', ...m, '-i', dir, '-o', 'opt.npy'], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /: is a directory; expected a file/);
+  });
+
   it('zero records is an error for every command, not an empty output', () => {
     writeFileSync(join(dir, 'empty.jsonl'), '');
     writeFileSync(join(dir, 'allbad.jsonl'), '{"query": 1, "pos_passage": ["p"]}\n{"pos_passage": ["p"]}\n');

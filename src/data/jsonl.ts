@@ -35,6 +35,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  */
 export async function* readLines(path: string, onBad?: (e: DataError) => void): AsyncGenerator<Line> {
   if (!existsSync(path)) throw new Error(`${path}: no such file`);
+  if (statSync(path).isDirectory()) throw new Error(`${path}: is a directory; expected a file`);
   let lineNo = 0;
   let pendingBlank: number | undefined;
   let carry: Buffer = Buffer.alloc(0);
