@@ -6,7 +6,7 @@ import { assertNotInput, DataError, readLines, writeAtomically } from '../src/da
 import { spawnSync } from 'node:child_process';
 import { loadRecords } from '../src/data/records.js';
 import { loadBeir } from '../src/data/beir.js';
-import { CRANFIELD, tempDir } from './helpers.js';
+import { CRANFIELD, ROOT, tempDir } from './helpers.js';
 
 function file(content: string | Buffer, name = 'in.jsonl'): string {
   const p = join(tempDir(), name);
@@ -140,6 +140,22 @@ describe('BEIR', () => {
     const grades = new Set([...set.qrels.values()].flatMap((m) => [...m.values()]));
     assert.ok(grades.size > 1, 'graded scores are kept');
     assert.ok(set.corpus[0].text.length > 0);
+  });
+
+  it('counts qrels that name unknown queries (ignored) or documents (kept as relevant), and convert and eval say so', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'qrels'));
+    writeFileSync(join(dir, 'corpus.jsonl'), '{"_id": "d1", "text": "lift"}\n{"_id": "d2", "text": "drag"}\n');
+    writeFileSync(join(dir, 'queries.jsonl'), '{"_id": "q1", "text": "what is lift"}\n');
+    writeFileSync(join(dir, 'qrels', 'test.tsv'), 'query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td9\t2\nq7\td2\t1\n');
+    const set = await loadBeir(dir);
+    assert.deepEqual(set.unknown, { queries: 1, documents: 1 });
+    assert.deepEqual([...set.qrels.keys()], ['q1']);
+    assert.deepEqual([...set.qrels.get('q1')!], [['d1', 1], ['d9', 2]]);
+    const out = join(dir, 'out.jsonl');
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'convert', '--beir', dir, '-o', out], { encoding: 'utf8', env: { ...process.env, EMBEDTUNE_QUIET: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /qrels name ids the folder lacks: 1 rows a query not in queries\.jsonl \(ignored\), 1 a document not in corpus\.jsonl/);
   });
 
   it('names a missing qrels file', async () => {

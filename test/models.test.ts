@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, truncateSync, writeFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, truncateSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Encoder } from '../src/models/encoder.js';
@@ -58,6 +58,13 @@ describe('model loading errors', () => {
     assert.throws(() => readSafetensors(p), /tensor a has invalid data_offsets \[-8,0\]/);
     raw({ a: { dtype: 'F32', shape: [2] } }, 8);
     assert.throws(() => readSafetensors(p), /tensor a has invalid data_offsets undefined/);
+  });
+
+  it('a broken 1_Pooling/config.json is named', async () => {
+    const dir = copyModel(TINY_BERT);
+    mkdirSync(join(dir, '1_Pooling'));
+    writeFileSync(join(dir, '1_Pooling', 'config.json'), '{"pooling_mode_cls_token": tru');
+    await assert.rejects(Encoder.load(dir), /1_Pooling\/config\.json: not valid JSON/);
   });
 
   it('a tensor of the wrong shape', async () => {

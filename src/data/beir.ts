@@ -15,8 +15,19 @@ export interface BeirDocument {
 export interface BeirDataset {
   corpus: BeirDocument[];
   queries: Map<string, string>;
-  /** query id → (document id → graded relevance > 0). */
+  /**
+   * query id → (document id → graded relevance > 0), for queries the folder has. A document the
+   * corpus lacks stays relevant (it lowers recall, as in BEIR's own scoring) and is counted in `unknown`.
+   */
   qrels: Map<string, Map<string, number>>;
+  /** qrels rows naming a query the folder lacks (dropped) or a document the corpus lacks (kept). */
+  unknown: { queries: number; documents: number };
+}
+
+/** One warning line for qrels rows that named unknown ids, or null when there were none. */
+export function unknownIdsWarning(dir: string, u: BeirDataset['unknown']): string | null {
+  if (!u.queries && !u.documents) return null;
+  return `${dir}: qrels name ids the folder lacks: ${u.queries} rows a query not in queries.jsonl (ignored), ${u.documents} a document not in corpus.jsonl (counted as relevant, never retrieved)`;
 }
 
 function stringField(path: string, line: number, obj: Record<string, unknown>, field: string, optional = false): string {
@@ -74,11 +85,21 @@ export async function loadBeir(dir: string, split = 'test', withTitle = true): P
     if (!existsSync(p)) throw new Error(`${dir}: not a BEIR folder: missing ${p}`);
     return p;
   };
-  return {
-    corpus: await readBeirCorpus(need(join(dir, 'corpus.jsonl')), withTitle),
-    queries: await readBeirQueries(need(join(dir, 'queries.jsonl'))),
-    qrels: await readQrels(need(join(dir, 'qrels', `${split}.tsv`))),
-  };
+  const corpus = await readBeirCorpus(need(join(dir, 'corpus.jsonl')), withTitle);
+  const queries = await readBeirQueries(need(join(dir, 'queries.jsonl')));
+  const all = await readQrels(need(join(dir, 'qrels', `${split}.tsv`)));
+  const docs = new Set(corpus.map((d) => d.id));
+  const unknown = { queries: 0, documents: 0 };
+  const qrels = new Map<string, Map<string, number>>();
+  for (const [q, rel] of all) {
+    if (!queries.has(q)) {
+      unknown.queries += rel.size;
+      continue;
+    }
+    for (const d of rel.keys()) if (!docs.has(d)) unknown.documents++;
+    qrels.set(q, rel);
+  }
+  return { corpus, queries, qrels, unknown };
 }
 
 export function isBeirFolder(dir: string): boolean {

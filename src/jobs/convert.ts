@@ -1,6 +1,6 @@
 /** convert: a BEIR folder → JSONL training records in the spec's shape. */
 import { join } from 'node:path';
-import { loadBeir } from '../data/beir.js';
+import { loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { log } from './common.js';
 
@@ -22,6 +22,8 @@ export async function beirToRecords(o: ConvertOptions): Promise<number> {
   const split = o.split ?? 'test';
   checkOutput(o.output, ['corpus.jsonl', 'queries.jsonl', join('qrels', `${split}.tsv`)].map((f) => join(o.beir, f)));
   const set = await loadBeir(o.beir, split);
+  const warning = unknownIdsWarning(o.beir, set.unknown);
+  if (warning) log(o.quiet, `convert: ${warning}`);
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   let n = 0;
   await writeAtomically(o.output, async (w) => {

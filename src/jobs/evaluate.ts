@@ -11,7 +11,7 @@
  * are NDCG gains.
  */
 import { join } from 'node:path';
-import { isBeirFolder, loadBeir } from '../data/beir.js';
+import { isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, DataError, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
@@ -126,7 +126,13 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
     const beir = isBeirFolder(o.data) ? ['corpus.jsonl', 'queries.jsonl', join('qrels', `${o.split ?? 'test'}.tsv`)].map((f) => join(o.data, f)) : [o.data];
     checkOutput(o.output, [...beir, ...(o.negatives ? [o.negatives] : [])]);
   }
-  const set: RetrievalSet = isBeirFolder(o.data) ? await loadBeir(o.data, o.split ?? 'test') : await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
+  let set: RetrievalSet;
+  if (isBeirFolder(o.data)) {
+    const beir = await loadBeir(o.data, o.split ?? 'test');
+    const warning = unknownIdsWarning(o.data, beir.unknown);
+    if (warning) log(o.quiet, `eval: ${warning}`);
+    set = beir;
+  } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
   const result = await evaluateSet(o, set, ks);
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
   return result;

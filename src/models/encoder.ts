@@ -99,7 +99,12 @@ export { loadWeights } from './weights.js';
 export function savedPooling(dir: string): Pooling | undefined {
   const path = join(dir, '1_Pooling', 'config.json');
   if (!existsSync(path)) return undefined;
-  const c = JSON.parse(readFileSync(path, 'utf8'));
+  let c: Record<string, unknown>;
+  try {
+    c = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
   if (c.pooling_mode_cls_token) return 'cls';
   if (c.pooling_mode_mean_tokens) return 'mean';
   if (c.pooling_mode_lasttoken) return 'last';
