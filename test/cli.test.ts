@@ -89,6 +89,19 @@ describe('CLI on the Cranfield slice', () => {
     assert.match(r.err, /: is a directory; expected a file/);
   });
 
+  it('train --skip-invalid skips and reports bad records', () => {
+    const data = join(dir, 'train-mixed.jsonl');
+    const good = readFileSync(join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 12);
+    writeFileSync(data, [...good, '{"query": 5, "pos": ["p"], "neg": ["n"]}', '{"query": "q", "pos": []}'].join('\n') + '\n');
+    const args = ['train', '-m', TINY_BERT, '--train-data', data, '-o', join(dir, 'skip-run'), '--max-steps', '1', '--batch-size', '4', '--group-size', '2', '--threads', '1'];
+    let r = run(args, dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /train-mixed\.jsonl:13: field "query"/);
+    r = run([...args, '--skip-invalid'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /train: skipped 2 invalid records/);
+  });
+
   it('zero records is an error for every command, not an empty output', () => {
     writeFileSync(join(dir, 'empty.jsonl'), '');
     writeFileSync(join(dir, 'allbad.jsonl'), '{"query": 1, "pos_passage": ["p"]}\n{"pos_passage": ["p"]}\n');
