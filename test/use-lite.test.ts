@@ -57,6 +57,19 @@ describe('USE-Lite trains and exports like any architecture', () => {
     assert.equal(enc.pooling, 'mean');
     const e = await enc.encode(['wing flutter'], { quiet: true });
     assert.ok(Math.abs(Math.hypot(...e.data) - 1) < 1e-5);
+    // The exported ONNX gives the same embedding, tanh head included.
+    const ids = enc.tokenize('wing flutter');
     await enc.close();
+    const { default: ort } = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(join(out, 'onnx', 'model.onnx'));
+    const result = await session.run({
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+    });
+    const onnx = result.sentence_embedding.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < onnx.length; i++) worst = Math.max(worst, Math.abs(onnx[i] - e.data[i]));
+    assert.ok(worst <= 1e-4, `exported ONNX vs encode: ${worst}`);
+    await session.release();
   });
 });

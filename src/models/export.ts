@@ -15,9 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { Graph } from '../graph/graph.js';
 import { serialize } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
-import { ARCHITECTURES, positionLimit } from './encoder.js';
+import { positionLimit, sentenceEmbedding } from './encoder.js';
 import { Params, canonicalName, canonicalNames } from './params.js';
-import type { Pooling } from './pooling.js';
+import type { Pooling, PoolingOptions } from './pooling.js';
 import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
 import { storedDType, weightFiles } from './weights.js';
 
@@ -41,13 +41,16 @@ export const ONNX_INLINE_LIMIT = 1.5 * 2 ** 30;
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
 
-/** The forward graph that transformers.js runs: input ids and mask (and token types for BERT) → last_hidden_state. */
-export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>): Graph {
+/**
+ * The forward graph: input ids and mask (and token types for BERT) → `last_hidden_state`, which
+ * transformers.js pools itself, and `sentence_embedding` — pooled, through the model's own head
+ * (USE-Lite's tanh projection) and normalised as `encode` does — for plain onnxruntime users.
+ */
+export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions = { pooling: 'cls', normalize: true }): Graph {
   const graph = new Graph('embedtune-export');
-  const arch = ARCHITECTURES[config.architecture];
-  const inputs = arch.inputs(graph);
-  const hidden = arch.build(inputs, new Params(graph, weights), config);
+  const { hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights), config, '', pooling);
   graph.output(hidden, 'last_hidden_state', ['batch', 'sequence', config.hiddenSize]);
+  graph.output(embedding, 'sentence_embedding', ['batch', config.hiddenSize]);
   return graph;
 }
 
@@ -100,7 +103,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     if (o.normalize) mkdirSync(join(tmp, '2_Normalize'));
     writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
     writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
-    const graph = exportGraph(o.config, canonicalNames(merged));
+    const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize });
     let bytes = 0;
     for (const t of graph.initializers.values()) bytes += t.data.byteLength;
     writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? bytes > ONNX_INLINE_LIMIT);
