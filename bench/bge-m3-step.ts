@@ -7,7 +7,7 @@
  *   encode: load the encoder and embed the texts of TEXTS_JSON (batch 16, ≤ 256 tokens)
  *     node dist/bench/bge-m3-step.js encode MODEL_DIR TEXTS_JSON THREADS
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { readConfig } from '../src/models/config.js';
@@ -17,7 +17,6 @@ import { loadTokenizer } from '../src/models/tokenizer.js';
 import { Trainer } from '../src/training/trainer.js';
 import { saveCheckpoint } from '../src/training/checkpoint.js';
 import { exportModel } from '../src/models/export.js';
-import { rmSync } from 'node:fs';
 
 const [mode, dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2);
 if (mode === 'encode') {

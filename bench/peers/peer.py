@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
 STATE = {}
 
 
@@ -33,10 +32,16 @@ def read_safetensors(path):
 
 def bert(cfg, w, ids, mask):
     """Hugging Face BertModel's forward, transcribed (eval mode: no dropout)."""
+    s = ids.shape[1]
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:s] + w["embeddings.token_type_embeddings.weight"][0]
+    return encoder(cfg, w, x, mask)
+
+
+def encoder(cfg, w, x, mask):
+    """The post-LayerNorm encoder BERT and XLM-RoBERTa share: embedding LayerNorm, then every layer."""
     h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     d = h // heads
-    b, s = ids.shape
-    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:s] + w["embeddings.token_type_embeddings.weight"][0]
+    b, s = mask.shape
     ln = lambda t, p: F.layer_norm(t, (h,), w[p + ".weight"], w[p + ".bias"], cfg["layer_norm_eps"])
     lin = lambda t, p: F.linear(t, w[p + ".weight"], w[p + ".bias"])
     x = ln(x, "embeddings.LayerNorm")
@@ -179,11 +184,13 @@ def rss(_):
 
 COMMANDS = {f.__name__: f for f in (load_bert, encode, train_step, faiss_topk, dedup_faiss, community, sgemm, rss)}
 
-for line in sys.stdin:
-    c = json.loads(line)
-    try:
-        out = COMMANDS[c["cmd"]](c)
-    except Exception as e:  # reported to the harness, which stops with the message
-        out = {"error": f"{type(e).__name__}: {e}"}
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+if __name__ == "__main__":  # run by bench/run.ts; xlmr_step.py imports the encoder from here
+    torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+    for line in sys.stdin:
+        c = json.loads(line)
+        try:
+            out = COMMANDS[c["cmd"]](c)
+        except Exception as e:  # reported to the harness, which stops with the message
+            out = {"error": f"{type(e).__name__}: {e}"}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()

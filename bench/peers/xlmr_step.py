@@ -1,14 +1,14 @@
 """PyTorch's side of the bge-m3-shape training step, in its own process so its peak RSS is its own.
 
 Hugging Face's XLMRobertaModel forward transcribed from its definition (padding-offset position
-ids, one token-type row, post-LayerNorm layers, exact GELU; eval mode, no dropout), CLS pooling,
+ids, one token-type row, then peer.py's post-LayerNorm encoder with exact GELU; eval mode, no
+dropout), CLS pooling,
 L2 normalisation, InfoNCE over in-batch and hard negatives, torch.optim.AdamW, clip_grad_norm_.
 
     python xlmr_step.py MODEL_DIR BATCH_JSON STEPS THREADS   → one JSON line on stdout
     python xlmr_step.py MODEL_DIR TEXT_IDS_JSON encode THREADS  (forward only, batches of 16)
 """
 import json
-import math
 import resource
 import struct
 import sys
@@ -17,6 +17,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from peer import encoder  # the shared BERT / XLM-R layer stack
 
 model_dir, batch_file, mode, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 torch.set_num_threads(threads)
@@ -35,27 +37,14 @@ for name, e in header.items():
 del raw
 load_seconds = time.perf_counter() - t0
 
-h, heads, pad, eps = cfg["hidden_size"], cfg["num_attention_heads"], cfg["pad_token_id"], cfg["layer_norm_eps"]
-d = h // heads
+pad = cfg["pad_token_id"]
 
 
 def xlmr(ids, mask):
-    b, s = ids.shape
     not_pad = (ids != pad).long()
     positions = torch.cumsum(not_pad, 1) * not_pad + pad
     x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][positions] + w["embeddings.token_type_embeddings.weight"][0]
-    ln = lambda t, p: F.layer_norm(t, (h,), w[p + ".weight"], w[p + ".bias"], eps)
-    lin = lambda t, p: F.linear(t, w[p + ".weight"], w[p + ".bias"])
-    x = ln(x, "embeddings.LayerNorm")
-    ext = (1.0 - mask[:, None, None, :].float()) * -1e9
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"encoder.layer.{i}"
-        split = lambda t: t.view(b, s, heads, d).transpose(1, 2)
-        q, k, v = (split(lin(x, f"{p}.attention.self.{m}")) for m in ("query", "key", "value"))
-        ctx = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d) + ext, dim=-1) @ v
-        x = ln(x + lin(ctx.transpose(1, 2).reshape(b, s, h), p + ".attention.output.dense"), p + ".attention.output.LayerNorm")
-        x = ln(x + lin(F.gelu(lin(x, p + ".intermediate.dense")), p + ".output.dense"), p + ".output.LayerNorm")
-    return F.normalize(x[:, 0], dim=-1)
+    return F.normalize(encoder(cfg, w, x, mask)[:, 0], dim=-1)
 
 
 def padded(rows):

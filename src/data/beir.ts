@@ -79,15 +79,21 @@ export async function readQrels(path: string): Promise<Map<string, Map<string, n
   return out;
 }
 
+/** The files a BEIR folder's `split` is read from (outputs must not be one of them). */
+export function beirFiles(dir: string, split = 'test'): { corpus: string; queries: string; qrels: string } {
+  return { corpus: join(dir, 'corpus.jsonl'), queries: join(dir, 'queries.jsonl'), qrels: join(dir, 'qrels', `${split}.tsv`) };
+}
+
 /** Loads a BEIR folder; `split` picks `qrels/<split>.tsv`. */
 export async function loadBeir(dir: string, split = 'test', withTitle = true): Promise<BeirDataset> {
   const need = (p: string) => {
     if (!existsSync(p)) throw new Error(`${dir}: not a BEIR folder: missing ${p}`);
     return p;
   };
-  const corpus = await readBeirCorpus(need(join(dir, 'corpus.jsonl')), withTitle);
-  const queries = await readBeirQueries(need(join(dir, 'queries.jsonl')));
-  const all = await readQrels(need(join(dir, 'qrels', `${split}.tsv`)));
+  const files = beirFiles(dir, split);
+  const corpus = await readBeirCorpus(need(files.corpus), withTitle);
+  const queries = await readBeirQueries(need(files.queries));
+  const all = await readQrels(need(files.qrels));
   const docs = new Set(corpus.map((d) => d.id));
   const unknown = { queries: 0, documents: 0 };
   const qrels = new Map<string, Map<string, number>>();

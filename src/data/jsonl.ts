@@ -3,9 +3,10 @@
  * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
  * temp file beside the target and is renamed into place only when complete.
  */
-import { createReadStream, createWriteStream, existsSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { tempPathFor, withPath } from '../util/atomic.js';
+import { realPath } from '../util/paths.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
 export class DataError extends Error {
@@ -118,10 +119,9 @@ export function checkOutput(output: string, inputs: string[]): void {
 
 /** Throws unless `output` is a different file from every input. */
 export function assertNotInput(output: string, inputs: string[]): void {
-  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
-  const out = real(output);
+  const out = realPath(output);
   for (const input of inputs) {
-    if (real(input) === out) throw new Error(`refusing to write ${output}: it is an input file; choose another output path`);
+    if (realPath(input) === out) throw new Error(`refusing to write ${output}: it is an input file; choose another output path`);
   }
 }
 

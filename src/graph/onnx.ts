@@ -67,6 +67,16 @@ export function liveParts(graph: Graph): { nodes: Graph['nodes']; initializers: 
   return { nodes: graph.nodes.filter((_, i) => keep[i]), initializers: [...graph.initializers].filter(([name]) => needed.has(name)) };
 }
 
+/** Protobuf caps a model at 2 GiB: past this many weight bytes they go to an external data file. */
+export const EXTERNAL_DATA_ABOVE = 1.5 * 2 ** 30;
+
+/** Whether `graph`'s weights are too big to sit inside the ModelProto. */
+export function needsExternalData(graph: Graph): boolean {
+  let bytes = 0;
+  for (const t of graph.initializers.values()) bytes += t.data.byteLength;
+  return bytes > EXTERNAL_DATA_ABOVE;
+}
+
 export function serialize(graph: Graph, options: SerializeOptions = {}): SerializedModel {
   const external: Uint8Array[] = [];
   let offset = 0;

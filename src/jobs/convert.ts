@@ -1,6 +1,5 @@
 /** convert: a BEIR folder → JSONL training records in the spec's shape. */
-import { join } from 'node:path';
-import { loadBeir, unknownIdsWarning } from '../data/beir.js';
+import { beirFiles, loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { log } from './common.js';
 
@@ -20,7 +19,7 @@ export interface ConvertOptions {
  */
 export async function beirToRecords(o: ConvertOptions): Promise<number> {
   const split = o.split ?? 'test';
-  checkOutput(o.output, ['corpus.jsonl', 'queries.jsonl', join('qrels', `${split}.tsv`)].map((f) => join(o.beir, f)));
+  checkOutput(o.output, Object.values(beirFiles(o.beir, split)));
   const set = await loadBeir(o.beir, split);
   const warning = unknownIdsWarning(o.beir, set.unknown);
   if (warning) log(o.quiet, `convert: ${warning}`);

@@ -10,8 +10,7 @@
  * BEIR mode: a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv; graded scores
  * are NDCG gains.
  */
-import { join } from 'node:path';
-import { isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
+import { beirFiles, isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, DataError, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
@@ -122,16 +121,14 @@ export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data'
 export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
   const ks = [...new Set(o.ks ?? [1, 3, 5, 10])].sort((a, b) => a - b);
   if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`k values must be positive integers, got ${ks.join(',')}`);
-  if (o.output) {
-    const beir = isBeirFolder(o.data) ? ['corpus.jsonl', 'queries.jsonl', join('qrels', `${o.split ?? 'test'}.tsv`)].map((f) => join(o.data, f)) : [o.data];
-    checkOutput(o.output, [...beir, ...(o.negatives ? [o.negatives] : [])]);
-  }
+  const beir = isBeirFolder(o.data);
+  if (o.output) checkOutput(o.output, [...(beir ? Object.values(beirFiles(o.data, o.split)) : [o.data]), ...(o.negatives ? [o.negatives] : [])]);
   let set: RetrievalSet;
-  if (isBeirFolder(o.data)) {
-    const beir = await loadBeir(o.data, o.split ?? 'test');
-    const warning = unknownIdsWarning(o.data, beir.unknown);
+  if (beir) {
+    const dataset = await loadBeir(o.data, o.split ?? 'test');
+    const warning = unknownIdsWarning(o.data, dataset.unknown);
     if (warning) log(o.quiet, `eval: ${warning}`);
-    set = beir;
+    set = dataset;
   } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
   const result = await evaluateSet(o, set, ks);
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');

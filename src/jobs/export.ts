@@ -1,6 +1,7 @@
 /** export: a training checkpoint → a model folder (the same layout `train` writes at the end). */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join } from 'node:path';
+import { isWithin } from '../util/paths.js';
 import { readConfig } from '../models/config.js';
 import { exportModel } from '../models/export.js';
 import { checkCheckpoint, checkpointWeights } from '../training/checkpoint.js';
@@ -20,7 +21,6 @@ export async function exportCheckpoint(o: { checkpoint: string; output: string; 
   const base = o.model ?? run.model_name_or_path;
   const baseDir = base ? await resolveModel(base, { revision: o.revision ?? run.revision ?? undefined }) : undefined;
   if (!baseDir) throw new Error(`${o.checkpoint}: no train_config.json beside it; pass --model with the base model`);
-  const [out, from] = [resolve(o.output), resolve(baseDir)];
-  if (out === from || from.startsWith(out + sep)) throw new Error(`refusing to export into ${o.output}: it holds the base model ${baseDir}; choose another output folder`);
+  if (isWithin(baseDir, o.output)) throw new Error(`refusing to export into ${o.output}: it holds the base model ${baseDir}; choose another output folder`);
   exportModel(o.output, { baseDir, config: readConfig(baseDir), weights: checkpointWeights(o.checkpoint), pooling: run.pooling ?? 'cls', normalize: run.normalize ?? true, dtype: o.dtype });
 }

@@ -5,7 +5,7 @@
  * bit-identical), evaluates every `eval_steps` (keeping the best as `best/`), and exports
  * the model in Hugging Face + sentence-transformers + ONNX layout to `output_dir`.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
@@ -124,7 +124,6 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
   });
-  mkdirSync(c.output_dir, { recursive: true });
   const logPath = join(c.output_dir, 'log.jsonl');
   writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
 

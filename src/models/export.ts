@@ -13,7 +13,7 @@ import { writeAtomicSync } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Graph } from '../graph/graph.js';
-import { serialize } from '../graph/onnx.js';
+import { needsExternalData, serialize } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
 import { positionLimit, sentenceEmbedding } from './encoder.js';
 import { Params, canonicalName, canonicalNames } from './params.js';
@@ -35,9 +35,6 @@ export interface ExportOptions {
   /** ONNX weights in `onnx/model.onnx_data`: default past 1.5 GiB of weights; true forces it (tests). */
   onnxExternalData?: boolean;
 }
-
-/** Past this many weight bytes the ONNX weights go to an external data file. */
-export const ONNX_INLINE_LIMIT = 1.5 * 2 ** 30;
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
 
@@ -104,9 +101,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
     writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
     const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize });
-    let bytes = 0;
-    for (const t of graph.initializers.values()) bytes += t.data.byteLength;
-    writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? bytes > ONNX_INLINE_LIMIT);
+    writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph));
     if (existsSync(target)) {
       // Keep anything else in the directory (checkpoints, logs); replace the model files.
       for (const f of readdirSync(tmp)) {

@@ -297,9 +297,9 @@ export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: R
   return out;
 }
 
-/** The storage dtype of a file's tensors: the most common one, by bytes (F32 when empty). */
-export function fileDType(header: SafetensorsHeader): SafeDType {
+/** The storage dtype of tensors: the most common one, by bytes (F32 when there are none). */
+export function mainDType(entries: Iterable<HeaderEntry>): SafeDType {
   const bytes = new Map<SafeDType, number>();
-  for (const e of header.tensors.values()) bytes.set(e.dtype, (bytes.get(e.dtype) ?? 0) + e.end - e.begin);
+  for (const e of entries) bytes.set(e.dtype, (bytes.get(e.dtype) ?? 0) + e.end - e.begin);
   return [...bytes].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 'F32';
 }

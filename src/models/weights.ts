@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalNames } from './params.js';
-import { fileDType, type NamedTensor, readHeader, readSafetensors, type SafeDType } from './safetensors.js';
+import { mainDType, type NamedTensor, readHeader, readSafetensors, type SafeDType } from './safetensors.js';
 
 const SINGLE = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
@@ -44,7 +44,5 @@ export function loadWeights(dir: string): Map<string, NamedTensor> {
 
 /** The dtype the model is stored in (by bytes), the default for export. */
 export function storedDType(dir: string): SafeDType {
-  const headers = weightFiles(dir).map((f) => readHeader(f));
-  const tensors = new Map(headers.flatMap((h) => [...h.tensors]));
-  return fileDType({ path: dir, tensors, metadata: {}, size: 0 });
+  return mainDType(weightFiles(dir).flatMap((f) => [...readHeader(f).tensors.values()]));
 }

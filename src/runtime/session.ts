@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Graph } from '../graph/graph.js';
-import { serialize } from '../graph/onnx.js';
+import { needsExternalData, serialize } from '../graph/onnx.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; defaults to every core. */
@@ -18,14 +18,9 @@ export interface RuntimeOptions {
   memPattern?: boolean;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
-  /** ORT's CPU memory arena (default on). */
-  memArena?: boolean;
 }
 
 export type Feed = Record<string, ort.Tensor>;
-
-/** Protobuf caps a model at 2 GiB; past this we keep weights in an external file. */
-const INLINE_LIMIT = 1.5 * 2 ** 30;
 
 export class Session {
   private constructor(
@@ -43,13 +38,10 @@ export class Session {
       // Memory patterns are planned per input shape; training sees a new shape nearly every
       // step and the cached plans grew peak RSS from 8.6 to 15 GB (MiniLM-L6, batch 32×4).
       enableMemPattern: options.memPattern ?? true,
-      enableCpuMemArena: options.memArena ?? (process.env.EMBEDTUNE_ORT_ARENA !== '0'),
       enableProfiling: options.profilePrefix !== undefined,
       profileFilePrefix: options.profilePrefix,
     };
-    let weightBytes = 0;
-    for (const t of graph.initializers.values()) weightBytes += t.data.byteLength;
-    if (weightBytes < INLINE_LIMIT) {
+    if (!needsExternalData(graph)) {
       const { model } = serialize(graph);
       return new Session(await ort.InferenceSession.create(model, sessionOptions));
     }

@@ -54,20 +54,20 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   const arch = ARCHITECTURES[config.architecture];
   if (!arch.embeddings) throw new Error(`recompute: not supported for ${config.architecture} models (only bert and xlm-roberta)`);
   const h = config.hiddenSize;
-  const part = (name: string, withGrad: boolean) => {
+  const part = (name: string) => {
     const graph = new Graph(name);
-    return { graph, params: new Params(graph, weights, 'input', 'graph'), withGrad };
+    return { graph, params: new Params(graph, weights, 'input', 'graph') };
   };
 
   const embedPart = (withGrad: boolean) => {
-    const { graph, params } = part('embed-part', withGrad);
+    const { graph, params } = part('embed-part');
     const x0 = embeddingNorm(arch.embeddings!(arch.inputs(graph), params, config), params, config);
     if (!withGrad) return { graph, params, out: graph.output(x0, 'hidden', ['batch', 'sequence', h]) };
     const seed = graph.input('grad_hidden', 'float32', ['batch', 'sequence', h]);
     return { graph, params, grads: outputGradients(graph, params, x0, seed, grad) };
   };
   const layerPart = (withGrad: boolean) => {
-    const { graph, params } = part('layer-part', withGrad);
+    const { graph, params } = part('layer-part');
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
     const y = encoderLayer(x, attentionBias(mask), params, 0, config);
@@ -76,7 +76,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     return { graph, params, grads: outputGradients(graph, params, y, seed, { ...grad, sparse: false }, [x]) };
   };
   const headPart = (withGrad: boolean) => {
-    const { graph, params } = part('head-part', withGrad);
+    const { graph, params } = part('head-part');
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
     const e = pool(x, mask, pooling);
@@ -103,6 +103,10 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     embedPartials: new Map(eb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
     hidden: h,
   };
+}
+
+export async function releaseLayerwise(s: LayerwiseSessions): Promise<void> {
+  for (const session of [s.embed, s.embedVjp, s.layer, s.layerVjp, s.head, s.headVjp]) await session.release();
 }
 
 /** What the layer-by-layer step reads from and writes into (the trainer's slots). */

@@ -3,16 +3,11 @@
  * left by a killed run is taken over), never the base model's folder or the data's, and cleared of
  * temp files that killed runs left behind (`.checkpoint-N.tmp/`, `.<file>.<random>.tmp`).
  */
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeSync, closeSync } from 'node:fs';
-import { join, relative, resolve, isAbsolute } from 'node:path';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { isWithin } from '../util/paths.js';
 
 const LOCK = '.embedtune.lock';
-
-const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p));
-const within = (inner: string, outer: string) => {
-  const r = relative(outer, inner);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
 
 function alive(pid: number): boolean {
   try {
@@ -30,9 +25,8 @@ function alive(pid: number): boolean {
  *   try { … } finally { release(); }
  */
 export function claimRunDir(outDir: string, inputs: { model: string; data: string }): () => void {
-  const out = real(outDir);
-  if (within(real(inputs.model), out)) throw new Error(`output_dir ${outDir} holds the base model ${inputs.model}; the export would overwrite it: choose another output_dir`);
-  if (within(real(inputs.data), out)) throw new Error(`output_dir ${outDir} holds the training data ${inputs.data}: choose another output_dir`);
+  if (isWithin(inputs.model, outDir)) throw new Error(`output_dir ${outDir} holds the base model ${inputs.model}; the export would overwrite it: choose another output_dir`);
+  if (isWithin(inputs.data, outDir)) throw new Error(`output_dir ${outDir} holds the training data ${inputs.data}: choose another output_dir`);
   mkdirSync(outDir, { recursive: true });
   const lock = join(outDir, LOCK);
   for (let attempt = 0; ; attempt++) {

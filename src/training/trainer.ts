@@ -14,7 +14,7 @@ import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
-import { layerwiseLoss, type LayerwiseSessions, layerwiseSessions, type LayerwiseState } from './layerwise.js';
+import { layerwiseLoss, type LayerwiseSessions, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
 
@@ -334,7 +334,7 @@ export class Trainer {
   async close(): Promise<void> {
     const { layerwise, ...plain } = this.sessions;
     for (const s of Object.values(plain)) await s?.release();
-    if (layerwise) for (const s of [layerwise.embed, layerwise.embedVjp, layerwise.layer, layerwise.layerVjp, layerwise.head, layerwise.headVjp]) await s.release();
+    if (layerwise) await releaseLayerwise(layerwise);
   }
 
   /** Stops profiling the step session; ORT writes `<profilePrefix>_<date>.json`. */
