@@ -5,6 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { tokenizePrefix } from './text-cut.js';
+import { checkRegexes, tokenizerRegexes } from './regex-guard.js';
 import { UseTokenizer } from './use-tokenizer.js';
 
 /** What the encoder and trainer need of a tokenizer. */
@@ -40,14 +42,23 @@ export class TextTokenizer implements Tokenizer {
     const configPath = join(dir, 'tokenizer_config.json');
     const config = existsSync(configPath) ? readJson(configPath) : {};
     const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 512;
-    return new TextTokenizer(new HfTokenizer(json, config), maxLen);
+    checkRegexes(tokenizerRegexes(json), path);
+    try {
+      return new TextTokenizer(new HfTokenizer(json, config), maxLen);
+    } catch (e) {
+      throw new Error(`${path}: not a tokenizer @huggingface/tokenizers can load (${(e as Error).message})`);
+    }
   }
 
   /** Token ids with special tokens, truncated to `maxLength`. */
   encode(text: string, maxLength: number): number[] {
-    const ids = this.tokenizer.encode(text).ids;
+    const ids = this.untruncated(text, maxLength);
     if (ids.length <= maxLength) return ids;
-    return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]];
+    return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]!];
+  }
+
+  private untruncated(text: string, maxLength: number): number[] {
+    return tokenizePrefix(text, maxLength, (t) => this.tokenizer.encode(t).ids);
   }
 }
 

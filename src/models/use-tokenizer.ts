@@ -9,6 +9,8 @@
  * in the tests on the bundled data.
  */
 
+import { tokenizePrefix } from './text-cut.js';
+
 const SEPARATOR = '\u2581';
 /** Ids below this (unknown, <s>, </s>, extra tokens) are never produced by matching. */
 const RESERVED = 6;
@@ -40,6 +42,11 @@ export class UseTokenizer {
 
   /** Ids of the pieces, truncated to the first `maxLength` (the model keeps positions < 128). */
   encode(text: string, maxLength = this.modelMaxLength): number[] {
+    return tokenizePrefix(text, maxLength, (t) => this.pieces(t)).slice(0, maxLength);
+  }
+
+  /** Ids of every piece of `text` (one Viterbi pass over the whole text). */
+  private pieces(text: string): number[] {
     const normalized = text.normalize('NFKC');
     const symbols = normalized.length ? [...(SEPARATOR + normalized.replaceAll(' ', SEPARATOR))] : [];
     const n = symbols.length;
@@ -77,6 +84,6 @@ export class UseTokenizer {
       if (!(previousUnknown && id === 0)) merged.push(id);
       previousUnknown = id === 0;
     }
-    return merged.reverse().slice(0, maxLength);
+    return merged.reverse();
   }
 }

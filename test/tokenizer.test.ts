@@ -1,0 +1,87 @@
+import assert from 'node:assert/strict';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { loadTokenizer } from '../src/models/tokenizer.js';
+import { resolveModelDir } from '../src/models/use-lite.js';
+import { TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** Real English and Chinese text, joined into long documents with and without spaces. */
+function longTexts(): string[] {
+  const zh = readFileSync(join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l) as { query: string; pos: string[] });
+  const en = readFileSync(join(ROOT, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').split('\n').filter(Boolean)
+    .map((l) => (JSON.parse(l) as { text: string }).text);
+  const chinese = zh.flatMap((r) => [r.query, ...r.pos]).join('');
+  const english = en.join(' ');
+  return [
+    english.slice(0, 40_000),
+    chinese.slice(0, 40_000),
+    english.slice(0, 3000) + chinese.slice(0, 30_000),
+    'x'.repeat(20_000) + ' ' + english.slice(0, 5000),
+    '='.repeat(50_000),
+    '😀'.repeat(5000) + english.slice(0, 10_000),
+  ];
+}
+
+describe('tokenizing long texts', () => {
+  for (const [name, dir] of [['BERT WordPiece', TINY_BERT], ['XLM-R Unigram', TINY_XLMR], ['USE-Lite', 'use-lite']] as const) {
+    it(`${name}: a long text gives the same ids as tokenizing it whole, then truncating`, () => {
+      const tok = loadTokenizer(dir === 'use-lite' ? resolveModelDir('use-lite') : dir);
+      for (const text of longTexts()) {
+        const whole = tok.encode(text, 1e9); // a limit past the text: no cut is tried
+        for (const max of [8, 64, 128, 512]) {
+          const expected = whole.length <= max ? whole : name === 'USE-Lite' ? whole.slice(0, max) : [...whole.slice(0, max - 1), whole.at(-1)!];
+          assert.deepEqual(tok.encode(text, max), expected, `${text.slice(0, 20)}… at ${max}`);
+        }
+      }
+    });
+  }
+
+  it('a 20 MB text is tokenized in well under a second', () => {
+    const tok = loadTokenizer(TINY_XLMR);
+    const text = 'Experimental investigation of the aerodynamics of a wing in a slipstream. '.repeat(270_000);
+    const start = performance.now();
+    assert.equal(tok.encode(text, 512).length, 512);
+    assert.ok(performance.now() - start < 1000, `${performance.now() - start} ms`);
+  });
+});
+
+describe('hostile tokenizer files', () => {
+  function withTokenizer(edit: (json: Record<string, unknown>) => unknown): string {
+    const dir = join(tempDir(), 'model');
+    cpSync(TINY_BERT, dir, { recursive: true });
+    const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    writeFileSync(join(dir, 'tokenizer.json'), typeof edit(json) === 'string' ? (edit(json) as string) : JSON.stringify(json));
+    return dir;
+  }
+
+  it('a catastrophically backtracking pre-tokenizer regex is refused at load, naming the file and pattern', () => {
+    const dir = withTokenizer((json) => {
+      json.pre_tokenizer = { type: 'Sequence', pretokenizers: [json.pre_tokenizer, { type: 'Split', pattern: { Regex: '(\\w+\\s?)+$' }, behavior: 'Isolated', invert: false }] };
+    });
+    const start = performance.now();
+    assert.throws(() => loadTokenizer(dir), (e: Error) => e.message.includes(join(dir, 'tokenizer.json')) && e.message.includes('(\\\\w+\\\\s?)+$') && /backtracks/.test(e.message));
+    assert.ok(performance.now() - start < 10_000);
+  });
+
+  it('a harmless regex (GPT-2 style) is accepted', () => {
+    const dir = withTokenizer((json) => {
+      json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false }, json.pre_tokenizer] };
+    });
+    assert.ok(loadTokenizer(dir).encode('hello world', 16).length > 2);
+  });
+
+  it('deeply nested JSON names the file', () => {
+    const dir = withTokenizer((json) => {
+      let normalizer: unknown = json.normalizer;
+      for (let i = 0; i < 200_000; i++) normalizer = { type: 'Sequence', normalizers: [normalizer] };
+      // JSON.stringify itself recurses: build the text by hand.
+      const text = JSON.stringify({ ...json, normalizer: '@@' });
+      return text.replace('"@@"', '{"type":"Sequence","normalizers":['.repeat(200_000) + JSON.stringify(json.normalizer) + ']}'.repeat(200_000));
+    });
+    assert.throws(() => loadTokenizer(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')));
+  });
+});
