@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, after, describe, it } from 'node:test';
 import { clean } from '../src/jobs/clean.js';
@@ -61,6 +61,17 @@ describe('clean', () => {
     assert.equal(planted.query, planted.matched_query);
     assert.ok(Math.abs(planted.score - 1) < 1e-5);
     for (const x of report) assert.ok(x.score >= threshold);
+  });
+
+  it('keeps a UTF-8 BOM and CRLF line endings byte-identical', async () => {
+    const lines = readFileSync(records, 'utf8').trim().split('\n').slice(0, 8);
+    const dup = JSON.stringify({ ...JSON.parse(lines[1]), note: 'duplicate' });
+    const inPath = join(dir, 'clean-crlf.jsonl');
+    writeFileSync(inPath, '\ufeff' + [...lines.slice(0, 4), dup, ...lines.slice(4)].join('\r\n') + '\r\n');
+    const out = join(dir, 'clean-crlf-out.jsonl');
+    const r = await clean({ model: bertEnc, input: inPath, output: out, threshold: 0.99, quiet: true });
+    assert.equal(r.dropped, 1);
+    assert.deepEqual(readFileSync(out), Buffer.from('\ufeff' + lines.join('\r\n') + '\r\n'));
   });
 
   it('refuses to overwrite its input', async () => {
@@ -174,6 +185,45 @@ describe('evaluate', () => {
     const expected = meanMetrics(rankings, set.qrels, [1, 5, 10]).metrics;
     for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k] - v) < 1e-9, `${k}: ${r.metrics[k]} vs ${v}`);
     assert.equal(JSON.parse(readFileSync(join(dir, 'ev.json'), 'utf8')).metrics['ndcg@10'], r.metrics['ndcg@10']);
+  });
+
+  it('BEIR mode: a hand-computed case with graded qrels', async () => {
+    // Each query is the text of one document, so that document ranks first whatever the model;
+    // the documents ranked after it have equal grades, so every metric is fixed by hand.
+    const beir = join(tempDir(), 'beir');
+    mkdirSync(join(beir, 'qrels'), { recursive: true });
+    const docs = ['the flow over a swept wing at high speed', 'heat transfer in hypersonic boundary layers', 'buckling of thin cylindrical shells under pressure'];
+    writeFileSync(join(beir, 'corpus.jsonl'), docs.map((text, i) => JSON.stringify({ _id: `d${i + 1}`, title: '', text })).join('\n') + '\n');
+    writeFileSync(join(beir, 'queries.jsonl'), docs.map((text, i) => JSON.stringify({ _id: `q${i + 1}`, text })).join('\n') + '\n');
+    const qrels = [['q1', 'd1', 2], ['q2', 'd1', 1], ['q2', 'd3', 1], ['q3', 'd3', 1], ['q3', 'd1', 2], ['q3', 'd2', 2]];
+    writeFileSync(join(beir, 'qrels', 'test.tsv'), 'query-id\tcorpus-id\tscore\n' + qrels.map((r) => r.join('\t')).join('\n') + '\n');
+    const r = await evaluate({ model: bertEnc, data: beir, ks: [1, 3], quiet: true });
+    // q1 ranks [d1, ·, ·] with d1 graded 2: every metric 1.
+    // q2 ranks [d2, d1|d3, d3|d1]: first hit at 2; DCG@3 = 1/log2 3 + 1/log2 4, ideal 1 + 1/log2 3; AP@3 = (1/2 + 2/3) / 2.
+    // q3 ranks [d3 (1), d1|d2 (2), d2|d1 (2)]: NDCG@1 = 1/2; DCG@3 = 1 + 2/log2 3 + 2/2, ideal 2 + 2/log2 3 + 1/2.
+    const l3 = Math.log2(3);
+    const expected: Record<string, number> = {
+      'hit@1': 2 / 3, 'mrr@1': 2 / 3, 'ndcg@1': (1 + 0 + 0.5) / 3, 'recall@1': (1 + 0 + 1 / 3) / 3, 'precision@1': 2 / 3, 'map@1': 2 / 3,
+      'hit@3': 1, 'mrr@3': (1 + 0.5 + 1) / 3, 'recall@3': 1, 'precision@3': (1 / 3 + 2 / 3 + 1) / 3, 'map@3': (1 + (1 / 2 + 2 / 3) / 2 + 1) / 3,
+      'ndcg@3': (1 + (1 / l3 + 1 / 2) / (1 + 1 / l3) + (1 + 2 / l3 + 1) / (2 + 2 / l3 + 1 / 2)) / 3,
+    };
+    for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k] - v) < 1e-12, `${k}: ${r.metrics[k]} vs ${v}`);
+  });
+
+  it('--skip-invalid counts and reports bad records and bad negatives lines', async () => {
+    const src = readJsonl(records).slice(0, 6);
+    const qp = join(dir, 'dev-bad.jsonl');
+    writeFileSync(qp, [...src.map((x) => JSON.stringify({ query: x.query, pos_passage: x.pos_passage })), '{"query": "no positives"}', 'not json'].join('\n') + '\n');
+    const negPath = join(dir, 'neg-bad.jsonl');
+    writeFileSync(negPath, [JSON.stringify({ neg_passage: ['a negative'] }), JSON.stringify({ neg_passage: [3] }), '{'].join('\n') + '\n');
+    await assert.rejects(evaluate({ model: bertEnc, data: qp, quiet: true }), /dev-bad.jsonl:7: field "pos_passage"/);
+    await assert.rejects(evaluate({ model: bertEnc, data: join(dir, 'dev.jsonl'), negatives: negPath, quiet: true }), /neg-bad.jsonl:2: field "neg_passage\[0\]"/);
+    const out = join(dir, 'ev-skip.json');
+    const r = await evaluate({ model: bertEnc, data: qp, negatives: negPath, skipInvalid: true, quiet: true, output: out });
+    assert.equal(r.queries, 6);
+    assert.equal(r.skipped?.total, 4);
+    assert.deepEqual(JSON.parse(readFileSync(out, 'utf8')).skipped, r.skipped);
+    assert.equal(Object.values(r.skipped!.reasons).reduce((a, b) => a + b, 0), 4);
   });
 
   it('BEIR mode with graded qrels', async () => {

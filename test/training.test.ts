@@ -231,10 +231,10 @@ describe('sampler', () => {
 
   it('keeps batches free of duplicate queries and passages', () => {
     const recs = [
-      { query: 'q1', pos: ['shared'], neg: ['n1'], raw: {}, source: '', line: 1 },
-      { query: 'q2', pos: ['shared'], neg: ['n2'], raw: {}, source: '', line: 2 },
-      { query: 'q1', pos: ['p3'], neg: ['n3'], raw: {}, source: '', line: 3 },
-      { query: 'q4', pos: ['p4'], neg: ['n4'], raw: {}, source: '', line: 4 },
+      { query: 'q1', pos: ['shared'], neg: ['n1'], raw: {}, bytes: new Uint8Array(), line: 1 },
+      { query: 'q2', pos: ['shared'], neg: ['n2'], raw: {}, bytes: new Uint8Array(), line: 2 },
+      { query: 'q1', pos: ['p3'], neg: ['n3'], raw: {}, bytes: new Uint8Array(), line: 3 },
+      { query: 'q4', pos: ['p4'], neg: ['n4'], raw: {}, bytes: new Uint8Array(), line: 4 },
     ];
     const batches = epochBatches(recs, { batchSize: 4, groupSize: 2 }, new Rng(1));
     for (const b of batches) {
@@ -248,7 +248,7 @@ describe('sampler', () => {
   });
 
   it('repeats negatives only when a record has too few', () => {
-    const r = { query: 'q', pos: ['p'], neg: ['a', 'b'], raw: {}, source: '', line: 1 };
+    const r = { query: 'q', pos: ['p'], neg: ['a', 'b'], raw: {}, bytes: new Uint8Array(), line: 1 };
     const g = drawGroup(r, 5, new Rng(1));
     assert.equal(g.length, 5);
     assert.deepEqual([...new Set(g.slice(1))].sort(), ['a', 'b']);

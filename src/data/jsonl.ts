@@ -3,7 +3,7 @@
  * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
  * temp file beside the target and is renamed into place only when complete.
  */
-import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { tempPathFor, withPath } from '../util/atomic.js';
 import { realPath } from '../util/paths.js';
@@ -25,6 +25,8 @@ export interface Line {
   /** 1-based line number. */
   line: number;
   text: string;
+  /** The line's bytes as in the file: a CR before the LF kept, a UTF-8 BOM left out. */
+  bytes: Uint8Array;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -45,7 +47,10 @@ export async function* readLines(path: string, onBad?: (e: DataError) => void): 
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 0x0d) end--; // CRLF
     let body = bytes.subarray(0, end);
-    if (lineNo === 1 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) body = body.subarray(3); // BOM
+    if (lineNo === 1 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) {
+      body = body.subarray(3);
+      bytes = bytes.subarray(3);
+    }
     let text: string;
     try {
       text = decoder.decode(body);
@@ -64,7 +69,7 @@ export async function* readLines(path: string, onBad?: (e: DataError) => void): 
       if (onBad) onBad(err);
       else throw err;
     }
-    return { line: lineNo, text };
+    return { line: lineNo, text, bytes };
   };
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     let start = 0;
@@ -80,6 +85,17 @@ export async function* readLines(path: string, onBad?: (e: DataError) => void): 
   if (carry.length) {
     const l = emit(carry);
     if (l) yield l;
+  }
+}
+
+/** Whether a file starts with a UTF-8 byte order mark (which `readLines` leaves out). */
+export function startsWithBom(path: string): boolean {
+  const head = Buffer.alloc(3);
+  const fd = openSync(path, 'r');
+  try {
+    return readSync(fd, head, 0, 3, 0) === 3 && head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf;
+  } finally {
+    closeSync(fd);
   }
 }
 

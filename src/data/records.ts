@@ -18,8 +18,8 @@ export interface QueryRecord {
   neg: string[];
   /** The parsed line, written back with only the fields a job changes. */
   raw: Record<string, unknown>;
-  /** The line exactly as read, for jobs that copy records unchanged. */
-  source: string;
+  /** The line's bytes as in the file, for jobs that copy records unchanged (CRLF's CR kept, a BOM left out). */
+  bytes: Uint8Array;
   line: number;
 }
 
@@ -82,7 +82,7 @@ export function toRecord(path: string, l: Line, obj: Record<string, unknown>, sh
   }
   const pos = stringList(path, l.line, obj, f.pos, o.requirePositives ?? false);
   const neg = stringList(path, l.line, obj, f.neg, false);
-  return { record: { query: obj.query, pos, neg, raw: obj, source: l.text, line: l.line }, shape: detected };
+  return { record: { query: obj.query, pos, neg, raw: obj, bytes: l.bytes, line: l.line }, shape: detected };
 }
 
 /**

@@ -3,11 +3,14 @@
  * similarity to an already kept query is ≥ threshold. Kept records are written unchanged;
  * a report lists each dropped query with the kept query it matched and the score.
  */
-import { checkOutput, writeAtomically } from '../data/jsonl.js';
+import { checkOutput, startsWithBom, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
 import { round } from './stats.js';
+
+const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
+const NEWLINE = new Uint8Array([0x0a]);
 
 export interface CleanOptions extends ModelOptions {
   input: string;
@@ -59,11 +62,12 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
     return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
   });
 
-  // Pass 2: stream the input again and copy the kept records' lines unchanged.
+  // Pass 2: stream the input again and copy the kept records' bytes unchanged (a BOM, CRLF).
   let i = 0;
   await writeAtomically(o.output, async (w) => {
+    if (startsWithBom(o.input)) await w.write(BOM);
     for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
-      if (result.keep[i++]) await w.write(r.source + '\n');
+      if (result.keep[i++]) await w.write(Buffer.concat([r.bytes, NEWLINE]));
     }
   });
   await writeAtomically(report, async (w) => {

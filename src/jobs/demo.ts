@@ -29,6 +29,8 @@ export interface DemoOptions {
   seed?: number;
   /** Training epochs (default 3). */
   epochs?: number;
+  /** Peak learning rate (default 5e-5, for a pretrained model). */
+  learningRate?: number;
   threads?: number;
   quiet?: boolean;
 }
@@ -84,7 +86,7 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
     output_dir: runDir,
     per_device_train_batch_size: 32,
     num_train_epochs: o.epochs ?? 3,
-    learning_rate: 5e-5,
+    learning_rate: o.learningRate ?? 5e-5,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
     max_query_len: 64,

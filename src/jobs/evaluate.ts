@@ -11,7 +11,7 @@
  * are NDCG gains.
  */
 import { beirFiles, isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
-import { checkOutput, DataError, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
+import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch } from '../search/topk.js';
@@ -40,6 +40,8 @@ export interface EvaluationResult {
   queries: number;
   corpusSize: number;
   ks: number[];
+  /** With `skipInvalid`: records and negatives lines skipped, by reason. */
+  skipped?: { total: number; reasons: Record<string, number> };
 }
 
 export interface RetrievalSet {
@@ -47,6 +49,8 @@ export interface RetrievalSet {
   queries: Map<string, string>;
   corpus: { id: string; text: string }[];
   qrels: Map<string, Map<string, number>>;
+  /** Spec mode with `skipInvalid`: what was skipped, from the query and negatives files. */
+  skips?: SkipReport;
 }
 
 /** Builds the spec-mode corpus and relevance judgements from the query and negatives files. */
@@ -74,19 +78,33 @@ export async function specRetrievalSet(data: string, negatives?: string, skipInv
   }
   requireRecords(queries.size, data, skips.total);
   if (negatives) {
-    for await (const l of readLines(negatives)) {
-      const o = parseObject(negatives, l);
-      const field = 'neg_passage' in o ? 'neg_passage' : 'neg';
-      const v = o[field];
-      if (!Array.isArray(v)) throw new DataError(negatives, l.line, v === undefined ? 'missing' : 'expected a list of strings', field);
-      v.forEach((t, i) => {
-        if (typeof t !== 'string') throw new DataError(negatives, l.line, 'expected a string', `${field}[${i}]`);
-        negs.push(t);
-      });
+    const bad = (e: DataError) => {
+      if (!skipInvalid) throw e;
+      skips.add(e);
+    };
+    for await (const l of readLines(negatives, skipInvalid ? bad : undefined)) {
+      try {
+        negs.push(...negativeTexts(negatives, l));
+      } catch (e) {
+        if (!(e instanceof DataError)) throw e;
+        bad(e);
+      }
     }
   }
   negs.forEach(docId);
-  return { queries, corpus, qrels };
+  return { queries, corpus, qrels, skips };
+}
+
+/** The texts of one negatives-file line: `{neg_passage: [...]}` or `{neg: [...]}`. */
+function negativeTexts(path: string, l: Line): string[] {
+  const o = parseObject(path, l);
+  const field = 'neg_passage' in o ? 'neg_passage' : 'neg';
+  const v = o[field];
+  if (!Array.isArray(v)) throw new DataError(path, l.line, v === undefined ? 'missing' : 'expected a list of strings', field);
+  v.forEach((t, i) => {
+    if (typeof t !== 'string') throw new DataError(path, l.line, 'expected a string', `${field}[${i}]`);
+  });
+  return v as string[];
 }
 
 /** Embeds queries and corpus and returns each query's ranking of corpus ids (best first). */
@@ -130,7 +148,9 @@ export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
     if (warning) log(o.quiet, `eval: ${warning}`);
     set = dataset;
   } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
-  const result = await evaluateSet(o, set, ks);
+  if (o.skipInvalid && set.skips) log(o.quiet, `eval: ${set.skips.summary()}`);
+  const result: EvaluationResult = await evaluateSet(o, set, ks);
+  if (o.skipInvalid && set.skips) result.skipped = { total: set.skips.total, reasons: Object.fromEntries(set.skips.counts) };
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
   return result;
 }
