@@ -44,6 +44,7 @@ function withModelOptions(cmd: Command): Command {
     .requiredOption('-m, --model <dir>', 'model folder (config.json, tokenizer.json, model.safetensors), alias (use-lite) or Hub id (BAAI/bge-m3)')
     .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
     .addOption(new Option('--pooling <mode>', 'pooling (default: from 1_Pooling/config.json, else cls)').choices(POOLINGS as string[]))
+    .option('--normalize', 'L2-normalise embeddings (default; encode: as the model\'s modules.json says)')
     .option('--no-normalize', 'do not L2-normalise embeddings')
     .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', positive('dimensions'))
     .option('--batch-size <n>', 'texts per batch', positive('batch-size'), 32)
@@ -56,7 +57,7 @@ function modelOptions(o: Record<string, unknown>) {
   return {
     model: o.model as string,
     pooling: o.pooling as Pooling | undefined,
-    normalize: o.normalize as boolean,
+    normalize: o.normalize as boolean | undefined,
     dimensions: o.dimensions as number | undefined,
     batchSize: o.batchSize as number,
     threads: o.threads as number | undefined,

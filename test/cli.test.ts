@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CRANFIELD, ROOT, TINY_BERT, tempDir } from './helpers.js';
@@ -54,6 +54,26 @@ describe('CLI on the Cranfield slice', () => {
     assert.equal(npy.subarray(1, 6).toString(), 'NUMPY');
     assert.match(npy.toString('latin1', 10, 128), /'shape': \(3, 32\)/);
     assert.equal(npy.length % 64, (3 * 32 * 4) % 64);
+  });
+
+  it('encode normalises as the model\'s modules.json says (a Normalize module or not); --normalize / --no-normalize override', () => {
+    writeFileSync(join(dir, 'texts.txt'), 'lift\ndrag\nwing\n');
+    const model = join(dir, 'st-model');
+    cpSync(TINY_BERT, model, { recursive: true });
+    const norms = (args: string[]) => {
+      const r = run(['encode', '-m', model, '--threads', '1', '-i', 'texts.txt', '-o', 'n.jsonl', ...args], dir);
+      assert.equal(r.code, 0, r.err);
+      return readFileSync(join(dir, 'n.jsonl'), 'utf8').trim().split('\n').map((l) => Math.hypot(...(JSON.parse(l).embedding as number[])));
+    };
+    const unit = (xs: number[]) => xs.every((x) => Math.abs(x - 1) < 1e-5);
+    assert.ok(unit(norms([])), 'no modules.json: normalised');
+    const modules = [{ idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' }, { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' }];
+    writeFileSync(join(model, 'modules.json'), JSON.stringify(modules));
+    assert.ok(norms([]).every((x) => Math.abs(x - 1) > 1e-3), 'no Normalize module: raw embeddings');
+    assert.ok(unit(norms(['--normalize'])));
+    writeFileSync(join(model, 'modules.json'), JSON.stringify([...modules, { idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' }]));
+    assert.ok(unit(norms([])), 'a Normalize module');
+    assert.ok(norms(['--no-normalize']).every((x) => Math.abs(x - 1) > 1e-3));
   });
 
   it('outputs are checked before any work: a missing directory, a directory, or an input (also eval -o, mine --stats)', () => {

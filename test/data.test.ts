@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { assertNotInput, DataError, readLines, writeAtomically } from '../src/data/jsonl.js';
+import { assertNotInput, DataError, readLines, writeAtomically, writeTogether } from '../src/data/jsonl.js';
 import { spawnSync } from 'node:child_process';
 import { loadRecords } from '../src/data/records.js';
 import { loadBeir } from '../src/data/beir.js';
@@ -129,6 +129,36 @@ describe('atomic output', () => {
   it('refuses to write onto an input', () => {
     const p = file(good('a'));
     assert.throws(() => assertNotInput(p, [p]), /refusing to write .*it is an input file/);
+  });
+});
+
+describe('outputs written together (main + report)', () => {
+  const setup = () => {
+    const dir = tempDir();
+    const main = join(dir, 'out.jsonl');
+    const side = join(dir, 'out.dropped.jsonl');
+    writeFileSync(main, 'old main\n');
+    writeFileSync(side, 'old report\n');
+    const outputs = [{ path: main, fill: (w: { write: (t: string) => Promise<void> }) => w.write('new main\n') }, { path: side, fill: (w: { write: (t: string) => Promise<void> }) => w.write('new report\n') }];
+    return { dir, main, side, outputs };
+  };
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : 'absent');
+
+  it('stopped between the renames (as by a kill), a new main output never sits beside the old report', async () => {
+    const { dir, main, side, outputs } = setup();
+    await assert.rejects(writeTogether(outputs, (p) => { if (p === main) throw new Error('killed'); }), /killed/);
+    assert.equal(read(main), 'new main\n');
+    assert.equal(read(side), 'absent');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+  });
+
+  it('a failure while filling leaves both old files and no temp file; success replaces both', async () => {
+    const { dir, main, side, outputs } = setup();
+    await assert.rejects(writeTogether([outputs[0], { path: side, fill: async () => { throw new Error('report failed'); } }]), /report failed/);
+    assert.deepEqual([read(main), read(side)], ['old main\n', 'old report\n']);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    await writeTogether(outputs);
+    assert.deepEqual([read(main), read(side)], ['new main\n', 'new report\n']);
   });
 });
 

@@ -179,9 +179,19 @@ export class AtomicWriter {
   }
 
   async commit(): Promise<void> {
+    await this.finish();
+    this.publish();
+  }
+
+  /** Completes the temp file (everything written and closed) without renaming it. */
+  async finish(): Promise<void> {
     if (this.failed) throw this.failed;
     await new Promise<void>((res, rej) => this.stream.end((e?: Error | null) => (e ? rej(withPath(this.path, e)) : res())));
     if (this.failed) throw this.failed;
+  }
+
+  /** Renames the finished temp file onto the output path. */
+  publish(): void {
     renameSync(this.tmp, this.path);
   }
 
@@ -199,6 +209,43 @@ export async function writeAtomically(path: string, fill: (w: AtomicWriter) => P
     await w.commit();
   } catch (e) {
     w.abort();
+    throw e;
+  }
+}
+
+/** One of several outputs written together: its path and what goes in it. */
+export interface Output {
+  path: string;
+  fill: (w: AtomicWriter) => Promise<void>;
+}
+
+/**
+ * Writes outputs that belong together — a main output first, then its companions (a report,
+ * stats) — so that a kill never leaves files of two different runs side by side. Each is filled
+ * in order (a companion may use what filling the main output counted) and completed in its temp
+ * file; then the old companions are removed, the main output renamed into place, and the
+ * companions after it. Killed at any point, the folder holds the old set, the new set, or a main
+ * output (old or new) with no companion: never a new main output beside an old report.
+ * `afterPublish` runs after each rename (tests use it to stop midway, as a kill would).
+ * @example
+ *   await writeTogether([{ path: 'clean.jsonl', fill: (w) => w.write(lines) }, { path: 'clean.dropped.jsonl', fill: (w) => w.write(report) }]);
+ */
+export async function writeTogether(outputs: Output[], afterPublish?: (path: string) => void): Promise<void> {
+  const writers: AtomicWriter[] = [];
+  try {
+    for (const o of outputs) {
+      const w = new AtomicWriter(o.path);
+      writers.push(w);
+      await o.fill(w);
+      await w.finish();
+    }
+    for (const w of writers.slice(1)) rmSync(w.path, { force: true });
+    for (const w of writers) {
+      w.publish();
+      afterPublish?.(w.path);
+    }
+  } catch (e) {
+    for (const w of writers) w.abort();
     throw e;
   }
 }

@@ -3,7 +3,7 @@
  * similarity to an already kept query is ≥ threshold. Kept records are written unchanged;
  * a report lists each dropped query with the kept query it matched and the score.
  */
-import { checkOutput, startsWithBom, writeAtomically } from '../data/jsonl.js';
+import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
@@ -62,21 +62,30 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
     return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
   });
 
-  // Pass 2: stream the input again and copy the kept records' bytes unchanged (a BOM, CRLF).
+  // Pass 2: stream the input again and copy the kept records' bytes unchanged (a BOM, CRLF);
+  // the report is written with it, so the two always come from the same run.
   let i = 0;
-  await writeAtomically(o.output, async (w) => {
-    if (startsWithBom(o.input)) await w.write(BOM);
-    for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
-      if (result.keep[i++]) await w.write(Buffer.concat([r.bytes, NEWLINE]));
-    }
-  });
-  await writeAtomically(report, async (w) => {
-    for (let j = 0; j < queries.length; j++) {
-      if (result.keep[j]) continue;
-      const m = result.matchedRow[j];
-      await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: round(result.matchedScore[j]) });
-    }
-  });
+  await writeTogether([
+    {
+      path: o.output,
+      fill: async (w) => {
+        if (startsWithBom(o.input)) await w.write(BOM);
+        for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
+          if (result.keep[i++]) await w.write(Buffer.concat([r.bytes, NEWLINE]));
+        }
+      },
+    },
+    {
+      path: report,
+      fill: async (w) => {
+        for (let j = 0; j < queries.length; j++) {
+          if (result.keep[j]) continue;
+          const m = result.matchedRow[j];
+          await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: round(result.matchedScore[j]) });
+        }
+      },
+    },
+  ]);
   const kept = result.keep.reduce((a, b) => a + b, 0);
   const summary = { total: queries.length, kept, dropped: queries.length - kept, skipped: skips.total, report };
   log(o.quiet, `clean: ${summary.total} queries, kept ${kept}, dropped ${summary.dropped} (threshold ${threshold}); report: ${report}`);

@@ -12,11 +12,16 @@ export interface ModelOptions extends EncoderOptions {
   quiet?: boolean;
 }
 
-/** Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path. */
-export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path. Jobs that
+ * compare cosine similarities normalise unless told not to; `encode` (`normalizeFromModel`)
+ * follows the model's modules.json as sentence-transformers does.
+ */
+export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promise<T>, { normalizeFromModel = false } = {}): Promise<T> {
   if (typeof o.model !== 'string') return fn(o.model);
   const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
-  const encoder = await Encoder.load(dir, { pooling: o.pooling, normalize: o.normalize, dimensions: o.dimensions, threads: o.threads });
+  const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
+  const encoder = await Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads });
   try {
     return await fn(encoder);
   } finally {

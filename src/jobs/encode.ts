@@ -48,7 +48,7 @@ export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
   checkOutput(o.output, [o.input]);
   const texts = await readTexts(o.input);
   requireRecords(texts.length, o.input);
-  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }));
+  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }), { normalizeFromModel: true });
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
   } else {

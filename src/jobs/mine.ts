@@ -7,7 +7,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
-import { checkOutput, DataError, parseObject, readLines, writeAtomically, writeFileAtomic } from '../data/jsonl.js';
+import { checkOutput, DataError, parseObject, readLines, writeTogether } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
@@ -189,31 +189,41 @@ export async function mine(o: MineOptions): Promise<MineResult> {
     });
   });
 
-  // Pass 2: write every record with its new negatives, other fields unchanged.
+  // Pass 2: write every record with its new negatives, other fields unchanged; the stats are
+  // written with it, so the two always come from the same run.
   const negField = FIELDS[shape].neg;
   let short = 0;
-  await writeAtomically(o.output, async (w) => {
-    for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
-      const fresh = chosen.get(r.query)!;
-      if (fresh.length < want) short++;
-      await w.writeJson({ ...r.raw, [negField]: o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh });
-    }
-  });
-
   const positives = describeScores(posScores);
   const negatives = describeScores(negScores);
-  const stats = {
-    positives,
-    negatives,
-    histogram: { positives: histogram(posScores), negatives: histogram(negScores) },
-    records,
-    unique_queries: queries.length,
-    pool_size: pool.texts.length,
-    short,
-    skipped: skips.total,
-    settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting },
-  };
-  writeFileAtomic(statsPath, JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
+  await writeTogether([
+    {
+      path: o.output,
+      fill: async (w) => {
+        for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
+          const fresh = chosen.get(r.query)!;
+          if (fresh.length < want) short++;
+          await w.writeJson({ ...r.raw, [negField]: o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh });
+        }
+      },
+    },
+    {
+      path: statsPath,
+      fill: async (w) => {
+        const stats = {
+          positives,
+          negatives,
+          histogram: { positives: histogram(posScores), negatives: histogram(negScores) },
+          records,
+          unique_queries: queries.length,
+          pool_size: pool.texts.length,
+          short,
+          skipped: skips.total,
+          settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting },
+        };
+        await w.write(JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
+      },
+    },
+  ]);
   log(o.quiet, formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
   log(o.quiet, `mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) log(o.quiet, `mine: ${skips.summary()}`);

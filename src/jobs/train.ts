@@ -97,6 +97,9 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const warmupSteps = c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * totalSteps);
   // Gradient accumulation is GradCache: the loss sees the whole effective batch.
   const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
+  if (c.gradient_accumulation_steps > 1) {
+    log(o.quiet, `train: gradient_accumulation_steps ${c.gradient_accumulation_steps}: one contrastive batch of ${batchSize} queries (GradCache slices of ${miniBatchSize}), not the sum of ${c.gradient_accumulation_steps} separate batch losses as in Hugging Face's Trainer`);
+  }
   const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
   const tooBig = dims?.find((d) => d > config.hiddenSize);
   if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);

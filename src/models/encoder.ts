@@ -31,7 +31,7 @@ export interface Embeddings {
 export interface EncoderOptions {
   /** Pooling; default from sentence-transformers' 1_Pooling/config.json, else `cls`. */
   pooling?: Pooling;
-  /** L2-normalise embeddings (default true). */
+  /** L2-normalise embeddings (default: `Encoder.load` follows modules.json's Normalize module; else true). */
   normalize?: boolean;
   /** Keep only the first n dimensions (Matryoshka truncation), before normalising. */
   dimensions?: number;
@@ -111,6 +111,23 @@ export function savedPooling(dir: string): Pooling | undefined {
   return undefined;
 }
 
+/**
+ * Whether a sentence-transformers folder normalises its embeddings: `modules.json` lists a
+ * `Normalize` module or not. Undefined without a `modules.json`.
+ */
+export function savedNormalize(dir: string): boolean | undefined {
+  const path = join(dir, 'modules.json');
+  if (!existsSync(path)) return undefined;
+  let modules: unknown;
+  try {
+    modules = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(modules)) throw new Error(`${path}: expected a list of modules`);
+  return modules.some((m) => typeof m?.type === 'string' && /(^|\.)Normalize$/.test(m.type));
+}
+
 /** Builds the graph `inputs → hidden states → pooled embedding` for a model. */
 export function buildEncoderGraph(
   config: ModelConfig,
@@ -159,7 +176,12 @@ export class Encoder {
     const config = readConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);
-    const encoder = await Encoder.fromWeights(dir, config, tokenizer, weights, { ...options, pooling: options.pooling ?? savedPooling(dir), adoptWeights: true });
+    const encoder = await Encoder.fromWeights(dir, config, tokenizer, weights, {
+      ...options,
+      pooling: options.pooling ?? savedPooling(dir),
+      normalize: options.normalize ?? savedNormalize(dir),
+      adoptWeights: true,
+    });
     encoder.fromFolder = true;
     return encoder;
   }

@@ -13,6 +13,12 @@ export interface TrainConfig {
   /** A JSONL file, or a folder whose *.jsonl / *.json files are all read. */
   train_data: string;
   per_device_train_batch_size: number;
+  /**
+   * Not Hugging Face's accumulation (the sum of k small-batch losses): the k batches form ONE
+   * contrastive batch of `per_device_train_batch_size × k` queries, every passage a negative for
+   * every query, run as GradCache in slices of `per_device_train_batch_size`. A different (larger
+   * in-batch) objective from HF's, with the memory of one slice. `mini_batch_size` overrides the slice.
+   */
   gradient_accumulation_steps: number;
   learning_rate: number;
   weight_decay: number;
