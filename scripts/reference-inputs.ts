@@ -8,16 +8,19 @@ import { join } from 'node:path';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { repoRoot } from './make-models.js';
 
-export const MODELS = ['tiny-bert', 'tiny-xlmr', 'tiny-use'];
+export const MODELS = ['tiny-bert', 'tiny-xlmr', 'tiny-use', 'tiny-bert-f16', 'tiny-xlmr-bf16-long'];
+/** Token limit of the parity sentences: 128, or 512 for the model with XLM-R's real position table. */
+export const MAX_LENGTH: Record<string, number> = { 'tiny-xlmr-bf16-long': 512 };
 
-/** English and Chinese sentences of very different lengths, one past the 128-token limit. */
+/** English and Chinese sentences of very different lengths, two past 128 tokens and one past 512. */
 export function paritySentences(): string[] {
   const data = join(repoRoot, 'data');
   const lines = (p: string) => readFileSync(join(data, p), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const queries = lines('cranfield/queries.jsonl').slice(0, 8).map((q) => q.text as string);
   const docs = lines('cranfield/corpus.jsonl').slice(0, 3).map((d) => d.text as string);
   const zh = lines('contrastive-zh/train.jsonl').slice(0, 5).flatMap((r) => [r.query as string, r.pos[0] as string]);
-  return ['lift', 'Ünïcödé ﬁ  spaced   text', ...queries, ...docs, ...zh];
+  const long = lines('cranfield/corpus.jsonl').slice(3, 9).map((d) => d.text as string).join(' ');
+  return ['lift', 'Ünïcödé ﬁ  spaced   text', ...queries, ...docs, ...zh, long.slice(0, 1200), long];
 }
 
 /** A training batch: 3 queries, each with a positive and a hard negative (group size 2). */
@@ -40,11 +43,12 @@ export const GRADIENT_CASES = [
 if (process.argv[1]?.endsWith('reference-inputs.js')) {
   const sentences = paritySentences();
   const batch = trainingBatch();
-  const models: Record<string, { ids: number[][]; queryIds: number[][]; passageIds: number[][] }> = {};
+  const models: Record<string, { maxLength: number; ids: number[][]; queryIds: number[][]; passageIds: number[][] }> = {};
   for (const m of MODELS) {
     const tok = loadTokenizer(join(repoRoot, 'test', 'fixtures', 'models', m));
     models[m] = {
-      ids: sentences.map((s) => tok.encode(s, 128)),
+      maxLength: MAX_LENGTH[m] ?? 128,
+      ids: sentences.map((s) => tok.encode(s, MAX_LENGTH[m] ?? 128)),
       queryIds: batch.queries.map((s) => tok.encode(s, 16)),
       passageIds: batch.passages.map((s) => tok.encode(s, 32)),
     };

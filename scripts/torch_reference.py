@@ -29,9 +29,17 @@ def read_safetensors(path):
     for name, e in header.items():
         if name == "__metadata__":
             continue
-        assert e["dtype"] == "F32"
         b, end = e["data_offsets"]
-        arr = np.frombuffer(raw[8 + n + b : 8 + n + end], dtype="<f4").reshape(e["shape"])
+        data = raw[8 + n + b : 8 + n + end]
+        if e["dtype"] == "F32":
+            arr = np.frombuffer(data, dtype="<f4")
+        elif e["dtype"] == "F16":
+            arr = np.frombuffer(data, dtype="<f2").astype(np.float64)
+        elif e["dtype"] == "BF16":  # the top 16 bits of a float32
+            arr = (np.frombuffer(data, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            raise ValueError(f"{name}: dtype {e['dtype']}")
+        arr = arr.reshape(e["shape"])
         out[name] = torch.tensor(arr.copy(), dtype=torch.float64)
     return out
 

@@ -11,15 +11,21 @@ for (const [name, dir] of [
   ['tiny-bert', TINY_BERT],
   ['tiny-xlmr', TINY_XLMR],
   ['tiny-use', join(FIXTURES, 'models', 'tiny-use')],
+  // Written by PyTorch in half precision (scripts/torch_dtype_models.py); the BF16 one has XLM-R's
+  // 514-row position table, so positions up to 513 are compared.
+  ['tiny-bert-f16', join(FIXTURES, 'models', 'tiny-bert-f16')],
+  ['tiny-xlmr-bf16-long', join(FIXTURES, 'models', 'tiny-xlmr-bf16-long')],
 ] as const) {
   describe(`${name} matches PyTorch`, () => {
     const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', `${name}.json`), 'utf8'));
+    const maxLength = inputs.models[name].maxLength as number;
 
-    it('tokenizes to the ids the reference embedded, truncating at 128', async () => {
+    it(`tokenizes to the ids the reference embedded, truncating at ${maxLength}`, async () => {
       const enc = await Encoder.load(dir, { pooling: 'cls' });
-      const ids = inputs.sentences.map((s: string) => enc.tokenize(s, { maxLength: 128 }));
+      const ids = inputs.sentences.map((s: string) => enc.tokenize(s, { maxLength }));
       assert.deepEqual(ids, ref.ids);
-      assert.ok(ids.some((x: number[]) => x.length === 128), 'one sentence is truncated');
+      assert.ok(ids.some((x: number[]) => x.length === maxLength), 'one sentence is truncated');
+      if (maxLength > 128) assert.ok(ids.some((x: number[]) => x.length > 128 && x.length < maxLength), 'one sentence is between 128 and the limit');
       await enc.close();
     });
 
@@ -28,7 +34,7 @@ for (const [name, dir] of [
         it(`${pooling} pooling, normalize=${normalize}, padded batches: max abs diff ≤ 1e-4`, async () => {
           const enc = await Encoder.load(dir, { pooling, normalize });
           // batchSize 7 mixes lengths inside each batch, so padding is present.
-          const out = await enc.encode(inputs.sentences, { maxLength: 128, batchSize: 7 });
+          const out = await enc.encode(inputs.sentences, { maxLength, batchSize: 7 });
           const expected = (ref[normalize ? `${pooling}_normalized` : pooling] as number[][]).flat();
           const diff = maxAbsDiff(out.data, expected);
           assert.ok(diff <= 1e-4, `max abs diff ${diff}`);
