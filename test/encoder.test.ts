@@ -93,4 +93,26 @@ describe('embedding cache', () => {
     await assert.rejects(trained.encode(['lift'], { cacheDir: mkdtempSync(join(tmpdir(), 'cache-')), quiet: true }), /embedding cache: this encoder holds weights in memory/);
     await trained.close();
   });
+
+  it('a torn last record is cut off before appending, so later records stay aligned; an unusable cache dir is named', async () => {
+    const { mkdtempSync, readdirSync, statSync, truncateSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const cacheDir = mkdtempSync(join(tmpdir(), 'cache-'));
+    const enc = await Encoder.load(TINY_BERT, { threads: 1 });
+    const texts = ['lift', 'drag', 'wing flutter'];
+    const plain = await enc.encode(texts, { quiet: true });
+    await enc.encode(texts.slice(0, 2), { cacheDir, quiet: true });
+    const file = join(cacheDir, readdirSync(cacheDir)[0]!);
+    const record = statSync(file).size / 2;
+    truncateSync(file, statSync(file).size - 7); // a crash mid-append
+    const again = await enc.encode(texts, { cacheDir, quiet: true });
+    assert.ok(maxAbsDiff(again.data, plain.data) < 1e-6);
+    assert.equal(statSync(file).size, 3 * record);
+    const third = await enc.encode(texts, { cacheDir, quiet: true }); // read back from the cache
+    assert.ok(maxAbsDiff(third.data, plain.data) < 1e-6);
+    const notDir = join(cacheDir, 'a-file');
+    writeFileSync(notDir, '');
+    await assert.rejects(enc.encode(texts, { cacheDir: notDir, quiet: true }), (e: Error) => e.message.includes(notDir));
+    await enc.close();
+  });
 });

@@ -4,8 +4,9 @@
  * texts with the same model and settings re-encodes nothing.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
+import { withPath } from '../util/atomic.js';
 
 const HASH_BYTES = 20;
 
@@ -20,9 +21,15 @@ export class EmbeddingCache {
 
   /** Opens (or creates) the cache file for `key` in `dir`. */
   static open(dir: string, key: string, dim: number): EmbeddingCache {
-    mkdirSync(dir, { recursive: true });
     const name = createHash('sha256').update(key).digest('hex').slice(0, 32);
-    const cache = new EmbeddingCache(join(dir, `${name}.bin`), dim);
+    const path = join(dir, `${name}.bin`);
+    try {
+      mkdirSync(dir, { recursive: true });
+      closeSync(openSync(path, 'a')); // writable, checked before anything is encoded
+    } catch (e) {
+      throw withPath(path, e);
+    }
+    const cache = new EmbeddingCache(path, dim);
     cache.load();
     return cache;
   }
@@ -51,7 +58,8 @@ export class EmbeddingCache {
     if (!existsSync(this.path)) return;
     const buf = readFileSync(this.path);
     const record = HASH_BYTES + 4 * this.dim;
-    // A torn final record (crash mid-append) is ignored.
+    // A torn final record (a crash or a full disk mid-append) is cut off, so appends stay aligned.
+    if (buf.length % record) truncateSync(this.path, buf.length - (buf.length % record));
     for (let off = 0; off + record <= buf.length; off += record) {
       const key = buf.toString('hex', off, off + HASH_BYTES);
       const vec = new Float32Array(this.dim);
@@ -79,7 +87,11 @@ export class EmbeddingCache {
 
   flush(): void {
     if (this.pending.length === 0) return;
-    appendFileSync(this.path, Buffer.concat(this.pending));
+    try {
+      appendFileSync(this.path, Buffer.concat(this.pending));
+    } catch (e) {
+      throw withPath(this.path, e);
+    }
     this.pending = [];
   }
 }
