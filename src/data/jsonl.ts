@@ -41,7 +41,6 @@ export async function* readLines(path: string, onBad?: (e: DataError) => void): 
   if (statSync(path).isDirectory()) throw new Error(`${path}: is a directory; expected a file`);
   let lineNo = 0;
   let pendingBlank: number | undefined;
-  let carry: Buffer = Buffer.alloc(0);
   const emit = (bytes: Buffer): Line | undefined => {
     lineNo++;
     let end = bytes.length;
@@ -71,19 +70,22 @@ export async function* readLines(path: string, onBad?: (e: DataError) => void): 
     }
     return { line: lineNo, text, bytes };
   };
+  // The bytes of a line split across chunks are joined once, when its newline arrives: a 50 MB
+  // line costs one copy, not one per chunk.
+  let pending: Buffer[] = [];
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
     let start = 0;
-    let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    for (let nl = buf.indexOf(0x0a, start); nl !== -1; nl = buf.indexOf(0x0a, start)) {
-      const l = emit(buf.subarray(start, nl));
+    for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+      const piece = chunk.subarray(start, nl);
+      const l = emit(pending.length ? Buffer.concat([...pending, piece]) : piece);
+      pending = [];
       if (l) yield l;
       start = nl + 1;
     }
-    carry = Buffer.from(buf.subarray(start));
-    buf = Buffer.alloc(0);
+    if (start < chunk.length) pending.push(chunk.subarray(start));
   }
-  if (carry.length) {
-    const l = emit(carry);
+  if (pending.length) {
+    const l = emit(Buffer.concat(pending));
     if (l) yield l;
   }
 }
