@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { repoRoot } from './make-models.js';
 
-export const MODELS = ['tiny-bert', 'tiny-xlmr', 'tiny-use', 'tiny-bert-f16', 'tiny-xlmr-bf16-long'];
-/** Token limit of the parity sentences: 128, or 512 for the model with XLM-R's real position table. */
-export const MAX_LENGTH: Record<string, number> = { 'tiny-xlmr-bf16-long': 512 };
+export const MODELS = ['tiny-bert', 'tiny-xlmr', 'tiny-use', 'tiny-bert-f16', 'tiny-xlmr-bf16-long', 'tiny-qwen2', 'tiny-qwen3'];
+/** Token limit of the parity sentences: 128, or 512 for models with 512+ positions. */
+export const MAX_LENGTH: Record<string, number> = { 'tiny-xlmr-bf16-long': 512, 'tiny-qwen2': 512, 'tiny-qwen3': 512 };
 
 /** English and Chinese sentences of very different lengths, two past 128 tokens and one past 512. */
 export function paritySentences(): string[] {
@@ -38,6 +38,9 @@ export const GRADIENT_CASES = [
   { name: 'tiny-xlmr-cls', model: 'tiny-xlmr', pooling: 'cls', temperature: 0.05, matryoshkaDims: [], matryoshkaWeights: [] },
   { name: 'tiny-bert-mean-matryoshka', model: 'tiny-bert', pooling: 'mean', temperature: 0.1, matryoshkaDims: [16, 32], matryoshkaWeights: [0.5, 1] },
   { name: 'tiny-use-mean', model: 'tiny-use', pooling: 'mean', temperature: 0.05, matryoshkaDims: [], matryoshkaWeights: [] },
+  // The spec's Qwen2SentenceEmbedding: last token, temperature 0.02 (scripts/torch_qwen_reference.py).
+  { name: 'tiny-qwen2-last', model: 'tiny-qwen2', pooling: 'last', temperature: 0.02, matryoshkaDims: [], matryoshkaWeights: [] },
+  { name: 'tiny-qwen3-last-matryoshka', model: 'tiny-qwen3', pooling: 'last', temperature: 0.05, matryoshkaDims: [8, 32], matryoshkaWeights: [1, 1] },
 ];
 
 if (process.argv[1]?.endsWith('reference-inputs.js')) {
@@ -54,5 +57,5 @@ if (process.argv[1]?.endsWith('reference-inputs.js')) {
     };
   }
   const out = join(repoRoot, 'test', 'fixtures', 'reference', 'inputs.json');
-  writeFileSync(out, JSON.stringify({ sentences, models, gradientCases: GRADIENT_CASES }));
+  writeFileSync(out, JSON.stringify({ sentences, training: batch, models, gradientCases: GRADIENT_CASES }));
 }

@@ -65,6 +65,10 @@ describe('gradient rules match finite differences', () => {
   it('Sin', () => checkGradient(([a]) => op.sin(a), [[6]]));
   it('Cos', () => checkGradient(([a]) => op.cos(a), [[6]]));
   it('Relu', () => checkGradient(([a]) => op.relu(a), [[8]]));
+  it('Sigmoid', () => checkGradient(([a]) => op.sigmoid(a), [[6]]));
+  it('SiLU (composite)', () => checkGradient(([a]) => op.silu(a), [[6]]));
+  it('RMSNorm (composite: input, weight)', () => checkGradient(([x, w]) => op.rmsNorm(x, w, 1e-6), [[2, 3, 6], [6]]));
+  it('Concat (three inputs, middle axis)', () => checkGradient(([a, b, c]) => op.concat([a, b, c], 1), [[2, 1, 3], [2, 4, 3], [2, 2, 3]]));
   it('Tanh', () => checkGradient(([a]) => op.tanh(a), [[6]]));
   it('Identity and Cast float→float', () => checkGradient(([a]) => op.cast(op.identity(a), 'float32'), [[3]]));
   it('MatMul 3-D × 2-D (linear layer)', () => checkGradient(([a, b]) => op.matmul(a, b), [[2, 3, 4], [4, 5]]));

@@ -15,6 +15,10 @@ for (const [name, dir] of [
   // 514-row position table, so positions up to 513 are compared.
   ['tiny-bert-f16', join(FIXTURES, 'models', 'tiny-bert-f16')],
   ['tiny-xlmr-bf16-long', join(FIXTURES, 'models', 'tiny-xlmr-bf16-long')],
+  // Referenced by Hugging Face transformers' Qwen2Model / Qwen3Model and the Rust tokenizers
+  // library (scripts/torch_qwen_reference.py): each sentence run alone, no padding.
+  ['tiny-qwen2', join(FIXTURES, 'models', 'tiny-qwen2')],
+  ['tiny-qwen3', join(FIXTURES, 'models', 'tiny-qwen3')],
 ] as const) {
   describe(`${name} matches PyTorch`, () => {
     const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', `${name}.json`), 'utf8'));
@@ -29,7 +33,7 @@ for (const [name, dir] of [
       await enc.close();
     });
 
-    for (const pooling of ['cls', 'mean', 'last'] as const) {
+    for (const pooling of (['cls', 'mean', 'last'] as const).filter((x) => x in ref)) {
       for (const normalize of [false, true]) {
         it(`${pooling} pooling, normalize=${normalize}, padded batches: max abs diff ≤ 1e-4`, async () => {
           const enc = await Encoder.load(dir, { pooling, normalize });
@@ -44,6 +48,44 @@ for (const [name, dir] of [
     }
   });
 }
+
+describe('decoders (Qwen2, Qwen3)', () => {
+  for (const name of ['tiny-qwen2', 'tiny-qwen3']) {
+    it(`${name}: a left-padded batch (Qwen3-Embedding pads on the left) gives the reference's last-token and mean embeddings`, async () => {
+      const { buildEncoderGraph } = await import('../src/models/encoder.js');
+      const { readConfig } = await import('../src/models/config.js');
+      const { loadWeights } = await import('../src/models/weights.js');
+      const { Session, int64Tensor } = await import('../src/runtime/session.js');
+      const dir = join(FIXTURES, 'models', name);
+      const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', `${name}.json`), 'utf8'));
+      const rows: number[][] = ref.ids.slice(0, 9); // lengths 3 … 49
+      const s = Math.max(...rows.map((r) => r.length));
+      const ids = new BigInt64Array(rows.length * s).fill(7n); // a real token id under a zero mask
+      const mask = new BigInt64Array(rows.length * s);
+      rows.forEach((r, i) => r.forEach((t, j) => ((ids[i * s + s - r.length + j] = BigInt(t)), (mask[i * s + s - r.length + j] = 1n))));
+      for (const pooling of ['last', 'mean'] as const) {
+        const { graph } = buildEncoderGraph(readConfig(dir), loadWeights(dir), { pooling, normalize: false });
+        const session = await Session.create(graph, { threads: 1 });
+        const out = await session.run({ input_ids: int64Tensor(ids, [rows.length, s]), attention_mask: int64Tensor(mask, [rows.length, s]) });
+        await session.release();
+        const diff = maxAbsDiff(out.sentence_embedding.data as Float32Array, (ref[pooling] as number[][]).slice(0, rows.length).flat());
+        assert.ok(diff <= 1e-4, `${pooling}: max abs diff ${diff}`);
+      }
+    });
+  }
+
+  it('Qwen3-Embedding\'s end token: the tokenizer\'s post-processor appends <|endoftext|> (not the config\'s eos <|im_end|>), kept when truncating', async () => {
+    const enc = await Encoder.load(join(FIXTURES, 'models', 'tiny-qwen3'));
+    const tokenizer = JSON.parse(readFileSync(join(FIXTURES, 'models', 'tiny-qwen3', 'tokenizer.json'), 'utf8'));
+    const id = (t: string) => tokenizer.added_tokens.find((x: { content: string }) => x.content === t).id;
+    const ids = enc.tokenize('lift and drag of a swept wing', { maxLength: 6 });
+    assert.equal(ids.length, 6);
+    assert.equal(ids.at(-1), id('<|endoftext|>'));
+    assert.ok(!ids.includes(id('<|im_end|>')));
+    assert.equal(enc.pooling, 'last', 'pooling from 1_Pooling/config.json (pooling_mode_lasttoken)');
+    await enc.close();
+  });
+});
 
 describe('Encoder options', () => {
   it('gives the same embedding for a text alone and in a padded batch', async () => {

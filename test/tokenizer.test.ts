@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadTokenizer } from '../src/models/tokenizer.js';
 import { resolveModelDir } from '../src/models/use-lite.js';
-import { TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
+import { FIXTURES, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -83,5 +83,19 @@ describe('hostile tokenizer files', () => {
       return text.replace('"@@"', '{"type":"Sequence","normalizers":['.repeat(200_000) + JSON.stringify(json.normalizer) + ']}'.repeat(200_000));
     });
     assert.throws(() => loadTokenizer(dir), (e: Error) => e.message.startsWith(join(dir, 'tokenizer.json')));
+  });
+});
+
+describe('truncation keeps the closing special tokens, as the Rust tokenizers library does', () => {
+  it('without a post-processor nothing is kept from the end: the first max_length tokens', () => {
+    const dir = join(tempDir(), 'model');
+    cpSync(join(FIXTURES, 'models', 'tiny-qwen2'), dir, { recursive: true });
+    const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    const withEnd = loadTokenizer(dir).encode('the lift and drag of a swept wing in a slipstream', 1000);
+    json.post_processor = null;
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+    const plain = loadTokenizer(dir);
+    assert.deepEqual(plain.encode('the lift and drag of a swept wing in a slipstream', 1000), withEnd.slice(0, -1));
+    assert.deepEqual(plain.encode('the lift and drag of a swept wing in a slipstream', 5), withEnd.slice(0, 5));
   });
 });

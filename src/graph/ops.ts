@@ -105,6 +105,9 @@ rule('Sin', ({ inputs: [x] }, [dy]) => [mul(dy!, cos(x!))]);
 export const cos = (a: Value) => node1('Cos', [a], {}, a.dtype, a.shape);
 rule('Cos', ({ inputs: [x] }, [dy]) => [neg(mul(dy!, sin(x!)))]);
 
+export const sigmoid = (a: Value) => node1('Sigmoid', [a], {}, a.dtype, a.shape);
+rule('Sigmoid', ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(scalar(y, 1), y)))]);
+
 export const relu = (a: Value) => node1('Relu', [a], {}, a.dtype, a.shape);
 rule('Relu', ({ inputs: [x] }, [dy]) => [mul(dy!, cast(greater(x!, scalar(x!, 0)), 'float32'))]);
 
@@ -212,6 +215,18 @@ export function concat(xs: Value[], axis: number): Value {
   out[ax] = dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((a, b) => a + b, 0) : '?';
   return node1('Concat', xs, { axis }, xs[0].dtype, out);
 }
+// Each input gets its stretch of dy along the axis (runtime offsets: sizes may be symbolic).
+rule('Concat', ({ inputs, attrs }, [dy]) => {
+  const ax = norm(attrs.axis as number, dy!.rank);
+  const sizes = inputs.map((x) => slice(shape(x!), [ax], [ax + 1], [0]));
+  let start: Value = ints(dy!, [0]);
+  return inputs.map((x, i) => {
+    const end = add(start, sizes[i]);
+    const part = node1('Slice', [dy!, start, end, ints(dy!, [ax])], {}, dy!.dtype, x!.shape);
+    start = end;
+    return part;
+  });
+});
 
 /**
  * `a[starts:ends]` along `axes`; `ends` may be a runtime value. Starts are static, so the
@@ -344,6 +359,17 @@ export function gelu(x: Value): Value {
 export function l2Normalize(x: Value, axis = -1): Value {
   const n = sqrt(max(reduceSum(mul(x, x), [axis]), scalar(x, 1e-24)));
   return div(x, n);
+}
+
+/** SiLU (swish): x · σ(x), the activation of SwiGLU feed-forward layers. */
+export const silu = (x: Value) => mul(x, sigmoid(x));
+
+/**
+ * RMSNorm over the last axis, as Llama/Qwen define it: x / √(mean(x²) + ε) · w.
+ */
+export function rmsNorm(x: Value, weight: Value, epsilon: number): Value {
+  const rms = sqrt(add(reduceMean(mul(x, x), [-1]), scalar(x, epsilon)));
+  return mul(div(x, rms), weight);
 }
 
 export function onnxType(dtype: DType): number {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type Architecture = 'bert' | 'xlm-roberta' | 'use-lite';
+export type Architecture = 'bert' | 'xlm-roberta' | 'use-lite' | 'qwen2' | 'qwen3';
 
 export interface ModelConfig {
   architecture: Architecture;
@@ -19,6 +19,16 @@ export interface ModelConfig {
   layerNormEps: number;
   padTokenId: number;
   hiddenAct: string;
+  /** Key/value heads: fewer than numHeads is grouped-query attention (decoders; = numHeads for encoders). */
+  numKvHeads: number;
+  /** Width of one attention head (Qwen3 sets it; else hiddenSize / numHeads). */
+  headDim: number;
+  /** Rotary position embedding base (decoders). */
+  ropeTheta: number;
+  /** q/k/v projections carry biases (BERT, Qwen2; not Qwen3). */
+  attentionBias: boolean;
+  /** Per-head RMSNorm of queries and keys before RoPE (Qwen3). */
+  qkNorm: boolean;
   /** The raw JSON, written back unchanged on export. */
   raw: Record<string, unknown>;
 }
@@ -30,7 +40,11 @@ const ARCHITECTURES: Record<string, Architecture> = {
   roberta: 'xlm-roberta',
   camembert: 'xlm-roberta',
   'use-lite': 'use-lite',
+  qwen2: 'qwen2',
+  qwen3: 'qwen3',
 };
+
+const DECODERS = new Set<Architecture>(['qwen2', 'qwen3']);
 
 export function readConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
@@ -53,27 +67,41 @@ export function readConfig(dir: string): ModelConfig {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: field "${key}" must be a number`);
     return v;
   };
-  const hiddenAct = String(raw.hidden_act ?? 'gelu');
-  const act = architecture === 'use-lite' ? 'relu' : 'gelu';
+  const decoder = DECODERS.has(architecture);
+  const hiddenAct = String(raw.hidden_act ?? (decoder ? 'silu' : 'gelu'));
+  const act = architecture === 'use-lite' ? 'relu' : decoder ? 'silu' : 'gelu';
   if (hiddenAct !== act) throw new Error(`${path}: hidden_act "${hiddenAct}" is not supported for ${modelType} (only "${act}")`);
+  if (decoder) {
+    // Only plain RoPE and full attention are built; refuse what would silently differ.
+    if (raw.rope_scaling != null) throw new Error(`${path}: field "rope_scaling" is not supported (only plain RoPE); got ${JSON.stringify(raw.rope_scaling)}`);
+    if (raw.use_sliding_window === true) throw new Error(`${path}: field "use_sliding_window": sliding-window attention is not supported`);
+  }
+  const hiddenSize = num('hidden_size');
+  const numHeads = num('num_attention_heads');
   const config: ModelConfig = {
     architecture,
     modelType,
     vocabSize: num('vocab_size'),
-    hiddenSize: num('hidden_size'),
-    embeddingSize: num('embedding_size', num('hidden_size')),
+    hiddenSize,
+    embeddingSize: num('embedding_size', hiddenSize),
     numLayers: num('num_hidden_layers'),
-    numHeads: num('num_attention_heads'),
+    numHeads,
     intermediateSize: num('intermediate_size'),
     maxPositions: num('max_position_embeddings'),
-    typeVocabSize: num('type_vocab_size', 2),
-    layerNormEps: num('layer_norm_eps', 1e-12),
-    padTokenId: num('pad_token_id', architecture === 'bert' ? 0 : 1),
+    typeVocabSize: decoder ? 0 : num('type_vocab_size', 2),
+    layerNormEps: decoder ? num('rms_norm_eps') : num('layer_norm_eps', 1e-12),
+    padTokenId: decoder ? Number(raw.pad_token_id ?? raw.eos_token_id ?? 0) : num('pad_token_id', architecture === 'bert' ? 0 : 1),
     hiddenAct,
+    numKvHeads: decoder ? num('num_key_value_heads') : numHeads,
+    headDim: architecture === 'qwen3' ? num('head_dim', hiddenSize / numHeads) : hiddenSize / numHeads,
+    ropeTheta: decoder ? num('rope_theta') : 0,
+    attentionBias: architecture === 'qwen3' ? raw.attention_bias === true : true,
+    qkNorm: architecture === 'qwen3',
     raw,
   };
-  if (config.hiddenSize % config.numHeads !== 0) {
-    throw new Error(`${path}: hidden_size ${config.hiddenSize} is not divisible by num_attention_heads ${config.numHeads}`);
-  }
+  const heads = `num_attention_heads ${numHeads}`;
+  if (!Number.isInteger(config.headDim)) throw new Error(`${path}: hidden_size ${hiddenSize} is not divisible by ${heads}`);
+  if (decoder && numHeads % config.numKvHeads !== 0) throw new Error(`${path}: ${heads} is not a multiple of num_key_value_heads ${config.numKvHeads}`);
+  if (decoder && config.headDim % 2 !== 0) throw new Error(`${path}: head_dim ${config.headDim} must be even for rotary embeddings`);
   return config;
 }

@@ -18,6 +18,7 @@ import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { resolveModel } from './resolve.js';
+import { decoder, decoderInputs } from './decoder.js';
 import { useLite, useLiteHead, useLiteInputs } from './use-lite.js';
 import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-roberta.js';
 
@@ -81,6 +82,8 @@ export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuil
   bert: { inputs: bertInputs, build: bert, embeddings: bertEmbeddings },
   'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta, embeddings: xlmRobertaEmbeddings },
   'use-lite': { inputs: useLiteInputs, build: useLite, head: useLiteHead },
+  qwen2: { inputs: decoderInputs, build: decoder },
+  qwen3: { inputs: decoderInputs, build: decoder },
 };
 
 /** inputs → token states → pooled (→ head) → truncated / normalised sentence embedding. */

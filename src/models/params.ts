@@ -114,8 +114,11 @@ export class Params {
     return this.add(hfName, () => this.fetch(hfName, shape), false);
   }
 
-  /** A `nn.Linear` as [in, out] weight and bias. */
-  linear(prefix: string, inFeatures: number, outFeatures: number): { w: Value; b: Value } {
+  /** A `nn.Linear` as [in, out] weight and bias (`bias: false`: a layer without one). */
+  linear(prefix: string, inFeatures: number, outFeatures: number, bias: false): { w: Value; b?: undefined };
+  linear(prefix: string, inFeatures: number, outFeatures: number, bias?: true): { w: Value; b: Value };
+  linear(prefix: string, inFeatures: number, outFeatures: number, bias: boolean): { w: Value; b?: Value };
+  linear(prefix: string, inFeatures: number, outFeatures: number, bias = true): { w: Value; b?: Value } {
     const name = `${prefix}.weight`;
     const w = () => {
       if (this.layout === 'graph') return this.fetch(name, [inFeatures, outFeatures]);
@@ -126,7 +129,7 @@ export class Params {
       this.tensors.set(name, adopted);
       return adopted;
     };
-    return { w: this.add(name, w, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
+    return { w: this.add(name, w, true), b: bias ? this.tensor(`${prefix}.bias`, [outFeatures]) : undefined };
   }
 
   /** A fixed tensor (not trained): always baked into the model, even in training graphs. */

@@ -26,8 +26,9 @@ export function pool(hidden: Value, mask: Value, o: PoolingOptions, head?: (pool
     const count = op.max(op.reduceSum(m, [1], false), op.scalar(m, 1e-9)); // [b, 1]
     x = op.div(summed, count);
   } else {
-    // The last real token of each row (we pad on the right): index = sum(mask) - 1.
-    const last = op.sub(op.reduceSum(mask, [1]), op.ints(mask, [1])); // [b, 1]
+    // The last real token of each row, for either padding side: max over i of mask·(i + 1), − 1.
+    const seq = op.squeeze(op.slice(op.shape(mask), [1], [2], [0]), [0]);
+    const last = op.sub(op.reduceMax(op.mul(mask, op.add(op.range(seq), op.ints(mask, [1]))), [1]), op.ints(mask, [1])); // [b, 1]
     const index = op.expand(op.unsqueeze(last, [2]), op.concat([op.ints(mask, [1, 1]), op.slice(op.shape(hidden), [2], [3], [0])], 0));
     x = op.squeeze(op.gatherElements(hidden, index, 1), [1]); // [b, h]
   }

@@ -1,6 +1,8 @@
 /**
- * Hugging Face `tokenizer.json` through @huggingface/tokenizers, with BERT/XLM-R style
- * truncation: keep the first max_length - 1 tokens and the closing special token.
+ * Hugging Face `tokenizer.json` through @huggingface/tokenizers, truncated as the Rust library
+ * does (`truncation=True`): the text's tokens are cut so that, with the special tokens the
+ * post-processor adds (BERT's [CLS] … [SEP], XLM-R's <s> … </s>, Qwen3-Embedding's trailing
+ * <|endoftext|>), the sequence is max_length long; the closing special tokens are kept.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,11 +29,19 @@ export function loadTokenizer(dir: string): Tokenizer {
 }
 
 export class TextTokenizer implements Tokenizer {
+  /** How many special tokens the post-processor appends after the text (kept when truncating). */
+  private readonly closing: number;
+
   private constructor(
     private readonly tokenizer: HfTokenizer,
     /** The longest input the tokenizer config allows (model_max_length). */
     readonly modelMaxLength: number,
-  ) {}
+  ) {
+    const withSpecials: number[] = tokenizer.encode('a').ids;
+    const plain: number[] = tokenizer.encode('a', { add_special_tokens: false }).ids;
+    const at = withSpecials.findIndex((_, i) => plain.every((id, j) => withSpecials[i + j] === id));
+    this.closing = at < 0 ? 0 : withSpecials.length - at - plain.length;
+  }
 
   static load(dir: string): TextTokenizer {
     const path = join(dir, 'tokenizer.json');
@@ -54,7 +64,7 @@ export class TextTokenizer implements Tokenizer {
   encode(text: string, maxLength: number): number[] {
     const ids = this.untruncated(text, maxLength);
     if (ids.length <= maxLength) return ids;
-    return [...ids.slice(0, maxLength - 1), ids[ids.length - 1]!];
+    return [...ids.slice(0, maxLength - this.closing), ...ids.slice(ids.length - this.closing)];
   }
 
   private untruncated(text: string, maxLength: number): number[] {
