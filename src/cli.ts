@@ -76,10 +76,11 @@ export function buildProgram(): Command {
   withModelOptions(program.command('encode').description('embed texts: a .txt file (one per line) or JSONL ({"text"} or {"query"})'))
     .requiredOption('-i, --input <file>', 'input texts')
     .requiredOption('-o, --output <file>', 'output: .npy (float32 matrix) or .jsonl ({"text","embedding"})')
-    .option('--template <t>', 'text template, e.g. "query: {text}"')
+    .option('--template <t>', 'text template, e.g. "query: {text}" (without {text}: a prefix)')
+    .addOption(new Option('--prompt-name <role>', 'without --template: the model\'s saved prompt for this role (config_sentence_transformers.json)').choices(['query', 'passage']))
     .option('--max-length <n>', 'token limit per text', positive('max-length'))
     .action(async (o) => {
-      await encodeFile({ ...modelOptions(o), input: o.input, output: o.output, template: o.template, maxLength: o.maxLength });
+      await encodeFile({ ...modelOptions(o), input: o.input, output: o.output, template: o.template, promptName: o.promptName, maxLength: o.maxLength });
     });
 
   withModelOptions(program.command('clean').description('drop near-duplicate queries (spec 1.1), keeping input order'))
@@ -168,6 +169,7 @@ export function buildProgram(): Command {
   program
     .command('train')
     .description('contrastive fine-tuning (spec 2) from a JSON config (the spec\'s emb_argument.json keys)')
+    .argument('[config]', 'JSON config, as `run_embedding.py emb_argument.json` takes it (or -c)')
     .option('-c, --config <file>', 'JSON config')
     .option('-m, --model <dir>', 'override model_name_or_path')
     .option('--train-data <path>', 'override train_data (file or folder)')
@@ -182,7 +184,9 @@ export function buildProgram(): Command {
     .option('--skip-invalid', 'skip bad training records (counted and reported) instead of stopping')
     .option('--set <key=value...>', 'override any config key (value parsed as JSON when it can be)')
     .option('-q, --quiet', 'no progress output')
-    .action(async (o) => {
+    .action(async (positional: string | undefined, o) => {
+      if (positional && o.config && positional !== o.config) throw new Error(`train: two configs given (${positional} and -c ${o.config}); give one`);
+      o.config ??= positional;
       const overrides: Record<string, unknown> = {};
       const flags: [string, unknown][] = [
         ['model_name_or_path', o.model], ['train_data', o.trainData], ['output_dir', o.outputDir], ['max_steps', o.maxSteps],

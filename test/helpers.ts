@@ -10,6 +10,8 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const TINY_BERT = join(FIXTURES, 'models', 'tiny-bert');
 export const TINY_XLMR = join(FIXTURES, 'models', 'tiny-xlmr');
+export const TINY_QWEN2 = join(FIXTURES, 'models', 'tiny-qwen2');
+export const TINY_QWEN3 = join(FIXTURES, 'models', 'tiny-qwen3');
 export const CRANFIELD = join(ROOT, 'data', 'cranfield');
 
 export function tempDir(prefix = 'embedtune-test-'): string {

@@ -58,7 +58,7 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
   requireRecords(queries.length, o.input, skips.total);
   const result = await withEncoder(o, async (encoder) => {
     requireNormalized(encoder, 'clean');
-    const emb = await encoder.encode(queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir });
+    const emb = await encoder.encode(queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, role: 'query', label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir });
     return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
   });
 

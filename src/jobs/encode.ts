@@ -9,6 +9,8 @@ export interface EncodeFileOptions extends ModelOptions {
   /** `.npy` (float32 [n, dim]) or `.jsonl`. */
   output: string;
   template?: string;
+  /** Without `template`: the model's saved prompt for this role (as sentence-transformers' prompt_name). */
+  promptName?: 'query' | 'passage';
   maxLength?: number;
 }
 
@@ -48,7 +50,7 @@ export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
   checkOutput(o.output, [o.input]);
   const texts = await readTexts(o.input);
   requireRecords(texts.length, o.input);
-  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, quiet: o.quiet, cacheDir: o.cacheDir }), { normalizeFromModel: true });
+  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }), { normalizeFromModel: true });
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
   } else {

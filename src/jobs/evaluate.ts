@@ -112,8 +112,8 @@ export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'mod
   const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
   return withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
-    const q = await encoder.encode(qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, label: 'eval: encode queries' });
-    const c = await encoder.encode(set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'eval: encode corpus' });
+    const q = await encoder.encode(qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' });
+    const c = await encoder.encode(set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'eval: encode corpus' });
     const search = await ExactSearch.create({ threads: o.threads });
     const hits = await search.search(q, c, depth, { label: 'eval: search', quiet: o.quiet });
     await search.close();

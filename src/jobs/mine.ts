@@ -144,9 +144,9 @@ export async function mine(o: MineOptions): Promise<MineResult> {
 
   await withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
-    const q = await encoder.encode(queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, label: 'mine: encode queries' });
-    const p = await encoder.encode(pool.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'mine: encode pool' });
-    const x = await encoder.encode(extraPositives.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, label: 'mine: encode positives' });
+    const q = await encoder.encode(queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' });
+    const p = await encoder.encode(pool.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'mine: encode pool' });
+    const x = await encoder.encode(extraPositives.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'mine: encode positives' });
     const d = q.dim;
     const dot = (qi: number, vec: Float32Array, row: number) => {
       let s = 0;

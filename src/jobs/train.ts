@@ -10,9 +10,10 @@ import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
-import { readConfig } from '../models/config.js';
-import { loadWeights, positionLimit } from '../models/encoder.js';
+import { isDecoder, readConfig } from '../models/config.js';
+import { loadWeights, positionLimit, savedPooling } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
+import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
@@ -81,6 +82,19 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
   }
 }
 
+/**
+ * The templates a run trains with: explicit `query_template` / `passage_template` (a prefix
+ * without `{text}`), else `template_preset`, else the base model's saved prompts, else none;
+ * `{task}` becomes `task_description`.
+ */
+export function trainingTemplates(c: TrainConfig, modelDir: string): Templates {
+  const preset = c.template_preset ? PRESETS[c.template_preset] : undefined;
+  const saved = readTemplates(modelDir);
+  const pick = (explicit: string | null, role: keyof Templates) =>
+    (explicit !== null ? asTemplate(explicit) : preset?.[role] ?? saved[role] ?? '{text}').replaceAll('{task}', () => c.task_description);
+  return { query: pick(c.query_template, 'query'), passage: pick(c.passage_template, 'passage') };
+}
+
 async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean }): Promise<TrainResult> {
   const records = await loadTrainRecords(c, o.quiet);
   const config = readConfig(modelDir);
@@ -103,8 +117,10 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
   const tooBig = dims?.find((d) => d > config.hiddenSize);
   if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);
+  const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
+  const templates = trainingTemplates(c, modelDir);
   const trainer = await Trainer.create(config, tokenizer, loadWeights(modelDir), {
-    pooling: c.pooling,
+    pooling,
     normalize: c.normalize,
     temperature: c.embedding_temperature,
     matryoshkaDims: dims,
@@ -121,8 +137,8 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     miniBatchSize: miniBatchSize ?? undefined,
     maxQueryLength: Math.min(c.max_query_len, limit),
     maxPassageLength: Math.min(c.max_passage_len, limit),
-    queryTemplate: c.query_template,
-    passageTemplate: c.passage_template,
+    queryTemplate: templates.query,
+    passageTemplate: templates.passage,
     threads: c.threads ?? undefined,
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
@@ -157,12 +173,12 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const evaluateNow = async () => {
     const encoder = await trainer.encoder(modelDir);
     try {
-      return await evaluateSet({ model: encoder, quiet: true, queryTemplate: c.query_template, passageTemplate: c.passage_template, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
+      return await evaluateSet({ model: encoder, quiet: true, queryTemplate: templates.query, passageTemplate: templates.passage, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
     } finally {
       await encoder.close();
     }
   };
-  const exportTo = (dir: string) => exportModel(dir, { baseDir: modelDir, config, weights: trainer.hfWeights(), pooling: c.pooling, normalize: c.normalize });
+  const exportTo = (dir: string) => exportModel(dir, { baseDir: modelDir, config, weights: trainer.hfWeights(), pooling, normalize: c.normalize, templates });
 
   const started = Date.now();
   const bar = progress('train', totalSteps, o);

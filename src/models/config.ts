@@ -46,6 +46,9 @@ const ARCHITECTURES: Record<string, Architecture> = {
 
 const DECODERS = new Set<Architecture>(['qwen2', 'qwen3']);
 
+/** Decoder-only models (Qwen2, Qwen3): causal attention, last-token pooling by default. */
+export const isDecoder = (c: ModelConfig) => DECODERS.has(c.architecture);
+
 export function readConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`${dir}: no config.json; expected a Hugging Face model directory`);

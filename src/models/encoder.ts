@@ -17,8 +17,10 @@ import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js'
 import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
+import { readTemplates, type Templates } from './prompts.js';
 import { resolveModel } from './resolve.js';
-import { decoder, decoderInputs } from './decoder.js';
+import { decoder, decoderContext, decoderEmbeddings, decoderInputs, decoderLayer, decoderNorm } from './decoder.js';
+import { attentionBias, embeddingNorm, encoderLayer } from './transformer.js';
 import { useLite, useLiteHead, useLiteInputs } from './use-lite.js';
 import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-roberta.js';
 
@@ -56,6 +58,8 @@ export interface EncodeOptions {
   maxLength?: number;
   /** A template such as `"query: {text}"` applied before tokenising. */
   template?: string;
+  /** Without `template`: use the model folder's saved template for this role (config_sentence_transformers.json). */
+  role?: 'query' | 'passage';
   /** Label for the progress bar. */
   label?: string;
   quiet?: boolean;
@@ -72,18 +76,39 @@ export interface ArchitectureBuilder {
   /** A projection the model applies to its pooled vector, if it has one. */
   head?: (pooled: Value, p: Params, c: ModelConfig) => Value;
   /**
-   * For the shared post-LN encoder (transformer.ts): the embedding sum before its LayerNorm, so
-   * training can run the model layer by layer (`recompute`).
+   * The model as parts, so training can run it layer by layer (`recompute`): x₀ from the inputs,
+   * layer i from x and the attention mask, what follows the last layer (a final norm), and the
+   * name prefix of layer tensors (`<prefix><i>.`).
    */
-  embeddings?: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
+  layerwise?: LayerwiseParts;
 }
 
+export interface LayerwiseParts {
+  embed: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
+  layer: (x: Value, mask: Value, p: Params, index: number, c: ModelConfig) => Value;
+  final?: (x: Value, p: Params, c: ModelConfig) => Value;
+  layerPrefix: string;
+}
+
+const postLnParts = (embeddings: ArchitectureBuilder['build']): LayerwiseParts => ({
+  embed: (inputs, p, c) => embeddingNorm(embeddings(inputs, p, c), p, c),
+  layer: (x, mask, p, i, c) => encoderLayer(x, attentionBias(mask), p, i, c),
+  layerPrefix: 'encoder.layer.',
+});
+
+const decoderParts: LayerwiseParts = {
+  embed: decoderEmbeddings,
+  layer: (x, mask, p, i, c) => decoderLayer(x, decoderContext(mask, c), p, i, c),
+  final: decoderNorm,
+  layerPrefix: 'layers.',
+};
+
 export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuilder> = {
-  bert: { inputs: bertInputs, build: bert, embeddings: bertEmbeddings },
-  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta, embeddings: xlmRobertaEmbeddings },
+  bert: { inputs: bertInputs, build: bert, layerwise: postLnParts(bertEmbeddings) },
+  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta, layerwise: postLnParts(xlmRobertaEmbeddings) },
   'use-lite': { inputs: useLiteInputs, build: useLite, head: useLiteHead },
-  qwen2: { inputs: decoderInputs, build: decoder },
-  qwen3: { inputs: decoderInputs, build: decoder },
+  qwen2: { inputs: decoderInputs, build: decoder, layerwise: decoderParts },
+  qwen3: { inputs: decoderInputs, build: decoder, layerwise: decoderParts },
 };
 
 /** inputs → token states → pooled (→ head) → truncated / normalised sentence embedding. */
@@ -151,6 +176,8 @@ export class Encoder {
   encodedCount = 0;
   /** The weights are the model folder's (load), so the folder identifies them for the embedding cache. */
   private fromFolder = false;
+  /** Templates saved with the model (its sentence-transformers prompts), used by role. */
+  templates: Partial<Templates> = {};
 
   private constructor(
     readonly dir: string,
@@ -186,6 +213,7 @@ export class Encoder {
       adoptWeights: true,
     });
     encoder.fromFolder = true;
+    encoder.templates = readTemplates(dir);
     return encoder;
   }
 
@@ -222,8 +250,13 @@ export class Encoder {
   }
 
   /** Token ids of `text` as the encoder would see them. */
-  tokenize(text: string, options: Pick<EncodeOptions, 'maxLength' | 'template'> = {}): number[] {
-    return this.tokenizer.encode(applyTemplate(text, options.template), this.resolveMaxLength(options.maxLength));
+  tokenize(text: string, options: Pick<EncodeOptions, 'maxLength' | 'template' | 'role'> = {}): number[] {
+    return this.tokenizer.encode(applyTemplate(text, this.templateFor(options)), this.resolveMaxLength(options.maxLength));
+  }
+
+  /** The explicit template, else the model's saved one for the role. */
+  templateFor(options: Pick<EncodeOptions, 'template' | 'role'>): string | undefined {
+    return options.template ?? (options.role ? this.templates[options.role] : undefined);
   }
 
   private resolveMaxLength(maxLength?: number): number {
@@ -241,11 +274,12 @@ export class Encoder {
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     const out = new Float32Array(texts.length * this.dim);
     const maxLength = this.resolveMaxLength(options.maxLength);
+    const template = this.templateFor(options);
     if (options.cacheDir && !this.fromFolder) {
       throw new Error(`embedding cache: this encoder holds weights in memory (e.g. mid-training), which ${this.dir} does not identify; encode without cacheDir`);
     }
     const cache = options.cacheDir
-      ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, options.template), this.dim)
+      ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
     const todo: number[] = [];
     for (let i = 0; i < texts.length; i++) {
@@ -253,7 +287,7 @@ export class Encoder {
       if (hit) out.set(hit, i * this.dim);
       else todo.push(i);
     }
-    const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], options.template), maxLength));
+    const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], template), maxLength));
     // Longest first: the slowest batches come early, so the ETA is honest.
     const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
     const batchSize = options.batchSize ?? 32;
@@ -302,7 +336,9 @@ export function positionLimit(config: ModelConfig): number {
   return config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
 }
 
+/** `template` with `{text}` replaced by the text; a template without `{text}` is a prefix (a sentence-transformers prompt, a FlagEmbedding instruction). */
 export function applyTemplate(text: string, template?: string): string {
+  if (!template) return text;
   // A function replacement: `$&`, `$$` in a text are text, not replacement patterns.
-  return template ? template.replaceAll('{text}', () => text) : text;
+  return template.includes('{text}') ? template.replaceAll('{text}', () => text) : template + text;
 }

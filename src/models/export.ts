@@ -17,6 +17,7 @@ import { needsExternalData, serialize } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
 import { positionLimit, sentenceEmbedding } from './encoder.js';
 import { Params, canonicalName, canonicalNames } from './params.js';
+import { sentenceTransformersConfig, type Templates } from './prompts.js';
 import type { Pooling, PoolingOptions } from './pooling.js';
 import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
 import { storedDType, weightFiles } from './weights.js';
@@ -29,6 +30,8 @@ export interface ExportOptions {
   weights: Map<string, NamedTensor>;
   pooling: Pooling;
   normalize: boolean;
+  /** Query/passage templates trained with: written to config_sentence_transformers.json. */
+  templates?: Templates;
   maxLength?: number;
   /** Storage type of model.safetensors (default: the base model's). The ONNX graph is float32. */
   dtype?: SafeDType;
@@ -99,6 +102,10 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     if (o.normalize) modules.push({ idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' });
     if (o.normalize) mkdirSync(join(tmp, '2_Normalize'));
     writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
+    const stConfig = join(o.baseDir, 'config_sentence_transformers.json');
+    if (o.templates && (o.templates.query !== '{text}' || o.templates.passage !== '{text}')) {
+      writeFileSync(join(tmp, 'config_sentence_transformers.json'), JSON.stringify(sentenceTransformersConfig(o.templates), null, 2) + '\n');
+    } else if (existsSync(stConfig)) copyFileSync(stConfig, join(tmp, 'config_sentence_transformers.json'));
     writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
     const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize });
     writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph));

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Pooling } from '../models/pooling.js';
+import { PRESETS, QWEN3_TASK } from '../models/prompts.js';
 import type { Schedule } from './optimizer.js';
 
 export interface TrainConfig {
@@ -38,9 +39,15 @@ export interface TrainConfig {
   embedding_temperature: number;
   embedding_matryoshka_dims: number[];
   matryoshka_weights: number[];
-  query_template: string;
-  passage_template: string;
-  pooling: Pooling;
+  /** `{text}` template or a prefix; null: the model's saved prompts (config_sentence_transformers.json), else none. */
+  query_template: string | null;
+  passage_template: string | null;
+  /** A named template pair (models/prompts.ts PRESETS: `prompteol`, `qwen3-embedding`), under explicit templates. */
+  template_preset: string | null;
+  /** Replaces `{task}` in templates (Qwen3-Embedding's instruction). */
+  task_description: string;
+  /** null: the model's 1_Pooling/config.json, else `last` for decoders (Qwen) and `cls` for encoders. */
+  pooling: Pooling | null;
   normalize: boolean;
   /** GradCache: texts per encoder run; unset = the whole batch in one run. */
   mini_batch_size: number | null;
@@ -84,9 +91,11 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   embedding_temperature: 0.02,
   embedding_matryoshka_dims: [],
   matryoshka_weights: [],
-  query_template: '{text}',
-  passage_template: '{text}',
-  pooling: 'cls',
+  query_template: null,
+  passage_template: null,
+  template_preset: null,
+  task_description: QWEN3_TASK,
+  pooling: null,
   normalize: true,
   mini_batch_size: null,
   no_duplicates: true,
@@ -213,11 +222,14 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   if (!(c.learning_rate > 0)) throw new Error(`${source}: "learning_rate" must be > 0`);
   if (!(c.embedding_temperature > 0)) throw new Error(`${source}: "embedding_temperature" must be > 0`);
   if (!['linear', 'cosine', 'constant'].includes(c.lr_scheduler_type)) throw new Error(`${source}: "lr_scheduler_type" must be linear, cosine or constant`);
-  if (!['cls', 'mean', 'last'].includes(c.pooling)) throw new Error(`${source}: "pooling" must be cls, mean or last`);
+  if (c.pooling !== null && !['cls', 'mean', 'last'].includes(c.pooling)) throw new Error(`${source}: "pooling" must be cls, mean or last`);
+  for (const k of ['query_template', 'passage_template', 'template_preset', 'task_description'] as const) {
+    if (c[k] !== null && typeof c[k] !== 'string') throw new Error(`${source}: "${k}" must be a string${k === 'task_description' ? '' : ' or null'}, got ${JSON.stringify(c[k])}`);
+  }
+  if (c.template_preset !== null && !(c.template_preset in PRESETS)) throw new Error(`${source}: "template_preset" must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.template_preset)}`);
   if (c.matryoshka_weights.length && c.matryoshka_weights.length !== c.embedding_matryoshka_dims.length) {
     throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);
   }
-  if (!c.query_template.includes('{text}') || !c.passage_template.includes('{text}')) throw new Error(`${source}: templates must contain {text}`);
   return { config: c, ignored, notes };
 }
 

@@ -9,7 +9,8 @@
  *   layer:  x_l, mask → x_{l+1}                            layerVjp: d x_{l+1} → d x_l, layer weight gradients
  *   head:   x_L, mask → pooled (normalised) embedding      headVjp:  d embedding → d x_L
  *
- * Only for models on the shared post-LN encoder (BERT, XLM-RoBERTa).
+ * For models that give their parts (ArchitectureBuilder.layerwise): BERT, XLM-RoBERTa, Qwen2/3
+ * (whose final RMSNorm runs in the head part, with its gradient).
  */
 import '../runtime/no-telemetry.js'; // before onnxruntime-node loads
 import ort from 'onnxruntime-node';
@@ -19,14 +20,11 @@ import { ARCHITECTURES } from '../models/encoder.js';
 import { Params } from '../models/params.js';
 import { pool, type PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
-import { attentionBias, embeddingNorm, encoderLayer } from '../models/transformer.js';
 import { floatTensor, type Feed, Session, type RuntimeOptions } from '../runtime/session.js';
 import { GRAD_PREFIX, type GradientOptions, outputGradients } from './graphs.js';
 
-const LAYER0 = 'encoder.layer.0.';
-
 /** Layer 0's name of a tensor of layer `l` (or the name itself outside the layers). */
-export const asLayer0 = (name: string) => name.replace(/^encoder\.layer\.\d+\./, LAYER0);
+export const asLayer0 = (name: string) => name.replace(/^(encoder\.layer|layers)\.\d+\./, '$1.0.');
 
 export interface LayerwiseSessions {
   embed: Session;
@@ -43,6 +41,12 @@ export interface LayerwiseSessions {
   embedSparse: { name: string; parts: { grad: string; rows: string }[] }[];
   /** layerVjp's dense weight gradients (layer 0's names). */
   layerDense: string[];
+  /** headVjp's dense weight gradients (a final norm's), and the weights the head reads. */
+  headDense: string[];
+  headNames: string[];
+  headPartials: Map<string, ort.Tensor>;
+  /** Layer tensor names start `<layerPrefix><i>.`. */
+  layerPrefix: string;
   /** Buffers the VJP sessions write weight gradients into, added to the trainer's after each run. */
   layerPartials: Map<string, ort.Tensor>;
   embedPartials: Map<string, ort.Tensor>;
@@ -51,8 +55,9 @@ export interface LayerwiseSessions {
 
 /** Builds the six part graphs over `weights` (graph layout) and opens their sessions. */
 export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions): Promise<LayerwiseSessions> {
+  const parts = ARCHITECTURES[config.architecture].layerwise;
   const arch = ARCHITECTURES[config.architecture];
-  if (!arch.embeddings) throw new Error(`recompute: not supported for ${config.architecture} models (only bert and xlm-roberta)`);
+  if (!parts) throw new Error(`recompute: not supported for ${config.architecture} models (only bert, xlm-roberta, qwen2 and qwen3)`);
   const h = config.hiddenSize;
   const part = (name: string) => {
     const graph = new Graph(name);
@@ -61,7 +66,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
 
   const embedPart = (withGrad: boolean) => {
     const { graph, params } = part('embed-part');
-    const x0 = embeddingNorm(arch.embeddings!(arch.inputs(graph), params, config), params, config);
+    const x0 = parts.embed(arch.inputs(graph), params, config);
     if (!withGrad) return { graph, params, out: graph.output(x0, 'hidden', ['batch', 'sequence', h]) };
     const seed = graph.input('grad_hidden', 'float32', ['batch', 'sequence', h]);
     return { graph, params, grads: outputGradients(graph, params, x0, seed, grad) };
@@ -70,7 +75,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     const { graph, params } = part('layer-part');
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
-    const y = encoderLayer(x, attentionBias(mask), params, 0, config);
+    const y = parts.layer(x, mask, params, 0, config);
     if (!withGrad) return { graph, params, out: graph.output(y, 'out', ['batch', 'sequence', h]) };
     const seed = graph.input('grad_out', 'float32', ['batch', 'sequence', h]);
     return { graph, params, grads: outputGradients(graph, params, y, seed, { ...grad, sparse: false }, [x]) };
@@ -79,7 +84,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     const { graph, params } = part('head-part');
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
-    const e = pool(x, mask, pooling);
+    const e = pool(parts.final ? parts.final(x, params, config) : x, mask, pooling);
     if (!withGrad) return { graph, params, out: graph.output(e, 'embedding', ['batch', h]) };
     const seed = graph.input('grad_embedding', 'float32', ['batch', h]);
     return { graph, params, grads: outputGradients(graph, params, e, seed, grad, [x]) };
@@ -99,6 +104,10 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     embedDense: eb.grads!.names,
     embedSparse: eb.grads!.sparse,
     layerDense: lb.grads!.names,
+    headDense: hb.grads!.names,
+    headNames: [...hb.params.values.keys()],
+    headPartials: new Map(hb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
+    layerPrefix: parts.layerPrefix,
     layerPartials: new Map(lb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
     embedPartials: new Map(eb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
     hidden: h,
@@ -135,13 +144,13 @@ export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState,
   const [b, len] = mask.dims;
   const h = s.hidden;
   const states: ort.Tensor[] = [floats([b, len, h])];
-  await s.embed.run({ ...weightFeed(st, s.embedNames, null), ...ids }, { hidden: states[0] });
+  await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids }, { hidden: states[0] });
   for (let l = 0; l < layers; l++) {
     states.push(floats([b, len, h]));
-    await s.layer.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: mask }, { out: states[l + 1] });
+    await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l], attention_mask: mask }, { out: states[l + 1] });
   }
   const embedding = floats([b, h]);
-  await s.head.run({ hidden: states[layers], attention_mask: mask }, { embedding });
+  await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers], attention_mask: mask }, { embedding });
   return { embedding: embedding.data as Float32Array, states };
 }
 
@@ -164,15 +173,18 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
   const dx = slices.map(({ ids }) => [floats([...ids.attention_mask.dims, h]), floats([...ids.attention_mask.dims, h])]);
   for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
     const grad_embedding = floatTensor(dEmbedding, [ids.attention_mask.dims[0], h]);
-    await s.headVjp.run({ hidden: states[layers], attention_mask: ids.attention_mask, grad_embedding }, { [`${GRAD_PREFIX}hidden`]: dx[i][0] });
+    const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i][0] };
+    for (const n of s.headDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.headPartials.get(n)!;
+    await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers], attention_mask: ids.attention_mask, grad_embedding }, fetches);
+    if (i > 0) for (const n of s.headDense) addInto(st.grads.get(n)!, s.headPartials.get(n)!);
   }
   for (let l = layers - 1; l >= 0; l--) {
     const [from, to] = [(layers - 1 - l) % 2, (layers - l) % 2];
     for (const [i, { ids, states }] of slices.entries()) {
       const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i][to] };
-      for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(inLayer(n, l))! : s.layerPartials.get(n)!;
-      await s.layerVjp.run({ ...weightFeed(st, s.layerNames, l), hidden: states[l], attention_mask: ids.attention_mask, grad_out: dx[i][from] }, fetches);
-      if (i > 0) for (const n of s.layerDense) addInto(st.grads.get(inLayer(n, l))!, s.layerPartials.get(n)!);
+      for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(inLayer(s, n, l))! : s.layerPartials.get(n)!;
+      await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l], attention_mask: ids.attention_mask, grad_out: dx[i][from] }, fetches);
+      if (i > 0) for (const n of s.layerDense) addInto(st.grads.get(inLayer(s, n, l))!, s.layerPartials.get(n)!);
       states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
     }
   }
@@ -182,7 +194,7 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
     for (const n of s.embedDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.embedPartials.get(n)!;
     const rows = s.embedSparse.flatMap((t) => t.parts.map((p) => ({ name: t.name, ...p, values: floats([b, len, h]), ids: new ort.Tensor('int64', new BigInt64Array(b * len), [b, len]) })));
     for (const r of rows) [fetches[r.grad], fetches[r.rows]] = [r.values, r.ids];
-    await s.embedVjp.run({ ...weightFeed(st, s.embedNames, null), ...ids, grad_hidden: dx[i][layers % 2] }, fetches);
+    await s.embedVjp.run({ ...weightFeed(s, st, s.embedNames, null), ...ids, grad_hidden: dx[i][layers % 2] }, fetches);
     if (i > 0) for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!);
     for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
   }
@@ -223,11 +235,11 @@ export async function layerwiseLoss(s: LayerwiseSessions, lossGrad: Session, st:
   return (lg.loss.data as Float32Array)[0];
 }
 
-const inLayer = (layer0Name: string, l: number) => layer0Name.replace(LAYER0, `encoder.layer.${l}.`);
+const inLayer = (s: LayerwiseSessions, layer0Name: string, l: number) => layer0Name.replace(`${s.layerPrefix}0.`, `${s.layerPrefix}${l}.`);
 
-function weightFeed(st: LayerwiseState, names: string[], layer: number | null): Feed {
+function weightFeed(s: LayerwiseSessions, st: LayerwiseState, names: string[], layer: number | null): Feed {
   const feed: Feed = {};
-  for (const n of names) feed[n] = st.tensors.get(layer === null ? n : inLayer(n, layer))!;
+  for (const n of names) feed[n] = st.tensors.get(layer === null ? n : inLayer(s, n, layer))!;
   return feed;
 }
 

@@ -33,8 +33,11 @@ export interface ParamSlot {
   decay: boolean;
 }
 
-/** Whether a Hugging Face tensor name gets weight decay. */
-export const decays = (name: string) => !(name.endsWith('.bias') || /LayerNorm|_ln\./.test(name));
+/**
+ * Whether a Hugging Face tensor name gets weight decay: not biases and norms (LayerNorm,
+ * RMSNorm: `input_layernorm`, `norm`, `q_norm`), as the HF Trainer's forbidden names.
+ */
+export const decays = (name: string) => !(name.endsWith('.bias') || /LayerNorm|layernorm|_ln\.|(^|\.)norm\.|_norm\./.test(name));
 
 export class AdamW {
   readonly m: Float32Array[];

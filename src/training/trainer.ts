@@ -60,7 +60,7 @@ export interface TrainerOptions {
 }
 
 /** The embedding tables `freezeEmbeddings` keeps fixed. */
-export const EMBEDDING_TABLE = /(^|\.)(word_embeddings|position_embeddings|token_type_embeddings)\.weight$|^embeddings\.weight$/;
+export const EMBEDDING_TABLE = /(^|\.)(word_embeddings|position_embeddings|token_type_embeddings|embed_tokens)\.weight$|^embeddings\.weight$/;
 
 export interface StepResult {
   loss: number;
