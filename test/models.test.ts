@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Encoder } from '../src/models/encoder.js';
 import { encodeSafetensors, halfToFloat, readSafetensors } from '../src/models/safetensors.js';
-import { TINY_BERT, TINY_XLMR, tempDir, maxAbsDiff } from './helpers.js';
+import { TINY_BERT, TINY_QWEN3, TINY_XLMR, tempDir, maxAbsDiff } from './helpers.js';
 import { transposeInPlace } from '../src/models/params.js';
 
 function copyModel(src: string): string {
@@ -18,7 +18,25 @@ describe('model loading errors', () => {
     const dir = copyModel(TINY_BERT);
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, model_type: 'gpt2' }));
-    await assert.rejects(Encoder.load(dir), /model_type "gpt2" is not supported; supported: bert, xlm-roberta/);
+    await assert.rejects(Encoder.load(dir), /model_type "gpt2" is not supported; supported: bert, xlm-roberta, roberta, camembert, use-lite, qwen2, qwen3/);
+  });
+
+  it('Qwen: a missing config key, unsupported RoPE scaling, no end token for last-token pooling', async () => {
+    const dir = copyModel(TINY_QWEN3);
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const { num_key_value_heads: _, ...noKv } = c;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(noKv));
+    await assert.rejects(Encoder.load(dir), /config.json: field "num_key_value_heads" is missing \(qwen3 models need it\)/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, rope_scaling: { rope_type: 'yarn', factor: 4 } }));
+    await assert.rejects(Encoder.load(dir), /field "rope_scaling" is not supported/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...c, num_key_value_heads: 3 }));
+    await assert.rejects(Encoder.load(dir), /num_attention_heads 4 is not a multiple of num_key_value_heads 3/);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(c));
+    const tok = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...tok, post_processor: null }));
+    await assert.rejects(Encoder.load(dir), /tokenizer.json: appends no end token, and last-token pooling of a qwen3 model/);
+    const mean = await Encoder.load(dir, { pooling: 'mean' });
+    await mean.close();
   });
 
   it('missing tokenizer.json and model.safetensors', async () => {

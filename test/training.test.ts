@@ -454,12 +454,14 @@ describe('recompute (gradient checkpointing)', () => {
 });
 
 describe('export', () => {
-  it('loads in transformers.js (feature-extraction, local files) with embeddings equal to ours', async () => {
+  it('loads in transformers.js (feature-extraction, local files) with embeddings equal to ours (BERT, XLM-R, Qwen3)', async () => {
     const { env, pipeline } = await import('@huggingface/transformers');
     env.allowRemoteModels = false;
-    for (const [model, pooling] of [
-      [TINY_BERT, 'cls'],
-      [TINY_XLMR, 'mean'],
+    for (const [model, pooling, theirPooling] of [
+      [TINY_BERT, 'cls', 'cls'],
+      [TINY_XLMR, 'mean', 'mean'],
+      // Qwen3: transformers.js pads on the left as tokenizer_config says, and takes the last token.
+      [TINY_QWEN3, 'last', 'last_token'],
     ] as const) {
       const dir = tempDir();
       const out = join(dir, 'model');
@@ -468,7 +470,7 @@ describe('export', () => {
       env.localModelPath = dir;
       const extractor = await pipeline('feature-extraction', 'model', { local_files_only: true, dtype: 'fp32' });
       const texts = ['一架飞机要起飞了。', 'what is the flutter of a swept wing', 'lift'];
-      const theirs = await extractor(texts, { pooling, normalize: true });
+      const theirs = await extractor(texts, { pooling: theirPooling, normalize: true });
       const ours = await Encoder.load(out);
       const mine = await ours.encode(texts, { quiet: true });
       const data = theirs.data as Float32Array;

@@ -11,7 +11,7 @@ import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
 import { isDecoder, readConfig } from '../models/config.js';
-import { loadWeights, positionLimit, savedPooling } from '../models/encoder.js';
+import { loadWeights, positionLimit, requireEndToken, savedPooling } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
 import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
 import { loadTokenizer } from '../models/tokenizer.js';
@@ -118,6 +118,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const tooBig = dims?.find((d) => d > config.hiddenSize);
   if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);
   const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
+  requireEndToken(config, tokenizer, pooling, modelDir);
   const templates = trainingTemplates(c, modelDir);
   const trainer = await Trainer.create(config, tokenizer, loadWeights(modelDir), {
     pooling,

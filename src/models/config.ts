@@ -67,6 +67,7 @@ export function readConfig(dir: string): ModelConfig {
   }
   const num = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
+    if (v === undefined) throw new Error(`${path}: field "${key}" is missing (${modelType} models need it)`);
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: field "${key}" must be a number`);
     return v;
   };

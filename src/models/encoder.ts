@@ -10,7 +10,7 @@ import { type Feed, floatTensor, Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
 import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
-import { type ModelConfig, readConfig } from './config.js';
+import { isDecoder, type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
 import { Params, type WeightLayout } from './params.js';
 import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js';
@@ -219,8 +219,9 @@ export class Encoder {
 
   /** An encoder over weights already in memory (e.g. mid-training, for evaluation). */
   static async fromWeights(dir: string, config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, options: EncoderOptions = {}): Promise<Encoder> {
-    const pooling = options.pooling ?? 'cls';
+    const pooling = options.pooling ?? (isDecoder(config) ? 'last' : 'cls');
     if (!POOLINGS.includes(pooling)) throw new Error(`pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
+    requireEndToken(config, tokenizer, pooling, dir);
     const normalize = options.normalize ?? true;
     const dimensions = options.dimensions;
     if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > config.hiddenSize)) {
@@ -329,6 +330,18 @@ export class Encoder {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * A decoder's last-token embedding is the state of the end token its tokenizer appends
+ * (Qwen3-Embedding's post-processor adds <|endoftext|>); without one it would be the last word's.
+ */
+export function requireEndToken(config: ModelConfig, tokenizer: Tokenizer, pooling: Pooling, dir: string): void {
+  if (!isDecoder(config) || pooling !== 'last' || tokenizer.closing > 0) return;
+  throw new Error(
+    `${join(dir, 'tokenizer.json')}: appends no end token, and last-token pooling of a ${config.modelType} model reads the end token's state ` +
+      `(Qwen3-Embedding's tokenizer appends <|endoftext|> with a TemplateProcessing post-processor); use that tokenizer.json, or --pooling mean`,
+  );
 }
 
 /** The longest input the position table allows; XLM-R positions start after the padding index. */

@@ -16,6 +16,8 @@ export interface Tokenizer {
   /** Token ids, special tokens included, truncated to `maxLength`. */
   encode(text: string, maxLength: number): number[];
   readonly modelMaxLength: number;
+  /** Special tokens appended after the text (BERT's [SEP], Qwen3-Embedding's <|endoftext|>); 0 if none. */
+  readonly closing: number;
 }
 
 /** The tokenizer of a model directory: `tokenizer.json`, or USE-Lite's `vocab.json`. */
@@ -30,7 +32,7 @@ export function loadTokenizer(dir: string): Tokenizer {
 
 export class TextTokenizer implements Tokenizer {
   /** How many special tokens the post-processor appends after the text (kept when truncating). */
-  private readonly closing: number;
+  readonly closing: number;
 
   private constructor(
     private readonly tokenizer: HfTokenizer,

@@ -40,6 +40,9 @@ export class UseTokenizer {
     }
   }
 
+  /** USE-Lite adds no special tokens. */
+  readonly closing = 0;
+
   /** Ids of the pieces, truncated to the first `maxLength` (the model keeps positions < 128). */
   encode(text: string, maxLength = this.modelMaxLength): number[] {
     return tokenizePrefix(text, maxLength, (t) => this.pieces(t)).slice(0, maxLength);
