@@ -29,6 +29,8 @@ export interface ModelConfig {
   attentionBias: boolean;
   /** Per-head RMSNorm of queries and keys before RoPE (Qwen3). */
   qkNorm: boolean;
+  /** LoRA's alpha / r when the weights carry adapters (set by training; see training/lora.ts). */
+  loraScale?: number;
   /** The raw JSON, written back unchanged on export. */
   raw: Record<string, unknown>;
 }

@@ -10,7 +10,7 @@ import { f32, type Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { ModelInputs } from './bert.js';
 import type { ModelConfig } from './config.js';
-import type { Params } from './params.js';
+import { dense, type Params } from './params.js';
 
 /** Decoders read token ids and the attention mask (either padding side). */
 export function decoderInputs(graph: Graph, prefix = ''): ModelInputs {
@@ -60,8 +60,7 @@ function selfAttention(x: Value, ctx: DecoderContext, p: Params, prefix: string,
   const { hiddenSize: h, numHeads: heads, numKvHeads: kvHeads, headDim: d } = c;
   const group = heads / kvHeads;
   const project = (name: string, n: number, bias: boolean) => {
-    const { w, b } = p.linear(`${prefix}.self_attn.${name}`, h, n * d, bias);
-    let y = op.reshape(op.linear(x, w, b), [0, 0, n, d]); // [b, s, n, d]
+    let y = op.reshape(dense(x, p.linear(`${prefix}.self_attn.${name}`, h, n * d, bias)), [0, 0, n, d]); // [b, s, n, d]
     if (c.qkNorm && name !== 'v_proj') y = op.rmsNorm(y, p.tensor(`${prefix}.self_attn.${name[0]}_norm.weight`, [d]), c.layerNormEps);
     return op.transpose(y, [0, 2, 1, 3]); // [b, n, s, d]
   };
@@ -75,15 +74,14 @@ function selfAttention(x: Value, ctx: DecoderContext, p: Params, prefix: string,
   const scores = op.add(op.mul(op.matmul(qg, kT), op.scalar(x, 1 / Math.sqrt(d))), ctx.bias); // [b, kv, group, s, s]
   const context = op.matmul(op.softmax(scores, -1), op.unsqueeze(v, [2])); // [b, kv, group, s, d]
   const merged = op.reshape(op.transpose(op.reshape(context, [0, heads, -1, d]), [0, 2, 1, 3]), [0, 0, heads * d]);
-  const out = p.linear(`${prefix}.self_attn.o_proj`, heads * d, h, false);
-  return op.linear(merged, out.w);
+  return dense(merged, p.linear(`${prefix}.self_attn.o_proj`, heads * d, h, false));
 }
 
 function mlp(x: Value, p: Params, prefix: string, c: ModelConfig): Value {
   const gate = p.linear(`${prefix}.mlp.gate_proj`, c.hiddenSize, c.intermediateSize, false);
   const up = p.linear(`${prefix}.mlp.up_proj`, c.hiddenSize, c.intermediateSize, false);
   const down = p.linear(`${prefix}.mlp.down_proj`, c.intermediateSize, c.hiddenSize, false);
-  return op.linear(op.mul(op.silu(op.linear(x, gate.w)), op.linear(x, up.w)), down.w);
+  return dense(op.mul(op.silu(dense(x, gate)), dense(x, up)), down);
 }
 
 export function decoderLayer(x: Value, ctx: DecoderContext, p: Params, index: number, c: ModelConfig): Value {

@@ -165,7 +165,7 @@ export function buildEncoderGraph(
   layout: WeightLayout = 'hf',
 ): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value; params: Params } {
   const graph = new Graph();
-  const params = new Params(graph, weights, mode, layout);
+  const params = new Params(graph, weights, mode, layout, config.loraScale);
   const { inputs, hidden, embedding } = sentenceEmbedding(graph, params, config, '', o);
   graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
   return { graph, inputs, hidden, embedding, params };

@@ -48,7 +48,7 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
  */
 export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions = { pooling: 'cls', normalize: true }): Graph {
   const graph = new Graph('embedtune-export');
-  const { hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights), config, '', pooling);
+  const { hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights, 'initializer', 'hf', config.loraScale), config, '', pooling);
   graph.output(hidden, 'last_hidden_state', ['batch', 'sequence', config.hiddenSize]);
   graph.output(embedding, 'sentence_embedding', ['batch', config.hiddenSize]);
   return graph;

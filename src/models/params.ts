@@ -4,6 +4,7 @@
  * on the way in (and back on export).
  */
 import type { Graph, Value } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
 import type { NamedTensor } from './safetensors.js';
 
 /** Prefixes that task heads add in front of the encoder's own tensor names. */
@@ -67,6 +68,26 @@ export function transpose2d(t: NamedTensor): NamedTensor {
 }
 
 /**
+ * A linear layer as a graph reads it: weight [in, out], optional bias, and optional LoRA adapter
+ * (`a` [in, r], `b` [r, out]: PEFT's lora_A / lora_B transposed) scaled by alpha / r.
+ */
+export interface Linear {
+  w: Value;
+  b?: Value;
+  lora?: { a: Value; b: Value; scale: number };
+}
+
+/**
+ * `x @ w + b`, plus the LoRA path `(x @ a) @ b · scale` when the layer has an adapter: the base
+ * weight stays as it is (frozen, fed once) and only the rank-r factors train.
+ */
+export function dense(x: Value, l: Linear): Value {
+  const y = op.linear(x, l.w, l.b);
+  if (!l.lora) return y;
+  return op.add(y, op.mul(op.matmul(op.matmul(x, l.lora.a), l.lora.b), op.scalar(x, l.lora.scale)));
+}
+
+/**
  * Hands weights to a model builder. `mode: 'initializer'` bakes them into the model file
  * (inference, export); `mode: 'input'` makes each one a graph input (training, where weights
  * change every step and are passed zero-copy).
@@ -80,6 +101,8 @@ export class Params {
     readonly tensors: Map<string, NamedTensor>,
     readonly mode: 'initializer' | 'input' = 'initializer',
     readonly layout: WeightLayout = 'hf',
+    /** LoRA's alpha / r, for layers whose adapter tensors (`<layer>.lora_A.weight`, `.lora_B.weight`) are in `tensors`. */
+    readonly loraScale = 1,
   ) {}
 
   private fetch(hfName: string, expectShape: number[]): NamedTensor {
@@ -114,12 +137,18 @@ export class Params {
     return this.add(hfName, () => this.fetch(hfName, shape), false);
   }
 
-  /** A `nn.Linear` as [in, out] weight and bias (`bias: false`: a layer without one). */
-  linear(prefix: string, inFeatures: number, outFeatures: number, bias: false): { w: Value; b?: undefined };
-  linear(prefix: string, inFeatures: number, outFeatures: number, bias?: true): { w: Value; b: Value };
-  linear(prefix: string, inFeatures: number, outFeatures: number, bias: boolean): { w: Value; b?: Value };
-  linear(prefix: string, inFeatures: number, outFeatures: number, bias = true): { w: Value; b?: Value } {
-    const name = `${prefix}.weight`;
+  /** A `nn.Linear` as [in, out] weight and bias (`bias: false`: a layer without one), with its LoRA adapter if any. */
+  linear(prefix: string, inFeatures: number, outFeatures: number, bias = true): Linear {
+    return { w: this.weight(`${prefix}.weight`, inFeatures, outFeatures), b: bias ? this.tensor(`${prefix}.bias`, [outFeatures]) : undefined, lora: this.adapter(prefix, inFeatures, outFeatures) };
+  }
+
+  /** A linear layer stored as [in, out] already (USE-Lite's TensorFlow layout), with its LoRA adapter if any. */
+  linearInOut(prefix: string, inFeatures: number, outFeatures: number): Linear {
+    return { w: this.tensor(`${prefix}.weight`, [inFeatures, outFeatures]), b: this.tensor(`${prefix}.bias`, [outFeatures]), lora: this.adapter(prefix, inFeatures, outFeatures) };
+  }
+
+  /** A PyTorch-layout [out, in] matrix as the graph's [in, out] (transposed on the way in, per `layout`). */
+  private weight(name: string, inFeatures: number, outFeatures: number): Value {
     const w = () => {
       if (this.layout === 'graph') return this.fetch(name, [inFeatures, outFeatures]);
       const t = this.fetch(name, [outFeatures, inFeatures]);
@@ -129,7 +158,17 @@ export class Params {
       this.tensors.set(name, adopted);
       return adopted;
     };
-    return { w: this.add(name, w, true), b: bias ? this.tensor(`${prefix}.bias`, [outFeatures]) : undefined };
+    return this.add(name, w, true);
+  }
+
+  private adapter(prefix: string, inFeatures: number, outFeatures: number): Linear['lora'] {
+    const aName = `${prefix}.lora_A.weight`;
+    const a = this.tensors.get(aName);
+    if (!a) return undefined;
+    // [r, in] as PyTorch stores it; [in, r] in graph layout, or once this Params has taken it in.
+    const seen = this.used.get(aName);
+    const rank = seen ? seen.shape[1]! : this.layout === 'graph' ? a.shape[1]! : a.shape[0]!;
+    return { a: this.weight(aName, inFeatures, rank), b: this.weight(`${prefix}.lora_B.weight`, rank, outFeatures), scale: this.loraScale };
   }
 
   /** A fixed tensor (not trained): always baked into the model, even in training graphs. */

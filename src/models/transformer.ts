@@ -6,7 +6,7 @@
 import type { Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { ModelConfig } from './config.js';
-import type { Params } from './params.js';
+import { dense, type Params } from './params.js';
 
 /** attention_mask (int64 [batch, seq], 1 = token) → additive bias [batch, 1, 1, seq]. */
 export function attentionBias(mask: Value): Value {
@@ -22,8 +22,7 @@ function selfAttention(x: Value, bias: Value, p: Params, prefix: string, c: Mode
   // [b, s, h] → [b, heads, s, headDim]
   const split = (v: Value) => op.transpose(op.reshape(v, [0, 0, heads, headDim]), [0, 2, 1, 3]);
   const proj = (name: string) => {
-    const { w, b } = p.linear(`${prefix}.attention.self.${name}`, h, h);
-    return op.linear(x, w, b);
+    return dense(x, p.linear(`${prefix}.attention.self.${name}`, h, h));
   };
   const q = split(proj('query'));
   const kT = op.transpose(op.reshape(proj('key'), [0, 0, heads, headDim]), [0, 2, 3, 1]);
@@ -31,14 +30,13 @@ function selfAttention(x: Value, bias: Value, p: Params, prefix: string, c: Mode
   const scores = op.add(op.mul(op.matmul(q, kT), op.scalar(x, 1 / Math.sqrt(headDim))), bias);
   const context = op.matmul(op.softmax(scores, -1), v);
   const merged = op.reshape(op.transpose(context, [0, 2, 1, 3]), [0, 0, h]);
-  const out = p.linear(`${prefix}.attention.output.dense`, h, h);
-  return op.linear(merged, out.w, out.b);
+  return dense(merged, p.linear(`${prefix}.attention.output.dense`, h, h));
 }
 
 function feedForward(x: Value, p: Params, prefix: string, c: ModelConfig): Value {
   const up = p.linear(`${prefix}.intermediate.dense`, c.hiddenSize, c.intermediateSize);
   const down = p.linear(`${prefix}.output.dense`, c.intermediateSize, c.hiddenSize);
-  return op.linear(op.gelu(op.linear(x, up.w, up.b)), down.w, down.b);
+  return dense(op.gelu(dense(x, up)), down);
 }
 
 export function encoderLayer(x: Value, bias: Value, p: Params, index: number, c: ModelConfig): Value {

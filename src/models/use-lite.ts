@@ -20,7 +20,7 @@ import type { Graph, Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { ModelInputs } from './bert.js';
 import type { ModelConfig } from './config.js';
-import type { Params } from './params.js';
+import { dense, type Params } from './params.js';
 import { type NamedTensor, writeSafetensors } from './safetensors.js';
 import { attentionBias } from './transformer.js';
 
@@ -47,7 +47,7 @@ function timingSignal(inputIds: Value, p: Params, c: ModelConfig): Value {
 
 function attention(h: Value, bias: Value, p: Params, prefix: string, inDim: number, heads: number): Value {
   const headDim = inDim / heads;
-  const qkv = op.linear(h, p.tensor(`${prefix}.qkv.weight`, [inDim, 3 * inDim]), p.tensor(`${prefix}.qkv.bias`, [3 * inDim]));
+  const qkv = dense(h, p.linearInOut(`${prefix}.qkv`, inDim, 3 * inDim));
   const part = (i: number) => op.transpose(op.reshape(op.slice(qkv, [i * inDim], [(i + 1) * inDim], [2]), [0, 0, heads, headDim]), [0, 2, 1, 3]);
   const q = op.mul(part(0), op.scalar(h, 1 / Math.sqrt(headDim)));
   const scores = op.add(op.matmul(q, op.transposeLast(part(1))), bias);
@@ -60,11 +60,11 @@ function layer(x: Value, bias: Value, p: Params, l: number, inDim: number, c: Mo
   const out = c.hiddenSize;
   const ln = (name: string, size: number, v: Value) =>
     op.layerNorm(v, p.tensor(`${prefix}.${name}.weight`, [size]), p.tensor(`${prefix}.${name}.bias`, [size]), c.layerNormEps);
-  const residual = inDim === out ? x : op.linear(x, p.tensor(`${prefix}.residual.weight`, [inDim, out]), p.tensor(`${prefix}.residual.bias`, [out]));
+  const residual = inDim === out ? x : dense(x, p.linearInOut(`${prefix}.residual`, inDim, out));
   const attended = attention(ln('attention_ln', inDim, x), bias, p, prefix, inDim, c.numHeads);
-  const x1 = op.add(residual, op.linear(attended, p.tensor(`${prefix}.attention_out.weight`, [inDim, out]), p.tensor(`${prefix}.attention_out.bias`, [out])));
-  const up = op.relu(op.linear(ln('ffn_ln', out, x1), p.tensor(`${prefix}.ffn_in.weight`, [out, c.intermediateSize]), p.tensor(`${prefix}.ffn_in.bias`, [c.intermediateSize])));
-  return op.add(x1, op.linear(up, p.tensor(`${prefix}.ffn_out.weight`, [c.intermediateSize, out]), p.tensor(`${prefix}.ffn_out.bias`, [out])));
+  const x1 = op.add(residual, dense(attended, p.linearInOut(`${prefix}.attention_out`, inDim, out)));
+  const up = op.relu(dense(ln('ffn_ln', out, x1), p.linearInOut(`${prefix}.ffn_in`, out, c.intermediateSize)));
+  return op.add(x1, dense(up, p.linearInOut(`${prefix}.ffn_out`, c.intermediateSize, out)));
 }
 
 /** Token states [batch, seq, 512] of USE-Lite. */
@@ -78,7 +78,7 @@ export function useLite(inputs: ModelInputs, p: Params, c: ModelConfig): Value {
 
 /** The tanh projection USE applies to the pooled vector. */
 export function useLiteHead(pooled: Value, p: Params, c: ModelConfig): Value {
-  return op.tanh(op.linear(pooled, p.tensor('head.weight', [c.hiddenSize, c.hiddenSize]), p.tensor('head.bias', [c.hiddenSize])));
+  return op.tanh(dense(pooled, p.linearInOut('head', c.hiddenSize, c.hiddenSize)));
 }
 
 // ---------------------------------------------------------------- conversion from the npm package

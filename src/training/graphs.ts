@@ -88,7 +88,7 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
 /** Loss and all gradients for a batch of `q_*` queries and `p_*` passages, with `labels` [Q, 1]. */
 export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('train-step');
-  const params = new Params(graph, weights, 'input', layout);
+  const params = new Params(graph, weights, 'input', layout, config.loraScale);
   const q = tower(graph, params, config, 'q_', pooling);
   const p = tower(graph, params, config, 'p_', pooling);
   const labels = graph.input('labels', 'int64', ['queries', 1]);
@@ -100,7 +100,7 @@ export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>
 /** Pooled embeddings of one tower with weights as inputs (`layout`: how `weights` lie, see WeightLayout). */
 export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('embed');
-  const params = new Params(graph, weights, 'input', layout);
+  const params = new Params(graph, weights, 'input', layout, config.loraScale);
   graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
   return { graph, names: [...params.values.keys()], sparse: [], frozen: [], params };
 }
@@ -108,7 +108,7 @@ export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor
 /** Weight gradients of one tower given d loss / d embedding (`grad_embedding`, [batch, dim]). */
 export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('vjp');
-  const params = new Params(graph, weights, 'input', layout);
+  const params = new Params(graph, weights, 'input', layout, config.loraScale);
   const e = tower(graph, params, config, '', pooling);
   const seed = graph.input('grad_embedding', 'float32', e.shape);
   return { graph, params, ...outputGradients(graph, params, e, seed, o) };

@@ -61,7 +61,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   const h = config.hiddenSize;
   const part = (name: string) => {
     const graph = new Graph(name);
-    return { graph, params: new Params(graph, weights, 'input', 'graph') };
+    return { graph, params: new Params(graph, weights, 'input', 'graph', config.loraScale) };
   };
 
   const embedPart = (withGrad: boolean) => {
