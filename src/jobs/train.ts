@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
-import { isDecoder, readConfig } from '../models/config.js';
+import { isDecoder, type ModelConfig, readConfig } from '../models/config.js';
 import { loadWeights, positionLimit, requireEndToken, savedPooling } from '../models/encoder.js';
 import { exportModel } from '../models/export.js';
 import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
@@ -21,6 +21,7 @@ import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheck
 import type { TrainConfig } from '../training/config.js';
 import { epochBatches } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
+import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
 import { Rng } from '../util/rng.js';
 import { log } from './common.js';
@@ -82,6 +83,11 @@ export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promis
   }
 }
 
+/** A run's LoRA settings; targets default to the architecture's attention projections. */
+export function loraOptions(c: TrainConfig, config: ModelConfig): LoraOptions {
+  return { rank: c.lora_rank, alpha: c.lora_alpha, dropout: c.lora_dropout, targets: c.lora_target_modules ?? DEFAULT_TARGETS[config.architecture] };
+}
+
 /**
  * The templates a run trains with: explicit `query_template` / `passage_template` (a prefix
  * without `{text}`), else `template_preset`, else the base model's saved prompts, else none;
@@ -120,7 +126,16 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
   requireEndToken(config, tokenizer, pooling, modelDir);
   const templates = trainingTemplates(c, modelDir);
-  const trainer = await Trainer.create(config, tokenizer, loadWeights(modelDir), {
+  const weights = loadWeights(modelDir);
+  const lora = c.lora ? loraOptions(c, config) : undefined;
+  if (lora) {
+    const layers = loraLayers(weights, lora, config);
+    addAdapters(weights, layers, lora.rank, config, c.seed);
+    log(o.quiet, `train: LoRA r=${lora.rank} alpha=${lora.alpha} on ${layers.length} layers (${lora.targets.join(', ')}); the base weights stay fixed`);
+  }
+  const runConfig = lora ? { ...config, loraScale: lora.alpha / lora.rank } : config;
+  const trainer = await Trainer.create(runConfig, tokenizer, weights, {
+    trainOnly: lora ? ADAPTER : undefined,
     pooling,
     normalize: c.normalize,
     temperature: c.embedding_temperature,
@@ -179,7 +194,11 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
       await encoder.close();
     }
   };
-  const exportTo = (dir: string) => exportModel(dir, { baseDir: modelDir, config, weights: trainer.hfWeights(), pooling, normalize: c.normalize, templates });
+  const exportTo = (dir: string) => {
+    const trained = trainer.hfWeights();
+    exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates });
+    if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
+  };
 
   const started = Date.now();
   const bar = progress('train', totalSteps, o);

@@ -65,6 +65,14 @@ export interface TrainConfig {
   threads: number | null;
   /** Keep the embedding tables (word, position, token type) fixed: less memory, no moments for them. */
   freeze_embeddings: boolean;
+  /** LoRA: train rank-`lora_rank` adapters on `lora_target_modules` (PEFT names) instead of the weights. */
+  lora: boolean;
+  lora_rank: number;
+  lora_alpha: number;
+  /** Accepted for PEFT configs; embedtune trains without dropout (see README). */
+  lora_dropout: number;
+  /** null: the attention projections (q/k/v(/o)); `"all-linear"`: every linear layer (PEFT's shorthand). */
+  lora_target_modules: string[] | null;
   /** Gradient checkpointing: recompute each layer's activations in backward (less memory, one more forward). */
   recompute: boolean;
   /** Hub revision (branch, tag or commit) when model_name_or_path is a Hub id. */
@@ -111,6 +119,11 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   skip_invalid: false,
   threads: null,
   freeze_embeddings: false,
+  lora: false,
+  lora_rank: 8,
+  lora_alpha: 16,
+  lora_dropout: 0,
+  lora_target_modules: null,
   recompute: false,
   revision: null,
 };
@@ -187,12 +200,13 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     const type = TYPES[key];
     const ok =
       type === undefined ? typeof value === 'string'
+      : key === 'lora_target_modules' ? value === null || typeof value === 'string' || (Array.isArray(value) && value.every((x) => typeof x === 'string'))
       : type === 'nullable' ? value === null || typeof value === 'number' || typeof value === 'string'
       : type === 'array' ? Array.isArray(value) && value.every((x) => typeof x === 'number')
       : key === 'resume_from_checkpoint' ? typeof value === 'boolean' || typeof value === 'string'
       : typeof value === type;
     if (!ok) throw new Error(`${source}: "${key0}" must be ${type === 'array' ? 'a list of numbers' : type ?? 'a string'}, got ${JSON.stringify(value)}`);
-    out[key] = value;
+    out[key] = key === 'lora_target_modules' && typeof value === 'string' ? [value] : value;
   }
   for (const k of ['model_name_or_path', 'output_dir', 'train_data']) {
     if (typeof out[k] !== 'string' || !(out[k] as string)) throw new Error(`${source}: "${k}" is required`);
@@ -226,6 +240,13 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   for (const k of ['query_template', 'passage_template', 'template_preset', 'task_description'] as const) {
     if (c[k] !== null && typeof c[k] !== 'string') throw new Error(`${source}: "${k}" must be a string${k === 'task_description' ? '' : ' or null'}, got ${JSON.stringify(c[k])}`);
   }
+  if (!Number.isInteger(c.lora_rank) || c.lora_rank < 1) throw new Error(`${source}: "lora_rank" must be a positive integer, got ${JSON.stringify(c.lora_rank)}`);
+  range('lora_alpha', (x) => x > 0, '> 0');
+  range('lora_dropout', (x) => x >= 0 && x < 1, 'in [0, 1)');
+  if (c.lora_target_modules !== null && !(Array.isArray(c.lora_target_modules) && c.lora_target_modules.length > 0 && c.lora_target_modules.every((t) => typeof t === 'string'))) {
+    throw new Error(`${source}: "lora_target_modules" must be a non-empty list of module names (e.g. ["q_proj", "v_proj"]) or null, got ${JSON.stringify(c.lora_target_modules)}`);
+  }
+  if (c.lora && c.lora_dropout > 0) notes.push(`lora_dropout ${c.lora_dropout}: not applied — embedtune trains without dropout (the adapters see the same inputs as at inference)`);
   if (c.template_preset !== null && !(c.template_preset in PRESETS)) throw new Error(`${source}: "template_preset" must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.template_preset)}`);
   if (c.matryoshka_weights.length && c.matryoshka_weights.length !== c.embedding_matryoshka_dims.length) {
     throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);

@@ -69,6 +69,7 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
   const names = trained.filter((n) => !sparseTables.has(n));
   const rowValues = [...sparseTables.values()].flatMap((nodes) => nodes.map((node) => graph.values.get(node.outputs[0])!));
   const wrt = [...names.map((n) => params.values.get(n)!), ...rowValues, ...extra];
+  if (wrt.length === 0) return { names, sparse: [], frozen }; // nothing here trains (LoRA: the embeddings)
   const grads = gradients(graph, of, wrt, seed);
   names.forEach((n, i) => graph.output(grads[i], GRAD_PREFIX + n, params.values.get(n)!.shape));
   extra.forEach((v, i) => graph.output(grads[names.length + rowValues.length + i], GRAD_PREFIX + v.name, v.shape));

@@ -28,7 +28,8 @@ export const asLayer0 = (name: string) => name.replace(/^(encoder\.layer|layers)
 
 export interface LayerwiseSessions {
   embed: Session;
-  embedVjp: Session;
+  /** Absent when nothing before the first layer trains (LoRA). */
+  embedVjp?: Session;
   layer: Session;
   layerVjp: Session;
   head: Session;
@@ -94,7 +95,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   const open = (g: Graph) => Session.create(g, runtime);
   return {
     embed: await open(ef.graph),
-    embedVjp: await open(eb.graph),
+    embedVjp: eb.grads!.names.length || eb.grads!.sparse.length ? await open(eb.graph) : undefined,
     layer: await open(lf.graph),
     layerVjp: await open(lb.graph),
     head: await open(hf.graph),
@@ -115,7 +116,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
 }
 
 export async function releaseLayerwise(s: LayerwiseSessions): Promise<void> {
-  for (const session of [s.embed, s.embedVjp, s.layer, s.layerVjp, s.head, s.headVjp]) await session.release();
+  for (const session of [s.embed, s.embedVjp, s.layer, s.layerVjp, s.head, s.headVjp]) await session?.release();
 }
 
 /** What the layer-by-layer step reads from and writes into (the trainer's slots). */
@@ -188,6 +189,7 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
       states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
     }
   }
+  if (!s.embedVjp) return;
   for (const [i, { ids }] of slices.entries()) {
     const [b, len] = ids.attention_mask.dims;
     const fetches: Record<string, ort.Tensor> = {};

@@ -46,6 +46,8 @@ export interface TrainerOptions {
   profilePrefix?: string;
   /** Do not train the embedding tables (word, position, token type): no gradient, no moments. */
   freezeEmbeddings?: boolean;
+  /** Train only the tensors whose names match (LoRA: the adapters); the rest are fed as they are, with no gradient or moments. */
+  trainOnly?: RegExp;
   /**
    * Lookup tables get their gradient as the rows a batch uses (default true); the AdamW update
    * is the same as with the dense gradient. false: dense vocab × hidden gradients (for checks).
@@ -102,8 +104,10 @@ export class Trainer {
     readonly optimizer: AdamW,
     private readonly sessions: Sessions,
     private readonly withTypes: boolean,
-    /** Tensors the trainer does not update (frozen ones, fixed constants), in HF layout. */
+    /** Tensors the trainer does not update (frozen ones, fixed constants), in graph layout. */
     private readonly base: Map<string, NamedTensor>,
+    /** Names in `base` held transposed (frozen linear weights, e.g. under LoRA). */
+    private readonly transposedBase: Set<string>,
   ) {}
 
   /**
@@ -117,7 +121,8 @@ export class Trainer {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
-    const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set(o.freezeEmbeddings ? [...weights.keys()].filter((n) => EMBEDDING_TABLE.test(n)) : []) };
+    const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
+    const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set([...weights.keys()].filter(fixed)) };
     const sessions: Sessions = {};
     // Linear weights are transposed in place, once: from here on `weights` is in graph layout.
     const whole = embedGraph(config, weights, pooling, 'adopt');
@@ -150,7 +155,8 @@ export class Trainer {
     const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
-    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base);
+    const transposedBase = new Set(built.frozen.filter((n) => built.params.used.get(n)?.transposed));
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base, transposedBase);
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
@@ -292,6 +298,7 @@ export class Trainer {
   /** The current weights with Hugging Face names and layout. */
   hfWeights(): Map<string, NamedTensor> {
     const out = new Map(this.base);
+    for (const n of this.transposedBase) out.set(n, transpose2d(this.base.get(n)!));
     for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
     return out;
   }
