@@ -17,12 +17,22 @@ fi
 VENV="${EMBEDTUNE_HOME:-$HOME/.cache/embedtune}/peers/torch"
 if [ -z "${BENCH_TORCH_PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
   wheel=$(find / -maxdepth 3 -name 'torch-2.13*.whl' 2>/dev/null | sort | tail -1)
-  index=$(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort | head -1)
+  # The local index that carries transformers (a machine may have several).
+  index=""
+  for i in $(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort); do
+    [ -d "$i/transformers" ] && { index=$i; break; }
+  done
   if [ -n "$wheel" ] && [ -n "$index" ]; then
     echo "bench: PyTorch venv from $wheel" >&2
     /usr/bin/python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --index-url "file://$index" "$wheel" numpy
+    # transformers / tokenizers / peft: the Qwen3 and LoRA peers, and the fixtures' references.
+    "$VENV/bin/pip" install -q --index-url "file://$index" "$wheel" numpy transformers tokenizers safetensors peft
   else
     echo "bench: no local torch wheelhouse; the bge-m3 case uses /usr/bin/python3's torch" >&2
   fi
+elif [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import transformers, tokenizers, peft' 2>/dev/null; then
+  # A venv from before the Qwen3 / LoRA peers: add them.
+  for i in $(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort); do
+    [ -d "$i/transformers" ] && { "$VENV/bin/pip" install -q --index-url "file://$i" transformers tokenizers safetensors peft; break; }
+  done
 fi
