@@ -4,7 +4,7 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,topk,dedup,gemm,bge-m3
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,topk,dedup,gemm,bge-m3,qwen3
  *   BENCH_TORCH_PYTHON: the Python with PyTorch for the bge-m3 case (default: the venv
  *   bench/peers/setup.sh builds from a local wheelhouse, else /usr/bin/python3)
  */
@@ -24,6 +24,7 @@ import { ExactSearch, type Vectors } from '../src/search/topk.js';
 import { Trainer } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, writeRandomModel } from '../scripts/make-models.js';
+import { QWEN3_06B, writeQwenModel } from '../scripts/make-qwen.js';
 import { embedtuneHome } from '../src/models/use-lite.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
@@ -248,7 +249,7 @@ async function benchBgeM3() {
   if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, BGE_M3);
   const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
   const peerScript = join(repoRoot, 'bench', 'peers', 'xlmr_step.py');
-  const ours = join(repoRoot, 'dist', 'bench', 'bge-m3-step.js');
+  const ours = join(repoRoot, 'dist', 'bench', 'big-model-step.js');
   const tok = loadTokenizer(dir);
   const records = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   // Passages repeated up to the token limit, so every passage is 64 tokens as in the issue's runs.
@@ -296,6 +297,45 @@ async function benchBgeM3() {
   rows.push({ case: 'bge-m3 shape: checkpoint and export (seconds, RSS after)', ours: `${saved.checkpointSeconds.toFixed(1)} s + ${saved.exportSeconds.toFixed(1)} s, ${saved.rssAfterExportMiB} MiB`, peer: '—', ratio: NaN, target: 'works', met: true });
 }
 
+// ---------------------------------------------------------------- 7. Qwen3-Embedding-0.6B at its real size
+
+async function benchQwen3() {
+  // Qwen3-Embedding-0.6B's exact shape with random weights (2.4 GB): generated once and kept.
+  const dir = join(embedtuneHome(), 'bench', 'qwen3-0.6b');
+  if (!existsSync(join(dir, 'model.safetensors'))) writeQwenModel(dir, QWEN3_06B);
+  const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
+  const peerScript = join(repoRoot, 'bench', 'peers', 'qwen3_step.py');
+  const ours = join(repoRoot, 'dist', 'bench', 'big-model-step.js');
+  const tok = loadTokenizer(dir);
+  const records = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const fill = (t: string, n: number) => {
+    let s = t;
+    while (tok.encode(s, 4 * n).length < n) s += ` ${t}`;
+    return s;
+  };
+  // Batch 4 × group 2, queries ≤ 32 tokens, passages 64.
+  const examples = records.slice(0, 4).map((r) => ({ query: r.query as string, passages: [r.pos[0], r.neg[0]].map((p: string) => fill(p, 64)) }));
+  const batchFile = join(WORK, 'qwen3-batch.json');
+  writeFileSync(batchFile, JSON.stringify({ examples, temperature: 0.02, queryTokens: 32, passageTokens: 64, queries: examples.map((e) => tok.encode(e.query, 32)), passages: examples.flatMap((e) => e.passages.map((p) => tok.encode(p, 64))) }));
+  const texts = longTexts(48);
+  writeFileSync(join(WORK, 'qwen3-texts.json'), JSON.stringify(texts));
+  writeFileSync(join(WORK, 'qwen3-text-ids.json'), JSON.stringify(texts.map((t) => tok.encode(t, 256))));
+
+  const enc = { ours: sideProcess(process.execPath, [ours, 'encode', dir, join(WORK, 'qwen3-texts.json'), String(THREADS), 'last']), theirs: sideProcess(python, [peerScript, dir, join(WORK, 'qwen3-text-ids.json'), 'encode', String(THREADS)]) };
+  rows.push({ case: 'Qwen3-0.6B shape: encode 48 × ≤256 tokens, batch 16', ours: `${enc.ours.textsPerSecond.toFixed(2)} texts/s, ${enc.ours.peakRssMiB} MiB`, peer: `transformers ${enc.theirs.texts_per_second.toFixed(2)} texts/s, ${enc.theirs.peak_rss_mib.toFixed(0)} MiB`, ratio: enc.ours.textsPerSecond / enc.theirs.texts_per_second, target: '≥ 1×', met: enc.ours.textsPerSecond >= enc.theirs.texts_per_second, detail: enc });
+
+  // Train: 4 steps per process, the first not counted; full fine-tune and LoRA r=16 on q/k/v/o.
+  const steps = (xs: number[]) => median(xs.slice(1));
+  const lora = { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] };
+  for (const [name, extra, variant] of [['full fine-tune', { pooling: 'last' }, 'full'], ['LoRA r=16 (q/k/v/o)', { pooling: 'last', lora }, 'lora']] as const) {
+    const o = sideProcess(process.execPath, [ours, 'train', dir, batchFile, '4', String(THREADS), JSON.stringify(extra)]);
+    const t = sideProcess(python, [peerScript, dir, batchFile, '4', String(THREADS), variant]);
+    const peer = `PyTorch ${t.torch} + transformers${variant === 'lora' ? ' + PEFT' : ''}`;
+    rows.push({ case: `Qwen3-0.6B shape: train step 4 × group 2, 32/64 tokens, ${name}`, ours: `${steps(o.stepSeconds).toFixed(2)} s`, peer: `${peer} ${steps(t.step_seconds).toFixed(2)} s`, ratio: steps(t.step_seconds) / steps(o.stepSeconds), target: '≥ 1×', met: steps(t.step_seconds) >= steps(o.stepSeconds), detail: { ours: o, theirs: t } });
+    rows.push({ case: `Qwen3-0.6B shape: train peak RSS, ${name}`, ours: `${o.peakRssMiB} MiB`, peer: `${peer} ${t.peak_rss_mib.toFixed(0)} MiB`, ratio: t.peak_rss_mib / o.peakRssMiB, target: 'ours ≤ 0.8× peer', met: o.peakRssMiB <= 0.8 * t.peak_rss_mib });
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -308,6 +348,7 @@ const cases: Record<string, () => Promise<void>> = {
   dedup: benchDedup,
   gemm: benchGemm,
   'bge-m3': benchBgeM3,
+  qwen3: benchQwen3,
 };
 for (const [name, run] of Object.entries(cases)) {
   if (ONLY && !ONLY.includes(name)) continue;

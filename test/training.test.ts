@@ -115,6 +115,24 @@ describe('training an LLM embedder (Qwen3)', () => {
     await enc.close();
   });
 
+  it('an untied lm_head (Qwen2ForCausalLM checkpoints) is not read, and the export carries it unchanged', async () => {
+    const { writeSafetensors } = await import('../src/models/safetensors.js');
+    const dir = tempDir();
+    const model = join(dir, 'causal-lm');
+    cpSync(TINY_QWEN2, model, { recursive: true });
+    const tensors = readSafetensors(join(model, 'model.safetensors'));
+    const head = { shape: [960, 32], data: Float32Array.from({ length: 960 * 32 }, (_, i) => Math.sin(i)) };
+    tensors.set('lm_head.weight', head);
+    writeSafetensors(join(model, 'model.safetensors'), tensors);
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(model, 'config.json'), 'utf8')), tie_word_embeddings: false, architectures: ['Qwen2ForCausalLM'] }));
+    assert.equal(loadWeights(model).has('lm_head.weight'), false);
+    const out = join(dir, 'run');
+    await train(resolveConfig({ model_name_or_path: model, train_data: ZH, output_dir: out, per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, threads: 1 }).config, { quiet: true });
+    const exported = readSafetensors(join(out, 'model.safetensors'));
+    assert.deepEqual([...exported.keys()].sort(), [...tensors.keys()].sort());
+    assert.ok(exported.get('lm_head.weight')!.data.every((x, i) => x === head.data[i]));
+  });
+
   it('template_preset prompteol is the spec\'s default form; a template without {text} is a prefix', async () => {
     const { trainingTemplates } = await import('../src/jobs/train.js');
     const c = resolveConfig({ model_name_or_path: TINY_QWEN2, train_data: ZH, output_dir: 'x', template_preset: 'prompteol' }).config;

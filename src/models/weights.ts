@@ -9,6 +9,7 @@ import { canonicalNames } from './params.js';
 import { mainDType, type NamedTensor, readHeader, readSafetensors, type SafeDType } from './safetensors.js';
 
 const SINGLE = 'model.safetensors';
+const UNUSED_HEADS = /^lm_head\./;
 const INDEX = 'model.safetensors.index.json';
 
 /** The safetensors files holding a model's weights, in a fixed order. */
@@ -38,7 +39,9 @@ export function weightFiles(dir: string): string[] {
  */
 export function loadWeights(dir: string): Map<string, NamedTensor> {
   const out = new Map<string, NamedTensor>();
-  for (const file of weightFiles(dir)) for (const [name, t] of readSafetensors(file)) out.set(name, t);
+  // A language-model head (an untied `lm_head`, vocab × hidden) is never used for embeddings:
+  // not read (export copies it from the base file unchanged).
+  for (const file of weightFiles(dir)) for (const [name, t] of readSafetensors(file, (n) => !UNUSED_HEADS.test(n))) out.set(name, t);
   return canonicalNames(out);
 }
 

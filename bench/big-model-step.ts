@@ -1,11 +1,12 @@
 /**
- * Our side of the bge-m3-shape case, in its own process so its peak RSS is its own. Prints one
- * JSON line. Driven by bench/run.ts (case `bge-m3`).
+ * Our side of the big-model cases (bge-m3, Qwen3-Embedding-0.6B shapes), in its own process so
+ * its peak RSS is its own. Prints one JSON line. Driven by bench/run.ts (cases `bge-m3`, `qwen3`).
  *
  *   train:  load, build the trainer, STEPS optimizer steps on one batch, optionally a checkpoint and an export
- *     node dist/bench/bge-m3-step.js train MODEL_DIR BATCH_JSON STEPS THREADS '{"freezeEmbeddings":true}'
+ *     node dist/bench/big-model-step.js train MODEL_DIR BATCH_JSON STEPS THREADS '{"freezeEmbeddings":true}'
+ *     (extra keys: recompute, miniBatchSize, save, pooling, lora: {rank, alpha, targets})
  *   encode: load the encoder and embed the texts of TEXTS_JSON (batch 16, ≤ 256 tokens)
- *     node dist/bench/bge-m3-step.js encode MODEL_DIR TEXTS_JSON THREADS
+ *     node dist/bench/big-model-step.js encode MODEL_DIR TEXTS_JSON THREADS [POOLING]
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,12 +18,14 @@ import { loadTokenizer } from '../src/models/tokenizer.js';
 import { Trainer } from '../src/training/trainer.js';
 import { saveCheckpoint } from '../src/training/checkpoint.js';
 import { exportModel } from '../src/models/export.js';
+import type { Pooling } from '../src/models/pooling.js';
+import { ADAPTER, addAdapters, loraLayers, mergeAdapters } from '../src/training/lora.js';
 
 const [mode, dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2);
 if (mode === 'encode') {
   const texts = JSON.parse(readFileSync(batchFile, 'utf8')) as string[];
   const t0 = performance.now();
-  const encoder = await Encoder.load(dir, { pooling: 'cls', threads: Number(stepsArg) });
+  const encoder = await Encoder.load(dir, { pooling: (threadsArg as Pooling | undefined) ?? 'cls', threads: Number(stepsArg) });
   const loadSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   await encoder.encode(texts, { batchSize: 16, maxLength: 256, quiet: true });
@@ -30,7 +33,8 @@ if (mode === 'encode') {
   console.log(JSON.stringify({ loadSeconds, seconds, textsPerSecond: texts.length / seconds, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
   process.exit(0);
 }
-const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; recompute?: boolean; save?: boolean };
+const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; recompute?: boolean; save?: boolean; pooling?: Pooling; lora?: { rank: number; alpha: number; targets: string[] } };
+const pooling = extra.pooling ?? 'cls';
 const batch = JSON.parse(readFileSync(batchFile, 'utf8')) as { examples: { query: string; passages: string[] }[]; temperature: number; queryTokens: number; passageTokens: number };
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const t0 = performance.now();
@@ -40,10 +44,13 @@ let loadSeconds = NaN;
 const weights = () => {
   const w = loadWeights(dir); // handed over, not kept: the trainer owns the weights (as in the train job)
   loadSeconds = (performance.now() - t0) / 1000;
+  if (extra.lora) addAdapters(w, loraLayers(w, { ...extra.lora, dropout: 0 }, config), extra.lora.rank, config, 1);
   return w;
 };
-const trainer = await Trainer.create(config, tokenizer, weights(), {
-  pooling: 'cls', normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
+const runConfig = extra.lora ? { ...config, loraScale: extra.lora.alpha / extra.lora.rank } : config;
+const trainer = await Trainer.create(runConfig, tokenizer, weights(), {
+  trainOnly: extra.lora ? ADAPTER : undefined,
+  pooling, normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),
   freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize, recompute: extra.recompute,
 });
@@ -65,7 +72,8 @@ if (extra.save) {
   out.checkpointSeconds = (performance.now() - s) / 1000;
   out.rssAfterCheckpointMiB = rssMiB();
   s = performance.now();
-  exportModel(join(work, 'export'), { baseDir: dir, config, weights: trainer.hfWeights(), pooling: 'cls', normalize: true });
+  const trained = trainer.hfWeights();
+  exportModel(join(work, 'export'), { baseDir: dir, config, weights: extra.lora ? mergeAdapters(trained, extra.lora.alpha / extra.lora.rank, config) : trained, pooling, normalize: true });
   out.exportSeconds = (performance.now() - s) / 1000;
   out.rssAfterExportMiB = rssMiB();
   rmSync(work, { recursive: true, force: true });
