@@ -243,27 +243,37 @@ function sideProcess(cmd: string, args: string[]): Side {
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
 }
 
-async function benchBgeM3() {
-  // bge-m3's exact config with random weights: generated once (2.3 GB, ~30 s) and kept.
-  const dir = join(embedtuneHome(), 'bench', 'bge-m3');
-  if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, BGE_M3);
-  const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
-  const peerScript = join(repoRoot, 'bench', 'peers', 'xlmr_step.py');
-  const ours = join(repoRoot, 'dist', 'bench', 'big-model-step.js');
+/**
+ * The files both sides of a big-model case read, written under WORK with `name`: the training
+ * batch (`examples` from the Chinese slice, passages repeated up to 64 tokens; the same as token
+ * ids for the Python side), and `count` texts for encoding (texts and ids, ≤ 256 tokens).
+ */
+function bigModelInputs(dir: string, name: string, queries: number, count: number) {
   const tok = loadTokenizer(dir);
   const records = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  // Passages repeated up to the token limit, so every passage is 64 tokens as in the issue's runs.
   const fill = (t: string, n: number) => {
     let s = t;
     while (tok.encode(s, 4 * n).length < n) s += ` ${t}`;
     return s;
   };
-  const examples = records.slice(0, 2).map((r) => ({ query: r.query as string, passages: [r.pos[0], r.neg[0]].map((p: string) => fill(p, 64)) }));
-  const batchFile = join(WORK, 'bge-m3-batch.json');
+  const examples = records.slice(0, queries).map((r) => ({ query: r.query as string, passages: [r.pos[0], r.neg[0]].map((p: string) => fill(p, 64)) }));
+  const batchFile = join(WORK, `${name}-batch.json`);
   writeFileSync(batchFile, JSON.stringify({ examples, temperature: 0.02, queryTokens: 32, passageTokens: 64, queries: examples.map((e) => tok.encode(e.query, 32)), passages: examples.flatMap((e) => e.passages.map((p) => tok.encode(p, 64))) }));
-  const texts = longTexts(64);
-  writeFileSync(join(WORK, 'bge-m3-texts.json'), JSON.stringify(texts));
-  writeFileSync(join(WORK, 'bge-m3-text-ids.json'), JSON.stringify(texts.map((t) => tok.encode(t, 256))));
+  const texts = longTexts(count);
+  const [textFile, idFile] = [join(WORK, `${name}-texts.json`), join(WORK, `${name}-text-ids.json`)];
+  writeFileSync(textFile, JSON.stringify(texts));
+  writeFileSync(idFile, JSON.stringify(texts.map((t) => tok.encode(t, 256))));
+  const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
+  return { batchFile, textFile, idFile, python, ours: join(repoRoot, 'dist', 'bench', 'big-model-step.js') };
+}
+
+async function benchBgeM3() {
+  // bge-m3's exact config with random weights: generated once (2.3 GB, ~30 s) and kept.
+  const dir = join(embedtuneHome(), 'bench', 'bge-m3');
+  if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, BGE_M3);
+  const peerScript = join(repoRoot, 'bench', 'peers', 'xlmr_step.py');
+  // Batch 2 × group 2 with 64-token passages, as in the issue's runs.
+  const { batchFile, python, ours } = bigModelInputs(dir, 'bge-m3', 2, 64);
 
   // Encode: 64 texts of ≤ 256 tokens, batch 16; one process per side, twice, interleaved.
   const enc = { oursAll: [] as Side[], theirsAll: [] as Side[] };
@@ -303,25 +313,11 @@ async function benchQwen3() {
   // Qwen3-Embedding-0.6B's exact shape with random weights (2.4 GB): generated once and kept.
   const dir = join(embedtuneHome(), 'bench', 'qwen3-0.6b');
   if (!existsSync(join(dir, 'model.safetensors'))) writeQwenModel(dir, QWEN3_06B);
-  const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
   const peerScript = join(repoRoot, 'bench', 'peers', 'qwen3_step.py');
-  const ours = join(repoRoot, 'dist', 'bench', 'big-model-step.js');
-  const tok = loadTokenizer(dir);
-  const records = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const fill = (t: string, n: number) => {
-    let s = t;
-    while (tok.encode(s, 4 * n).length < n) s += ` ${t}`;
-    return s;
-  };
   // Batch 4 × group 2, queries ≤ 32 tokens, passages 64.
-  const examples = records.slice(0, 4).map((r) => ({ query: r.query as string, passages: [r.pos[0], r.neg[0]].map((p: string) => fill(p, 64)) }));
-  const batchFile = join(WORK, 'qwen3-batch.json');
-  writeFileSync(batchFile, JSON.stringify({ examples, temperature: 0.02, queryTokens: 32, passageTokens: 64, queries: examples.map((e) => tok.encode(e.query, 32)), passages: examples.flatMap((e) => e.passages.map((p) => tok.encode(p, 64))) }));
-  const texts = longTexts(48);
-  writeFileSync(join(WORK, 'qwen3-texts.json'), JSON.stringify(texts));
-  writeFileSync(join(WORK, 'qwen3-text-ids.json'), JSON.stringify(texts.map((t) => tok.encode(t, 256))));
+  const { batchFile, textFile, idFile, python, ours } = bigModelInputs(dir, 'qwen3', 4, 48);
 
-  const enc = { ours: sideProcess(process.execPath, [ours, 'encode', dir, join(WORK, 'qwen3-texts.json'), String(THREADS), 'last']), theirs: sideProcess(python, [peerScript, dir, join(WORK, 'qwen3-text-ids.json'), 'encode', String(THREADS)]) };
+  const enc = { ours: sideProcess(process.execPath, [ours, 'encode', dir, textFile, String(THREADS), 'last']), theirs: sideProcess(python, [peerScript, dir, idFile, 'encode', String(THREADS)]) };
   rows.push({ case: 'Qwen3-0.6B shape: encode 48 × ≤256 tokens, batch 16', ours: `${enc.ours.textsPerSecond.toFixed(2)} texts/s, ${enc.ours.peakRssMiB} MiB`, peer: `transformers ${enc.theirs.texts_per_second.toFixed(2)} texts/s, ${enc.theirs.peak_rss_mib.toFixed(0)} MiB`, ratio: enc.ours.textsPerSecond / enc.theirs.texts_per_second, target: '≥ 1×', met: enc.ours.textsPerSecond >= enc.theirs.texts_per_second, detail: enc });
 
   // Train: 4 steps per process, the first not counted; full fine-tune and LoRA r=16 on q/k/v/o.
