@@ -4,9 +4,10 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,topk,dedup,gemm,bge-m3,qwen3
- *   BENCH_TORCH_PYTHON: the Python with PyTorch for the bge-m3 case (default: the venv
- *   bench/peers/setup.sh builds from a local wheelhouse, else /usr/bin/python3)
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3
+ *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
+ *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
+ *   /usr/bin/python3 with Debian's packages)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,12 +27,16 @@ import { Rng } from '../src/util/rng.js';
 import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, writeRandomModel } from '../scripts/make-models.js';
 import { QWEN3_06B, writeQwenModel } from '../scripts/make-qwen.js';
 import { embedtuneHome } from '../src/models/use-lite.js';
+import { loadBeir } from '../src/data/beir.js';
+import { evaluate } from '../src/jobs/evaluate.js';
+import { mine as mineJob } from '../src/jobs/mine.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const WORK = join(tmpdir(), 'embedtune-bench');
 mkdirSync(WORK, { recursive: true });
+const PEER_PYTHON = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
 
 // ---------------------------------------------------------------- the peer process
 
@@ -40,7 +45,7 @@ let peer: ReturnType<typeof spawn> | undefined;
 let replies: AsyncIterator<string>;
 async function ask(cmd: Record<string, unknown>): Promise<Record<string, number & unknown>> {
   if (!peer) {
-    peer = spawn('/usr/bin/python3', [join(repoRoot, 'bench', 'peers', 'peer.py'), String(THREADS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    peer = spawn(PEER_PYTHON, [join(repoRoot, 'bench', 'peers', 'peer.py'), String(THREADS)], { stdio: ['pipe', 'pipe', 'inherit'] });
     replies = createInterface({ input: peer.stdout! })[Symbol.asyncIterator]();
   }
   peer.stdin!.write(JSON.stringify(cmd) + '\n');
@@ -139,6 +144,66 @@ async function benchTrain() {
   await trainer.close();
   const ratio = r.theirs / r.ours;
   rows.push({ case: 'train step MiniLM-L6 (32 × group 4, 32/128 tokens)', ours: `${r.ours.toFixed(2)} s`, peer: `PyTorch ${r.theirs.toFixed(2)} s`, ratio, target: '≥ 1.5×', met: ratio >= 1.5, detail: r });
+}
+
+// ---------------------------------------------------------------- 2b. sentence-transformers itself
+
+/** A BEIR folder's copy with every positive judgement set to 1 (sentence-transformers' evaluator is binary). */
+function binaryBeir(src: string): string {
+  const dir = join(WORK, 'beir-binary');
+  mkdirSync(join(dir, 'qrels'), { recursive: true });
+  for (const f of ['corpus.jsonl', 'queries.jsonl']) writeFileSync(join(dir, f), readFileSync(join(src, f)));
+  const [head, ...lines] = readFileSync(join(src, 'qrels', 'test.tsv'), 'utf8').trim().split('\n');
+  writeFileSync(join(dir, 'qrels', 'test.tsv'), [head, ...lines.filter((l) => Number(l.split('\t')[2]) > 0).map((l) => l.split('\t').slice(0, 2).concat('1').join('\t'))].join('\n') + '\n');
+  return dir;
+}
+
+async function benchSentenceTransformers() {
+  const dir = modelDir('minilm-l6', MINILM_L6);
+  const common = { pooling: 'mean' as const, threads: THREADS, batchSize: 32, quiet: true };
+  // encode: SentenceTransformer.encode vs Encoder.encode, tokenizing included on both sides.
+  const texts = longTexts(256);
+  const textFile = join(WORK, 'st-texts.json');
+  writeFileSync(textFile, JSON.stringify(texts));
+  const enc = await Encoder.load(dir, { pooling: 'mean', threads: THREADS });
+  const r = await interleave(
+    () => time(() => enc.encode(texts, { maxLength: 128, batchSize: 32, quiet: true })),
+    async () => (await ask({ cmd: 'st_encode', dir, texts: textFile, max_length: 128 })).seconds,
+  );
+  await enc.close();
+  rows.push({ case: 'encode MiniLM-L6 (256 × 128 tokens) vs sentence-transformers', ours: `${(256 / r.ours).toFixed(1)} texts/s`, peer: `SentenceTransformer.encode ${(256 / r.theirs).toFixed(1)} texts/s`, ratio: r.theirs / r.ours, target: '≥ 1.2×', met: r.theirs / r.ours >= 1.2, detail: r });
+
+  // eval end to end (model load included): Cranfield, 225 queries × 1,400 documents, binary qrels.
+  const beir = binaryBeir(join(repoRoot, 'data', 'cranfield-full'));
+  let mine: Record<string, number> = {};
+  let theirs: Record<string, number> = {};
+  const e = await interleave(
+    () => time(async () => (mine = (await evaluate({ ...common, model: dir, data: beir, maxQueryLength: 128, maxPassageLength: 128 })).metrics)),
+    async () => {
+      const out = await ask({ cmd: 'st_eval', dir, beir, max_length: 128 });
+      theirs = out.metrics as unknown as Record<string, number>;
+      return out.seconds;
+    },
+    3,
+    false,
+  );
+  const diff = Math.max(...Object.keys(theirs).map((k) => Math.abs(theirs[k]! - (mine[k] ?? NaN))));
+  rows.push({ case: `eval end to end, Cranfield 225 q × 1,400 docs (metrics differ by ≤ ${diff.toExponential(1)})`, ours: `${e.ours.toFixed(1)} s`, peer: `InformationRetrievalEvaluator ${e.theirs.toFixed(1)} s`, ratio: e.theirs / e.ours, target: '≥ 1.2×, metrics agree', met: e.theirs / e.ours >= 1.2 && diff < 1e-3, detail: { ...e, ours: mine, theirs } });
+
+  // mine end to end: every judged Cranfield query with its first positive, negatives ranked 10..50 among the corpus.
+  const records = join(WORK, 'st-records.jsonl');
+  const set = await loadBeir(join(repoRoot, 'data', 'cranfield-full'));
+  const text = new Map(set.corpus.map((d) => [d.id, d.text]));
+  writeFileSync(records, [...set.qrels].map(([q, rel]) => JSON.stringify({ query: set.queries.get(q), pos_passage: [text.get([...rel.keys()][0]!)] })).join('\n') + '\n');
+  const corpus = join(WORK, 'st-corpus.jsonl');
+  writeFileSync(corpus, set.corpus.map((d) => JSON.stringify({ text: d.text })).join('\n') + '\n');
+  const m = await interleave(
+    () => time(() => mineJob({ ...common, model: dir, input: records, output: join(WORK, 'st-mined.jsonl'), candidatePool: corpus, rangeMin: 10, rangeMax: 50, numNegatives: 5, maxQueryLength: 128, maxPassageLength: 128 })),
+    async () => (await ask({ cmd: 'st_mine', dir, records, corpus, range_min: 10, range_max: 50, num_negatives: 5, max_length: 128 })).seconds,
+    3,
+    false,
+  );
+  rows.push({ case: 'mine end to end, 225 queries, pool 1,400, ranks 10..50, 5 negatives', ours: `${m.ours.toFixed(1)} s`, peer: `mine_hard_negatives ${m.theirs.toFixed(1)} s`, ratio: m.theirs / m.ours, target: '≥ 1.2×', met: m.theirs / m.ours >= 1.2, detail: m });
 }
 
 // ---------------------------------------------------------------- 3. exact top-k and 4. dedup
@@ -263,8 +328,7 @@ function bigModelInputs(dir: string, name: string, queries: number, count: numbe
   const [textFile, idFile] = [join(WORK, `${name}-texts.json`), join(WORK, `${name}-text-ids.json`)];
   writeFileSync(textFile, JSON.stringify(texts));
   writeFileSync(idFile, JSON.stringify(texts.map((t) => tok.encode(t, 256))));
-  const python = process.env.BENCH_TORCH_PYTHON ?? [join(embedtuneHome(), 'peers', 'torch', 'bin', 'python')].find(existsSync) ?? '/usr/bin/python3';
-  return { batchFile, textFile, idFile, python, ours: join(repoRoot, 'dist', 'bench', 'big-model-step.js') };
+  return { batchFile, textFile, idFile, python: PEER_PYTHON, ours: join(repoRoot, 'dist', 'bench', 'big-model-step.js') };
 }
 
 async function benchBgeM3() {
@@ -340,12 +404,15 @@ const cases: Record<string, () => Promise<void>> = {
     await benchEncode('bge-base', BGE_BASE, 96);
   },
   train: benchTrain,
+  st: benchSentenceTransformers,
   topk: benchTopK,
   dedup: benchDedup,
   gemm: benchGemm,
   'bge-m3': benchBgeM3,
   qwen3: benchQwen3,
 };
+const peers = await ask({ cmd: 'versions' });
+process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
 for (const [name, run] of Object.entries(cases)) {
   if (ONLY && !ONLY.includes(name)) continue;
   process.stderr.write(`bench: ${name}…\n`);
@@ -357,5 +424,6 @@ const oursRss = process.resourceUsage().maxRSS / 1024;
 const table = [['case', 'ours', 'peer', 'ratio (peer time / ours)', 'target', 'met'], ...rows.map((r) => [r.case, r.ours, r.peer, `${r.ratio.toFixed(2)}×`, r.target, r.met ? 'yes' : 'NO'])];
 const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
 console.log(table.map((r) => r.map((c, i) => c.padEnd(widths[i])).join(' | ')).join('\n'));
+console.log(`peers: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 console.log(`peak RSS: ours ${oursRss.toFixed(0)} MiB, peers ${Number(peerRss).toFixed(0)} MiB; ${REPS} interleaved repetitions after warm-up, ${THREADS} threads`);
-writeFileSync(join(repoRoot, 'bench', 'results.json'), JSON.stringify({ date: new Date().toISOString(), reps: REPS, threads: THREADS, peakRssMiB: { ours: oursRss, peers: peerRss }, rows }, null, 2) + '\n');
+writeFileSync(join(repoRoot, 'bench', 'results.json'), JSON.stringify({ date: new Date().toISOString(), reps: REPS, threads: THREADS, peers, peakRssMiB: { ours: oursRss, peers: peerRss }, rows }, null, 2) + '\n');

@@ -1,9 +1,10 @@
 """The benchmark's peers, driven by bench/run.ts over stdin/stdout (one JSON command per line),
 so that ours and theirs run interleaved in one session: PyTorch CPU (a plain BERT on the same
-safetensors weights), faiss IndexFlatIP, the spec's greedy faiss dedup loop,
+safetensors weights), sentence-transformers itself (encode, InformationRetrievalEvaluator,
+mine_hard_negatives), faiss IndexFlatIP, the spec's greedy faiss dedup loop,
 sentence-transformers-style community detection in PyTorch, and OpenBLAS sgemm through numpy.
 
-Installed by bench/peers/setup.sh (Debian packages), never by CI or the tests.
+Installed by bench/peers/setup.sh (a venv from the local wheelhouse), never by CI or the tests.
 """
 import json
 import math
@@ -178,11 +179,83 @@ def sgemm(c):
     return {"seconds": (time.perf_counter() - t0) / c["reps"]}
 
 
+def versions(_):
+    import faiss
+    import sentence_transformers
+    import transformers
+
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__, "faiss": faiss.__version__, "sentence_transformers": sentence_transformers.__version__, "transformers": transformers.__version__}
+
+
+def st_model(c):
+    """A SentenceTransformer over the model folder (Transformer + mean pooling + Normalize), loaded once per folder."""
+    from sentence_transformers import SentenceTransformer, models
+
+    key = ("st", c["dir"])
+    if key not in STATE:
+        word = models.Transformer(c["dir"], max_seq_length=c.get("max_length", 128))
+        STATE[key] = SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension(), "mean"), models.Normalize()], device="cpu")
+    return STATE[key]
+
+
+def st_encode(c):
+    model = st_model(c)
+    texts = json.load(open(c["texts"]))
+    t0 = time.perf_counter()
+    model.encode(texts, batch_size=32, show_progress_bar=False)
+    return {"seconds": time.perf_counter() - t0}
+
+
+def st_eval(c):
+    """InformationRetrievalEvaluator on a BEIR folder (binary relevance), model loading included."""
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    t0 = time.perf_counter()
+    STATE.pop(("st", c["dir"]), None)
+    model = st_model(c)
+    rows = lambda f: [json.loads(l) for l in open(f"{c['beir']}/{f}") if l.strip()]
+    corpus = {d["_id"]: d["text"] for d in rows("corpus.jsonl")}
+    queries = {q["_id"]: q["text"] for q in rows("queries.jsonl")}
+    relevant = {}
+    for line in list(open(f"{c['beir']}/qrels/test.tsv"))[1:]:
+        q, d, score = line.rstrip("\n").split("\t")
+        if int(score) > 0:
+            relevant.setdefault(q, set()).add(d)
+    queries = {q: t for q, t in queries.items() if q in relevant}
+    ks = [1, 3, 5, 10]
+    ev = InformationRetrievalEvaluator(queries, corpus, relevant, mrr_at_k=ks, ndcg_at_k=ks, accuracy_at_k=ks, precision_recall_at_k=ks, map_at_k=ks, batch_size=32, write_csv=False)
+    out = ev(model)
+    seconds = time.perf_counter() - t0
+    name = {"accuracy": "hit", "mrr": "mrr", "ndcg": "ndcg", "recall": "recall", "precision": "precision", "map": "map"}
+    metrics = {}
+    for key, value in out.items():
+        parts = key.split("_")  # cosine_ndcg@10
+        metric, k = parts[-1].split("@")
+        if metric in name:
+            metrics[f"{name[metric]}@{k}"] = value
+    return {"seconds": seconds, "metrics": metrics}
+
+
+def st_mine(c):
+    """sentence-transformers' mine_hard_negatives, model loading included."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    t0 = time.perf_counter()
+    STATE.pop(("st", c["dir"]), None)
+    model = st_model(c)
+    records = [json.loads(l) for l in open(c["records"]) if l.strip()]
+    dataset = Dataset.from_dict({"query": [r["query"] for r in records], "positive": [r["pos_passage"][0] for r in records]})
+    corpus = [json.loads(l)["text"] for l in open(c["corpus"]) if l.strip()]
+    mined = mine_hard_negatives(dataset, model, corpus=corpus, range_min=c["range_min"], range_max=c["range_max"], num_negatives=c["num_negatives"], sampling_strategy="random", output_format="n-tuple", batch_size=32, verbose=False)
+    return {"seconds": time.perf_counter() - t0, "rows": len(mined)}
+
+
 def rss(_):
     return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-COMMANDS = {f.__name__: f for f in (load_bert, encode, train_step, faiss_topk, dedup_faiss, community, sgemm, rss)}
+COMMANDS = {f.__name__: f for f in (load_bert, encode, train_step, faiss_topk, dedup_faiss, community, sgemm, versions, st_encode, st_eval, st_mine, rss)}
 
 if __name__ == "__main__":  # run by bench/run.ts; xlmr_step.py imports the encoder from here
     torch.set_num_threads(int(sys.argv[1]) if len(sys.argv) > 1 else 2)

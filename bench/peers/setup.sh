@@ -1,38 +1,38 @@
 #!/usr/bin/env bash
-# Installs the benchmark's peers from Debian's packages: PyTorch CPU, faiss, OpenBLAS (numpy's
-# BLAS once installed). Only `npm run bench` calls this; CI and the tests never do.
+# The benchmark's peers as users install them today: a venv (~/.cache/embedtune/peers/torch)
+# from the machine's local Python wheelhouse — PyTorch 2.13, transformers, sentence-transformers,
+# faiss-cpu, peft — when the machine has one; Debian's packages (PyTorch 1.13, years older) only
+# when it has none. BENCH_TORCH_PYTHON names another interpreter and skips all of this.
+# Only `npm run bench` calls this; CI and the tests never do.
 set -euo pipefail
+[ -n "${BENCH_TORCH_PYTHON:-}" ] && exit 0
+
+VENV="${EMBEDTUNE_HOME:-$HOME/.cache/embedtune}/peers/torch"
+PACKAGES=(numpy transformers tokenizers safetensors peft faiss-cpu sentence-transformers datasets)
+IMPORTS="import torch, numpy, transformers, tokenizers, safetensors, peft, faiss, sentence_transformers, datasets"
+
+# Every PEP 503 index on local disk (a machine may have several; the first is the main one) and
+# the torch wheel beside them.
+mapfile -t indexes < <(find / -maxdepth 3 -type d -name simple -path '*pypi*' 2>/dev/null | sort)
+wheel=$(find / -maxdepth 3 -name 'torch-2.13*.whl' 2>/dev/null | sort | tail -1)
+
+if [ -n "$wheel" ] && [ ${#indexes[@]} -gt 0 ]; then
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$IMPORTS" 2>/dev/null; then exit 0; fi
+  echo "bench: peer venv $VENV from $wheel and ${indexes[*]}" >&2
+  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
+  args=()
+  for i in "${indexes[@]}"; do args+=("$([ ${#args[@]} -eq 0 ] && echo --index-url || echo --extra-index-url)" "file://$i"); done
+  "$VENV/bin/pip" install -q "${args[@]}" "$wheel" "${PACKAGES[@]}" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
+  "$VENV/bin/python" -c "$IMPORTS"
+  exit 0
+fi
+
+echo "bench: no local wheelhouse; falling back to Debian's python3-torch / python3-faiss (years older than what users run)" >&2
 need=()
 /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch)
 /usr/bin/python3 -c 'import faiss' 2>/dev/null || need+=(python3-faiss)
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 dpkg -s libopenblas-dev >/dev/null 2>&1 || need+=(libopenblas-dev)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-# The bge-m3 case measures against current PyTorch (2.13), not Debian's years-old build: a venv
-# from the machine's local wheelhouse when it has one (BENCH_TORCH_PYTHON overrides).
-VENV="${EMBEDTUNE_HOME:-$HOME/.cache/embedtune}/peers/torch"
-if [ -z "${BENCH_TORCH_PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
-  wheel=$(find / -maxdepth 3 -name 'torch-2.13*.whl' 2>/dev/null | sort | tail -1)
-  # The local index that carries transformers (a machine may have several).
-  index=""
-  for i in $(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort); do
-    [ -d "$i/transformers" ] && { index=$i; break; }
-  done
-  if [ -n "$wheel" ] && [ -n "$index" ]; then
-    echo "bench: PyTorch venv from $wheel" >&2
-    /usr/bin/python3 -m venv "$VENV"
-    # transformers / tokenizers / peft: the Qwen3 and LoRA peers, and the fixtures' references.
-    "$VENV/bin/pip" install -q --index-url "file://$index" "$wheel" numpy transformers tokenizers safetensors peft
-  else
-    echo "bench: no local torch wheelhouse; the bge-m3 case uses /usr/bin/python3's torch" >&2
-  fi
-elif [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import transformers, tokenizers, peft' 2>/dev/null; then
-  # A venv from before the Qwen3 / LoRA peers: add them.
-  for i in $(find / -maxdepth 3 -name simple -path '*pypi*' 2>/dev/null | sort); do
-    [ -d "$i/transformers" ] && { "$VENV/bin/pip" install -q --index-url "file://$i" transformers tokenizers safetensors peft; break; }
-  done
 fi
