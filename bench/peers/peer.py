@@ -214,7 +214,8 @@ def st_eval(c):
     STATE.pop(("st", c["dir"]), None)
     model = st_model(c)
     rows = lambda f: [json.loads(l) for l in open(f"{c['beir']}/{f}") if l.strip()]
-    corpus = {d["_id"]: d["text"] for d in rows("corpus.jsonl")}
+    # BEIR's convention, as embedtune reads the folder: "title text" when a title is set.
+    corpus = {d["_id"]: f"{d['title']} {d['text']}" if d.get("title") else d["text"] for d in rows("corpus.jsonl")}
     queries = {q["_id"]: q["text"] for q in rows("queries.jsonl")}
     relevant = {}
     for line in list(open(f"{c['beir']}/qrels/test.tsv"))[1:]:

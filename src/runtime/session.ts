@@ -18,6 +18,8 @@ export interface RuntimeOptions {
   memPattern?: boolean;
   /** Write ORT's per-node profile (JSON) with this file prefix. */
   profilePrefix?: string;
+  /** Save the model as ORT optimised it (fusions applied) to this path, for inspection. */
+  optimizedModelPath?: string;
 }
 
 export type Feed = Record<string, ort.Tensor>;
@@ -40,6 +42,7 @@ export class Session {
       enableMemPattern: options.memPattern ?? true,
       enableProfiling: options.profilePrefix !== undefined,
       profileFilePrefix: options.profilePrefix,
+      ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
     };
     if (!needsExternalData(graph)) {
       const { model } = serialize(graph);
