@@ -100,11 +100,12 @@ export function buildProgram(): Command {
     .requiredOption('-o, --output <file>', 'records with mined negatives')
     .option('--range-min <n>', 'first rank that may be sampled (after removing positives)', int('range-min'), 10)
     .option('--range-max <n>', 'rank past the last that may be sampled', int('range-max'), 210)
+    .option('--rank-before-filters', 'count ranks before the score/margin filters (FlagEmbedding) instead of after them (sentence-transformers)')
     .option('--num-negatives <n>', 'negatives per query', positive('num-negatives'), 15)
     .addOption(new Option('--sampling <how>', 'random: seeded sample of the window; top: best ranked').choices(['random', 'top']).default('random'))
     .option('--seed <n>', 'sampling seed', int('seed'), 42)
     .option('--absolute-margin <x>', 'negative score must be ≤ positive score − x', num('absolute-margin'))
-    .option('--relative-margin <x>', 'negative score must be ≤ positive score × (1 − x)', num('relative-margin'))
+    .option('--relative-margin <x>', 'negative score must be ≤ positive score − |positive score| × x', num('relative-margin'))
     .option('--max-score <x>', 'skip candidates scoring above x', num('max-score'))
     .option('--min-score <x>', 'skip candidates scoring below x', num('min-score'))
     .option('--candidate-pool <path>', 'JSONL of {"text"} or a BEIR corpus (default: all passages in the input)')
@@ -122,6 +123,7 @@ export function buildProgram(): Command {
         output: o.output,
         rangeMin: o.rangeMin,
         rangeMax: o.rangeMax,
+        rankBeforeFilters: o.rankBeforeFilters,
         numNegatives: o.numNegatives,
         sampling: o.sampling,
         seed: o.seed,

@@ -106,9 +106,12 @@ describe('mine', () => {
     src.forEach((rec, ri) => {
       const qi = qs.indexOf(rec.query);
       const positives = new Set(src.filter((x) => x.query === rec.query).flatMap((x) => x.pos_passage as string[]));
-      const ranked = pool.map((t, pi) => ({ t, s: score(qi, pi) })).filter((c) => !positives.has(c.t) && c.t !== rec.query).sort((a, b) => b.s - a.s);
+      // The search depth, as sentence-transformers': range_max plus room for the most excluded texts of any query.
+      const maxExcluded = Math.max(...qs.map((q) => new Set(src.filter((x) => x.query === q).flatMap((x) => x.pos_passage as string[])).size + 1));
+      const ranked = pool.map((t, pi) => ({ t, s: score(qi, pi) })).sort((a, b) => b.s - a.s).slice(0, 40 + maxExcluded).filter((c) => !positives.has(c.t) && c.t !== rec.query);
       const posScore = Math.min(...[...positives].map((t) => score(qi, pool.indexOf(t))));
-      const window = ranked.slice(3, 40).filter((c) => c.s <= posScore - 0.01).map((c) => c.t);
+      // sentence-transformers' order: the margin first, then ranks 3..39 of what passes it.
+      const window = ranked.filter((c) => c.s <= posScore - 0.01).slice(3, 40).map((c) => c.t);
       const negs = got[ri].neg_passage as string[];
       assert.equal(negs.length, Math.min(6, window.length));
       for (const n of negs) {
@@ -233,5 +236,32 @@ describe('evaluate', () => {
     assert.deepEqual(r.ks, [1, 3, 5, 10]);
     for (const k of r.ks) assert.ok(r.metrics[`hit@${k}`] >= r.metrics[`mrr@${k}`]);
     assert.ok(r.metrics['hit@10'] > 0, 'some relevant document is found');
+  });
+});
+
+describe('the negatives window (hand-made scores)', () => {
+  const ranked = (scores: number[]) => scores.map((score, i) => ({ text: `n${i}`, score }));
+  const texts = (w: { text: string }[]) => w.map((c) => c.text);
+
+  it('relative margin: neg ≤ pos − |pos|·m, right also for a negative positive score (sentence-transformers #3821)', async () => {
+    const { negativeWindow } = await import('../src/jobs/mine.js');
+    // pos −0.472, m 0.1 → threshold −0.5192: −0.451 (more similar than the positive) must go.
+    const w = negativeWindow(ranked([-0.451, -0.5, -0.53, -0.6]), -0.472, { rangeMin: 0, rangeMax: 10, relativeMargin: 0.1 });
+    assert.deepEqual(texts(w), ['n2', 'n3']);
+    // pos 0.8, m 0.1 → threshold 0.72, as before.
+    assert.deepEqual(texts(negativeWindow(ranked([0.75, 0.72, 0.7]), 0.8, { rangeMin: 0, rangeMax: 10, relativeMargin: 0.1 })), ['n1', 'n2']);
+  });
+
+  it('ranks count the candidates that pass the filters (sentence-transformers), or every candidate with rankBeforeFilters (FlagEmbedding)', async () => {
+    const { negativeWindow } = await import('../src/jobs/mine.js');
+    // pos 0.8 with absolute margin 0.1 removes n0..n2 (≥ 0.71); survivors n3, n4, …
+    const scores = ranked([0.79, 0.75, 0.72, 0.7, 0.69, 0.68, 0.67, 0.66, 0.65]);
+    const o = { rangeMin: 2, rangeMax: 5, absoluteMargin: 0.1 };
+    // Survivors ranked 0.. are n3, n4, n5, n6, n7: ranks 2..4 → n5, n6, n7.
+    assert.deepEqual(texts(negativeWindow(scores, 0.8, o)), ['n5', 'n6', 'n7']);
+    // FlagEmbedding: ranks 2..4 of all candidates are n2, n3, n4; n2 fails the margin.
+    assert.deepEqual(texts(negativeWindow(scores, 0.8, { ...o, rankBeforeFilters: true })), ['n3', 'n4']);
+    // Without filters both orders agree.
+    assert.deepEqual(texts(negativeWindow(scores, 0.8, { rangeMin: 2, rangeMax: 5 })), texts(negativeWindow(scores, 0.8, { rangeMin: 2, rangeMax: 5, rankBeforeFilters: true })));
   });
 });

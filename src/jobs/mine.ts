@@ -23,6 +23,8 @@ export interface MineOptions extends ModelOptions {
   rangeMax?: number;
   /** Negatives per query. Default 15. */
   numNegatives?: number;
+  /** Count ranks before the score filters (FlagEmbedding's order); default after them (sentence-transformers'). */
+  rankBeforeFilters?: boolean;
   /** `random`: a seeded sample of the window (FlagEmbedding); `top`: the best-ranked ones. */
   sampling?: 'random' | 'top';
   seed?: number;
@@ -60,6 +62,44 @@ export interface MineResult {
 }
 
 /** Reads a candidate pool file or BEIR corpus into texts. */
+export interface WindowOptions {
+  rangeMin: number;
+  rangeMax: number;
+  absoluteMargin?: number;
+  relativeMargin?: number;
+  maxScore?: number;
+  minScore?: number;
+  /** Count ranks before the score filters (FlagEmbedding's order) instead of after them (sentence-transformers'). */
+  rankBeforeFilters?: boolean;
+}
+
+/**
+ * The negatives a query may draw from: its ranked candidates (exclusions already removed, best
+ * first) that pass the score filters — `maxScore`, `minScore`, and the margins against the lowest
+ * positive score `pos`: `neg ≤ pos − absoluteMargin` and `neg ≤ pos − |pos|·relativeMargin` (the
+ * form sentence-transformers adopted in #3821; `pos·(1 − m)` lets negatives above a negative
+ * positive through) — whose rank lies in [rangeMin, rangeMax). As sentence-transformers does,
+ * ranks count the candidates that pass the filters; `rankBeforeFilters` counts every candidate
+ * and filters within the window, as FlagEmbedding slices its range first.
+ * @example negativeWindow([{ text: 'a', score: 0.9 }, { text: 'b', score: 0.5 }], 0.8, { rangeMin: 0, rangeMax: 5, absoluteMargin: 0.1 }); // [b]
+ */
+export function negativeWindow(ranked: Iterable<{ text: string; score: number }>, pos: number, o: WindowOptions): { text: string; score: number }[] {
+  let ceiling = o.maxScore ?? Infinity;
+  if (o.absoluteMargin !== undefined) ceiling = Math.min(ceiling, pos - o.absoluteMargin);
+  if (o.relativeMargin !== undefined) ceiling = Math.min(ceiling, pos - Math.abs(pos) * o.relativeMargin);
+  const floor = o.minScore ?? -Infinity;
+  const window: { text: string; score: number }[] = [];
+  let rank = 0;
+  for (const c of ranked) {
+    if (rank >= o.rangeMax) break;
+    const passes = c.score <= ceiling && c.score >= floor;
+    if (!o.rankBeforeFilters && !passes) continue;
+    if (rank++ < o.rangeMin || !passes) continue;
+    window.push(c);
+  }
+  return window;
+}
+
 export async function readCandidatePool(path: string): Promise<string[]> {
   if (existsSync(path) && statSync(path).isDirectory()) return (await readBeirCorpus(join(path, 'corpus.jsonl'))).map((d) => d.text);
   const texts: string[] = [];
@@ -162,27 +202,20 @@ export async function mine(o: MineOptions): Promise<MineResult> {
 
     queries.forEach((query, qi) => {
       const g = groups.get(query)!;
+      // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
+      const candidates = function* (qi: number) {
+        for (let j = 0; j < hits.k; j++) {
+          const text = pool.texts[hits.indices[qi * hits.k + j]];
+          if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+          yield { text, score: hits.scores[qi * hits.k + j] };
+        }
+      };
       const scores = [...g.positives].map((t) => {
         const row = pool.get(t);
         return row !== undefined ? dot(qi, p.data, row) : dot(qi, x.data, extraPositives.get(t)!);
       });
       posScores.push(...scores);
-      const posScore = Math.min(...scores);
-      let ceiling = o.maxScore ?? Infinity;
-      if (o.absoluteMargin !== undefined) ceiling = Math.min(ceiling, posScore - o.absoluteMargin);
-      if (o.relativeMargin !== undefined) ceiling = Math.min(ceiling, posScore * (1 - o.relativeMargin));
-      const floor = o.minScore ?? -Infinity;
-      const window: { text: string; score: number }[] = [];
-      let rank = 0;
-      for (let j = 0; j < hits.k && rank < rangeMax; j++) {
-        const idx = hits.indices[qi * hits.k + j];
-        const text = pool.texts[idx];
-        if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
-        const score = hits.scores[qi * hits.k + j];
-        if (rank++ < rangeMin) continue;
-        if (score > ceiling || score < floor) continue;
-        window.push({ text, score });
-      }
+      const window = negativeWindow(candidates(qi), Math.min(...scores), { rangeMin, rangeMax, ...o });
       const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
       picked.forEach((c) => negScores.push(c.score));
       chosen.set(query, picked.map((c) => c.text));
@@ -218,7 +251,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           pool_size: pool.texts.length,
           short,
           skipped: skips.total,
-          settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting },
+          settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting, rankBeforeFilters: !!o.rankBeforeFilters },
         };
         await w.write(JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
       },
