@@ -296,6 +296,25 @@ describe('sampler', () => {
     assert.ok([...draws(e1)].filter((d) => !b.has(d)).length > records.length / 2, 'negatives are redrawn every epoch');
   });
 
+  it('the schedule counts the batches every epoch really cuts (duplicate-free batching varies per epoch)', async () => {
+    const { scheduleSteps } = await import('../src/training/sampler.js');
+    // Pairs that share passages (one record per query–positive pair, as the demo trains), so
+    // duplicate-free batching defers records and the batch count moves between epochs.
+    const { records: base } = await loadRecords(ZH, { requirePositives: true });
+    const records = base.slice(0, 60).flatMap((r, i) => [r, { ...r, query: `${r.query} (${i})`, pos: [base[(i + 1) % 60].pos[0]] }]);
+    const o = { batchSize: 16, groupSize: 3 };
+    let state = new Rng(5).seedState;
+    const counts: number[] = [];
+    for (let e = 0; e < 3; e++) {
+      const rng = new Rng(state);
+      counts.push(epochBatches(records, o, rng).length);
+      state = rng.seedState;
+    }
+    assert.ok(new Set(counts).size > 1, `epochs cut different batch counts: ${counts}`);
+    assert.equal(scheduleSteps(records, o, 5, 3), counts[0] + counts[1] + counts[2]);
+    assert.equal(scheduleSteps(records, o, 5, 1.5), counts[0] + Math.ceil(counts[1] / 2));
+  });
+
   it('keeps batches free of duplicate queries and passages', () => {
     const recs = [
       { query: 'q1', pos: ['shared'], neg: ['n1'], raw: {}, bytes: new Uint8Array(), line: 1 },

@@ -19,7 +19,7 @@ import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
 import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
-import { epochBatches } from '../training/sampler.js';
+import { epochBatches, scheduleSteps } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
 import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
@@ -108,10 +108,9 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
   const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps;
   const sampler = { batchSize, groupSize: c.group_size, noDuplicates: c.no_duplicates };
-  // Batches per epoch, as the first epoch will cut them (duplicate-free batching can add a few).
-  const perEpoch = epochBatches(records, sampler, new Rng(c.seed)).length;
+  // Steps as the epochs will really cut their batches (duplicate-free batching varies per epoch).
   const byEpochs = c.max_steps <= 0;
-  const totalSteps = byEpochs ? Math.ceil(perEpoch * c.num_train_epochs) : c.max_steps;
+  const totalSteps = byEpochs ? scheduleSteps(records, sampler, c.seed, c.num_train_epochs) : c.max_steps;
   // Whole epochs run to their end; a fractional count (1.5) stops where the schedule ends.
   const stepBound = !byEpochs || !Number.isInteger(c.num_train_epochs);
   const warmupSteps = c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * totalSteps);

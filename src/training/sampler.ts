@@ -73,3 +73,22 @@ export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions,
   }
   return batches;
 }
+
+/**
+ * Optimizer steps of `epochs` epochs, counted from the batches each epoch will really cut (the
+ * epoch RNG carries on from one epoch to the next, as training draws them): duplicate-free
+ * batching can give later epochs more batches than the first, and a schedule sized from epoch 1
+ * would run those extra steps at learning rate 0. A fractional last epoch counts its share.
+ * @example scheduleSteps(records, { batchSize: 32, groupSize: 4 }, 42, 3)
+ */
+export function scheduleSteps(records: readonly QueryRecord[], o: SamplerOptions, seed: number, epochs: number): number {
+  let state = new Rng(seed).seedState;
+  let total = 0;
+  for (let e = 0; e < Math.ceil(epochs); e++) {
+    const rng = new Rng(state);
+    const n = epochBatches(records, o, rng).length;
+    state = rng.seedState;
+    total += e + 1 <= epochs ? n : Math.ceil(n * (epochs - e));
+  }
+  return total;
+}
