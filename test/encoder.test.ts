@@ -88,6 +88,20 @@ describe('decoders (Qwen2, Qwen3)', () => {
 });
 
 describe('Encoder options', () => {
+  it('encodes a repeated text once, giving its copies the identical row', async () => {
+    const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
+    const texts = ['lift', inputs.sentences[12], 'lift', 'drag', inputs.sentences[12]];
+    const before = enc.encodedCount;
+    const e = await enc.encode(texts, { quiet: true, batchSize: 2 });
+    assert.equal(enc.encodedCount - before, 3);
+    const row = (i: number) => Array.from(e.data.subarray(i * e.dim, (i + 1) * e.dim));
+    assert.deepEqual(row(2), row(0));
+    assert.deepEqual(row(4), row(1));
+    const alone = await enc.encode(['drag'], { quiet: true });
+    assert.ok(maxAbsDiff(alone.data, e.data.subarray(3 * e.dim, 4 * e.dim)) < 1e-5);
+    await enc.close();
+  });
+
   it('gives the same embedding for a text alone and in a padded batch', async () => {
     const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
     const alone = await enc.encode(['lift']);

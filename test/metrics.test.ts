@@ -64,3 +64,11 @@ describe('metrics (sentence-transformers InformationRetrievalEvaluator definitio
 
   it('dcg of an empty list is 0', () => assert.equal(dcgAtK([], 5), 0));
 });
+
+describe('ranking ties', () => {
+  it('equal scores are ordered by id compared as strings, as sentence-transformers orders them', async () => {
+    const { tiesById } = await import('../src/jobs/evaluate.js');
+    const row = [{ id: '9', score: 0.5 }, { id: '10', score: 0.5 }, { id: '2', score: 0.7 }, { id: '1', score: 0.5 }];
+    assert.deepEqual(tiesById(row), ['2', '1', '10', '9']);
+  });
+});

@@ -118,9 +118,20 @@ export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'mod
     const hits = await search.search(q, c, depth, { label: 'eval: search', quiet: o.quiet });
     await search.close();
     const rankings = new Map<string, string[]>();
-    qids.forEach((qid, i) => rankings.set(qid, Array.from(hits.indices.subarray(i * hits.k, (i + 1) * hits.k), (j) => set.corpus[j].id)));
+    qids.forEach((qid, i) => {
+      const row = Array.from(hits.indices.subarray(i * hits.k, (i + 1) * hits.k), (j, r) => ({ id: set.corpus[j].id, score: hits.scores[i * hits.k + r] }));
+      rankings.set(qid, tiesById(row));
+    });
     return rankings;
   });
+}
+
+/**
+ * Ids best first; equal scores (duplicate texts) ordered by id compared as strings, as
+ * sentence-transformers' InformationRetrievalEvaluator orders them, so both give the same metrics.
+ */
+export function tiesById(row: { id: string; score: number }[]): string[] {
+  return row.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((x) => x.id);
 }
 
 /** Evaluates an in-memory retrieval set (e.g. a held-out subset of a BEIR folder's queries). */

@@ -282,11 +282,19 @@ export class Encoder {
     const cache = options.cacheDir
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
+    // A text that occurs again is encoded once (its copies get the same row, so equal texts tie exactly).
     const todo: number[] = [];
+    const first = new Map<string, number>();
+    const copies: [number, number][] = [];
     for (let i = 0; i < texts.length; i++) {
       const hit = cache?.get(texts[i]);
+      const seen = first.get(texts[i]);
       if (hit) out.set(hit, i * this.dim);
-      else todo.push(i);
+      else if (seen !== undefined) copies.push([i, seen]);
+      else {
+        first.set(texts[i], i);
+        todo.push(i);
+      }
     }
     const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], template), maxLength));
     // Longest first: the slowest batches come early, so the ETA is honest.
@@ -306,6 +314,7 @@ export class Encoder {
     }
     bar.done();
     cache?.flush();
+    for (const [i, j] of copies) out.copyWithin(i * this.dim, j * this.dim, (j + 1) * this.dim);
     return { data: out, dim: this.dim, count: texts.length };
   }
 
