@@ -57,6 +57,16 @@ def encoder(cfg, w, x, mask):
     return x
 
 
+def encode_seconds(rows, embed, batch=16):
+    """Seconds to embed token-id rows in length-sorted batches (as ours), forward only."""
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch):
+            embed([rows[i] for i in order[start : start + batch]])
+    return time.perf_counter() - t0
+
+
 def mean_pool(x, mask):
     m = mask.unsqueeze(-1).float()
     return F.normalize((x * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)

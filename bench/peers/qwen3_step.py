@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModel
 
+from peer import encode_seconds
+
 model_dir, batch_file, mode, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 variant = sys.argv[5] if len(sys.argv) > 5 else "full"
 torch.set_num_threads(threads)
@@ -40,12 +42,7 @@ def rss():
 
 if mode == "encode":
     rows = json.load(open(batch_file))
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # length-sorted batches, as ours
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for start in range(0, len(rows), 16):
-            embed([rows[i] for i in order[start : start + 16]])
-    seconds = time.perf_counter() - t0
+    seconds = encode_seconds(rows, embed)
     print(json.dumps({"torch": torch.__version__, "load_seconds": load_seconds, "seconds": seconds, "texts_per_second": len(rows) / seconds, "peak_rss_mib": rss()}))
     sys.exit(0)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from peer import encoder  # the shared BERT / XLM-R layer stack
+from peer import encode_seconds, encoder  # the shared BERT / XLM-R layer stack
 
 model_dir, batch_file, mode, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 torch.set_num_threads(threads)
@@ -55,12 +55,7 @@ def padded(rows):
 
 if mode == "encode":
     rows = json.load(open(batch_file))
-    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # length-sorted batches, as ours
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for start in range(0, len(rows), 16):
-            xlmr(*padded([rows[i] for i in order[start : start + 16]]))
-    seconds = time.perf_counter() - t0
+    seconds = encode_seconds(rows, lambda b: xlmr(*padded(b)))
     print(json.dumps({"torch": torch.__version__, "load_seconds": load_seconds, "seconds": seconds, "texts_per_second": len(rows) / seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
     sys.exit(0)
 

@@ -203,7 +203,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
     queries.forEach((query, qi) => {
       const g = groups.get(query)!;
       // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
-      const candidates = function* (qi: number) {
+      const candidates = function* () {
         for (let j = 0; j < hits.k; j++) {
           const text = pool.texts[hits.indices[qi * hits.k + j]];
           if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
@@ -215,7 +215,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
         return row !== undefined ? dot(qi, p.data, row) : dot(qi, x.data, extraPositives.get(t)!);
       });
       posScores.push(...scores);
-      const window = negativeWindow(candidates(qi), Math.min(...scores), { rangeMin, rangeMax, ...o });
+      const window = negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o });
       const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
       picked.forEach((c) => negScores.push(c.score));
       chosen.set(query, picked.map((c) => c.text));

@@ -29,8 +29,8 @@ export interface DecoderContext {
 }
 
 /**
- * Position ids from the attention mask (cumsum − 1; pads get 1, as Hugging Face's generate does),
- * so a left-padded row's first token is at position 0 like an unpadded one.
+ * Position ids from the attention mask (cumsum − 1, as Hugging Face's generate does; pads get −1,
+ * never read), so a left-padded row's first token is at position 0 like an unpadded one.
  */
 export function decoderContext(mask: Value, c: ModelConfig): DecoderContext {
   const positions = op.cast(op.sub(op.mul(op.cumsum(mask, 1), mask), op.ints(mask, [1])), 'float32'); // [b, s]; pads → −1, unused
