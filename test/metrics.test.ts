@@ -71,4 +71,25 @@ describe('ranking ties', () => {
     const row = [{ id: '9', score: 0.5 }, { id: '10', score: 0.5 }, { id: '2', score: 0.7 }, { id: '1', score: 0.5 }];
     assert.deepEqual(tiesById(row), ['2', '1', '10', '9']);
   });
+
+  it('ties at the top-k cutoff keep the lowest ids, however far the tie runs past the search depth', async () => {
+    const { topIds } = await import('../src/jobs/evaluate.js');
+    const { ExactSearch } = await import('../src/search/topk.js');
+    // 60 corpus rows: row 0 scores 2, rows 1..59 all score 1 (one duplicated text); ids run
+    // backwards so the lowest ids are the last rows — the search's own tie rule (lowest row) and
+    // a search depth of depth + 8 would both miss them.
+    const n = 60;
+    const corpus = new Float32Array(n * 2);
+    for (let i = 0; i < n; i++) corpus.set(i === 0 ? [2, 0] : [1, 0], i * 2);
+    const ids = Array.from({ length: n }, (_, i) => `c${String(n - i).padStart(3, '0')}`);
+    const queries = new Float32Array([1, 0, 0, 1]); // the second query ties on every row (score 0)
+    const search = await ExactSearch.create({ threads: 1 });
+    try {
+      const top = await topIds(search, { data: queries, dim: 2, count: 2 }, { data: corpus, dim: 2, count: n }, ids, 3, { quiet: true });
+      assert.deepEqual(top[0], ['c060', 'c001', 'c002']);
+      assert.deepEqual(top[1], ['c001', 'c002', 'c003']);
+    } finally {
+      await search.close();
+    }
+  });
 });

@@ -333,6 +333,24 @@ describe('sampler', () => {
     assert.equal(off.length, 1);
   });
 
+  it('never cuts a one-pair batch without hard negatives (its loss would be 0): it joins the batch before, or sits the epoch out', () => {
+    const rec = (q: string, p: string, line: number) => ({ query: q, pos: [p], neg: [], raw: {}, bytes: new Uint8Array(), line });
+    const five = [1, 2, 3, 4, 5].map((i) => rec(`q${i}`, `p${i}`, i));
+    const joined = epochBatches(five, { batchSize: 4, groupSize: 1 }, new Rng(2));
+    assert.deepEqual(joined.map((b) => b.length), [5], 'the lone fifth pair joins the first batch');
+    // q5 shares q1's positive: wherever it lands, the lone pair would repeat p1 in the batch before
+    const clash = [...five.slice(0, 4), rec('q5', 'p1', 5)];
+    for (let seed = 1; seed <= 6; seed++) {
+      const b = epochBatches(clash, { batchSize: 4, groupSize: 1 }, new Rng(seed));
+      assert.deepEqual(b.map((x) => x.length), [4], `seed ${seed}`);
+      const texts = b[0].flatMap((e) => [e.query, ...e.passages]);
+      assert.equal(new Set(texts).size, texts.length);
+    }
+    // with hard negatives a one-pair batch still has negatives: kept as it is
+    const withNeg = five.map((r) => ({ ...r, neg: [`n${r.line}`] }));
+    assert.deepEqual(epochBatches(withNeg, { batchSize: 4, groupSize: 2 }, new Rng(2)).map((b) => b.length), [4, 1]);
+  });
+
   it('repeats negatives only when a record has too few', () => {
     const r = { query: 'q', pos: ['p'], neg: ['a', 'b'], raw: {}, bytes: new Uint8Array(), line: 1 };
     const g = drawGroup(r, 5, new Rng(1));

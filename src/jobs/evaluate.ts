@@ -14,7 +14,7 @@ import { beirFiles, isBeirFolder, loadBeir, unknownIdsWarning } from '../data/be
 import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
-import { ExactSearch } from '../search/topk.js';
+import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
 import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EvaluateOptions extends ModelOptions {
@@ -115,15 +115,50 @@ export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'mod
     const q = await encoder.encode(qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' });
     const c = await encoder.encode(set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'eval: encode corpus' });
     const search = await ExactSearch.create({ threads: o.threads });
-    const hits = await search.search(q, c, depth, { label: 'eval: search', quiet: o.quiet });
-    await search.close();
-    const rankings = new Map<string, string[]>();
-    qids.forEach((qid, i) => {
-      const row = Array.from(hits.indices.subarray(i * hits.k, (i + 1) * hits.k), (j, r) => ({ id: set.corpus[j].id, score: hits.scores[i * hits.k + r] }));
-      rankings.set(qid, tiesById(row));
-    });
-    return rankings;
+    try {
+      const top = await topIds(search, q, c, set.corpus.map((d) => d.id), depth, { label: 'eval: search', quiet: o.quiet });
+      return new Map(qids.map((qid, i) => [qid, top[i]]));
+    } finally {
+      await search.close();
+    }
   });
+}
+
+/**
+ * Each query's `depth` best corpus ids under the total order (−score, id as a string), as
+ * sentence-transformers' InformationRetrievalEvaluator ranks: among texts tied at the cutoff the
+ * lowest ids are kept. Search returns a few extra rows; a query whose tie at the cutoff runs to
+ * the end of what came back is searched again, deeper, so the order is exact.
+ * @example
+ *   const top = await topIds(search, queries, corpus, ['d0', 'd1', 'd2'], 2);
+ *   top[0]; // e.g. ['d2', 'd0']
+ */
+export async function topIds(search: ExactSearch, q: Vectors, c: Vectors, ids: string[], depth: number, o: SearchOptions = {}): Promise<string[][]> {
+  const out: string[][] = new Array(q.count);
+  let pending = Array.from({ length: q.count }, (_, i) => i);
+  let fetch = Math.min(c.count, depth + 8);
+  while (pending.length) {
+    const sub = pending.length === q.count ? q : { dim: q.dim, count: pending.length, data: gatherRows(q, pending) };
+    const hits = await search.search(sub, c, fetch, pending.length === q.count ? o : { ...o, quiet: true });
+    const k = hits.k;
+    const deeper: number[] = [];
+    pending.forEach((qi, i) => {
+      const s = hits.scores.subarray(i * k, (i + 1) * k);
+      const cut = Math.min(depth, k) - 1;
+      if (k < c.count && cut >= 0 && s[k - 1] === s[cut]) return deeper.push(qi);
+      const row = Array.from(hits.indices.subarray(i * k, (i + 1) * k), (j, r) => ({ id: ids[j], score: s[r] }));
+      out[qi] = tiesById(row).slice(0, depth);
+    });
+    pending = deeper;
+    fetch = Math.min(c.count, fetch * 4);
+  }
+  return out;
+}
+
+function gatherRows(v: Vectors, rows: number[]): Float32Array {
+  const data = new Float32Array(rows.length * v.dim);
+  rows.forEach((r, i) => data.set(v.data.subarray(r * v.dim, (r + 1) * v.dim), i * v.dim));
+  return data;
 }
 
 /**

@@ -210,6 +210,8 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     while (stepBound ? state.step < totalSteps : state.epoch < c.num_train_epochs) {
       const rng = new Rng(state.epochRng);
       const batches = epochBatches(records, sampler, rng);
+      const left = records.length - batches.reduce((n, b) => n + b.length, 0);
+      if (left > 0 && state.batchInEpoch === 0) log(o.quiet, `train: epoch ${state.epoch + 1}: ${left} pair(s) left out: alone in a batch without hard negatives (group_size 1) they have no negative, and joining the batch before would repeat a text`);
       for (let b = state.batchInEpoch; b < batches.length && (!stepBound || state.step < totalSteps); b++) {
         const r = await trainer.step(batches[b]);
         state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };

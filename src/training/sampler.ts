@@ -4,6 +4,9 @@
  * too few). Every epoch shuffles and draws afresh from a seeded RNG. With `noDuplicates`
  * (default), no query and no passage text appears twice in a batch, since a duplicate would
  * become a false in-batch negative: a conflicting record waits for a later batch.
+ * Without hard negatives (group_size 1) a batch of one pair has no negative at all (its loss is
+ * 0, a wasted step): such a pair joins the batch before it, or, when that would repeat a text,
+ * is left out of this epoch (the caller counts it as records − batched pairs).
  */
 import type { QueryRecord } from '../data/records.js';
 import { Rng } from '../util/rng.js';
@@ -68,8 +71,15 @@ export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions,
     };
     deferred.forEach(place); // records that waited go first
     while (batch.length < o.batchSize && next < examples.length) place(examples[next++]);
-    batches.push(batch);
     deferred = waiting;
+    if (batch.length === 1 && o.groupSize === 1 && o.batchSize > 1) {
+      const prev = batches[batches.length - 1];
+      const texts = (b: TrainExample[]) => b.flatMap((e) => [e.query, ...e.passages]);
+      const taken = new Set(prev ? texts(prev) : []);
+      if (prev && (!noDup || texts(batch).every((t) => !taken.has(t)))) prev.push(batch[0]);
+      continue;
+    }
+    batches.push(batch);
   }
   return batches;
 }
