@@ -88,6 +88,25 @@ describe('decoders (Qwen2, Qwen3)', () => {
 });
 
 describe('Encoder options', () => {
+  it('cuts batches of long texts so one attention-score tensor stays within the budget; the embeddings are unchanged', async () => {
+    const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
+    const word = 'the boundary layer of a swept wing';
+    const texts = Array.from({ length: 10 }, (_, i) => `${i} ${word.repeat(4 + i)}`);
+    const heads = enc.config.numHeads;
+    const longest = Math.max(...texts.map((t) => enc.tokenize(t, { maxLength: 64 }).length));
+    assert.equal(longest, 64);
+    const whole = await enc.encode(texts, { quiet: true, maxLength: 64, batchSize: 10 });
+    let before = enc.batchCount;
+    await enc.encode(texts, { quiet: true, maxLength: 64, batchSize: 10, attentionBudget: 3 * heads * 64 * 64 });
+    assert.equal(enc.batchCount - before, 4, '3 + 3 + 3 + 1 texts of 64 tokens');
+    const cut = await enc.encode(texts, { quiet: true, maxLength: 64, batchSize: 10, attentionBudget: 3 * heads * 64 * 64 });
+    assert.ok(maxAbsDiff(cut.data, whole.data) < 1e-5);
+    before = enc.batchCount;
+    await enc.encode(texts, { quiet: true, maxLength: 64, batchSize: 10, attentionBudget: 1 });
+    assert.equal(enc.batchCount - before, 10, 'never fewer than one text per batch');
+    await enc.close();
+  });
+
   it('encodes a repeated text once, giving its copies the identical row', async () => {
     const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
     const texts = ['lift', inputs.sentences[12], 'lift', 'drag', inputs.sentences[12]];

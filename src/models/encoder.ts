@@ -50,10 +50,14 @@ export interface EncoderOptions {
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
 export const WEIGHTS_AS_INPUTS_ABOVE = 1e9;
+/** Floats in one batch's attention scores (64 MB): batches of long texts are cut to fit. */
+export const ATTENTION_BUDGET = 2 ** 24;
 
 export interface EncodeOptions {
-  /** Texts per session run (default 32). */
+  /** Texts per session run (default 32); fewer for long texts, see `attentionBudget`. */
   batchSize?: number;
+  /** Floats one batch's attention scores (texts × heads × length²) may take (default ATTENTION_BUDGET). */
+  attentionBudget?: number;
   /** Token limit per text, special tokens included (default: the model's limit). */
   maxLength?: number;
   /** A template such as `"query: {text}"` applied before tokenising. */
@@ -174,6 +178,8 @@ export function buildEncoderGraph(
 export class Encoder {
   /** Texts run through the model so far (cache hits excluded). */
   encodedCount = 0;
+  /** Session runs so far (batches). */
+  batchCount = 0;
   /** The weights are the model folder's (load), so the folder identifies them for the embedding cache. */
   private fromFolder = false;
   /** Templates saved with the model (its sentence-transformers prompts), used by role. */
@@ -301,8 +307,9 @@ export class Encoder {
     const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
     const batchSize = options.batchSize ?? 32;
     const bar = progress(options.label ?? 'encode', todo.length, { quiet: options.quiet });
-    for (let start = 0; start < order.length; start += batchSize) {
-      const batch = order.slice(start, start + batchSize);
+    for (let start = 0; start < order.length; ) {
+      const batch = order.slice(start, start + this.textsPerBatch(batchSize, ids[order[start]].length, options.attentionBudget ?? ATTENTION_BUDGET));
+      start += batch.length;
       const rows = await this.runBatch(batch.map((j) => ids[j]));
       batch.forEach((j, r) => {
         const row = rows.subarray(r * this.dim, (r + 1) * this.dim);
@@ -311,11 +318,21 @@ export class Encoder {
       });
       bar.tick(batch.length);
       this.encodedCount += batch.length;
+      this.batchCount++;
     }
     bar.done();
     cache?.flush();
     for (const [i, j] of copies) out.copyWithin(i * this.dim, j * this.dim, (j + 1) * this.dim);
     return { data: out, dim: this.dim, count: texts.length };
+  }
+
+  /**
+   * Texts in a batch whose longest text has `length` tokens: at most `batchSize`, and few enough
+   * that one attention-score tensor (texts × heads × length²) stays within the budget, so
+   * long texts don't multiply peak memory (32 × 512 tokens on a 12-head model: 400 MB per tensor).
+   */
+  private textsPerBatch(batchSize: number, length: number, budget: number): number {
+    return Math.max(1, Math.min(batchSize, Math.floor(budget / ((this.config.numHeads || 1) * length * length))));
   }
 
   private async runBatch(batch: number[][]): Promise<Float32Array> {
