@@ -12,6 +12,7 @@ import { demo } from './jobs/demo.js';
 import { writeReport } from './jobs/report.js';
 import { train } from './jobs/train.js';
 import { exportCheckpoint } from './jobs/export.js';
+import { merge, parseShard, runShard, type ShardJob } from './jobs/shard.js';
 import { loadTrainConfig } from './training/config.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +51,22 @@ function withModelOptions(cmd: Command): Command {
     .option('--batch-size <n>', 'texts per batch', positive('batch-size'), 32)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
+    .option('--shard <i/N>', 'encode only shard i of N (auto/N: the index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX); then `embedtune merge`')
+    .option('--shard-dir <dir>', 'where shards are written (default: <output>.shards)')
     .option('-q, --quiet', 'no progress or summary output');
+}
+
+/** Runs a job, or with --shard only its shard's encoding (finished later by `embedtune merge`). */
+async function runJob<O extends ReturnType<typeof modelOptions> & { output?: string }>(job: ShardJob, options: O, o: Record<string, unknown>, run: (options: O) => Promise<unknown>): Promise<void> {
+  if (o.shard === undefined) {
+    if (o.shardDir !== undefined) throw new Error('--shard-dir needs --shard');
+    await run(options);
+    return;
+  }
+  const shard = parseShard(String(o.shard));
+  const dir = (o.shardDir as string | undefined) ?? (options.output ? `${options.output}.shards` : undefined);
+  if (!dir) throw new Error(`--shard: give --shard-dir (or -o) for the shard files`);
+  await runShard(job, options, shard, dir);
 }
 
 function modelOptions(o: Record<string, unknown>) {
@@ -80,7 +96,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--prompt-name <role>', 'without --template: the model\'s saved prompt for this role (config_sentence_transformers.json)').choices(['query', 'passage']))
     .option('--max-length <n>', 'token limit per text', positive('max-length'))
     .action(async (o) => {
-      await encodeFile({ ...modelOptions(o), input: o.input, output: o.output, template: o.template, promptName: o.promptName, maxLength: o.maxLength });
+      await runJob('encode', { ...modelOptions(o), input: o.input, output: o.output, template: o.template, promptName: o.promptName, maxLength: o.maxLength }, o, encodeFile);
     });
 
   withModelOptions(program.command('clean').description('drop near-duplicate queries (spec 1.1), keeping input order'))
@@ -92,7 +108,7 @@ export function buildProgram(): Command {
     .option('--max-length <n>', 'token limit per query', positive('max-length'))
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
-      await clean({ ...modelOptions(o), input: o.input, output: o.output, report: o.report, threshold: o.threshold, queryTemplate: o.queryTemplate, maxLength: o.maxLength, skipInvalid: o.skipInvalid });
+      await runJob('clean', { ...modelOptions(o), input: o.input, output: o.output, report: o.report, threshold: o.threshold, queryTemplate: o.queryTemplate, maxLength: o.maxLength, skipInvalid: o.skipInvalid }, o, clean);
     });
 
   withModelOptions(program.command('mine').description('mine hard negatives (spec 1.2) into neg_passage / neg'))
@@ -117,7 +133,7 @@ export function buildProgram(): Command {
     .option('--stats <file>', 'score statistics JSON (default: <output>.stats.json)')
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
-      await mine({
+      await runJob('mine', {
         ...modelOptions(o),
         input: o.input,
         output: o.output,
@@ -139,7 +155,7 @@ export function buildProgram(): Command {
         maxPassageLength: o.maxPassageLength,
         statsPath: o.stats,
         skipInvalid: o.skipInvalid,
-      });
+      }, o, mine);
     });
 
   withModelOptions(program.command('eval').description('hit rate, MRR, NDCG, recall, precision and MAP at k (spec 3)'))
@@ -154,7 +170,7 @@ export function buildProgram(): Command {
     .option('-o, --output <file>', 'write the metrics as JSON')
     .option('--skip-invalid', 'skip bad records instead of stopping')
     .action(async (o) => {
-      await evaluate({
+      await runJob('eval', {
         ...modelOptions(o),
         data: o.data,
         negatives: o.negatives,
@@ -166,8 +182,18 @@ export function buildProgram(): Command {
         maxPassageLength: o.maxPassageLength,
         output: o.output,
         skipInvalid: o.skipInvalid,
-      });
+      }, o, evaluate);
     });
+
+  program
+    .command('merge')
+    .description('combine the shards of a `--shard i/N` job and finish it: output identical to the unsharded run')
+    .argument('<shard-dir>', 'the folder holding shard-0-of-N … shard-(N−1)-of-N')
+    .option('-q, --quiet', 'no progress or summary output')
+    .action(async (dir: string, o) => {
+      await merge(dir, { quiet: o.quiet });
+    });
+
   program
     .command('train')
     .description('contrastive fine-tuning (spec 2) from a JSON config (the spec\'s emb_argument.json keys)')

@@ -6,7 +6,7 @@
 import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
-import { log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
+import { encodeAll, log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
 import { round } from './stats.js';
 
 const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
@@ -58,7 +58,7 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
   requireRecords(queries.length, o.input, skips.total);
   const result = await withEncoder(o, async (encoder) => {
     requireNormalized(encoder, 'clean');
-    const emb = await encoder.encode(queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, role: 'query', label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir });
+    const [emb] = await encodeAll(encoder, [[queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, role: 'query', label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir }]]);
     return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
   });
 

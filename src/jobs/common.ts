@@ -1,11 +1,25 @@
 /** What every job shares: which model, how to encode, how loud to be. */
-import { Encoder, type EncoderOptions } from '../models/encoder.js';
+import { type EncodeOptions, Encoder, type EncoderOptions, type Embeddings } from '../models/encoder.js';
 import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
 
+/**
+ * What jobs need of an encoder: an Encoder, or a stand-in (a shard run's writer, a merge's
+ * replay of the shards' rows).
+ */
+export interface TextEncoder {
+  readonly normalize: boolean;
+  readonly dim: number;
+  /** The model it stands for (a folder, or a merge's original model argument). */
+  readonly dir: string;
+  encode(texts: readonly string[], options?: EncodeOptions): Promise<Embeddings>;
+  /** Called once a job has encoded everything it needs (a shard run ends the job here). */
+  endOfEncoding?(): Promise<void>;
+}
+
 export interface ModelOptions extends EncoderOptions {
-  /** A Hugging Face model directory, or an already loaded Encoder (left open). */
-  model: string | Encoder;
+  /** A Hugging Face model directory, or an already loaded encoder (left open). */
+  model: string | TextEncoder;
   batchSize?: number;
   /** On-disk embedding cache directory; unset = no cache. */
   cacheDir?: string;
@@ -17,11 +31,9 @@ export interface ModelOptions extends EncoderOptions {
  * compare cosine similarities normalise unless told not to; `encode` (`normalizeFromModel`)
  * follows the model's modules.json as sentence-transformers does.
  */
-export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promise<T>, { normalizeFromModel = false } = {}): Promise<T> {
+export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Promise<T>, { normalizeFromModel = false } = {}): Promise<T> {
   if (typeof o.model !== 'string') return fn(o.model);
-  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
-  const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
-  const encoder = await Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads });
+  const encoder = await loadEncoder({ ...o, model: o.model }, normalizeFromModel);
   try {
     return await fn(encoder);
   } finally {
@@ -29,8 +41,27 @@ export async function withEncoder<T>(o: ModelOptions, fn: (e: Encoder) => Promis
   }
 }
 
+/** Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`). */
+export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<Encoder> {
+  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
+  const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
+  return Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts });
+}
+
+/**
+ * Runs a job's encodings in order and returns their embeddings; the one place a shard run stops
+ * a job (after writing its rows), before any search or output.
+ * @example const [q, p] = await encodeAll(encoder, [[queries, { role: 'query' }], [passages, { role: 'passage' }]]);
+ */
+export async function encodeAll(e: TextEncoder, calls: [readonly string[], EncodeOptions][]): Promise<Embeddings[]> {
+  const out: Embeddings[] = [];
+  for (const [texts, options] of calls) out.push(await e.encode(texts, options));
+  await e.endOfEncoding?.();
+  return out;
+}
+
 /** Cosine scores need unit vectors. */
-export function requireNormalized(e: Encoder, job: string): void {
+export function requireNormalized(e: TextEncoder, job: string): void {
   if (!e.normalize) throw new Error(`${job} compares cosine similarities and needs normalized embeddings; load the encoder with normalize: true`);
 }
 

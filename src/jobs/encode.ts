@@ -1,7 +1,7 @@
 /** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
 import { checkOutput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
-import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EncodeFileOptions extends ModelOptions {
   /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
@@ -30,16 +30,21 @@ export async function readTexts(path: string): Promise<string[]> {
   return texts;
 }
 
-/** A NumPy .npy (version 1.0) file holding a float32 matrix. */
-export function npyBytes(e: Embeddings): Buffer {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${e.count}, ${e.dim}), }`;
+/** The header of a NumPy .npy (version 1.0) file holding a float32 [rows, dim] matrix. */
+export function npyHeader(rows: number, dim: number): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${dim}), }`;
   header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
   const head = Buffer.alloc(10);
   head.write('\x93NUMPY', 0, 'latin1');
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)]);
+  return Buffer.concat([head, Buffer.from(header, 'latin1')]);
+}
+
+/** A NumPy .npy (version 1.0) file holding a float32 matrix. */
+export function npyBytes(e: Embeddings): Buffer {
+  return Buffer.concat([npyHeader(e.count, e.dim), Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)]);
 }
 
 /**
@@ -50,7 +55,7 @@ export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
   checkOutput(o.output, [o.input]);
   const texts = await readTexts(o.input);
   requireRecords(texts.length, o.input);
-  const e = await withEncoder(o, (enc) => enc.encode(texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }), { normalizeFromModel: true });
+  const [e] = await withEncoder(o, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }]]), { normalizeFromModel: true });
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
   } else {

@@ -15,7 +15,7 @@ import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAto
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
-import { log, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EvaluateOptions extends ModelOptions {
   /** A query–positive JSONL file (spec mode) or a BEIR folder. */
@@ -112,8 +112,10 @@ export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'mod
   const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
   return withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
-    const q = await encoder.encode(qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' });
-    const c = await encoder.encode(set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'eval: encode corpus' });
+    const [q, c] = await encodeAll(encoder, [
+      [qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' }],
+      [set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'eval: encode corpus' }],
+    ]);
     const search = await ExactSearch.create({ threads: o.threads });
     try {
       const top = await topIds(search, q, c, set.corpus.map((d) => d.id), depth, { label: 'eval: search', quiet: o.quiet });

@@ -11,7 +11,7 @@ import { checkOutput, DataError, parseObject, readLines, writeTogether } from '.
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
-import { log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
+import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
@@ -184,9 +184,12 @@ export async function mine(o: MineOptions): Promise<MineResult> {
 
   await withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
-    const q = await encoder.encode(queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' });
-    const p = await encoder.encode(pool.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'mine: encode pool' });
-    const x = await encoder.encode(extraPositives.texts, { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'mine: encode positives' });
+    const passage = { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage' as const };
+    const [q, p, x] = await encodeAll(encoder, [
+      [queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' }],
+      [pool.texts, { ...passage, label: 'mine: encode pool' }],
+      [extraPositives.texts, { ...passage, label: 'mine: encode positives' }],
+    ]);
     const d = q.dim;
     const dot = (qi: number, vec: Float32Array, row: number) => {
       let s = 0;

@@ -46,10 +46,17 @@ export interface EncoderOptions {
   weightsAsInputs?: boolean;
   /** fromWeights: the weights map is handed over (its linear weights are transposed in place). */
   adoptWeights?: boolean;
+  /** Texts per planning block (default BLOCK_TEXTS); sharded and unsharded runs must agree. */
+  blockTexts?: number;
 }
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
 export const WEIGHTS_AS_INPUTS_ABOVE = 1e9;
+/**
+ * Texts planned together: sorted by length and batched within blocks of this many, so sharded
+ * runs (whole blocks each) give the rows of an unsharded run bit for bit.
+ */
+export const BLOCK_TEXTS = 1024;
 /** Floats in one batch's attention scores (64 MB): batches of long texts are cut to fit. */
 export const ATTENTION_BUDGET = 2 ** 24;
 
@@ -69,6 +76,21 @@ export interface EncodeOptions {
   quiet?: boolean;
   /** Directory of an on-disk embedding cache; texts found there are not re-encoded. */
   cacheDir?: string;
+  /** Encode only texts[from, to) (whole blocks; a shard's part). Default: all. */
+  rows?: [number, number];
+}
+
+/**
+ * Gives every repeat of a text the row of its first occurrence, so equal texts tie exactly.
+ * @example shareRows(['a', 'b', 'a'], e); // row 2 := row 0
+ */
+export function shareRows(texts: readonly string[], e: Embeddings): void {
+  const first = new Map<string, number>();
+  texts.forEach((t, i) => {
+    const j = first.get(t);
+    if (j === undefined) first.set(t, i);
+    else e.data.copyWithin(i * e.dim, j * e.dim, (j + 1) * e.dim);
+  });
 }
 
 /** Architecture name → builder of its inputs and hidden states. */
@@ -184,6 +206,8 @@ export class Encoder {
   private fromFolder = false;
   /** Templates saved with the model (its sentence-transformers prompts), used by role. */
   templates: Partial<Templates> = {};
+  /** Texts planned together (see BLOCK_TEXTS). */
+  blockTexts = BLOCK_TEXTS;
 
   private constructor(
     readonly dir: string,
@@ -220,6 +244,7 @@ export class Encoder {
     });
     encoder.fromFolder = true;
     encoder.templates = readTemplates(dir);
+    if (options.blockTexts !== undefined) encoder.blockTexts = options.blockTexts;
     return encoder;
   }
 
@@ -279,7 +304,12 @@ export class Encoder {
    *   e.data.subarray(0, e.dim); // the first embedding
    */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
-    const out = new Float32Array(texts.length * this.dim);
+    const block = this.blockTexts;
+    const [lo, hi] = options.rows ?? [0, texts.length];
+    if (!(0 <= lo && lo <= hi && hi <= texts.length) || lo % block || (hi % block && hi !== texts.length)) {
+      throw new Error(`encode: rows [${lo}, ${hi}) of ${texts.length} texts must be whole blocks of ${block}`);
+    }
+    const out = new Float32Array((hi - lo) * this.dim);
     const maxLength = this.resolveMaxLength(options.maxLength);
     const template = this.templateFor(options);
     if (options.cacheDir && !this.fromFolder) {
@@ -288,42 +318,42 @@ export class Encoder {
     const cache = options.cacheDir
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
-    // A text that occurs again is encoded once (its copies get the same row, so equal texts tie exactly).
-    const todo: number[] = [];
-    const first = new Map<string, number>();
-    const copies: [number, number][] = [];
-    for (let i = 0; i < texts.length; i++) {
-      const hit = cache?.get(texts[i]);
-      const seen = first.get(texts[i]);
-      if (hit) out.set(hit, i * this.dim);
-      else if (seen !== undefined) copies.push([i, seen]);
-      else {
-        first.set(texts[i], i);
-        todo.push(i);
+    const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+    const budget = options.attentionBudget ?? ATTENTION_BUDGET;
+    for (let b0 = lo; b0 < hi; b0 += block) {
+      // A block is planned on its own texts alone (sorted, batched, padded), so a text's row
+      // never depends on texts outside its block: shards of whole blocks reproduce one run bit for bit.
+      const todo: number[] = [];
+      const inBlock = new Set<string>();
+      for (let i = b0; i < Math.min(hi, b0 + block); i++) {
+        const hit = cache?.get(texts[i]);
+        if (hit) out.set(hit, (i - lo) * this.dim);
+        else if (!inBlock.has(texts[i])) todo.push(i);
+        inBlock.add(texts[i]);
       }
-    }
-    const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], template), maxLength));
-    // Longest first: the slowest batches come early, so the ETA is honest.
-    const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
-    const batchSize = options.batchSize ?? 32;
-    const bar = progress(options.label ?? 'encode', todo.length, { quiet: options.quiet });
-    for (let start = 0; start < order.length; ) {
-      const batch = order.slice(start, start + this.textsPerBatch(batchSize, ids[order[start]].length, options.attentionBudget ?? ATTENTION_BUDGET));
-      start += batch.length;
-      const rows = await this.runBatch(batch.map((j) => ids[j]));
-      batch.forEach((j, r) => {
-        const row = rows.subarray(r * this.dim, (r + 1) * this.dim);
-        out.set(row, todo[j] * this.dim);
-        cache?.put(texts[todo[j]], row);
-      });
-      bar.tick(batch.length);
-      this.encodedCount += batch.length;
-      this.batchCount++;
+      bar.tick(Math.min(hi, b0 + block) - b0 - todo.length);
+      const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], template), maxLength));
+      // Longest first: the slowest batches come early, so the ETA is honest.
+      const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
+      for (let start = 0; start < order.length; ) {
+        const batch = order.slice(start, start + this.textsPerBatch(options.batchSize ?? 32, ids[order[start]].length, budget));
+        start += batch.length;
+        const rows = await this.runBatch(batch.map((j) => ids[j]));
+        batch.forEach((j, r) => {
+          const row = rows.subarray(r * this.dim, (r + 1) * this.dim);
+          out.set(row, (todo[j] - lo) * this.dim);
+          cache?.put(texts[todo[j]], row);
+        });
+        bar.tick(batch.length);
+        this.encodedCount += batch.length;
+        this.batchCount++;
+      }
     }
     bar.done();
     cache?.flush();
-    for (const [i, j] of copies) out.copyWithin(i * this.dim, j * this.dim, (j + 1) * this.dim);
-    return { data: out, dim: this.dim, count: texts.length };
+    const e = { data: out, dim: this.dim, count: hi - lo };
+    shareRows(lo === 0 && hi === texts.length ? texts : texts.slice(lo, hi), e);
+    return e;
   }
 
   /**
