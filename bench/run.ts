@@ -4,7 +4,7 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8
  *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
  *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
  *   /usr/bin/python3 with Debian's packages)
@@ -398,6 +398,29 @@ async function benchQwen3() {
   }
 }
 
+// ---------------------------------------------------------------- int8 inference (issue 12)
+
+/** `quantize: 'int8'` against our own float32 in the same run; quality on the real USE-Lite. */
+async function benchInt8() {
+  const encodeBoth = async (name: string, dir: string, texts: string[], pooling?: 'mean') => {
+    const f32 = await Encoder.load(dir, { pooling, threads: THREADS });
+    const int8 = await Encoder.load(dir, { pooling, threads: THREADS, quantize: 'int8' });
+    const o = { maxLength: 128, quiet: true };
+    const r = await interleave(() => time(() => int8.encode(texts, o)), () => time(() => f32.encode(texts, o)));
+    await f32.close();
+    await int8.close();
+    const n = texts.length;
+    rows.push({ case: `encode ${name}, ${n} × ≤128 tokens: int8 vs float32`, ours: `int8 ${(n / r.ours).toFixed(1)} texts/s`, peer: `float32 ${(n / r.theirs).toFixed(1)} texts/s`, ratio: r.theirs / r.ours, target: '≥ 2×', met: r.theirs / r.ours >= 2, detail: r });
+  };
+  await encodeBoth('MiniLM-L6', modelDir('minilm-l6', MINILM_L6), longTexts(256), 'mean');
+  await encodeBoth('bge-base', modelDir('bge-base', BGE_BASE), longTexts(96), 'mean');
+  await encodeBoth('USE-Lite', 'use-lite', longTexts(256));
+  const data = join(repoRoot, 'data', 'cranfield-full');
+  const ndcg = async (quantize?: 'int8') => (await evaluate({ model: 'use-lite', data, threads: THREADS, quiet: true, quantize })).metrics['ndcg@10']!;
+  const [f32, int8] = [await ndcg(), await ndcg('int8')];
+  rows.push({ case: 'USE-Lite nDCG@10 on Cranfield (225 q × 1,400 docs): int8 vs float32', ours: `int8 ${int8.toFixed(4)}`, peer: `float32 ${f32.toFixed(4)}`, ratio: int8 / f32, target: '|Δ| ≤ 0.005', met: Math.abs(int8 - f32) <= 0.005, detail: { f32, int8 } });
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -412,6 +435,7 @@ const cases: Record<string, () => Promise<void>> = {
   gemm: benchGemm,
   'bge-m3': benchBgeM3,
   qwen3: benchQwen3,
+  int8: benchInt8,
 };
 const peers = await ask({ cmd: 'versions' });
 process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

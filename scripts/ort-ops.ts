@@ -3,7 +3,7 @@
  * (graph optimisation level `all`) and its nodes are counted by op type, beside ours; then one
  * batch (32 × 128 tokens) runs with ORT's profiler and the time is summed by op type.
  *
- *   node dist/scripts/ort-ops.js MODEL_DIR [POOLING] [THREADS]
+ *   node dist/scripts/ort-ops.js MODEL_DIR [POOLING] [THREADS] [int8]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,8 @@ import type { Pooling } from '../src/models/pooling.js';
 import { loadWeights } from '../src/models/weights.js';
 import { Session } from '../src/runtime/session.js';
 
-const [dir, pooling = 'mean', threads = '2'] = process.argv.slice(2);
-const { graph } = buildEncoderGraph(readConfig(dir!), loadWeights(dir!), { pooling: pooling as Pooling, normalize: true });
+const [dir, pooling = 'mean', threads = '2', quantize] = process.argv.slice(2);
+const { graph } = buildEncoderGraph(readConfig(dir!), loadWeights(dir!), { pooling: pooling as Pooling, normalize: true }, 'initializer', 'hf', quantize === 'int8');
 const count = (ops: string[]) => ops.reduce((m, op) => m.set(op, (m.get(op) ?? 0) + 1), new Map<string, number>());
 const ours = count(graph.nodes.map((n) => n.op));
 const path = join(tmpdir(), `embedtune-optimized-${process.pid}.onnx`);

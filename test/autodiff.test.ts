@@ -159,3 +159,38 @@ describe('l2Normalize', () => {
     await s.release();
   });
 });
+
+describe('int8 linear (no gradient: inference only)', () => {
+  it('quantizedMatmul computes what the ONNX definitions of DynamicQuantizeLinear and MatMulInteger say', async () => {
+    const rng = new Rng(11);
+    const [m, k, n] = [5, 7, 3];
+    const x = Float32Array.from({ length: m * k }, () => rng.normal() * 2 + 0.3);
+    const wq = Int8Array.from({ length: k * n }, () => rng.int(255) - 127);
+    const ws = Float32Array.from({ length: n }, () => 0.01 + rng.next() * 0.05);
+    const g = new Graph('q');
+    const xv = g.input('x', 'float32', [m, k]);
+    const w = g.initializer('w', { dtype: 'int8', dims: [k, n], data: wq });
+    const zero = g.initializer('z', { dtype: 'int8', dims: [n], data: new Int8Array(n) });
+    const scale = g.initializer('s', { dtype: 'float32', dims: [n], data: ws });
+    g.output(op.quantizedMatmul(xv, w, zero, scale), 'y', [m, n]);
+    const s = await Session.create(g, { threads: 1 });
+    const y = (await s.run({ x: floatTensor(x, [m, k]) })).y.data as Float32Array;
+    await s.release();
+    // ONNX: scale = (max(0, max x) − min(0, min x)) / 255; zero = clamp(round(−min/scale)); q = clamp(round(x/scale) + zero),
+    // round half to even; MatMulInteger = Σ (q − zero)(w − 0).
+    const even = (v: number) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v));
+    const clamp = (v: number) => Math.min(255, Math.max(0, v));
+    const lo = Math.min(0, ...x);
+    const xs = Math.fround((Math.max(0, ...x) - lo) / 255);
+    const xz = clamp(even(-lo / xs));
+    const q = Array.from(x, (v) => clamp(even(v / xs) + xz));
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let t = 0; t < k; t++) acc += (q[i * k + t] - xz) * wq[t * n + j];
+        const want = acc * xs * ws[j];
+        assert.ok(Math.abs(y[i * n + j] - want) <= 1e-5 * Math.max(1, Math.abs(want)), `[${i},${j}] ${y[i * n + j]} vs ${want}`);
+      }
+    }
+  });
+});

@@ -88,6 +88,10 @@ describe('decoders (Qwen2, Qwen3)', () => {
 });
 
 describe('Encoder options', () => {
+  it('refuses a quantization it does not have, naming it', async () => {
+    await assert.rejects(Encoder.load(TINY_BERT, { quantize: 'int4' as never }), /quantize: "int4" is not supported \(int8 is\)/);
+  });
+
   it('cuts batches of long texts so one attention-score tensor stays within the budget; the embeddings are unchanged', async () => {
     const enc = await Encoder.load(TINY_BERT, { pooling: 'mean' });
     const word = 'the boundary layer of a swept wing';

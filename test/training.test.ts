@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadRecords } from '../src/data/records.js';
@@ -15,7 +15,7 @@ import { drawGroup, epochBatches } from '../src/training/sampler.js';
 import { toDense } from '../src/training/optimizer.js';
 import { EMBEDDING_TABLE, Trainer } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
-import { ROOT, TINY_BERT, TINY_QWEN2, TINY_QWEN3, TINY_XLMR, tempDir } from './helpers.js';
+import { ROOT, TINY_BERT, TINY_QWEN2, TINY_QWEN3, TINY_XLMR, maxAbsDiff, tempDir } from './helpers.js';
 
 const ZH = join(ROOT, 'data', 'contrastive-zh', 'train.jsonl');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -536,5 +536,38 @@ describe('export', () => {
       await ours.close();
       await extractor.dispose();
     }
+  });
+
+  it('writes onnx/model_quantized.onnx (int8) and model_fp16.onnx that transformers.js loads as q8 / fp16', async () => {
+    const { env, pipeline } = await import('@huggingface/transformers');
+    env.allowRemoteModels = false;
+    const dir = tempDir();
+    const out = join(dir, 'model');
+    const { config } = resolveConfig({ model_name_or_path: TINY_XLMR, train_data: ZH, output_dir: out, per_device_train_batch_size: 8, max_steps: 2, learning_rate: 1e-3, group_size: 2, max_query_len: 16, max_passage_len: 16, pooling: 'mean', threads: 1 });
+    await train(config, { quiet: true });
+    const size = (f: string) => statSync(join(out, 'onnx', f)).size;
+    assert.ok(size('model_fp16.onnx') < 0.6 * size('model.onnx'), 'fp16 weights: about half the file');
+    assert.ok(size('model_quantized.onnx') < size('model.onnx'), 'int8 linear layers: smaller');
+    env.localModelPath = dir;
+    const texts = ['一架飞机要起飞了。', 'what is the flutter of a swept wing', 'lift'];
+    const f32 = await Encoder.load(out);
+    const int8 = await Encoder.load(out, { quantize: 'int8' });
+    const exact = await f32.encode(texts, { quiet: true });
+    const ours8 = await int8.encode(texts, { quiet: true });
+    for (const [dtype, ours, tol] of [['q8', ours8, 1e-5], ['fp16', exact, 2e-3]] as const) {
+      const extractor = await pipeline('feature-extraction', 'model', { local_files_only: true, dtype });
+      const theirs = (await extractor(texts, { pooling: 'mean', normalize: true })).data as Float32Array;
+      assert.ok(maxAbsDiff(theirs, ours.data) <= tol, `${dtype}: max abs diff ${maxAbsDiff(theirs, ours.data)}`);
+      await extractor.dispose();
+    }
+    // int8 is an approximation of the float model, not a different one
+    for (let i = 0; i < texts.length; i++) {
+      let dot = 0;
+      for (let k = 0; k < exact.dim; k++) dot += exact.data[i * exact.dim + k] * ours8.data[i * exact.dim + k];
+      assert.ok(dot > 0.99, `text ${i}: cosine int8 vs f32 ${dot}`);
+    }
+    assert.ok(maxAbsDiff(exact.data, ours8.data) > 0, 'int8 really ran');
+    await f32.close();
+    await int8.close();
   });
 });

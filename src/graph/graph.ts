@@ -5,12 +5,12 @@
  * protobuf directly; `onnx.ts` serialises a finished graph.
  */
 
-export type DType = 'float32' | 'int64' | 'bool';
+export type DType = 'float32' | 'int64' | 'bool' | 'int8' | 'uint8' | 'int32' | 'float16';
 
 /** A dimension is a fixed size or a symbolic name such as `"batch"`. */
 export type Dim = number | string;
 
-export type TensorData = Float32Array | BigInt64Array | Uint8Array;
+export type TensorData = Float32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
 
 export interface Tensor {
   dtype: DType;

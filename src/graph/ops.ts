@@ -164,6 +164,32 @@ rule('Gemm', ({ inputs: [a, b], attrs }, [dy]) => {
 /** `x @ w + b` with `w` stored as [in, out]. */
 export const linear = (x: Value, w: Value, b?: Value) => (b ? add(matmul(x, w), b) : matmul(x, w));
 
+// ---------------------------------------------------------------- int8 inference (no gradients)
+
+/** Per-tensor dynamic quantization to uint8 (ONNX DynamicQuantizeLinear): [q, scale, zero point]. */
+export function dynamicQuantizeLinear(x: Value): [Value, Value, Value] {
+  const [q, scale, zero] = x.graph.node('DynamicQuantizeLinear', [x], {}, [
+    { dtype: 'uint8', shape: x.shape },
+    { dtype: 'float32', shape: [] },
+    { dtype: 'uint8', shape: [] },
+  ]);
+  return [q!, scale!, zero!];
+}
+
+/** Integer matmul (ONNX MatMulInteger): (a − aZero) · (b − bZero) in int32; bZero per column. */
+export const matMulInteger = (a: Value, b: Value, aZero: Value, bZero: Value) =>
+  node1('MatMulInteger', [a, b, aZero, bZero], {}, 'int32', [...a.shape.slice(0, -1), b.shape[b.rank - 1]!]);
+
+/**
+ * `x · w` with `w` stored as int8 [in, out] with a float scale per output column (zero points 0)
+ * and `x` quantized to uint8 per call — the pattern onnxruntime's dynamic quantization writes and
+ * its optimizer fuses into one integer GEMM (MatMulIntegerToFloat / DynamicQuantizeMatMul).
+ */
+export function quantizedMatmul(x: Value, w: Value, wZero: Value, wScale: Value): Value {
+  const [q, scale, zero] = dynamicQuantizeLinear(x);
+  return mul(cast(matMulInteger(q, w, zero, wZero), 'float32'), mul(scale, wScale));
+}
+
 // ---------------------------------------------------------------- shape ops
 
 export const transpose = (a: Value, perm: number[]) => node1('Transpose', [a], { perm }, a.dtype, perm.map((p) => a.shape[p]));
@@ -380,5 +406,13 @@ export function onnxType(dtype: DType): number {
       return 7;
     case 'bool':
       return 9;
+    case 'int8':
+      return 3;
+    case 'uint8':
+      return 2;
+    case 'int32':
+      return 6;
+    case 'float16':
+      return 10;
   }
 }

@@ -48,6 +48,8 @@ export interface EncoderOptions {
   adoptWeights?: boolean;
   /** Texts per planning block (default BLOCK_TEXTS); sharded and unsharded runs must agree. */
   blockTexts?: number;
+  /** `int8`: linear layers run as integer GEMMs (weights per output column, activations per call). */
+  quantize?: 'int8';
 }
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
@@ -189,9 +191,10 @@ export function buildEncoderGraph(
   o: { pooling: Pooling; normalize: boolean; dimensions?: number },
   mode: 'initializer' | 'input' = 'initializer',
   layout: WeightLayout = 'hf',
+  int8 = false,
 ): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value; params: Params } {
   const graph = new Graph();
-  const params = new Params(graph, weights, mode, layout, config.loraScale);
+  const params = new Params(graph, weights, mode, layout, config.loraScale, int8);
   const { inputs, hidden, embedding } = sentenceEmbedding(graph, params, config, '', o);
   graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
   return { graph, inputs, hidden, embedding, params };
@@ -208,6 +211,8 @@ export class Encoder {
   templates: Partial<Templates> = {};
   /** Texts planned together (see BLOCK_TEXTS). */
   blockTexts = BLOCK_TEXTS;
+  /** Linear layers run in int8 (EncoderOptions.quantize). */
+  quantize?: 'int8';
 
   private constructor(
     readonly dir: string,
@@ -262,13 +267,18 @@ export class Encoder {
     // the arrays read from safetensors, with no second copy inside the session.
     let bytes = 0;
     for (const t of weights.values()) bytes += t.data.byteLength;
-    const mode = options.weightsAsInputs ?? bytes > WEIGHTS_AS_INPUTS_ABOVE ? 'input' : 'initializer';
-    const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode, options.adoptWeights ? 'adopt' : 'hf');
+    if (options.quantize !== undefined && options.quantize !== 'int8') throw new Error(`quantize: "${options.quantize}" is not supported (int8 is)`);
+    const int8 = options.quantize === 'int8';
+    // int8 weights are baked in (a quarter of the float size); float ones past 1 GB are fed.
+    const mode = !int8 && (options.weightsAsInputs ?? bytes > WEIGHTS_AS_INPUTS_ABOVE) ? 'input' : 'initializer';
+    const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode, options.adoptWeights ? 'adopt' : 'hf', int8);
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
     const session = await Session.create(graph, { threads: options.threads });
     const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-    return new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength, mode === 'input' ? feed : {});
+    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength, mode === 'input' ? feed : {});
+    encoder.quantize = options.quantize;
+    return encoder;
   }
 
   /**
@@ -377,6 +387,7 @@ export class Encoder {
       model: EmbeddingCache.modelFingerprint(this.dir),
       pooling: this.pooling,
       normalize: this.normalize,
+      ...(this.quantize ? { quantize: this.quantize } : {}),
       dim: this.dim,
       maxLength,
       template: template ?? '',

@@ -37,7 +37,18 @@ export interface ExportOptions {
   dtype?: SafeDType;
   /** ONNX weights in `onnx/model.onnx_data`: default past 1.5 GiB of weights; true forces it (tests). */
   onnxExternalData?: boolean;
+  /** ONNX files to write (default all three: fp32, int8, fp16). */
+  onnxVariants?: readonly OnnxVariant[];
 }
+
+/**
+ * The ONNX files written, under the names transformers.js looks for (`dtype` fp32 / q8 / fp16):
+ * `model.onnx`; `model_quantized.onnx` with int8 linear layers (weights per output channel,
+ * activations quantized per call, as onnxruntime's dynamic quantization writes them); and
+ * `model_fp16.onnx` with float16 weights cast up to float32 (half the file, float32 arithmetic).
+ */
+export type OnnxVariant = 'fp32' | 'int8' | 'fp16';
+const ONNX_FILES: Record<OnnxVariant, string> = { fp32: 'model', int8: 'model_quantized', fp16: 'model_fp16' };
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
 
@@ -46,9 +57,10 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
  * transformers.js pools itself, and `sentence_embedding` — pooled, through the model's own head
  * (USE-Lite's tanh projection) and normalised as `encode` does — for plain onnxruntime users.
  */
-export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions = { pooling: 'cls', normalize: true }): Graph {
+export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions = { pooling: 'cls', normalize: true }, variant: OnnxVariant = 'fp32'): Graph {
   const graph = new Graph('embedtune-export');
-  const { hidden, embedding } = sentenceEmbedding(graph, new Params(graph, weights, 'initializer', 'hf', config.loraScale), config, '', pooling);
+  const params = new Params(graph, weights, 'initializer', 'hf', config.loraScale, variant === 'int8', variant === 'fp16');
+  const { hidden, embedding } = sentenceEmbedding(graph, params, config, '', pooling);
   graph.output(hidden, 'last_hidden_state', ['batch', 'sequence', config.hiddenSize]);
   graph.output(embedding, 'sentence_embedding', ['batch', config.hiddenSize]);
   return graph;
@@ -68,11 +80,11 @@ function mergedTensors(baseDir: string, trained: Map<string, NamedTensor>): Map<
   return out;
 }
 
-/** Writes `onnx/model.onnx` (+ `model.onnx_data` when external). */
-function writeOnnx(dir: string, graph: Graph, external: boolean): void {
-  const { model, external: chunks } = serialize(graph, external ? { externalDataLocation: 'model.onnx_data' } : {});
-  if (external) writeAtomicSync(join(dir, 'model.onnx_data'), (write) => chunks.forEach(write));
-  writeAtomicSync(join(dir, 'model.onnx'), (write) => write(model));
+/** Writes `onnx/<name>.onnx` (+ `<name>.onnx_data` when external). */
+function writeOnnx(dir: string, graph: Graph, external: boolean, name = 'model'): void {
+  const { model, external: chunks } = serialize(graph, external ? { externalDataLocation: `${name}.onnx_data` } : {});
+  if (external) writeAtomicSync(join(dir, `${name}.onnx_data`), (write) => chunks.forEach(write));
+  writeAtomicSync(join(dir, `${name}.onnx`), (write) => write(model));
 }
 
 /**
@@ -107,8 +119,10 @@ export function exportModel(outDir: string, o: ExportOptions): void {
       writeFileSync(join(tmp, 'config_sentence_transformers.json'), JSON.stringify(sentenceTransformersConfig(o.templates), null, 2) + '\n');
     } else if (existsSync(stConfig)) copyFileSync(stConfig, join(tmp, 'config_sentence_transformers.json'));
     writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
-    const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize });
-    writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph));
+    for (const variant of o.onnxVariants ?? (['fp32', 'int8', 'fp16'] as const)) {
+      const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize }, variant);
+      writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph), ONNX_FILES[variant]);
+    }
     if (existsSync(target)) {
       // Keep anything else in the directory (checkpoints, logs); replace the model files.
       for (const f of readdirSync(tmp)) {

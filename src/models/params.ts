@@ -5,7 +5,7 @@
  */
 import type { Graph, Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import type { NamedTensor } from './safetensors.js';
+import { floatToHalf, type NamedTensor } from './safetensors.js';
 
 /** Prefixes that task heads add in front of the encoder's own tensor names. */
 const PREFIXES = ['bert.', 'roberta.', 'xlm_roberta.', 'model.', '0.auto_model.'];
@@ -72,9 +72,12 @@ export function transpose2d(t: NamedTensor): NamedTensor {
  * (`a` [in, r], `b` [r, out]: PEFT's lora_A / lora_B transposed) scaled by alpha / r.
  */
 export interface Linear {
+  /** [in, out]: float32, or int8 when `int8` is set. */
   w: Value;
   b?: Value;
   lora?: { a: Value; b: Value; scale: number };
+  /** An int8 weight's zero points (0) and float scale per output column. */
+  int8?: { zero: Value; scale: Value };
 }
 
 /**
@@ -82,6 +85,10 @@ export interface Linear {
  * weight stays as it is (frozen, fed once) and only the rank-r factors train.
  */
 export function dense(x: Value, l: Linear): Value {
+  if (l.int8) {
+    const y = op.quantizedMatmul(x, l.w, l.int8.zero, l.int8.scale);
+    return l.b ? op.add(y, l.b) : y;
+  }
   const y = op.linear(x, l.w, l.b);
   if (!l.lora) return y;
   return op.add(y, op.mul(op.matmul(op.matmul(x, l.lora.a), l.lora.b), op.scalar(x, l.lora.scale)));
@@ -103,7 +110,18 @@ export class Params {
     readonly layout: WeightLayout = 'hf',
     /** LoRA's alpha / r, for layers whose adapter tensors (`<layer>.lora_A.weight`, `.lora_B.weight`) are in `tensors`. */
     readonly loraScale = 1,
+    /** Linear weights as int8 per output column (inference; initializers only). */
+    readonly int8 = false,
+    /** Float weights stored as float16 initializers, cast to float32 in the graph (a half-size file). */
+    readonly f16Storage = false,
   ) {}
+
+  /** A float32 initializer, or a float16 one cast up (`f16Storage`). */
+  private initializer(name: string, dims: number[], data: Float32Array): Value {
+    if (!this.f16Storage) return this.graph.initializer(name, { dtype: 'float32', dims, data });
+    const half = Uint16Array.from(data, floatToHalf);
+    return op.cast(this.graph.initializer(`${name}_fp16`, { dtype: 'float16', dims, data: half }), 'float32');
+  }
 
   private fetch(hfName: string, expectShape: number[]): NamedTensor {
     const t = this.tensors.get(hfName);
@@ -127,7 +145,7 @@ export class Params {
     const v =
       this.mode === 'input'
         ? this.graph.input(hfName, 'float32', tensor.shape)
-        : this.graph.initializer(hfName, { dtype: 'float32', dims: tensor.shape, data: tensor.data });
+        : this.initializer(hfName, tensor.shape, tensor.data);
     this.values.set(hfName, v);
     return v;
   }
@@ -139,11 +157,16 @@ export class Params {
 
   /** A `nn.Linear` as [in, out] weight and bias (`bias: false`: a layer without one), with its LoRA adapter if any. */
   linear(prefix: string, inFeatures: number, outFeatures: number, bias = true): Linear {
+    if (this.int8 && !this.tensors.has(`${prefix}.lora_A.weight`)) {
+      const q = this.quantized(`${prefix}.weight`, inFeatures, outFeatures);
+      return { ...q, b: bias ? this.tensor(`${prefix}.bias`, [outFeatures]) : undefined };
+    }
     return { w: this.weight(`${prefix}.weight`, inFeatures, outFeatures), b: bias ? this.tensor(`${prefix}.bias`, [outFeatures]) : undefined, lora: this.adapter(prefix, inFeatures, outFeatures) };
   }
 
   /** A linear layer stored as [in, out] already (USE-Lite's TensorFlow layout), with its LoRA adapter if any. */
   linearInOut(prefix: string, inFeatures: number, outFeatures: number): Linear {
+    if (this.int8 && !this.tensors.has(`${prefix}.lora_A.weight`)) return { ...this.quantized(`${prefix}.weight`, inFeatures, outFeatures, true), b: this.tensor(`${prefix}.bias`, [outFeatures]) };
     return { w: this.tensor(`${prefix}.weight`, [inFeatures, outFeatures]), b: this.tensor(`${prefix}.bias`, [outFeatures]), lora: this.adapter(prefix, inFeatures, outFeatures) };
   }
 
@@ -161,6 +184,32 @@ export class Params {
     return this.add(name, w, true);
   }
 
+  /**
+   * A PyTorch [out, in] weight (or one stored [in, out]: `inOut`) as int8 [in, out] with a symmetric scale per output column
+   * (max |w| / 127), as onnxruntime's dynamic quantization stores weights (per_channel, QInt8).
+   */
+  private quantized(name: string, inFeatures: number, outFeatures: number, inOut = this.layout === 'graph'): Pick<Linear, 'w' | 'int8'> {
+    const graph = inOut;
+    const t = this.fetch(name, graph ? [inFeatures, outFeatures] : [outFeatures, inFeatures]);
+    const at = (i: number, o: number) => (graph ? t.data[i * outFeatures + o] : t.data[o * inFeatures + i]);
+    const q = new Int8Array(inFeatures * outFeatures);
+    const scale = new Float32Array(outFeatures);
+    for (let o = 0; o < outFeatures; o++) {
+      let m = 0;
+      for (let i = 0; i < inFeatures; i++) m = Math.max(m, Math.abs(at(i, o)));
+      scale[o] = m > 0 ? m / 127 : 1;
+      for (let i = 0; i < inFeatures; i++) q[i * outFeatures + o] = Math.round(at(i, o) / scale[o]);
+    }
+    const g = this.graph;
+    return {
+      w: g.initializer(`${name}_quantized`, { dtype: 'int8', dims: [inFeatures, outFeatures], data: q }),
+      int8: {
+        zero: g.initializer(`${name}_zero_point`, { dtype: 'int8', dims: [outFeatures], data: new Int8Array(outFeatures) }),
+        scale: this.initializer(`${name}_scale`, [outFeatures], scale),
+      },
+    };
+  }
+
   private adapter(prefix: string, inFeatures: number, outFeatures: number): Linear['lora'] {
     const aName = `${prefix}.lora_A.weight`;
     const a = this.tensors.get(aName);
@@ -176,7 +225,7 @@ export class Params {
     const seen = this.constants.get(hfName);
     if (seen) return seen;
     const t = this.fetch(hfName, shape);
-    const v = this.graph.initializer(hfName, { dtype: 'float32', dims: t.shape, data: t.data });
+    const v = this.initializer(hfName, t.shape, t.data);
     this.constants.set(hfName, v);
     return v;
   }
