@@ -53,13 +53,18 @@ function specialToken(id: number, content: string) {
   return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
 }
 
-function template(bos: string, bosId: number, eos: string, eosId: number) {
-  const sp = (id: string) => ({ SpecialToken: { id, type_id: 0 } });
+/**
+ * The post-processor of the real tokenizers: bert-base-uncased pairs `[CLS] A [SEP] B [SEP]` with B
+ * and its [SEP] as type 1; XLM-RoBERTa (transformers' XLMRobertaConverter) `<s> A </s> </s> B </s>`,
+ * all type 0.
+ */
+function template(bos: string, bosId: number, eos: string, eosId: number, style: 'bert' | 'roberta') {
+  const sp = (id: string, type_id = 0) => ({ SpecialToken: { id, type_id } });
   const seq = (id: string, type_id: number) => ({ Sequence: { id, type_id } });
   return {
     type: 'TemplateProcessing',
     single: [sp(bos), seq('A', 0), sp(eos)],
-    pair: [sp(bos), seq('A', 0), sp(eos), seq('B', 1), sp(eos)],
+    pair: style === 'bert' ? [sp(bos), seq('A', 0), sp(eos), seq('B', 1), sp(eos, 1)] : [sp(bos), seq('A', 0), sp(eos), sp(eos), seq('B', 0), sp(eos)],
     special_tokens: {
       [bos]: { id: bos, ids: [bosId], tokens: [bos] },
       [eos]: { id: eos, ids: [eosId], tokens: [eos] },
@@ -83,7 +88,7 @@ export function bertTokenizer(vocabSize?: number): { json: object; size: number 
     added_tokens: specials.map((s, i) => specialToken(i, s)),
     normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
     pre_tokenizer: { type: 'BertPreTokenizer' },
-    post_processor: template('[CLS]', 2, '[SEP]', 3),
+    post_processor: template('[CLS]', 2, '[SEP]', 3, 'bert'),
     decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
     model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
   };
@@ -108,7 +113,7 @@ export function xlmrTokenizer(vocabSize?: number): { json: object; size: number 
     added_tokens: specials.map((s, i) => specialToken(i, s)),
     normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKC' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
     pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
-    post_processor: template('<s>', 0, '</s>', 2),
+    post_processor: template('<s>', 0, '</s>', 2, 'roberta'),
     decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
     model: { type: 'Unigram', unk_id: 3, vocab, byte_fallback: false },
   };

@@ -72,6 +72,55 @@ export class TextTokenizer implements Tokenizer {
   private untruncated(text: string, maxLength: number): number[] {
     return tokenizePrefix(text, maxLength, (t) => this.tokenizer.encode(t).ids);
   }
+
+  private pair?: PairTemplate;
+
+  /**
+   * A (query, passage) pair through the tokenizer's pair template, with token type ids
+   * (XLM-R: `<s> A </s></s> B </s>`, all type 0; BERT: `[CLS] A [SEP] B [SEP]`, B and its [SEP]
+   * type 1), truncated as `truncation='only_second'`: the passage is cut to fit. When the query
+   * alone leaves no room, both get half (where transformers would refuse the pair).
+   * @example tokenizer.encodePair('what is lift?', 'Lift is the force…', 512).ids
+   */
+  encodePair(a: string, b: string, maxLength: number): { ids: number[]; typeIds: number[] } {
+    const t = (this.pair ??= this.probePair());
+    const room = maxLength - t.pre.length - t.mid.length - t.post.length;
+    if (room < 2) throw new Error(`max length ${maxLength} leaves no room for a pair's text`);
+    const plain = (text: string, limit: number) => tokenizePrefix(text, limit, (x) => this.tokenizer.encode(x, { add_special_tokens: false }).ids);
+    let idsA = plain(a, room);
+    let idsB = plain(b, room);
+    if (idsA.length + idsB.length > room) {
+      if (idsA.length < room) idsB = idsB.slice(0, room - idsA.length);
+      else [idsA, idsB] = [idsA.slice(0, Math.ceil(room / 2)), idsB.slice(0, Math.floor(room / 2))];
+    }
+    const ids = [...t.pre.map((x) => x[0]), ...idsA, ...t.mid.map((x) => x[0]), ...idsB, ...t.post.map((x) => x[0])];
+    const typeIds = [...t.pre.map((x) => x[1]), ...idsA.map(() => t.typeA), ...t.mid.map((x) => x[1]), ...idsB.map(() => t.typeB), ...t.post.map((x) => x[1])];
+    return { ids, typeIds };
+  }
+
+  /** The pair template, read off the tokenizer's encoding of a probe pair. */
+  private probePair(): PairTemplate {
+    const plain = (x: string) => this.tokenizer.encode(x, { add_special_tokens: false }).ids;
+    const [a, b] = [plain('a'), plain('b')];
+    const e = this.tokenizer.encode('a', { text_pair: 'b', return_token_type_ids: true });
+    const ids: number[] = e.ids;
+    const types: number[] = e.token_type_ids ?? ids.map(() => 0);
+    const find = (part: number[], from: number) => ids.findIndex((_, i) => i >= from && part.every((id, j) => ids[i + j] === id));
+    const at = find(a, 0);
+    const bt = at < 0 ? -1 : find(b, at + a.length);
+    if (at < 0 || bt < 0) throw new Error('tokenizer.json: its post-processor has no pair template (needed to score query–passage pairs)');
+    const span = (from: number, to: number) => ids.slice(from, to).map((id, i): [number, number] => [id, types[from + i]!]);
+    return { pre: span(0, at), mid: span(at + a.length, bt), post: span(bt + b.length, ids.length), typeA: types[at]!, typeB: types[bt]! };
+  }
+}
+
+/** Special tokens (id, type id) before A, between A and B, after B; the type ids of A and B. */
+interface PairTemplate {
+  pre: [number, number][];
+  mid: [number, number][];
+  post: [number, number][];
+  typeA: number;
+  typeB: number;
 }
 
 function readJson(path: string): Record<string, unknown> {

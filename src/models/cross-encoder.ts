@@ -1,0 +1,134 @@
+/**
+ * Cross-encoders (rerankers): a (query, passage) pair goes through the model together and one
+ * logit comes out. BERT and XLM-RoBERTa `*ForSequenceClassification` as Hugging Face saves them
+ * — the bge-reranker-base / bge-reranker-v2-m3 layout:
+ *   XLM-R: logits = out_proj(tanh(dense(h[<s>])))          (classifier.dense, classifier.out_proj)
+ *   BERT:  logits = classifier(tanh(pooler.dense(h[CLS])))  (bert.pooler.dense, classifier)
+ * Pairs use the tokenizer's pair template with token type ids; see TextTokenizer.encodePair.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Graph, type Value } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
+import { progress } from '../progress.js';
+import { int64Tensor, Session } from '../runtime/session.js';
+import { type ModelConfig, readConfig } from './config.js';
+import { ARCHITECTURES, loadWeights, positionLimit } from './encoder.js';
+import { dense, Params } from './params.js';
+import { pool } from './pooling.js';
+import { resolveModel } from './resolve.js';
+import { TextTokenizer } from './tokenizer.js';
+
+export interface CrossEncoderOptions {
+  threads?: number;
+  /** Which logit is the score when the model has several labels (required then). */
+  label?: number;
+  /** Hub revision when the model is a Hub id. */
+  revision?: string;
+}
+
+export interface ScoreOptions {
+  /** Pairs per session run (default 32). */
+  batchSize?: number;
+  /** Token limit per pair, special tokens included (default: the model's). */
+  maxLength?: number;
+  /** σ(logit) instead of the logit (sentence-transformers' CrossEncoder default for one label). */
+  sigmoid?: boolean;
+  label?: string;
+  quiet?: boolean;
+}
+
+/** The classification head on the first token's state: [batch, hidden] → [batch, labels]. */
+function classifierHead(first: Value, p: Params, c: ModelConfig, labels: number): Value {
+  const h = c.hiddenSize;
+  if (c.architecture === 'xlm-roberta') {
+    return dense(op.tanh(dense(first, p.linear('classifier.dense', h, h))), p.linear('classifier.out_proj', h, labels));
+  }
+  return dense(op.tanh(dense(first, p.linear('pooler.dense', h, h))), p.linear('classifier', h, labels));
+}
+
+/** Labels of a sequence-classification config, checked; names the file when it is not one. */
+export function classifierLabels(dir: string, c: ModelConfig): number {
+  const path = join(dir, 'config.json');
+  const architectures = (c.raw.architectures as string[] | undefined) ?? [];
+  if (!architectures.some((a) => /ForSequenceClassification$/.test(a))) {
+    throw new Error(`${path}: not a sequence-classification model (architectures: ${architectures.join(', ') || 'none'}); a reranker is e.g. XLMRobertaForSequenceClassification`);
+  }
+  if (c.architecture !== 'bert' && c.architecture !== 'xlm-roberta') {
+    throw new Error(`${path}: cross-encoders are supported for bert and xlm-roberta, not ${c.architecture}`);
+  }
+  const id2label = c.raw.id2label as Record<string, unknown> | undefined;
+  return Number(c.raw.num_labels ?? (id2label ? Object.keys(id2label).length : 2));
+}
+
+/**
+ * @example
+ *   const reranker = await CrossEncoder.load('models/bge-reranker-base');
+ *   const scores = await reranker.score([['what is lift?', 'Lift is the force …']]);
+ */
+export class CrossEncoder {
+  private constructor(
+    readonly dir: string,
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    private readonly session: Session,
+    /** Longest pair the model takes, special tokens included. */
+    readonly maxLength: number,
+  ) {}
+
+  static async load(nameOrDir: string, o: CrossEncoderOptions = {}): Promise<CrossEncoder> {
+    const dir = await resolveModel(nameOrDir, { revision: o.revision });
+    if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir}: no config.json`);
+    const config = readConfig(dir);
+    const labels = classifierLabels(dir, config);
+    if (labels > 1 && o.label === undefined) throw new Error(`${join(dir, 'config.json')}: the model has ${labels} labels; say which logit is the score (label 0..${labels - 1})`);
+    const label = o.label ?? 0;
+    if (!Number.isInteger(label) || label < 0 || label >= labels) throw new Error(`label ${label}: the model has labels 0..${labels - 1}`);
+    const tokenizer = TextTokenizer.load(dir);
+    const graph = new Graph('cross-encoder');
+    const params = new Params(graph, loadWeights(dir), 'initializer', 'adopt', config.loraScale);
+    const arch = ARCHITECTURES[config.architecture];
+    const inputs = arch.inputs(graph);
+    const hidden = arch.build(inputs, params, config);
+    const logits = classifierHead(pool(hidden, inputs.attentionMask, { pooling: 'cls', normalize: false }), params, config, labels);
+    graph.output(op.squeeze(op.slice(logits, [label], [label + 1], [1]), [1]), 'score', ['batch']);
+    const session = await Session.create(graph, { threads: o.threads });
+    return new CrossEncoder(dir, config, tokenizer, session, Math.min(tokenizer.modelMaxLength, positionLimit(config)));
+  }
+
+  /** The logit (or σ) of each (query, passage) pair; pairs sorted by length into batches. */
+  async score(pairs: readonly (readonly [string, string])[], o: ScoreOptions = {}): Promise<Float32Array> {
+    const maxLength = Math.min(o.maxLength ?? this.maxLength, this.maxLength);
+    const encoded = pairs.map(([a, b]) => this.tokenizer.encodePair(a, b, maxLength));
+    const order = encoded.map((_, i) => i).sort((a, b) => encoded[b]!.ids.length - encoded[a]!.ids.length || a - b);
+    const out = new Float32Array(pairs.length);
+    const size = o.batchSize ?? 32;
+    const bar = progress(o.label ?? 'score', pairs.length, { quiet: o.quiet });
+    const withTypes = this.session.inputNames.includes('token_type_ids');
+    for (let start = 0; start < order.length; start += size) {
+      const batch = order.slice(start, start + size);
+      const s = Math.max(...batch.map((i) => encoded[i]!.ids.length));
+      const ids = new BigInt64Array(batch.length * s).fill(BigInt(this.config.padTokenId));
+      const mask = new BigInt64Array(batch.length * s);
+      const types = new BigInt64Array(batch.length * s);
+      batch.forEach((i, r) => {
+        const e = encoded[i]!;
+        e.ids.forEach((id, t) => {
+          ids[r * s + t] = BigInt(id);
+          mask[r * s + t] = 1n;
+          types[r * s + t] = BigInt(e.typeIds[t]!);
+        });
+      });
+      const feed = { input_ids: int64Tensor(ids, [batch.length, s]), attention_mask: int64Tensor(mask, [batch.length, s]), ...(withTypes ? { token_type_ids: int64Tensor(types, [batch.length, s]) } : {}) };
+      const scores = (await this.session.run(feed)).score!.data as Float32Array;
+      batch.forEach((i, r) => (out[i] = o.sigmoid ? 1 / (1 + Math.exp(-scores[r]!)) : scores[r]!));
+      bar.tick(batch.length);
+    }
+    bar.done();
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
