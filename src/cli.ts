@@ -13,6 +13,7 @@ import { writeReport } from './jobs/report.js';
 import { train } from './jobs/train.js';
 import { exportCheckpoint } from './jobs/export.js';
 import { merge, parseShard, runShard, type ShardJob } from './jobs/shard.js';
+import { score } from './jobs/score.js';
 import { loadTrainConfig } from './training/config.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,6 +186,25 @@ export function buildProgram(): Command {
         output: o.output,
         skipInvalid: o.skipInvalid,
       }, o, evaluate);
+    });
+
+  program
+    .command('score')
+    .description('add a reranker\'s pos_scores / neg_scores (FlagEmbedding\'s fields) to every record')
+    .requiredOption('-r, --reranker <dir>', 'cross-encoder folder (BERT / XLM-R *ForSequenceClassification, e.g. bge-reranker-base) or Hub id')
+    .requiredOption('-i, --input <file>', 'JSONL records with positives (and negatives)')
+    .requiredOption('-o, --output <file>', 'the records with pos_scores and neg_scores')
+    .option('--revision <rev>', 'Hub branch, tag or commit (default main)')
+    .option('--label <n>', 'which logit is the score, for a model with several labels', int('label'))
+    .option('--sigmoid', 'σ(logit) instead of the logit')
+    .option('--max-length <n>', 'token limit per pair (default: the reranker\'s)', positive('max-length'))
+    .option('--batch-size <n>', 'pairs per batch', positive('batch-size'), 32)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
+    .option('--cache-dir <dir>', 'on-disk score cache: a second run scores nothing')
+    .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
+    .option('-q, --quiet', 'no progress or summary output')
+    .action(async (o) => {
+      await score({ reranker: o.reranker, input: o.input, output: o.output, revision: o.revision, label: o.label, sigmoid: o.sigmoid, maxLength: o.maxLength, batchSize: o.batchSize, threads: o.threads, cacheDir: o.cacheDir, skipInvalid: o.skipInvalid, quiet: o.quiet });
     });
 
   program

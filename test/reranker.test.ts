@@ -51,3 +51,32 @@ describe('cross-encoder bad input', () => {
     await assert.rejects(CrossEncoder.load(dir, { label: 2 }), /label 2: the model has labels 0\.\.1/);
   });
 });
+
+describe('score job', () => {
+  it('adds pos_scores / neg_scores per record (the reranker on each pair), cached across runs', async () => {
+    const { score } = await import('../src/jobs/score.js');
+    const dir = tempDir();
+    const input = join(dir, 'in.jsonl');
+    const rows = [
+      { query: 'what is lift', pos: ['lift is a force'], neg: ['drag of a wing', 'flutter'], id: 7 },
+      { query: '机翼', pos: ['一架飞机要起飞了。'], neg: ['drag of a wing'] },
+      { query: 'what is lift', pos: ['lift is a force'], neg: ['flutter'] },
+    ];
+    writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const reranker = await CrossEncoder.load(join(FIXTURES, 'models', 'tiny-xlmr-reranker'), { threads: 1 });
+    const out = join(dir, 'out.jsonl');
+    const r = await score({ reranker, input, output: out, cacheDir: join(dir, 'cache'), quiet: true });
+    assert.deepEqual([r.records, r.pairs], [3, 5], 'repeated pairs are scored once');
+    assert.equal(reranker.scoredCount, 5);
+    const written = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    for (const [i, w] of written.entries()) {
+      const want = await reranker.score([...w.pos, ...w.neg].map((p: string) => [rows[i]!.query, p] as [string, string]), { quiet: true });
+      assert.deepEqual(Object.keys(w), [...Object.keys(rows[i]!), 'pos_scores', 'neg_scores'], 'fields kept, scores added');
+      [...w.pos_scores, ...w.neg_scores].forEach((s: number, j: number) => assert.ok(Math.abs(s - want[j]!) < 1e-6));
+    }
+    await score({ reranker, input, output: join(dir, 'again.jsonl'), cacheDir: join(dir, 'cache'), quiet: true });
+    assert.equal(reranker.scoredCount, 5 + 7, 'the second run scored nothing (the checks above ran 3 + 2 + 2 pairs)');
+    assert.deepEqual(readFileSync(join(dir, 'again.jsonl')), readFileSync(out));
+    await reranker.close();
+  });
+});

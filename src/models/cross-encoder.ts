@@ -67,6 +67,9 @@ export function classifierLabels(dir: string, c: ModelConfig): number {
  *   const scores = await reranker.score([['what is lift?', 'Lift is the force …']]);
  */
 export class CrossEncoder {
+  /** Pairs run through the model so far. */
+  scoredCount = 0;
+
   private constructor(
     readonly dir: string,
     readonly config: ModelConfig,
@@ -123,6 +126,7 @@ export class CrossEncoder {
       const scores = (await this.session.run(feed)).score!.data as Float32Array;
       batch.forEach((i, r) => (out[i] = o.sigmoid ? 1 / (1 + Math.exp(-scores[r]!)) : scores[r]!));
       bar.tick(batch.length);
+      this.scoredCount += batch.length;
     }
     bar.done();
     return out;
