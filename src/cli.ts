@@ -134,6 +134,11 @@ export function buildProgram(): Command {
     .option('--max-query-length <n>', 'token limit per query', positive('max-query-length'))
     .option('--max-passage-length <n>', 'token limit per passage', positive('max-passage-length'))
     .option('--stats <file>', 'score statistics JSON (default: <output>.stats.json)')
+    .option('--reranker <dir>', 'cross-encoder that rescores each window (or qrels:BEIR_DIR[:split], an oracle from judgements); candidates it scores near or above the positive are dropped')
+    .option('--rerank-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − x (default 0)', num('rerank-margin'))
+    .option('--rerank-relative-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − |positive| × x', num('rerank-relative-margin'))
+    .option('--rerank-label <n>', 'with --reranker: which logit is the score, for a model with several labels', int('rerank-label'))
+    .option('--output-scores', 'write pos_scores / neg_scores (the reranker\'s with --reranker, else the embedding\'s)')
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
       await runJob('mine', {
@@ -158,6 +163,11 @@ export function buildProgram(): Command {
         maxPassageLength: o.maxPassageLength,
         statsPath: o.stats,
         skipInvalid: o.skipInvalid,
+        reranker: o.reranker,
+        rerankMargin: o.rerankMargin,
+        rerankRelativeMargin: o.rerankRelativeMargin,
+        rerankLabel: o.rerankLabel,
+        outputScores: o.outputScores,
       }, o, mine);
     });
 

@@ -3,7 +3,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CrossEncoder } from '../src/models/cross-encoder.js';
-import { FIXTURES, TINY_BERT, tempDir } from './helpers.js';
+import { CRANFIELD, FIXTURES, TINY_BERT, tempDir } from './helpers.js';
 
 // Reference: scripts/torch_reranker_reference.py (transformers' *ForSequenceClassification in
 // float64, pairs encoded by the Rust tokenizers library with truncation='only_second').
@@ -78,5 +78,65 @@ describe('score job', () => {
     assert.equal(reranker.scoredCount, 5 + 7, 'the second run scored nothing (the checks above ran 3 + 2 + 2 pairs)');
     assert.deepEqual(readFileSync(join(dir, 'again.jsonl')), readFileSync(out));
     await reranker.close();
+  });
+});
+
+describe('mine --reranker', () => {
+  // One positive per query (the best-graded judgement), as users' pairs usually come: the other
+  // judged-relevant documents are unlabelled, the false negatives mining picks up.
+  const setup = async () => {
+    const { loadBeir } = await import('../src/data/beir.js');
+    const set = await loadBeir(CRANFIELD);
+    const text = new Map(set.corpus.map((d) => [d.id, d.text]));
+    const dir = tempDir();
+    const input = join(dir, 'pairs.jsonl');
+    const relevant = new Map<string, Set<string>>();
+    const lines: string[] = [];
+    for (const [q, rel] of set.qrels) {
+      const judged = [...rel].filter(([, g]) => g > 0).sort((a, b) => b[1] - a[1]);
+      if (judged.length < 2) continue;
+      relevant.set(set.queries.get(q)!, new Set(judged.map(([d]) => text.get(d)!)));
+      lines.push(JSON.stringify({ query: set.queries.get(q), pos_passage: [text.get(judged[0]![0])] }));
+    }
+    writeFileSync(input, lines.join('\n') + '\n');
+    const falseNegatives = (path: string) =>
+      readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).reduce((n, r) => n + r.neg_passage.filter((t: string) => relevant.get(r.query)!.has(t)).length, 0);
+    return { dir, input, falseNegatives };
+  };
+  const base = { model: TINY_BERT, pooling: 'mean' as const, candidatePool: CRANFIELD, rangeMin: 0, rangeMax: 40, numNegatives: 10, sampling: 'top' as const, threads: 1, quiet: true };
+
+  it('with the qrels as an oracle, drops every judged-relevant candidate (and only those)', async () => {
+    const { mine } = await import('../src/jobs/mine.js');
+    const { dir, input, falseNegatives } = await setup();
+    await mine({ ...base, input, output: join(dir, 'plain.jsonl') });
+    const before = falseNegatives(join(dir, 'plain.jsonl'));
+    assert.ok(before > 0, 'plain mining picks judged-relevant documents as negatives');
+    const r = await mine({ ...base, input, output: join(dir, 'oracle.jsonl'), reranker: `qrels:${CRANFIELD}`, outputScores: true });
+    assert.equal(falseNegatives(join(dir, 'oracle.jsonl')), 0);
+    const stats = JSON.parse(readFileSync(join(dir, 'oracle.stats.json'), 'utf8'));
+    assert.ok(stats.reranker.dropped_count >= before, `dropped ${stats.reranker.dropped_count}, ${before} were picked before`);
+    assert.deepEqual([stats.reranker.dropped.min, stats.reranker.dropped.max], [1, 1], 'only judged-relevant candidates dropped');
+    assert.equal(stats.reranker.kept.max, 0);
+    const rows = readFileSync(join(dir, 'oracle.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(rows.every((w) => w.pos_scores.every((s: number) => s === 1) && w.neg_scores.every((s: number) => s === 0) && w.neg_scores.length === w.neg_passage.length));
+    assert.equal(r.records, rows.length);
+  });
+
+  it('with a cross-encoder: deterministic, margins tighten the guard, bad settings are named', async () => {
+    const { mine } = await import('../src/jobs/mine.js');
+    const { dir, input } = await setup();
+    const reranker = join(FIXTURES, 'models', 'tiny-xlmr-reranker');
+    const run = async (name: string, extra: Record<string, unknown> = {}) => {
+      await mine({ ...base, input, output: join(dir, `${name}.jsonl`), reranker, outputScores: true, ...extra });
+      return JSON.parse(readFileSync(join(dir, `${name}.stats.json`), 'utf8')).reranker;
+    };
+    const a = await run('a');
+    await run('b');
+    assert.deepEqual(readFileSync(join(dir, 'a.jsonl')), readFileSync(join(dir, 'b.jsonl')), 'same output twice');
+    const tight = await run('tight', { rerankMargin: 0.3 });
+    assert.ok(tight.dropped_count > a.dropped_count, `margin 0.3 drops more: ${tight.dropped_count} vs ${a.dropped_count}`);
+    assert.ok(tight.kept.max < tight.positives.max);
+    await assert.rejects(mine({ ...base, input, output: join(dir, 'x.jsonl'), rerankMargin: 0.1 }), /rerankMargin needs a reranker/);
+    await assert.rejects(mine({ ...base, input, output: join(dir, 'x.jsonl'), reranker: TINY_BERT }), /tiny-bert\/config\.json: not a sequence-classification model/);
   });
 });

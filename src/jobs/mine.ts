@@ -12,6 +12,7 @@ import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/recor
 import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
+import { checkReranker, rerankGuard, type RerankOptions } from './rerank-guard.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
@@ -47,6 +48,18 @@ export interface MineOptions extends ModelOptions {
   skipInvalid?: boolean;
   /** Score statistics JSON; default `<output>.stats.json`. */
   statsPath?: string;
+  /**
+   * A cross-encoder (folder, Hub id, loaded) or `qrels:BEIR_DIR[:split]` (an oracle): window
+   * candidates it scores within `rerankMargin` of the positive, or above, are dropped as likely
+   * false negatives (see rerank-guard.ts).
+   */
+  reranker?: RerankOptions['reranker'];
+  rerankMargin?: number;
+  rerankRelativeMargin?: number;
+  /** The reranker's logit to use, for a model with several labels. */
+  rerankLabel?: number;
+  /** Write `pos_scores` / `neg_scores` (the reranker's when there is one, else the embedding's). */
+  outputScores?: boolean;
 }
 
 export interface MineResult {
@@ -59,6 +72,15 @@ export interface MineResult {
   positives: ScoreSummary;
   negatives: ScoreSummary;
   statsPath: string;
+}
+
+/** Histograms of reranker scores (logits: unbounded) over one range spanning them all. */
+function rerankHistograms(s: Record<'positives' | 'kept' | 'dropped', number[]>) {
+  const all = [...s.positives, ...s.kept, ...s.dropped];
+  const lo = all.reduce((a, b) => Math.min(a, b), Infinity);
+  const hi = all.reduce((a, b) => Math.max(a, b), -Infinity);
+  const [from, to] = lo < hi ? [lo, hi] : [lo, lo + 1];
+  return { positives: histogram(s.positives, 40, from, to), kept: histogram(s.kept, 40, from, to), dropped: histogram(s.dropped, 40, from, to) };
 }
 
 /** Reads a candidate pool file or BEIR corpus into texts. */
@@ -154,6 +176,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   checkOutput(o.output, [o.input, ...(o.candidatePool ? [o.candidatePool] : [])]);
   checkOutput(statsPath, [o.input, o.output, ...(o.candidatePool ? [o.candidatePool] : [])]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
+  await checkReranker(o);
 
   // Pass 1: group records by query text (duplicates share their positives) and build the pool.
   const skips = new SkipReport();
@@ -181,6 +204,11 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   const chosen = new Map<string, string[]>();
   const posScores: number[] = [];
   const negScores: number[] = [];
+  // Per query: its positives, their embedding scores, and the window of candidates.
+  const positiveLists = queries.map((q) => [...groups.get(q)!.positives]);
+  const queryIndex = new Map(queries.map((q, i) => [q, i]));
+  const positiveScores: number[][] = [];
+  let windows: { text: string; score: number; rerank?: number }[][] = [];
 
   await withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
@@ -213,16 +241,29 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           yield { text, score: hits.scores[qi * hits.k + j] };
         }
       };
-      const scores = [...g.positives].map((t) => {
+      const scores = positiveLists[qi]!.map((t) => {
         const row = pool.get(t);
         return row !== undefined ? dot(qi, p.data, row) : dot(qi, x.data, extraPositives.get(t)!);
       });
       posScores.push(...scores);
-      const window = negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o });
-      const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
-      picked.forEach((c) => negScores.push(c.score));
-      chosen.set(query, picked.map((c) => c.text));
+      positiveScores.push(scores);
+      windows.push(negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o }));
     });
+  });
+
+  const guarded = o.reranker
+    ? await rerankGuard(queries, positiveLists, windows, { ...o, reranker: o.reranker, label: o.rerankLabel })
+    : undefined;
+  if (guarded) windows = guarded.kept;
+  const written = new Map<string, { pos: number[]; neg: number[] }>();
+  let at = 0;
+  queries.forEach((query, qi) => {
+    const window = windows[qi]!;
+    const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
+    picked.forEach((c) => negScores.push(c.score));
+    chosen.set(query, picked.map((c) => c.text));
+    const pos = guarded ? guarded.scores.positives.slice(at, (at += positiveLists[qi]!.length)) : positiveScores[qi]!;
+    if (o.outputScores) written.set(query, { pos, neg: picked.map((c) => c.rerank ?? c.score) });
   });
 
   // Pass 2: write every record with its new negatives, other fields unchanged; the stats are
@@ -238,7 +279,11 @@ export async function mine(o: MineOptions): Promise<MineResult> {
         for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
           const fresh = chosen.get(r.query)!;
           if (fresh.length < want) short++;
-          await w.writeJson({ ...r.raw, [negField]: o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh });
+          const negatives = o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh;
+          const s = written.get(r.query);
+          // Scores of this record's own positives and its negatives (kept old ones have none: null).
+          const scores = s && { pos_scores: r.pos.map((t) => round(s.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? round(s.neg[fresh.indexOf(t)]!) : null)) };
+          await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
         }
       },
     },
@@ -249,6 +294,18 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           positives,
           negatives,
           histogram: { positives: histogram(posScores), negatives: histogram(negScores) },
+          ...(guarded && {
+            reranker: {
+              model: typeof o.reranker === 'string' ? o.reranker : o.reranker!.dir,
+              margin: o.rerankMargin ?? 0,
+              relativeMargin: o.rerankRelativeMargin,
+              positives: describeScores(guarded.scores.positives),
+              kept: describeScores(guarded.scores.kept),
+              dropped: describeScores(guarded.scores.dropped),
+              dropped_count: guarded.scores.dropped.length,
+              histogram: rerankHistograms(guarded.scores),
+            },
+          }),
           records,
           unique_queries: queries.length,
           pool_size: pool.texts.length,
@@ -261,6 +318,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
     },
   ]);
   log(o.quiet, formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
+  if (guarded) log(o.quiet, `mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
   log(o.quiet, `mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) log(o.quiet, `mine: ${skips.summary()}`);
   return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath };

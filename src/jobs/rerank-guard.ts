@@ -1,0 +1,113 @@
+/**
+ * The false-negative guard of `mine --reranker`: the candidates in each query's rank window, and
+ * its positives, are rescored by a cross-encoder, and a candidate whose reranker score comes
+ * within the margin of the positive's (or above it) is dropped — sentence-transformers'
+ * `mine_hard_negatives(cross_encoder=…)` with its margins applied to the reranker's scores.
+ * `qrels:DIR[:split]` is an oracle reranker from a BEIR folder's judgements (1 judged relevant,
+ * 0 otherwise), to measure how many mined negatives are false.
+ */
+import { loadBeir } from '../data/beir.js';
+import { readConfig } from '../models/config.js';
+import { classifierLabels, CrossEncoder } from '../models/cross-encoder.js';
+import { resolveModel } from '../models/resolve.js';
+import { scorePairs } from './score.js';
+
+export interface RerankOptions {
+  /** Cross-encoder folder / Hub id, a loaded CrossEncoder, or `qrels:DIR[:split]`. */
+  reranker: string | CrossEncoder;
+  /** Drop a candidate scoring ≥ positive − margin (default 0: at or above the positive). */
+  rerankMargin?: number;
+  /** Drop a candidate scoring ≥ positive − |positive| · margin. */
+  rerankRelativeMargin?: number;
+  label?: number;
+  sigmoid?: boolean;
+  batchSize?: number;
+  threads?: number;
+  cacheDir?: string;
+  quiet?: boolean;
+}
+
+export interface Guarded {
+  /** Per query: the window's candidates the reranker lets through, with its scores. */
+  kept: { text: string; score: number; rerank: number }[][];
+  /** Reranker scores of the positives, of the kept and of the dropped candidates. */
+  scores: { positives: number[]; kept: number[]; dropped: number[] };
+}
+
+/** Query text → its judged-relevant passage texts, from a BEIR folder. */
+async function qrelsOracle(spec: string): Promise<(query: string, passage: string) => number> {
+  const [dir, split] = spec.slice('qrels:'.length).split(/:(?=[^:/\\]+$)/);
+  const set = await loadBeir(dir!, split ?? 'test');
+  const text = new Map(set.corpus.map((d) => [d.id, d.text]));
+  const relevant = new Map<string, Set<string>>();
+  for (const [qid, rel] of set.qrels) {
+    const q = set.queries.get(qid);
+    if (q === undefined) continue;
+    const s = relevant.get(q) ?? new Set<string>();
+    for (const [doc, grade] of rel) if (grade > 0 && text.has(doc)) s.add(text.get(doc)!);
+    relevant.set(q, s);
+  }
+  return (q, p) => (relevant.get(q)?.has(p) ? 1 : 0);
+}
+
+/**
+ * Fails fast — before any encoding — on a reranker that will not load: a missing folder, a model
+ * that is not a sequence classifier, a BEIR folder that is not one; margins without a reranker.
+ */
+export async function checkReranker(o: { reranker?: RerankOptions['reranker']; rerankMargin?: number; rerankRelativeMargin?: number; rerankLabel?: number; revision?: string }): Promise<void> {
+  if (!o.reranker) {
+    const stray = (['rerankMargin', 'rerankRelativeMargin', 'rerankLabel'] as const).find((k) => o[k] !== undefined);
+    if (stray) throw new Error(`${stray} needs a reranker`);
+    return;
+  }
+  if (typeof o.reranker !== 'string') return;
+  if (o.reranker.startsWith('qrels:')) {
+    await qrelsOracle(o.reranker);
+    return;
+  }
+  const dir = await resolveModel(o.reranker, {});
+  classifierLabels(dir, readConfig(dir));
+}
+
+/**
+ * Rescores every query's window and positives; keeps the candidates below the ceiling.
+ * @example const g = await rerankGuard(['q'], [['p']], [[{ text: 'n', score: 0.3 }]], { reranker: 'models/bge-reranker-base' });
+ */
+export async function rerankGuard(queries: readonly string[], positives: readonly (readonly string[])[], windows: readonly { text: string; score: number }[][], o: RerankOptions): Promise<Guarded> {
+  const pairs: [string, string][] = [];
+  queries.forEach((q, i) => {
+    positives[i]!.forEach((p) => pairs.push([q, p]));
+    windows[i]!.forEach((c) => pairs.push([q, c.text]));
+  });
+  let scores: Float32Array;
+  if (typeof o.reranker === 'string' && o.reranker.startsWith('qrels:')) {
+    const oracle = await qrelsOracle(o.reranker);
+    scores = Float32Array.from(pairs, ([q, p]) => oracle(q, p));
+  } else {
+    const model = typeof o.reranker === 'string' ? await CrossEncoder.load(o.reranker, { threads: o.threads, label: o.label }) : o.reranker;
+    try {
+      scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
+    } finally {
+      if (typeof o.reranker === 'string') await model.close();
+    }
+  }
+  const out: Guarded = { kept: [], scores: { positives: [], kept: [], dropped: [] } };
+  let at = 0;
+  queries.forEach((_, i) => {
+    const pos = positives[i]!.map(() => scores[at++]!);
+    out.scores.positives.push(...pos);
+    const lowest = Math.min(...pos);
+    let ceiling = lowest - (o.rerankMargin ?? 0);
+    if (o.rerankRelativeMargin !== undefined) ceiling = Math.min(ceiling, lowest - Math.abs(lowest) * o.rerankRelativeMargin);
+    const kept: Guarded['kept'][number] = [];
+    for (const c of windows[i]!) {
+      const rerank = scores[at++]!;
+      if (rerank < ceiling) {
+        kept.push({ ...c, rerank });
+        out.scores.kept.push(rerank);
+      } else out.scores.dropped.push(rerank);
+    }
+    out.kept.push(kept);
+  });
+  return out;
+}
