@@ -139,6 +139,7 @@ export function buildProgram(): Command {
     .option('--rerank-relative-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − |positive| × x', num('rerank-relative-margin'))
     .option('--rerank-label <n>', 'with --reranker: which logit is the score, for a model with several labels', int('rerank-label'))
     .option('--output-scores', 'write pos_scores / neg_scores (the reranker\'s with --reranker, else the embedding\'s)')
+    .addOption(new Option('--output-format <f>', 'seed: the records with new negatives; else sentence-transformers\' rows').choices(['seed', 'triplet', 'n-tuple', 'labeled-pair', 'labeled-list']).default('seed'))
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .action(async (o) => {
       await runJob('mine', {
@@ -168,6 +169,7 @@ export function buildProgram(): Command {
         rerankRelativeMargin: o.rerankRelativeMargin,
         rerankLabel: o.rerankLabel,
         outputScores: o.outputScores,
+        outputFormat: o.outputFormat,
       }, o, mine);
     });
 

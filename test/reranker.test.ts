@@ -140,3 +140,42 @@ describe('mine --reranker', () => {
     await assert.rejects(mine({ ...base, input, output: join(dir, 'x.jsonl'), reranker: TINY_BERT }), /tiny-bert\/config\.json: not a sequence-classification model/);
   });
 });
+
+describe('mine output formats (sentence-transformers rows)', () => {
+  it('triplet, n-tuple, labeled-pair, labeled-list from one record, with and without scores', async () => {
+    const { formatRows } = await import('../src/jobs/mine-formats.js');
+    const r = { query: 'q', positives: ['p1', 'p2'], negatives: ['n1', 'n2'] };
+    assert.deepEqual(formatRows('triplet', r, 2), [
+      { query: 'q', positive: 'p1', negative: 'n1' },
+      { query: 'q', positive: 'p1', negative: 'n2' },
+      { query: 'q', positive: 'p2', negative: 'n1' },
+      { query: 'q', positive: 'p2', negative: 'n2' },
+    ]);
+    assert.deepEqual(formatRows('n-tuple', r, 2), [
+      { query: 'q', positive: 'p1', negative_1: 'n1', negative_2: 'n2' },
+      { query: 'q', positive: 'p2', negative_1: 'n1', negative_2: 'n2' },
+    ]);
+    assert.deepEqual(formatRows('n-tuple', r, 3), [], 'n-tuple keeps only rows with every negative');
+    assert.deepEqual(formatRows('labeled-pair', r, 2).map((x) => [x.positive, x.label]), [['p1', 1], ['p2', 1], ['n1', 0], ['n2', 0]]);
+    assert.deepEqual(formatRows('labeled-list', r, 2)[0], { query: 'q', positive: ['p1', 'n1', 'n2'], labels: [1, 0, 0] });
+    const scores = { pos: [0.9, 0.8], neg: [0.3, 0.2] };
+    assert.deepEqual(formatRows('triplet', { ...r, scores }, 2)[3], { query: 'q', positive: 'p2', negative: 'n2', scores: [0.8, 0.2] });
+    assert.deepEqual(formatRows('n-tuple', { ...r, scores }, 2)[0]!.scores, [0.9, 0.3, 0.2]);
+    assert.deepEqual(formatRows('labeled-pair', { ...r, scores }, 2).map((x) => x.score), [0.9, 0.8, 0.3, 0.2]);
+    assert.deepEqual(formatRows('labeled-list', { ...r, scores }, 2)[1]!.scores, [0.8, 0.3, 0.2]);
+  });
+
+  it('mine writes them, one record expanding to its rows', async () => {
+    const { mine } = await import('../src/jobs/mine.js');
+    const dir = tempDir();
+    const input = join(dir, 'in.jsonl');
+    writeFileSync(input, ['lift', 'drag', 'flutter', 'wing', 'boundary layer', 'shock wave'].map((q, i) => JSON.stringify({ query: `what is ${q}`, pos_passage: [`${q} is studied in aerodynamics ${i}`] })).join('\n') + '\n');
+    const o = { model: TINY_BERT, input, rangeMin: 0, rangeMax: 5, numNegatives: 2, sampling: 'top' as const, threads: 1, quiet: true };
+    await mine({ ...o, output: join(dir, 'seed.jsonl') });
+    await mine({ ...o, output: join(dir, 'tri.jsonl'), outputFormat: 'triplet' });
+    const seed = readFileSync(join(dir, 'seed.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const tri = readFileSync(join(dir, 'tri.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(tri, seed.flatMap((s) => s.neg_passage.map((n: string) => ({ query: s.query, positive: s.pos_passage[0], negative: n }))));
+    await assert.rejects(mine({ ...o, output: join(dir, 'x.jsonl'), outputFormat: 'pairs' as never }), /outputFormat must be one of seed, triplet, n-tuple, labeled-pair, labeled-list, got "pairs"/);
+  });
+});

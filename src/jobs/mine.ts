@@ -13,6 +13,7 @@ import { ExactSearch } from '../search/topk.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
 import { checkReranker, rerankGuard, type RerankOptions } from './rerank-guard.js';
+import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './mine-formats.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
@@ -60,6 +61,8 @@ export interface MineOptions extends ModelOptions {
   rerankLabel?: number;
   /** Write `pos_scores` / `neg_scores` (the reranker's when there is one, else the embedding's). */
   outputScores?: boolean;
+  /** `seed` (default: the records with new negatives) or a sentence-transformers format (mine-formats.ts). */
+  outputFormat?: OutputFormat;
 }
 
 export interface MineResult {
@@ -177,6 +180,8 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   checkOutput(statsPath, [o.input, o.output, ...(o.candidatePool ? [o.candidatePool] : [])]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
   await checkReranker(o);
+  const format = o.outputFormat ?? 'seed';
+  if (!OUTPUT_FORMATS.includes(format)) throw new Error(`outputFormat must be one of ${OUTPUT_FORMATS.join(', ')}, got "${format}"`);
 
   // Pass 1: group records by query text (duplicates share their positives) and build the pool.
   const skips = new SkipReport();
@@ -283,7 +288,8 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           const s = written.get(r.query);
           // Scores of this record's own positives and its negatives (kept old ones have none: null).
           const scores = s && { pos_scores: r.pos.map((t) => round(s.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? round(s.neg[fresh.indexOf(t)]!) : null)) };
-          await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
+          if (format === 'seed') await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
+          else for (const row of formatRows(format, { query: r.query, positives: r.pos, negatives, scores: scores && { pos: scores.pos_scores, neg: scores.neg_scores } }, want)) await w.writeJson(row);
         }
       },
     },
@@ -311,7 +317,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           pool_size: pool.texts.length,
           short,
           skipped: skips.total,
-          settings: { rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting, rankBeforeFilters: !!o.rankBeforeFilters },
+          settings: { outputFormat: format, rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting, rankBeforeFilters: !!o.rankBeforeFilters },
         };
         await w.write(JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
       },
