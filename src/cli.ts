@@ -297,10 +297,11 @@ export function buildProgram(): Command {
     .option('-o, --out-dir <dir>', 'where to write every step\'s output', join('runs', 'demo'))
     .option('--epochs <n>', 'training epochs', positive('epochs'), 3)
     .option('--seed <n>', 'train/test split and training seed', int('seed'), 13)
+    .option('--reranker <dir>', 'cross-encoder (or qrels:BEIR_DIR) that drops likely false negatives while mining')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
-      await demo({ model: o.model, data: o.data, outDir: o.outDir, epochs: o.epochs, seed: o.seed, threads: o.threads, quiet: o.quiet });
+      await demo({ model: o.model, data: o.data, outDir: o.outDir, epochs: o.epochs, seed: o.seed, threads: o.threads, quiet: o.quiet, reranker: o.reranker });
     });
 
   program

@@ -12,7 +12,8 @@ import { ROOT, TINY_BERT, tempDir } from './helpers.js';
 describe('demo pipeline and HTML report', () => {
   it('runs split → clean → mine → train → eval with a small model and writes a report that renders in Chromium', async () => {
     const out = join(tempDir(), 'demo');
-    const r = await demo({ model: TINY_BERT, data: join(ROOT, 'data', 'cranfield-full'), outDir: out, epochs: 3, learningRate: 1e-3, quiet: true, threads: 2 });
+    const reranker = join(ROOT, 'test', 'fixtures', 'models', 'tiny-xlmr-reranker');
+    const r = await demo({ model: TINY_BERT, data: join(ROOT, 'data', 'cranfield-full'), outDir: out, epochs: 3, learningRate: 1e-3, quiet: true, threads: 2, reranker });
     assert.equal(r.trainQueries + r.testQueries, 225);
     assert.equal(r.testQueries, 68);
     for (const k of ['ndcg@10', 'mrr@10', 'hit@1']) {
@@ -51,7 +52,7 @@ describe('demo pipeline and HTML report', () => {
           return n;
         }),
       );
-      assert.equal(drawn.length, 3, 'loss, learning rate and score histogram charts');
+      assert.equal(drawn.length, 4, 'loss, learning rate, score and reranker histogram charts');
       for (const n of drawn) assert.ok(n > 1000, `a chart drew only ${n} pixels`);
       assert.deepEqual(errors, []);
       const rows = await page.$$eval('#metrics tbody tr', (trs) => trs.length);
@@ -60,6 +61,9 @@ describe('demo pipeline and HTML report', () => {
       await page.screenshot({ path: shot, fullPage: true });
       assert.ok(statSync(shot).size > 20000);
       assert.match(await page.textContent('#clean') ?? '', /of 157 training queries dropped/);
+      const stats = JSON.parse(readFileSync(join(out, 'mine.stats.json'), 'utf8'));
+      assert.ok(stats.reranker.dropped_count > 0);
+      assert.match(await page.textContent('#rerank') ?? '', new RegExp(`^${stats.reranker.dropped_count} of ${stats.reranker.dropped_count + stats.reranker.kept.count} candidates .* dropped as likely false negatives`));
     } finally {
       await browser.close();
     }

@@ -33,6 +33,8 @@ export interface DemoOptions {
   learningRate?: number;
   threads?: number;
   quiet?: boolean;
+  /** A cross-encoder (or `qrels:DIR`) that drops likely false negatives while mining. */
+  reranker?: string;
 }
 
 export interface DemoResult {
@@ -69,11 +71,14 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const common = { model: o.model, threads: o.threads, quiet: o.quiet, cacheDir: join(out, 'cache') };
 
   const cleaned = await clean({ ...common, input: p('train.jsonl'), output: p('train.clean.jsonl'), threshold: 0.9 });
-  await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, statsPath: p('mine.stats.json') });
+  await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, statsPath: p('mine.stats.json'), reranker: o.reranker });
   // One training record per (query, relevant document), sharing the query's mined negatives.
   const { records } = await loadRecords(p('train.mined.jsonl'), { requirePositives: true });
+  // A query whose every candidate the reranker dropped has no negative to train with: left out.
+  const bare = records.filter((r) => !r.neg.length).length;
+  if (bare) log(o.quiet, `demo: ${bare} training queries have no negatives left after the reranker and are left out`);
   await writeAtomically(p('train.pairs.jsonl'), async (w) => {
-    for (const r of records) for (const pos of r.pos) await w.writeJson({ query: r.query, pos_passage: [pos], neg_passage: r.neg });
+    for (const r of records) if (r.neg.length) for (const pos of r.pos) await w.writeJson({ query: r.query, pos_passage: [pos], neg_passage: r.neg });
   });
 
   const testSet: RetrievalSet = { queries: new Map([...test].map((q) => [q, set.queries.get(q)!])), corpus: set.corpus, qrels: set.qrels };

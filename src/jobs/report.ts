@@ -23,6 +23,18 @@ const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': 
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
+interface Histogram {
+  lo: number;
+  hi: number;
+  counts: number[];
+}
+
+/** What the report reads of mine's stats file. */
+interface MineStats {
+  histogram: { positives: Histogram; negatives: Histogram };
+  reranker?: { model: string; margin: number; dropped_count: number; kept: { count: number }; histogram: { positives: Histogram; kept: Histogram; dropped: Histogram } };
+}
+
 /** Finds the run's pieces: the demo's layout (model/, eval.*.json, mine.stats.json) or a train output_dir. */
 function collect(runDir: string) {
   const modelDir = existsSync(join(runDir, 'model', 'log.jsonl')) ? join(runDir, 'model') : runDir;
@@ -32,7 +44,7 @@ function collect(runDir: string) {
     config: readJson(join(modelDir, 'train_config.json')),
     base: readJson(join(runDir, 'eval.base.json')) as { metrics: Record<string, number> } | null,
     tuned: readJson(join(runDir, 'eval.tuned.json')) as { metrics: Record<string, number> } | null,
-    mine: readJson(join(runDir, 'mine.stats.json')) as { histogram: { positives: { lo: number; hi: number; counts: number[] }; negatives: { counts: number[] } }; positives: Record<string, number>; negatives: Record<string, number> } | null,
+    mine: readJson(join(runDir, 'mine.stats.json')) as MineStats | null,
     dropped: droppedPath ? readJsonl(droppedPath).length : null,
     cleanInput: existsSync(join(runDir, 'train.jsonl')) ? readJsonl(join(runDir, 'train.jsonl')).length : null,
   };
@@ -65,6 +77,11 @@ export function writeReport(runDir: string): string {
   const series = { step: steps.map((l) => l.step), loss: steps.map((l) => l.loss), lr: steps.map((l) => l.lr) };
   const hist = r.mine?.histogram;
   const histData = hist ? { lo: hist.positives.lo, hi: hist.positives.hi, pos: hist.positives.counts, neg: hist.negatives.counts } : null;
+  const rr = r.mine?.reranker;
+  const rerankData = rr ? { lo: rr.histogram.positives.lo, hi: rr.histogram.positives.hi, pos: rr.histogram.positives.counts, kept: rr.histogram.kept.counts, dropped: rr.histogram.dropped.counts } : null;
+  const rerankLine = rr
+    ? `${rr.dropped_count} of ${rr.dropped_count + rr.kept.count} candidates in the mining window dropped as likely false negatives: ${rr.model} scored them within ${rr.margin} of the query's positive, or above.`
+    : 'No reranker in this run.';
   const cleanLine = r.dropped === null ? 'No clean step in this run.' : `${r.dropped} of ${r.cleanInput ?? '?'} training queries dropped as near-duplicates.`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>embedtune report</title>
@@ -77,11 +94,13 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;te
 <h2>Evaluation: base vs fine-tuned</h2>${metricsTable(r.base?.metrics, r.tuned?.metrics)}
 <h2>Training</h2><div id="loss" class="chart"></div><div id="lr" class="chart"></div>
 <h2>Mined scores</h2><div id="hist" class="chart"></div>
+<h2>Reranker</h2><p id="rerank">${escape(rerankLine)}</p><div id="rerank-hist" class="chart"></div>
 <h2>Clean</h2><p id="clean">${escape(cleanLine)}</p>
 <h2>Config</h2><pre>${escape(JSON.stringify(r.config, null, 2) ?? 'none')}</pre>
 <script>
 const series = ${scriptJson(series)};
 const hist = ${scriptJson(histData)};
+const rerank = ${scriptJson(rerankData)};
 const fmt = (u, vals) => vals.map((v) => (v === 0 ? '0' : Math.abs(v) < 0.01 ? v.toExponential(1) : +v.toFixed(3)));
 const opts = (title, label, color) => ({ title, width: 900, height: 260, scales: { x: { time: false } },
   axes: [{ label: 'step' }, { values: fmt, size: 60 }], series: [{ label: 'step' }, { label, stroke: color, width: 2 }] });
@@ -99,6 +118,17 @@ if (hist) {
              { label: 'negatives', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
     [x, hist.pos, hist.neg], document.getElementById('hist'));
 } else document.getElementById('hist').textContent = 'No mining statistics in this run.';
+if (rerank) {
+  const n = rerank.pos.length, w = (rerank.hi - rerank.lo) / n;
+  const x = rerank.pos.map((_, i) => rerank.lo + (i + 0.5) * w);
+  const bars = uPlot.paths.bars({ size: [0.9, 100] });
+  new uPlot({ title: 'reranker scores: positives, kept and dropped candidates', width: 900, height: 260,
+    scales: { x: { time: false } }, axes: [{ label: 'reranker score' }, { label: 'count' }],
+    series: [{ label: 'score' }, { label: 'positives', stroke: '#2ca02c', fill: 'rgba(44,160,44,.4)', paths: bars },
+             { label: 'kept', stroke: '#1f77b4', fill: 'rgba(31,119,180,.4)', paths: bars },
+             { label: 'dropped', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
+    [x, rerank.pos, rerank.kept, rerank.dropped], document.getElementById('rerank-hist'));
+}
 </script></body></html>
 `;
   const path = join(runDir, 'report.html');
