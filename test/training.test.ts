@@ -571,3 +571,72 @@ describe('export', () => {
     await int8.close();
   });
 });
+
+describe('distillation (knowledge_distillation: teacher scores from a reranker)', () => {
+  const ref = JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'reference', 'distill.json'), 'utf8'));
+
+  it('loss and embedding gradients match PyTorch (kl_div and margin_mse, added to InfoNCE by weight)', async () => {
+    const { lossGradGraph } = await import('../src/training/graphs.js');
+    const { Session, floatTensor, int64Tensor } = await import('../src/runtime/session.js');
+    const [Q, G, D] = [ref.teacher.length, ref.teacher[0].length, ref.queries[0].length];
+    for (const type of ['kl_div', 'margin_mse'] as const) {
+      const graph = lossGradGraph(D, { temperature: ref.temperature, normalized: true, distill: { type, weight: ref.weight, teacherTemperature: ref.teacher_temperature } });
+      const s = await Session.create(graph, { threads: 1 });
+      const out = await s.run({
+        queries: floatTensor(Float32Array.from(ref.queries.flat()), [Q, D]),
+        passages: floatTensor(Float32Array.from(ref.passages.flat()), [Q * G, D]),
+        labels: int64Tensor(BigInt64Array.from({ length: Q }, (_, i) => BigInt(i * G)), [Q, 1]),
+        teacher: floatTensor(Float32Array.from(ref.teacher.flat()), [Q, G]),
+        group_columns: int64Tensor(BigInt64Array.from({ length: Q * G }, (_, i) => BigInt(i)), [Q, G]),
+      });
+      await s.release();
+      const want = ref.losses[type];
+      const close = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b));
+      assert.ok(close((out.loss.data as Float32Array)[0]!, want.loss), `${type} loss ${(out.loss.data as Float32Array)[0]} vs ${want.loss}`);
+      for (const [name, grads] of [['queries', want.grad_queries], ['passages', want.grad_passages]] as const) {
+        const mine = out[`grad.${name}`]!.data as Float32Array;
+        (grads as number[][]).flat().forEach((g, i) => assert.ok(close(mine[i]!, g), `${type} d/d${name}[${i}]: ${mine[i]} vs ${g}`));
+      }
+    }
+  });
+
+  it('GradCache stays exact; the sampler carries each passage\'s teacher score; records without scores are refused by line', async () => {
+    const config = readConfig(TINY_XLMR);
+    const tok = TextTokenizer.load(TINY_XLMR);
+    const dir = tempDir();
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    // Teacher scores that identify their passage: the text's length.
+    const scored = join(dir, 'scored.jsonl');
+    const lines = readFileSync(ZH, 'utf8').trim().split('\n').slice(0, 40).map((l) => JSON.parse(l));
+    writeFileSync(scored, lines.map((r) => JSON.stringify({ ...r, pos_scores: r.pos.map((t: string) => t.length / 10), neg_scores: r.neg.map((t: string) => t.length / 10) })).join('\n') + '\n');
+    const withScores = records.slice(0, 40).map((r) => ({ ...r, posScores: r.pos.map((t) => t.length / 10), negScores: r.neg.map((t) => t.length / 10) }));
+    const [batch] = epochBatches(withScores, { batchSize: 8, groupSize: 3 }, new Rng(4));
+    for (const e of batch!) assert.deepEqual(e.teacher, e.passages.map((t) => t.length / 10));
+    for (const type of ['kl_div', 'margin_mse'] as const) {
+      const o = { pooling: 'mean' as const, normalize: true, temperature: 0.05, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 0, maxQueryLength: 24, maxPassageLength: 40, threads: 1, distill: { type, weight: 0.7 } };
+      const fused = await Trainer.create(config, tok, loadWeights(TINY_XLMR), o);
+      const cached = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, miniBatchSize: 3 });
+      const plain = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, distill: undefined });
+      const [la, lb, lp] = [await fused.computeGradients(batch!), await cached.computeGradients(batch!), await plain.computeGradients(batch!)];
+      assert.ok(Math.abs(la - lb) < 1e-5, `${type}: ${la} vs ${lb}`);
+      assert.ok(la > lp, `${type}: the distillation term adds to InfoNCE (${la} vs ${lp})`);
+      fused.slots.forEach((s, i) => {
+        const a = toDense(fused.grads[i], s.data.length);
+        const b = toDense(cached.grads[i], s.data.length);
+        let [diff, norm] = [0, 0];
+        for (let j = 0; j < a.length; j++) [diff, norm] = [diff + (a[j]! - b[j]!) ** 2, norm + a[j]! ** 2];
+        assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${type} ${s.name}`);
+      });
+      await Promise.all([fused.close(), cached.close(), plain.close()]);
+    }
+    const run = { model_name_or_path: TINY_XLMR, output_dir: join(dir, 'out'), per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, pooling: 'mean', threads: 1, knowledge_distillation: true };
+    const r = await train(resolveConfig({ ...run, train_data: scored }).config, { quiet: true });
+    assert.ok(Number.isFinite(r.finalLoss));
+    const broken = join(dir, 'broken.jsonl');
+    writeFileSync(broken, [JSON.stringify({ ...lines[0], pos_scores: [1], neg_scores: [1] }), JSON.stringify(lines[1])].join('\n') + '\n');
+    await assert.rejects(train(resolveConfig({ ...run, train_data: broken, output_dir: join(dir, 'b') }).config, { quiet: true }), /broken\.jsonl:1: field "neg_scores": has 1 scores for \d+ passages/);
+    writeFileSync(broken, [JSON.stringify({ ...lines[0], pos_scores: [1], neg_scores: lines[0].neg.map(() => 0) }), JSON.stringify(lines[1])].join('\n') + '\n');
+    await assert.rejects(train(resolveConfig({ ...run, train_data: broken, output_dir: join(dir, 'c') }).config, { quiet: true }), /broken\.jsonl:2: field "pos_scores": missing: knowledge_distillation needs a teacher score/);
+    assert.throws(() => resolveConfig({ ...run, train_data: scored, kd_loss_type: 'mse' }), /"kd_loss_type" must be kl_div or margin_mse, got "mse"/);
+  });
+});

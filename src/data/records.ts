@@ -18,6 +18,9 @@ export interface QueryRecord {
   neg: string[];
   /** The parsed line, written back with only the fields a job changes. */
   raw: Record<string, unknown>;
+  /** A teacher's scores of `pos` and `neg` (`pos_scores` / `neg_scores`), when read for distillation. */
+  posScores?: number[];
+  negScores?: number[];
   /** The line's bytes as in the file, for jobs that copy records unchanged (CRLF's CR kept, a BOM left out). */
   bytes: Uint8Array;
   line: number;

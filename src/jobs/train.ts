@@ -23,6 +23,7 @@ import { epochBatches, scheduleSteps } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
 import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
+import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
 import { log } from './common.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
@@ -47,6 +48,18 @@ export function trainFiles(path: string): string[] {
   return files;
 }
 
+/** A record's teacher scores (`pos_scores` / `neg_scores`), one finite number per passage. */
+function teacherScores(file: string, r: QueryRecord, field: string, count: number): number[] {
+  const v = r.raw[field];
+  const missing = 'missing: knowledge_distillation needs a teacher score per passage (`embedtune score` adds them)';
+  if (!Array.isArray(v)) throw new DataError(file, r.line, v === undefined ? missing : 'expected a list of numbers', field);
+  if (v.length !== count) throw new DataError(file, r.line, `has ${v.length} scores for ${count} passages`, field);
+  v.forEach((x, i) => {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new DataError(file, r.line, `expected a number, got ${JSON.stringify(x)}`, `${field}[${i}]`);
+  });
+  return v as number[];
+}
+
 async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryRecord[]> {
   const records: QueryRecord[] = [];
   const skips = new SkipReport();
@@ -59,6 +72,16 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
         if (!c.skip_invalid) throw e;
         skips.add(e);
         continue;
+      }
+      if (c.knowledge_distillation) {
+        try {
+          rec.posScores = teacherScores(file, rec, 'pos_scores', rec.pos.length);
+          rec.negScores = teacherScores(file, rec, 'neg_scores', rec.neg.length);
+        } catch (e) {
+          if (!c.skip_invalid || !(e instanceof DataError)) throw e;
+          skips.add(e);
+          continue;
+        }
       }
       records.push(rec);
     }
@@ -135,6 +158,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const runConfig = lora ? { ...config, loraScale: lora.alpha / lora.rank } : config;
   const trainer = await Trainer.create(runConfig, tokenizer, weights, {
     trainOnly: lora ? ADAPTER : undefined,
+    distill: c.knowledge_distillation ? { type: c.kd_loss_type as DistillType, weight: c.kd_weight, teacherTemperature: c.teacher_temperature } : undefined,
     pooling,
     normalize: c.normalize,
     temperature: c.embedding_temperature,

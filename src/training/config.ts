@@ -77,6 +77,14 @@ export interface TrainConfig {
   recompute: boolean;
   /** Hub revision (branch, tag or commit) when model_name_or_path is a Hub id. */
   revision: string | null;
+  /** Distil from the records' `pos_scores` / `neg_scores` (FlagEmbedding's key); records without them are refused. */
+  knowledge_distillation: boolean;
+  /** `kl_div` (FlagEmbedding's) or `margin_mse`. */
+  kd_loss_type: string;
+  /** Weight of the distillation term next to InfoNCE's 1. */
+  kd_weight: number;
+  /** Temperature of the teacher's softmax (kl_div). */
+  teacher_temperature: number;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -126,6 +134,10 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   lora_target_modules: null,
   recompute: false,
   revision: null,
+  knowledge_distillation: false,
+  kd_loss_type: 'kl_div',
+  kd_weight: 1,
+  teacher_temperature: 1,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -248,6 +260,10 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   }
   if (c.lora && c.lora_dropout > 0) notes.push(`lora_dropout ${c.lora_dropout}: not applied — embedtune trains without dropout (the adapters see the same inputs as at inference)`);
   if (c.template_preset !== null && !(c.template_preset in PRESETS)) throw new Error(`${source}: "template_preset" must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.template_preset)}`);
+  if (!['kl_div', 'margin_mse'].includes(c.kd_loss_type)) throw new Error(`${source}: "kd_loss_type" must be kl_div or margin_mse, got ${JSON.stringify(c.kd_loss_type)}`);
+  range('kd_weight', (x) => x >= 0, '≥ 0');
+  range('teacher_temperature', (x) => x > 0, '> 0');
+  if (c.knowledge_distillation && c.group_size < 2 && c.kd_loss_type === 'margin_mse') throw new Error(`${source}: "kd_loss_type" margin_mse needs group_size ≥ 2 (a positive and a negative per query)`);
   if (c.matryoshka_weights.length && c.matryoshka_weights.length !== c.embedding_matryoshka_dims.length) {
     throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);
   }

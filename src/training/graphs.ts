@@ -9,12 +9,24 @@
  */
 import { gradients } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
+import * as op from '../graph/ops.js';
 import type { ModelConfig } from '../models/config.js';
 import { sentenceEmbedding } from '../models/encoder.js';
 import { Params, type WeightLayout } from '../models/params.js';
 import type { PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { infoNCE, type InfoNCEOptions } from '../losses/infonce.js';
+import { distillLoss, type DistillOptions } from '../losses/distill.js';
+
+/** InfoNCE, plus the weighted distillation term when distilling (inputs `teacher`, `group_columns` [Q, G]). */
+function contrastive(graph: Graph, q: Value, p: Value, labels: Value, loss: InfoNCEOptions & { distill?: DistillOptions }): Value {
+  const l = infoNCE(q, p, labels, loss);
+  if (!loss.distill) return l;
+  const teacher = graph.input('teacher', 'float32', ['queries', 'group']);
+  const columns = graph.input('group_columns', 'int64', ['queries', 'group']);
+  const kd = distillLoss(q, p, teacher, columns, loss.distill, loss.temperature);
+  return op.add(l, loss.distill.weight === 1 ? kd : op.mul(kd, op.scalar(kd, loss.distill.weight)));
+}
 
 export interface TrainGraph {
   graph: Graph;
@@ -87,13 +99,13 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
 }
 
 /** Loss and all gradients for a batch of `q_*` queries and `p_*` passages, with `labels` [Q, 1]. */
-export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'>, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
+export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'> & { distill?: DistillOptions }, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('train-step');
   const params = new Params(graph, weights, 'input', layout, config.loraScale);
   const q = tower(graph, params, config, 'q_', pooling);
   const p = tower(graph, params, config, 'p_', pooling);
   const labels = graph.input('labels', 'int64', ['queries', 1]);
-  const l = infoNCE(q, p, labels, { ...loss, normalized: pooling.normalize });
+  const l = contrastive(graph, q, p, labels, { ...loss, normalized: pooling.normalize });
   graph.output(l, 'loss', []);
   return { graph, params, ...outputGradients(graph, params, l, undefined, o) };
 }
@@ -116,12 +128,12 @@ export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>,
 }
 
 /** InfoNCE on precomputed embeddings: `queries` [Q, d], `passages` [P, d], `labels` → loss, grad.queries, grad.passages. */
-export function lossGradGraph(dim: number, loss: InfoNCEOptions): Graph {
+export function lossGradGraph(dim: number, loss: InfoNCEOptions & { distill?: DistillOptions }): Graph {
   const graph = new Graph('loss-grad');
   const q = graph.input('queries', 'float32', ['queries', dim]);
   const p = graph.input('passages', 'float32', ['passages', dim]);
   const labels = graph.input('labels', 'int64', ['queries', 1]);
-  const l = infoNCE(q, p, labels, loss);
+  const l = contrastive(graph, q, p, labels, loss);
   graph.output(l, 'loss', []);
   const [dq, dp] = gradients(graph, l, [q, p]);
   graph.output(dq, `${GRAD_PREFIX}queries`, q.shape);

@@ -207,7 +207,7 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
  * layer inputs), InfoNCE on all embeddings at once, then the backward of every slice.
  * `towers` = [query slices, passage slices] as padded feeds. Returns the loss.
  */
-export async function layerwiseLoss(s: LayerwiseSessions, lossGrad: Session, st: LayerwiseState, towers: Feed[][], labels: ort.Tensor, layers: number): Promise<number> {
+export async function layerwiseLoss(s: LayerwiseSessions, lossGrad: Session, st: LayerwiseState, towers: Feed[][], lossFeed: Feed, layers: number): Promise<number> {
   const forward: { embedding: Float32Array; states: ort.Tensor[] }[][] = [];
   for (const slices of towers) {
     const runs = [];
@@ -223,7 +223,7 @@ export async function layerwiseLoss(s: LayerwiseSessions, lossGrad: Session, st:
     }
     return floatTensor(out, [out.length / s.hidden, s.hidden]);
   });
-  const lg = await lossGrad.run({ queries, passages, labels });
+  const lg = await lossGrad.run({ queries, passages, ...lossFeed });
   const seeds = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
   const backward = towers.flatMap((slices, t) => {
     let at = 0;

@@ -15,6 +15,8 @@ export interface TrainExample {
   query: string;
   /** The positive first, then the negatives: group_size passages. */
   passages: string[];
+  /** The teacher's scores of `passages` (distillation: the records' pos_scores / neg_scores). */
+  teacher?: number[];
 }
 
 export interface SamplerOptions {
@@ -25,22 +27,30 @@ export interface SamplerOptions {
 
 /** Draws one query's group of passages. */
 export function drawGroup(r: QueryRecord, groupSize: number, rng: Rng): string[] {
-  const pos = r.pos[rng.int(r.pos.length)];
+  return drawExample(r, groupSize, rng).passages;
+}
+
+/** One query's example: its group of passages, with their teacher scores when the record has them. */
+export function drawExample(r: QueryRecord, groupSize: number, rng: Rng): TrainExample {
+  const pos = rng.int(r.pos.length);
   const want = groupSize - 1;
-  if (want === 0) return [pos];
-  let negs: string[];
-  if (r.neg.length >= want) {
-    negs = rng.sample(r.neg, want);
+  let negs: number[] = [];
+  const all = r.neg.map((_, i) => i);
+  if (want === 0) negs = [];
+  else if (r.neg.length >= want) {
+    negs = rng.sample(all, want);
     // rng.sample keeps input order; shuffle so the order carries no rank information
     for (let i = negs.length - 1; i > 0; i--) {
       const j = rng.int(i + 1);
-      [negs[i], negs[j]] = [negs[j], negs[i]];
+      [negs[i], negs[j]] = [negs[j]!, negs[i]!];
     }
   } else {
-    negs = [...r.neg];
-    while (negs.length < want) negs.push(r.neg[rng.int(r.neg.length)]);
+    negs = [...all];
+    while (negs.length < want) negs.push(rng.int(r.neg.length));
   }
-  return [pos, ...negs];
+  const passages = [r.pos[pos]!, ...negs.map((i) => r.neg[i]!)];
+  const teacher = r.posScores && r.negScores ? [r.posScores[pos]!, ...negs.map((i) => r.negScores![i]!)] : undefined;
+  return { query: r.query, passages, ...(teacher && { teacher }) };
 }
 
 /**
@@ -53,7 +63,7 @@ export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions,
     const j = rng.int(i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const examples = order.map((i) => ({ query: records[i].query, passages: drawGroup(records[i], o.groupSize, rng) }));
+  const examples = order.map((i) => drawExample(records[i]!, o.groupSize, rng));
   const noDup = o.noDuplicates ?? true;
   const batches: TrainExample[][] = [];
   let deferred: TrainExample[] = [];

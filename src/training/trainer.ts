@@ -12,11 +12,24 @@ import type { Pooling } from '../models/pooling.js';
 import { type NamedTensor } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
-import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
+import { type Feed, floatTensor, int64Tensor, Session } from '../runtime/session.js';
+import type { DistillOptions } from '../losses/distill.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
 import { layerwiseLoss, type LayerwiseSessions, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
+
+/** The distillation inputs of a batch: teacher scores [Q, G] and each query's own columns [Q, G]. */
+function teacherFeed(batch: TrainExample[], group: number): Feed {
+  const teacher = new Float32Array(batch.length * group);
+  const columns = new BigInt64Array(batch.length * group);
+  batch.forEach((e, i) => {
+    if (!e.teacher || e.teacher.length !== group) throw new Error(`distillation: the example of "${e.query.slice(0, 60)}" has no teacher score for each of its ${group} passages`);
+    teacher.set(e.teacher, i * group);
+    for (let g = 0; g < group; g++) columns[i * group + g] = BigInt(i * group + g);
+  });
+  return { teacher: floatTensor(teacher, [batch.length, group]), group_columns: int64Tensor(columns, [batch.length, group]) };
+}
 
 export interface TrainerOptions {
   pooling: Pooling;
@@ -59,6 +72,8 @@ export interface TrainerOptions {
    * activation memory of one layer instead of all. BERT and XLM-RoBERTa.
    */
   recompute?: boolean;
+  /** Distill from each example's `teacher` scores (a reranker's) next to InfoNCE. */
+  distill?: DistillOptions;
 }
 
 /** The embedding tables `freezeEmbeddings` keeps fixed. */
@@ -119,7 +134,7 @@ export class Trainer {
    */
   static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
-    const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights };
+    const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill };
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
     const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set([...weights.keys()].filter(fixed)) };
@@ -200,10 +215,11 @@ export class Trainer {
     const p = batch.flatMap((e) => e.passages.map((t) => this.tokenize(t, this.o.passageTemplate, this.o.maxPassageLength)));
     const group = batch[0].passages.length;
     const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]);
+    const lossFeed: Feed = { labels, ...(this.o.distill && teacherFeed(batch, group)) };
     const pad = this.config.padTokenId;
     if (this.sessions.step) {
       const out = await this.sessions.step.run(
-        { ...this.weightFeed(), ...padBatch(q, pad, 'q_', this.withTypes), ...padBatch(p, pad, 'p_', this.withTypes), labels },
+        { ...this.weightFeed(), ...padBatch(q, pad, 'q_', this.withTypes), ...padBatch(p, pad, 'p_', this.withTypes), ...lossFeed },
         { loss: null, ...this.gradFetches((s) => s.gradTensor!) },
       );
       const rows = this.rowAccumulators();
@@ -211,12 +227,12 @@ export class Trainer {
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss.data as Float32Array)[0];
     }
-    if (this.sessions.layerwise) return this.layerwise(q, p, labels);
-    return this.gradCache(q, p, labels);
+    if (this.sessions.layerwise) return this.layerwise(q, p, lossFeed);
+    return this.gradCache(q, p, lossFeed);
   }
 
   /** recompute: each slice (GradCache's mini-batches, or the whole tower) runs layer by layer. */
-  private async layerwise(q: number[][], p: number[][], labels: ort.Tensor): Promise<number> {
+  private async layerwise(q: number[][], p: number[][], lossFeed: Feed): Promise<number> {
     const rows = this.rowAccumulators();
     const index = new Map(this.slots.map((s, i) => [s.name, i]));
     const st: LayerwiseState = {
@@ -226,13 +242,13 @@ export class Trainer {
     };
     const size = this.o.miniBatchSize ?? Math.max(q.length, p.length);
     const slice = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes));
-    const loss = await layerwiseLoss(this.sessions.layerwise!, this.sessions.lossGrad!, st, [slice(q), slice(p)], labels, this.config.numLayers);
+    const loss = await layerwiseLoss(this.sessions.layerwise!, this.sessions.lossGrad!, st, [slice(q), slice(p)], lossFeed, this.config.numLayers);
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
     return loss;
   }
 
   /** GradCache: embed without gradients, take the loss on the full batch, then backpropagate slice by slice. */
-  private async gradCache(q: number[][], p: number[][], labels: ort.Tensor): Promise<number> {
+  private async gradCache(q: number[][], p: number[][], lossFeed: Feed): Promise<number> {
     const size = this.o.miniBatchSize!;
     const { embed, vjp, lossGrad } = this.sessions as Required<typeof this.sessions>;
     const pad = this.config.padTokenId;
@@ -250,7 +266,7 @@ export class Trainer {
     };
     const qe = await embedAll(q);
     const pe = await embedAll(p);
-    const lg = await lossGrad.run({ queries: floatTensor(qe, [q.length, dim]), passages: floatTensor(pe, [p.length, dim]), labels });
+    const lg = await lossGrad.run({ queries: floatTensor(qe, [q.length, dim]), passages: floatTensor(pe, [p.length, dim]), ...lossFeed });
     const dq = lg[`${GRAD_PREFIX}queries`].data as Float32Array;
     const dp = lg[`${GRAD_PREFIX}passages`].data as Float32Array;
     this.slots.forEach((s) => s.grad?.fill(0));
