@@ -600,7 +600,7 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
     }
   });
 
-  it('GradCache stays exact; the sampler carries each passage\'s teacher score; records without scores are refused by line', async () => {
+  it('GradCache and recompute stay exact; the sampler carries each passage\'s teacher score; records without scores are refused by line', async () => {
     const config = readConfig(TINY_XLMR);
     const tok = TextTokenizer.load(TINY_XLMR);
     const dir = tempDir();
@@ -617,17 +617,20 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
       const fused = await Trainer.create(config, tok, loadWeights(TINY_XLMR), o);
       const cached = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, miniBatchSize: 3 });
       const plain = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, distill: undefined });
-      const [la, lb, lp] = [await fused.computeGradients(batch!), await cached.computeGradients(batch!), await plain.computeGradients(batch!)];
-      assert.ok(Math.abs(la - lb) < 1e-5, `${type}: ${la} vs ${lb}`);
+      const layered = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, recompute: true });
+      const [la, lb, lp, lr] = [await fused.computeGradients(batch!), await cached.computeGradients(batch!), await plain.computeGradients(batch!), await layered.computeGradients(batch!)];
+      assert.ok(Math.abs(la - lb) < 1e-5 && Math.abs(la - lr) < 1e-5, `${type}: ${la} vs ${lb} (GradCache) vs ${lr} (recompute)`);
       assert.ok(la > lp, `${type}: the distillation term adds to InfoNCE (${la} vs ${lp})`);
       fused.slots.forEach((s, i) => {
         const a = toDense(fused.grads[i], s.data.length);
-        const b = toDense(cached.grads[i], s.data.length);
-        let [diff, norm] = [0, 0];
-        for (let j = 0; j < a.length; j++) [diff, norm] = [diff + (a[j]! - b[j]!) ** 2, norm + a[j]! ** 2];
-        assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${type} ${s.name}`);
+        for (const other of [cached, layered]) {
+          const b = toDense(other.grads[i], s.data.length);
+          let [diff, norm] = [0, 0];
+          for (let j = 0; j < a.length; j++) [diff, norm] = [diff + (a[j]! - b[j]!) ** 2, norm + a[j]! ** 2];
+          assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${type} ${s.name}`);
+        }
       });
-      await Promise.all([fused.close(), cached.close(), plain.close()]);
+      await Promise.all([fused.close(), cached.close(), plain.close(), layered.close()]);
     }
     const run = { model_name_or_path: TINY_XLMR, output_dir: join(dir, 'out'), per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, pooling: 'mean', threads: 1, knowledge_distillation: true };
     const r = await train(resolveConfig({ ...run, train_data: scored }).config, { quiet: true });
