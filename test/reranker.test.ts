@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CrossEncoder } from '../src/models/cross-encoder.js';
@@ -177,5 +177,31 @@ describe('mine output formats (sentence-transformers rows)', () => {
     const tri = readFileSync(join(dir, 'tri.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.deepEqual(tri, seed.flatMap((s) => s.neg_passage.map((n: string) => ({ query: s.query, positive: s.pos_passage[0], negative: n }))));
     await assert.rejects(mine({ ...o, output: join(dir, 'x.jsonl'), outputFormat: 'pairs' as never }), /outputFormat must be one of seed, triplet, n-tuple, labeled-pair, labeled-list, got "pairs"/);
+  });
+});
+
+describe('the reranker path end to end', () => {
+  it('mine --reranker → score → train with distillation runs and gives identical weights twice', async () => {
+    const { mine } = await import('../src/jobs/mine.js');
+    const { score } = await import('../src/jobs/score.js');
+    const { train } = await import('../src/jobs/train.js');
+    const { resolveConfig } = await import('../src/training/config.js');
+    const reranker = join(FIXTURES, 'models', 'tiny-xlmr-reranker');
+    const dir = tempDir();
+    const input = join(dir, 'in.jsonl');
+    const { beirToRecords } = await import('../src/jobs/convert.js');
+    await beirToRecords({ beir: CRANFIELD, output: input, quiet: true });
+    const weights: Buffer[] = [];
+    for (const run of ['a', 'b']) {
+      const d = join(dir, run);
+      mkdirSync(d);
+      await mine({ model: TINY_BERT, pooling: 'mean', input, output: join(d, 'mined.jsonl'), candidatePool: CRANFIELD, rangeMin: 0, rangeMax: 20, numNegatives: 3, reranker, rerankMargin: -0.5, threads: 1, quiet: true });
+      await score({ reranker, input: join(d, 'mined.jsonl'), output: join(d, 'scored.jsonl'), threads: 1, quiet: true });
+      const { config } = resolveConfig({ model_name_or_path: TINY_BERT, train_data: join(d, 'scored.jsonl'), output_dir: join(d, 'model'), per_device_train_batch_size: 8, max_steps: 3, group_size: 3, max_query_len: 16, max_passage_len: 32, pooling: 'mean', threads: 1, knowledge_distillation: true, learning_rate: 1e-3 });
+      const r = await train(config, { quiet: true });
+      assert.ok(Number.isFinite(r.finalLoss));
+      weights.push(readFileSync(join(d, 'model', 'model.safetensors')));
+    }
+    assert.deepEqual(weights[0], weights[1]);
   });
 });

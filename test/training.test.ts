@@ -640,6 +640,8 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
     await assert.rejects(train(resolveConfig({ ...run, train_data: broken, output_dir: join(dir, 'b') }).config, { quiet: true }), /broken\.jsonl:1: field "neg_scores": has 1 scores for \d+ passages/);
     writeFileSync(broken, [JSON.stringify({ ...lines[0], pos_scores: [1], neg_scores: lines[0].neg.map(() => 0) }), JSON.stringify(lines[1])].join('\n') + '\n');
     await assert.rejects(train(resolveConfig({ ...run, train_data: broken, output_dir: join(dir, 'c') }).config, { quiet: true }), /broken\.jsonl:2: field "pos_scores": missing: knowledge_distillation needs a teacher score/);
+    writeFileSync(broken, JSON.stringify({ ...lines[0], pos_scores: [1], neg_scores: lines[0].neg.map((_: string, i: number) => (i === 1 ? 'high' : 0)) }) + '\n');
+    await assert.rejects(train(resolveConfig({ ...run, train_data: broken, output_dir: join(dir, 'd') }).config, { quiet: true }), /broken\.jsonl:1: field "neg_scores\[1\]": expected a number, got "high"/);
     assert.throws(() => resolveConfig({ ...run, train_data: scored, kd_loss_type: 'mse' }), /"kd_loss_type" must be kl_div or margin_mse, got "mse"/);
   });
 });
