@@ -24,7 +24,7 @@ import { greedyDedup } from '../src/search/dedup.js';
 import { ExactSearch, type Vectors } from '../src/search/topk.js';
 import { Trainer } from '../src/training/trainer.js';
 import { Rng } from '../src/util/rng.js';
-import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, writeRandomModel } from '../scripts/make-models.js';
+import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, unitVectors, writeRandomModel } from '../scripts/make-models.js';
 import { QWEN3_06B, writeQwenModel } from '../scripts/make-qwen.js';
 import { embedtuneHome } from '../src/models/use-lite.js';
 import { loadBeir } from '../src/data/beir.js';
@@ -209,18 +209,6 @@ async function benchSentenceTransformers() {
 }
 
 // ---------------------------------------------------------------- 3. exact top-k and 4. dedup
-
-function unitVectors(n: number, d: number, seed: number): Vectors {
-  const rng = new Rng(seed);
-  const data = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (data[i * d + j] = rng.normal()) ** 2;
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < d; j++) data[i * d + j] *= inv;
-  }
-  return { data, dim: d, count: n };
-}
 
 async function benchTopK() {
   const corpus = unitVectors(100_000, 384, 1);

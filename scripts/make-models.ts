@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type NamedTensor, writeSafetensors } from '../src/models/safetensors.js';
 import { Rng } from '../src/util/rng.js';
+import type { Vectors } from '../src/search/topk.js';
 
 export interface RandomModelSpec {
   architecture: 'bert' | 'xlm-roberta';
@@ -262,4 +263,17 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     writeRandomModel(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-xlmr'), TINY_XLMR);
     writeRandomUseModel(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-use'), 5);
   }
+}
+
+/** `n` random unit vectors of width `d` (seeded): search and dedup benchmarks. */
+export function unitVectors(n: number, d: number, seed: number): Vectors {
+  const rng = new Rng(seed);
+  const data = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += (data[i * d + j] = rng.normal()) ** 2;
+    const inv = 1 / Math.sqrt(s);
+    for (let j = 0; j < d; j++) data[i * d + j] *= inv;
+  }
+  return { data, dim: d, count: n };
 }

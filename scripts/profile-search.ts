@@ -9,20 +9,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { floatTensor, int64Tensor, Session } from '../src/runtime/session.js';
-import { ExactSearch, topKGraph, type Vectors } from '../src/search/topk.js';
-import { Rng } from '../src/util/rng.js';
+import { ExactSearch, topKGraph } from '../src/search/topk.js';
+import { unitVectors } from './make-models.js';
 
 const threads = Number(process.argv[2] ?? 2);
-function unitVectors(n: number, d: number, seed: number): Vectors {
-  const rng = new Rng(seed);
-  const data = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += (data[i * d + j] = rng.normal()) ** 2;
-    for (let j = 0; j < d; j++) data[i * d + j] /= Math.sqrt(s);
-  }
-  return { data, dim: d, count: n };
-}
 const corpus = unitVectors(100_000, 384, 1);
 const queries = unitVectors(1000, 384, 2);
 

@@ -108,27 +108,20 @@ if (series.step.length) {
   new uPlot(opts('Training loss', 'loss', '#1f77b4'), [series.step, series.loss], document.getElementById('loss'));
   new uPlot(opts('Learning rate', 'lr', '#ff7f0e'), [series.step, series.lr], document.getElementById('lr'));
 } else document.getElementById('loss').textContent = 'No training log in this run.';
-if (hist) {
-  const n = hist.pos.length, w = (hist.hi - hist.lo) / n;
-  const x = hist.pos.map((_, i) => hist.lo + (i + 0.5) * w);
-  const bars = uPlot.paths.bars({ size: [0.9, 100] });
-  new uPlot({ title: 'query·passage scores: positives vs mined negatives', width: 900, height: 260,
-    scales: { x: { time: false } }, axes: [{ label: 'cosine score' }, { label: 'count' }],
-    series: [{ label: 'score' }, { label: 'positives', stroke: '#2ca02c', fill: 'rgba(44,160,44,.4)', paths: bars },
-             { label: 'negatives', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
-    [x, hist.pos, hist.neg], document.getElementById('hist'));
-} else document.getElementById('hist').textContent = 'No mining statistics in this run.';
-if (rerank) {
-  const n = rerank.pos.length, w = (rerank.hi - rerank.lo) / n;
-  const x = rerank.pos.map((_, i) => rerank.lo + (i + 0.5) * w);
-  const bars = uPlot.paths.bars({ size: [0.9, 100] });
-  new uPlot({ title: 'reranker scores: positives, kept and dropped candidates', width: 900, height: 260,
-    scales: { x: { time: false } }, axes: [{ label: 'reranker score' }, { label: 'count' }],
-    series: [{ label: 'score' }, { label: 'positives', stroke: '#2ca02c', fill: 'rgba(44,160,44,.4)', paths: bars },
-             { label: 'kept', stroke: '#1f77b4', fill: 'rgba(31,119,180,.4)', paths: bars },
-             { label: 'dropped', stroke: '#d62728', fill: 'rgba(214,39,40,.4)', paths: bars }] },
-    [x, rerank.pos, rerank.kept, rerank.dropped], document.getElementById('rerank-hist'));
+/** A histogram chart: bins over [lo, hi], one bar series per { label, counts, color }. */
+function histogram(el, title, xLabel, h, bars) {
+  const w = (h.hi - h.lo) / bars[0].counts.length;
+  const x = bars[0].counts.map((_, i) => h.lo + (i + 0.5) * w);
+  const paths = uPlot.paths.bars({ size: [0.9, 100] });
+  new uPlot({ title, width: 900, height: 260, scales: { x: { time: false } }, axes: [{ label: xLabel }, { label: 'count' }],
+    series: [{ label: 'score' }, ...bars.map((b) => ({ label: b.label, stroke: b.color, fill: b.color + '66', paths }))] },
+    [x, ...bars.map((b) => b.counts)], document.getElementById(el));
 }
+if (hist) histogram('hist', 'query·passage scores: positives vs mined negatives', 'cosine score', hist,
+  [{ label: 'positives', counts: hist.pos, color: '#2ca02c' }, { label: 'negatives', counts: hist.neg, color: '#d62728' }]);
+else document.getElementById('hist').textContent = 'No mining statistics in this run.';
+if (rerank) histogram('rerank-hist', 'reranker scores: positives, kept and dropped candidates', 'reranker score', rerank,
+  [{ label: 'positives', counts: rerank.pos, color: '#2ca02c' }, { label: 'kept', counts: rerank.kept, color: '#1f77b4' }, { label: 'dropped', counts: rerank.dropped, color: '#d62728' }]);
 </script></body></html>
 `;
   const path = join(runDir, 'report.html');
