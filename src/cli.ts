@@ -52,6 +52,7 @@ function withModelOptions(cmd: Command): Command {
     .option('--batch-size <n>', 'texts per batch', positive('batch-size'), 32)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
+    .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml: where onnxruntime runs the model')
     .addOption(new Option('--quantize <type>', 'run linear layers as int8 GEMMs (weights per channel, activations per batch): ~2–3× faster on CPUs with VNNI').choices(['int8']))
     .option('--shard <i/N>', 'encode only shard i of N (auto/N: the index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX); then `embedtune merge`')
     .option('--shard-dir <dir>', 'where shards are written (default: <output>.shards)')
@@ -83,6 +84,7 @@ function modelOptions(o: Record<string, unknown>) {
     quiet: o.quiet as boolean | undefined,
     revision: o.revision as string | undefined,
     quantize: o.quantize as 'int8' | undefined,
+    device: o.device as string | undefined,
   };
 }
 

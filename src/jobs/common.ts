@@ -45,7 +45,7 @@ export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Pr
 export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<Encoder> {
   const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
   const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
-  return Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize });
+  return Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize, device: o.device });
 }
 
 /**

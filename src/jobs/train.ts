@@ -158,6 +158,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const runConfig = lora ? { ...config, loraScale: lora.alpha / lora.rank } : config;
   const trainer = await Trainer.create(runConfig, tokenizer, weights, {
     trainOnly: lora ? ADAPTER : undefined,
+    device: c.device,
     distill: c.knowledge_distillation ? { type: c.kd_loss_type as DistillType, weight: c.kd_weight, teacherTemperature: c.teacher_temperature } : undefined,
     pooling,
     normalize: c.normalize,

@@ -21,6 +21,8 @@ import { TextTokenizer } from './tokenizer.js';
 
 export interface CrossEncoderOptions {
   threads?: number;
+  /** Where the session runs (see runtime/device.ts). */
+  device?: string;
   /** Which logit is the score when the model has several labels (required then). */
   label?: number;
   /** Hub revision when the model is a Hub id. */
@@ -95,7 +97,7 @@ export class CrossEncoder {
     const hidden = arch.build(inputs, params, config);
     const logits = classifierHead(pool(hidden, inputs.attentionMask, { pooling: 'cls', normalize: false }), params, config, labels);
     graph.output(op.squeeze(op.slice(logits, [label], [label + 1], [1]), [1]), 'score', ['batch']);
-    const session = await Session.create(graph, { threads: o.threads });
+    const session = await Session.create(graph, { threads: o.threads, device: o.device });
     return new CrossEncoder(dir, config, tokenizer, session, Math.min(tokenizer.modelMaxLength, positionLimit(config)));
   }
 

@@ -50,6 +50,8 @@ export interface EncoderOptions {
   blockTexts?: number;
   /** `int8`: linear layers run as integer GEMMs (weights per output column, activations per call). */
   quantize?: 'int8';
+  /** Where the session runs: `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]`, `coreml`. */
+  device?: string;
 }
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
@@ -274,7 +276,7 @@ export class Encoder {
     const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode, options.adoptWeights ? 'adopt' : 'hf', int8);
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
-    const session = await Session.create(graph, { threads: options.threads });
+    const session = await Session.create(graph, { threads: options.threads, device: options.device });
     const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength, mode === 'input' ? feed : {});
     encoder.quantize = options.quantize;

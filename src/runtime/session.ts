@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Graph } from '../graph/graph.js';
 import { needsExternalData, serialize } from '../graph/onnx.js';
+import { deviceError, executionProviders, parseDevice } from './device.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; defaults to every core. */
@@ -20,6 +21,8 @@ export interface RuntimeOptions {
   profilePrefix?: string;
   /** Save the model as ORT optimised it (fusions applied) to this path, for inspection. */
   optimizedModelPath?: string;
+  /** `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]`, `coreml` (see device.ts). */
+  device?: string;
 }
 
 export type Feed = Record<string, ort.Tensor>;
@@ -32,7 +35,18 @@ export class Session {
 
   /** Builds an ORT session for `graph`. */
   static async create(graph: Graph, options: RuntimeOptions = {}): Promise<Session> {
+    const device = options.device ? parseDevice(options.device) : undefined;
+    const providers = device && executionProviders(device);
+    try {
+      return await Session.build(graph, options, providers);
+    } catch (e) {
+      throw device && providers ? deviceError(device, e) : e;
+    }
+  }
+
+  private static async build(graph: Graph, options: RuntimeOptions, executionProviders?: ort.InferenceSession.ExecutionProviderConfig[]): Promise<Session> {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
+      ...(executionProviders ? { executionProviders } : {}),
       intraOpNumThreads: options.threads ?? availableParallelism(),
       interOpNumThreads: 1,
       executionMode: 'sequential',

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Pooling } from '../models/pooling.js';
 import { PRESETS, QWEN3_TASK } from '../models/prompts.js';
 import type { Schedule } from './optimizer.js';
+import { parseDevice } from '../runtime/device.js';
 
 export interface TrainConfig {
   model_name_or_path: string;
@@ -85,6 +86,8 @@ export interface TrainConfig {
   kd_weight: number;
   /** Temperature of the teacher's softmax (kl_div). */
   teacher_temperature: number;
+  /** Where training runs: `cpu` (default), `cuda[:i]`, `webgpu`, … (see README "Devices"). */
+  device: string;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -138,6 +141,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   kd_loss_type: 'kl_div',
   kd_weight: 1,
   teacher_temperature: 1,
+  device: 'cpu',
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -260,6 +264,7 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   }
   if (c.lora && c.lora_dropout > 0) notes.push(`lora_dropout ${c.lora_dropout}: not applied — embedtune trains without dropout (the adapters see the same inputs as at inference)`);
   if (c.template_preset !== null && !(c.template_preset in PRESETS)) throw new Error(`${source}: "template_preset" must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.template_preset)}`);
+  parseDevice(c.device);
   if (!['kl_div', 'margin_mse'].includes(c.kd_loss_type)) throw new Error(`${source}: "kd_loss_type" must be kl_div or margin_mse, got ${JSON.stringify(c.kd_loss_type)}`);
   range('kd_weight', (x) => x >= 0, '≥ 0');
   range('teacher_temperature', (x) => x > 0, '> 0');

@@ -74,6 +74,8 @@ export interface TrainerOptions {
   recompute?: boolean;
   /** Distill from each example's `teacher` scores (a reranker's) next to InfoNCE. */
   distill?: DistillOptions;
+  /** Where the sessions run (see runtime/device.ts). */
+  device?: string;
 }
 
 /** The embedding tables `freezeEmbeddings` keeps fixed. */
@@ -135,7 +137,7 @@ export class Trainer {
   static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill };
-    const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix };
+    const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix, device: o.device };
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
     const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set([...weights.keys()].filter(fixed)) };
     const sessions: Sessions = {};
@@ -331,7 +333,7 @@ export class Trainer {
     for (const s of this.slots) weights.set(s.name, { shape: s.shape, data: s.data });
     const pooling = { pooling: this.o.pooling, normalize: this.o.normalize };
     const built = embedGraph(this.config, weights, pooling, 'graph');
-    const session = await Session.create(built.graph, { threads: this.o.threads });
+    const session = await Session.create(built.graph, { threads: this.o.threads, device: this.o.device });
     return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed: this.weightFeed(), output: 'embedding' });
   }
 

@@ -1,0 +1,71 @@
+/**
+ * Where sessions run: `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]` (Windows), `coreml`
+ * (macOS) — onnxruntime-node's execution providers. Which ones a machine has depends on the
+ * onnxruntime-node install: the CPU and WebGPU providers ship in the npm package; the CUDA
+ * provider is downloaded by its install script (`ONNXRUNTIME_NODE_INSTALL=cuda12`), which npm 11
+ * runs only when approved and which this repository's `.npmrc` skips. A missing provider is
+ * refused with that advice; ops a provider lacks fall back to the CPU inside onnxruntime.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import ort from 'onnxruntime-node';
+
+export interface Device {
+  name: 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
+  index?: number;
+  /** As the user wrote it, for messages. */
+  spec: string;
+}
+
+const NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
+const INDEXED = new Set(['cuda', 'dml']);
+
+/**
+ * @example parseDevice('cuda:1'); // { name: 'cuda', index: 1, spec: 'cuda:1' }
+ */
+export function parseDevice(spec: string): Device {
+  const m = /^([a-z]+)(?::(\d+))?$/.exec(spec.trim());
+  const name = m?.[1] as Device['name'] | undefined;
+  if (!m || !name || !NAMES.includes(name) || (m[2] !== undefined && !INDEXED.has(name))) {
+    throw new Error(`--device "${spec}": expected cpu, cuda[:i], webgpu, dml[:i] or coreml`);
+  }
+  return { name, index: m[2] === undefined ? undefined : Number(m[2]), spec };
+}
+
+const INSTALL_ADVICE: Record<string, string> = {
+  cuda:
+    'install onnxruntime-node with its CUDA binaries: delete the `onnxruntime-node-install-cuda=skip` line of .npmrc, then `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node --foreground-scripts` (npm 11 runs install scripts only when allowed: `npm approve-builds`), with CUDA 12 and cuDNN 9 on the library path',
+  dml: 'DirectML is in the Windows build of onnxruntime-node only',
+  coreml: 'CoreML is in the macOS build of onnxruntime-node only',
+  webgpu: 'the WebGPU provider needs a GPU with Vulkan (Linux), D3D12 (Windows) or Metal (macOS) drivers',
+};
+
+/** The provider libraries onnxruntime-node ships or installed for this platform. */
+function installedProviders(): string[] {
+  const require = createRequire(import.meta.url);
+  const root = dirname(require.resolve('onnxruntime-node/package.json'));
+  const bin = join(root, 'bin', 'napi-v6', process.platform, process.arch);
+  return existsSync(bin) ? readdirSync(bin) : [];
+}
+
+/**
+ * The session option for `device`, after checking onnxruntime-node has its provider.
+ * @example executionProviders(parseDevice('cpu')); // undefined: onnxruntime's default
+ */
+export function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] | undefined {
+  if (device.name === 'cpu') return undefined;
+  const backends = ort.listSupportedBackends?.() ?? [];
+  const backend = backends.find((b) => b.name === device.name);
+  const missing = !backend || (!backend.bundled && !installedProviders().some((f) => f.includes(`providers_${device.name}`)));
+  if (missing) {
+    const have = backends.filter((b) => b.bundled || installedProviders().some((f) => f.includes(`providers_${b.name}`))).map((b) => b.name);
+    throw new Error(`--device ${device.spec}: this onnxruntime-node (${process.platform}/${process.arch}) has no ${device.name} provider (it has: ${have.join(', ')}); ${INSTALL_ADVICE[device.name]}`);
+  }
+  return [device.index === undefined ? device.name : ({ name: device.name, deviceId: device.index } as ort.InferenceSession.ExecutionProviderConfig)];
+}
+
+/** An onnxruntime failure to start a session on `device`, said in terms of the device. */
+export function deviceError(device: Device, e: unknown): Error {
+  return new Error(`--device ${device.spec}: onnxruntime could not run a session there (${(e as Error).message.split('\n')[0]}); ${INSTALL_ADVICE[device.name] ?? ''}`.replace(/; $/, ''));
+}
