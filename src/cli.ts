@@ -214,11 +214,12 @@ export function buildProgram(): Command {
     .option('--max-length <n>', 'token limit per pair (default: the reranker\'s)', positive('max-length'))
     .option('--batch-size <n>', 'pairs per batch', positive('batch-size'), 32)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
+    .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml')
     .option('--cache-dir <dir>', 'on-disk score cache: a second run scores nothing')
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
-      await score({ reranker: o.reranker, input: o.input, output: o.output, revision: o.revision, label: o.label, sigmoid: o.sigmoid, maxLength: o.maxLength, batchSize: o.batchSize, threads: o.threads, cacheDir: o.cacheDir, skipInvalid: o.skipInvalid, quiet: o.quiet });
+      await score({ reranker: o.reranker, input: o.input, output: o.output, revision: o.revision, label: o.label, sigmoid: o.sigmoid, maxLength: o.maxLength, batchSize: o.batchSize, threads: o.threads, device: o.device, cacheDir: o.cacheDir, skipInvalid: o.skipInvalid, quiet: o.quiet });
     });
 
   program

@@ -23,6 +23,7 @@ export interface RerankOptions {
   sigmoid?: boolean;
   batchSize?: number;
   threads?: number;
+  device?: string;
   cacheDir?: string;
   quiet?: boolean;
 }
@@ -84,7 +85,7 @@ export async function rerankGuard(queries: readonly string[], positives: readonl
     const oracle = await qrelsOracle(o.reranker);
     scores = Float32Array.from(pairs, ([q, p]) => oracle(q, p));
   } else {
-    const model = typeof o.reranker === 'string' ? await CrossEncoder.load(o.reranker, { threads: o.threads, label: o.label }) : o.reranker;
+    const model = typeof o.reranker === 'string' ? await CrossEncoder.load(o.reranker, { threads: o.threads, label: o.label, device: o.device }) : o.reranker;
     try {
       scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
     } finally {
