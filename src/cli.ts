@@ -53,6 +53,7 @@ function withModelOptions(cmd: Command): Command {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
     .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml: where onnxruntime runs the model')
+    .option('--devices <list>', 'several encoders in worker threads, blocks of texts dealt out (same rows as one): cpu:NxT (N workers × T threads) or cuda:0,cuda:1')
     .addOption(new Option('--quantize <type>', 'run linear layers as int8 GEMMs (weights per channel, activations per batch): ~2–3× faster on CPUs with VNNI').choices(['int8']))
     .option('--shard <i/N>', 'encode only shard i of N (auto/N: the index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX); then `embedtune merge`')
     .option('--shard-dir <dir>', 'where shards are written (default: <output>.shards)')
@@ -85,6 +86,7 @@ function modelOptions(o: Record<string, unknown>) {
     revision: o.revision as string | undefined,
     quantize: o.quantize as 'int8' | undefined,
     device: o.device as string | undefined,
+    devices: o.devices as string | undefined,
   };
 }
 

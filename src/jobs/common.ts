@@ -1,5 +1,7 @@
 /** What every job shares: which model, how to encode, how loud to be. */
 import { type EncodeOptions, Encoder, type EncoderOptions, type Embeddings } from '../models/encoder.js';
+import { EncoderPool, parseDevices } from '../models/encoder-pool.js';
+import type { Pooling } from '../models/pooling.js';
 import { resolveModel } from '../models/resolve.js';
 import { progress } from '../progress.js';
 
@@ -17,7 +19,16 @@ export interface TextEncoder {
   endOfEncoding?(): Promise<void>;
 }
 
+/** An encoder that plans in blocks (Encoder, EncoderPool): what shard runs and jobs load. */
+export interface BlockEncoder extends TextEncoder {
+  readonly pooling: Pooling;
+  readonly blockTexts: number;
+  close(): Promise<void>;
+}
+
 export interface ModelOptions extends EncoderOptions {
+  /** Several encoders in worker threads: `cpu:NxT` or `cuda:0,cuda:1` (see encoder-pool.ts). */
+  devices?: string;
   /** A Hugging Face model directory, or an already loaded encoder (left open). */
   model: string | TextEncoder;
   batchSize?: number;
@@ -41,11 +52,14 @@ export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Pr
   }
 }
 
-/** Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`). */
-export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<Encoder> {
+/** Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`); with `devices`, a pool of workers. */
+export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<BlockEncoder> {
   const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
   const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
-  return Encoder.load(dir, { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize, device: o.device });
+  const options = { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize, device: o.device };
+  if (o.devices && o.device) throw new Error('give --device or --devices, not both');
+  if (o.devices) return EncoderPool.load(dir, { ...options, devices: parseDevices(o.devices) });
+  return Encoder.load(dir, options);
 }
 
 /**

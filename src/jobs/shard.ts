@@ -11,11 +11,11 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomically, writeFileAtomic } from '../data/jsonl.js';
-import { BLOCK_TEXTS, type EncodeOptions, type Embeddings, type Encoder, shareRows } from '../models/encoder.js';
+import { BLOCK_TEXTS, type EncodeOptions, type Embeddings, shareRows } from '../models/encoder.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { withPath } from '../util/atomic.js';
 import { clean } from './clean.js';
-import { loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
+import { type BlockEncoder, loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
 import { encodeFile, npyHeader } from './encode.js';
 import { evaluate } from './evaluate.js';
 import { mine } from './mine.js';
@@ -109,7 +109,7 @@ class ShardWriter implements TextEncoder {
   readonly dir: string;
 
   constructor(
-    private readonly encoder: Encoder,
+    private readonly encoder: BlockEncoder,
     private readonly folder: string,
     private readonly manifest: Omit<Manifest, 'calls' | 'encoder'>,
   ) {

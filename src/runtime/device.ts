@@ -35,7 +35,7 @@ export function parseDevice(spec: string): Device {
 
 const INSTALL_ADVICE: Record<string, string> = {
   cuda:
-    'install onnxruntime-node with its CUDA binaries: delete the `onnxruntime-node-install-cuda=skip` line of .npmrc, then `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node --foreground-scripts` (npm 11 runs install scripts only when allowed: `npm approve-builds`), with CUDA 12 and cuDNN 9 on the library path',
+    'install onnxruntime-node with its CUDA binaries: delete the `onnxruntime-node-install-cuda=skip` line of .npmrc, then `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node --foreground-scripts` (npm 11 runs a dependency\'s install script only once allowed: `npm install-scripts approve onnxruntime-node`), with CUDA 12 and cuDNN 9 on the library path',
   dml: 'DirectML is in the Windows build of onnxruntime-node only',
   coreml: 'CoreML is in the macOS build of onnxruntime-node only',
   webgpu: 'the WebGPU provider needs a GPU with Vulkan (Linux), D3D12 (Windows) or Metal (macOS) drivers',

@@ -1,0 +1,128 @@
+/**
+ * Several encoders side by side on one machine (`--devices cpu:2x1`, `--devices cuda:0,cuda:1`):
+ * one worker thread per slot, each with its own Encoder and onnxruntime session, texts dealt out
+ * a planning block at a time. A block is planned on its own texts (see BLOCK_TEXTS), so the rows
+ * are those one encoder gives, bit for bit; and the sessions run off the main thread, so the
+ * event loop (progress, Ctrl-C) stays free while they work.
+ */
+import { Worker } from 'node:worker_threads';
+import { progress } from '../progress.js';
+import { parseDevice } from '../runtime/device.js';
+import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, shareRows } from './encoder.js';
+import type { Pooling } from './pooling.js';
+
+/** One worker's device and threads. */
+export interface Slot {
+  device: string;
+  threads?: number;
+}
+
+/**
+ * `cpu:NxT` (N workers of T threads) or a comma-separated list of devices (`cuda:0,cuda:1`).
+ * @example parseDevices('cpu:2x1'); // [{ device: 'cpu', threads: 1 }, { device: 'cpu', threads: 1 }]
+ */
+export function parseDevices(spec: string): Slot[] {
+  const grid = /^cpu:(\d+)x(\d+)$/.exec(spec.trim());
+  if (grid) {
+    const [n, t] = [Number(grid[1]), Number(grid[2])];
+    if (n < 1 || t < 1) throw new Error(`--devices ${spec}: workers and threads must be at least 1`);
+    return Array.from({ length: n }, () => ({ device: 'cpu', threads: t }));
+  }
+  const slots = spec.split(',').map((s) => {
+    if (!s.trim()) throw new Error(`--devices "${spec}": an empty entry`);
+    parseDevice(s);
+    return { device: s.trim() };
+  });
+  return slots;
+}
+
+interface Reply {
+  id: number;
+  error?: string;
+  rows?: Float32Array;
+  info?: { dim: number; normalize: boolean; pooling: Pooling; dir: string };
+}
+
+class Member {
+  private next = 0;
+  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+
+  constructor(readonly worker: Worker) {
+    worker.on('message', (r: Reply) => {
+      const w = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      if (r.error) w?.reject(new Error(r.error));
+      else w?.resolve(r);
+    });
+    worker.on('error', (e) => this.waiting.forEach((w) => w.reject(e)));
+  }
+
+  ask(message: Record<string, unknown>): Promise<Reply> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id });
+    });
+  }
+}
+
+/**
+ * @example
+ *   const pool = await EncoderPool.load('models/bge-small-en', { devices: parseDevices('cpu:2x1') });
+ *   const e = await pool.encode(texts);
+ *   await pool.close();
+ */
+export class EncoderPool {
+  private constructor(
+    private readonly members: Member[],
+    readonly dir: string,
+    readonly dim: number,
+    readonly normalize: boolean,
+    readonly pooling: Pooling,
+    readonly blockTexts: number,
+  ) {}
+
+  static async load(dir: string, o: EncoderOptions & { devices: Slot[] }): Promise<EncoderPool> {
+    const { devices, ...options } = o;
+    const members = devices.map((s) => new Member(new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: null })));
+    try {
+      const infos = await Promise.all(members.map((m, i) => m.ask({ kind: 'load', dir, options: { ...options, device: devices[i]!.device, threads: devices[i]!.threads ?? options.threads } })));
+      const info = infos[0]!.info!;
+      return new EncoderPool(members, info.dir, info.dim, info.normalize, info.pooling, o.blockTexts ?? BLOCK_TEXTS);
+    } catch (e) {
+      await Promise.all(members.map((m) => m.worker.terminate()));
+      throw e;
+    }
+  }
+
+  /** As Encoder.encode (rows, templates, duplicates); each block goes to the next free worker. */
+  async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
+    if (options.cacheDir) throw new Error('--cache-dir with several devices is not supported yet: use one device, or no cache');
+    const [lo, hi] = options.rows ?? [0, texts.length];
+    const block = this.blockTexts;
+    const e: Embeddings = { data: new Float32Array((hi - lo) * this.dim), dim: this.dim, count: hi - lo };
+    const starts: number[] = [];
+    for (let b = lo; b < hi; b += block) starts.push(b);
+    const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+    const { rows: _rows, cacheDir: _cache, ...rest } = options;
+    const work = async (m: Member) => {
+      for (let b = starts.shift(); b !== undefined; b = starts.shift()) {
+        const end = Math.min(hi, b + block);
+        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true } });
+        e.data.set(r.rows!, (b - lo) * this.dim);
+        bar.tick(end - b);
+      }
+    };
+    await Promise.all(this.members.map(work));
+    bar.done();
+    shareRows(lo === 0 && hi === texts.length ? texts : texts.slice(lo, hi), e);
+    return e;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.map(async (m) => {
+      await m.ask({ kind: 'close' }).catch(() => undefined);
+      await m.worker.terminate();
+    }));
+  }
+}
