@@ -14,6 +14,7 @@ import { train } from './jobs/train.js';
 import { exportCheckpoint } from './jobs/export.js';
 import { merge, parseShard, runShard, type ShardJob } from './jobs/shard.js';
 import { score } from './jobs/score.js';
+import { removePending } from './util/atomic.js';
 import { loadTrainConfig } from './training/config.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -329,6 +330,17 @@ export function buildProgram(): Command {
       await beirToRecords({ beir: o.beir, output: o.output, split: o.split, minScore: o.minScore, quiet: o.quiet });
     });
   return program;
+}
+
+// Ctrl-C / kill: remove the temp files being written (outputs are renamed into place only when
+// complete, so nothing half-written is left) and exit 130 / 143. A running onnxruntime batch
+// finishes first: session.run holds the event loop.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    const n = removePending();
+    process.stderr.write(`\nembedtune: interrupted (${signal}); ${n ? `removed ${n} unfinished output(s); ` : ''}outputs from before are untouched\n`);
+    process.exit(code);
+  });
 }
 
 buildProgram()

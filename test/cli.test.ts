@@ -196,3 +196,28 @@ describe('CLI train and export', () => {
     assert.match(r.err, /unknown key "learning_rat"; did you mean "learning_rate"\?/);
   });
 });
+
+describe('interrupts', () => {
+  it('Ctrl-C while an output is being written: exit 130, the temp file removed, no output, the old output untouched', async () => {
+    const { spawn } = await import('node:child_process');
+    const { readdirSync } = await import('node:fs');
+    const dir = tempDir();
+    const input = join(dir, 'texts.txt');
+    writeFileSync(input, Array.from({ length: 60000 }, (_, i) => `text number ${i} about the lift of wing ${i % 97}`).join('\n') + '\n');
+    const output = join(dir, 'out.jsonl');
+    writeFileSync(output, 'the previous run\n');
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'encode', '-m', TINY_BERT, '-i', input, '-o', output, '--pooling', 'mean', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // Wait until the JSONL temp file exists (encoding is done and rows are being written), then interrupt.
+    const temp = () => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
+    for (let i = 0; i < 600 && !temp().length && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(temp().length, 'the run got to writing its output');
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted \(SIGINT\); removed 1 unfinished output/);
+    assert.deepEqual(temp(), []);
+    assert.equal(readFileSync(output, 'utf8'), 'the previous run\n');
+  });
+});

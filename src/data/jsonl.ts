@@ -5,7 +5,7 @@
  */
 import { closeSync, createReadStream, openSync, readSync, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { tempPathFor, withPath } from '../util/atomic.js';
+import { settled, tempPathFor, tracked, withPath } from '../util/atomic.js';
 import { realPath } from '../util/paths.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
@@ -153,7 +153,7 @@ export class AtomicWriter {
   private failed: Error | undefined;
 
   constructor(readonly path: string) {
-    this.tmp = tempPathFor(path);
+    this.tmp = tracked(tempPathFor(path));
     this.stream = createWriteStream(this.tmp);
     this.stream.on('error', (e) => (this.failed = withPath(this.path, e)));
   }
@@ -195,11 +195,13 @@ export class AtomicWriter {
   /** Renames the finished temp file onto the output path. */
   publish(): void {
     renameSync(this.tmp, this.path);
+    settled(this.tmp);
   }
 
   abort(): void {
     this.stream.destroy();
     rmSync(this.tmp, { force: true });
+    settled(this.tmp);
   }
 }
 

@@ -9,7 +9,7 @@
  * path and transformers.js with `use_external_data_format: true`.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { writeAtomicSync } from '../util/atomic.js';
+import { settled, tracked, writeAtomicSync } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Graph } from '../graph/graph.js';
@@ -94,7 +94,7 @@ function writeOnnx(dir: string, graph: Graph, external: boolean, name = 'model')
  */
 export function exportModel(outDir: string, o: ExportOptions): void {
   const target = resolve(outDir);
-  const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = tracked(join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`));
   mkdirSync(join(tmp, 'onnx'), { recursive: true });
   mkdirSync(join(tmp, '1_Pooling'));
   try {
@@ -134,5 +134,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
+  } finally {
+    settled(tmp);
   }
 }

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { type NamedTensor, readHeader, readSafetensors, readSafetensorsInto, writeSafetensors } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { settled, tracked, writeFileAtomic } from '../util/atomic.js';
 import type { Trainer } from './trainer.js';
 
 export interface TrainState {
@@ -51,7 +51,7 @@ export function listCheckpoints(outDir: string): { step: number; path: string }[
  */
 export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): string {
   const final = join(outDir, `checkpoint-${state.step}`);
-  const tmp = join(outDir, `.checkpoint-${state.step}.tmp`);
+  const tmp = tracked(join(outDir, `.checkpoint-${state.step}.tmp`));
   rmSync(tmp, { recursive: true, force: true });
   try {
     mkdirSync(tmp, { recursive: true });
@@ -66,6 +66,8 @@ export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainSta
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw new Error(`checkpoint ${final} was not saved: ${(e as Error).message}`);
+  } finally {
+    settled(tmp);
   }
   if (keep !== null && keep > 0) for (const old of listCheckpoints(outDir).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
   return final;

@@ -7,6 +7,30 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
+/** Temp files and folders being written now: what an interrupted run (Ctrl-C) removes. */
+const pending = new Set<string>();
+
+/** Marks a temp file or folder as being written; `settled` once it is renamed or removed. */
+export function tracked(path: string): string {
+  pending.add(path);
+  return path;
+}
+
+export function settled(path: string): void {
+  pending.delete(path);
+}
+
+/**
+ * Removes every temp file and folder still being written (the CLI calls it on SIGINT/SIGTERM);
+ * returns how many there were.
+ */
+export function removePending(): number {
+  const n = pending.size;
+  for (const p of pending) rmSync(p, { recursive: true, force: true });
+  pending.clear();
+  return n;
+}
+
 /** The temp path beside `path` that an atomic write goes through. */
 export function tempPathFor(path: string): string {
   return join(dirname(resolve(path)), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
@@ -27,7 +51,7 @@ export function withPath(path: string, error: unknown): Error {
  *   writeAtomicSync('out.bin', (write) => { write(header); write(body); });
  */
 export function writeAtomicSync(path: string, fill: (write: (bytes: Uint8Array) => void) => void): void {
-  const tmp = tempPathFor(path);
+  const tmp = tracked(tempPathFor(path));
   let fd: number | undefined;
   try {
     fd = openSync(tmp, 'w');
@@ -44,6 +68,8 @@ export function writeAtomicSync(path: string, fill: (write: (bytes: Uint8Array) 
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
     throw withPath(path, e);
+  } finally {
+    settled(tmp);
   }
 }
 
