@@ -4,13 +4,13 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices
  *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
  *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
  *   /usr/bin/python3 with Debian's packages)
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -409,6 +409,38 @@ async function benchInt8() {
   rows.push({ case: 'USE-Lite nDCG@10 on Cranfield (225 q × 1,400 docs): int8 vs float32', ours: `int8 ${int8.toFixed(4)}`, peer: `float32 ${f32.toFixed(4)}`, ratio: int8 / f32, target: '|Δ| ≤ 0.005', met: Math.abs(int8 - f32) <= 0.005, detail: { f32, int8 } });
 }
 
+// ---------------------------------------------------------------- several devices, shards (issue 12)
+
+/**
+ * Encode 4,096 texts (4 planning blocks) with MiniLM-L6 three ways on the same cores: one
+ * process of THREADS threads; `--devices cpu:THREADSx1` (worker threads); and THREADS shards of
+ * one thread run as concurrent processes, then `embedtune merge`. All three write the same bytes.
+ */
+async function benchDevices() {
+  const dir = modelDir('minilm-l6', MINILM_L6);
+  const docs = readFileSync(join(repoRoot, 'data', 'cranfield-full', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l).text as string).split(/\s+/).join(' ')).filter(Boolean);
+  const input = join(WORK, 'devices-texts.txt');
+  writeFileSync(input, Array.from({ length: 4096 }, (_, i) => `${docs[i % docs.length]} (${i})`).join('\n') + '\n');
+  const cli = join(repoRoot, 'dist', 'src', 'cli.js');
+  const base = ['encode', '-m', dir, '-i', input, '--pooling', 'mean', '--max-length', '128', '-q'];
+  const exec = (args: string[]) => new Promise<void>((resolve, reject) => {
+    const c = spawn(process.execPath, [cli, ...args], { stdio: 'inherit' });
+    c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`embedtune ${args.join(' ')} exited ${code}`))));
+  });
+  const out = (name: string) => join(WORK, `devices-${name}.npy`);
+  const one = await time(() => exec([...base, '-o', out('one'), '--threads', String(THREADS)]));
+  const pool = await time(() => exec([...base, '-o', out('pool'), '--devices', `cpu:${THREADS}x1`]));
+  const shards = join(WORK, 'devices-shards');
+  rmSync(shards, { recursive: true, force: true });
+  const sharded = await time(async () => {
+    await Promise.all(Array.from({ length: THREADS }, (_, i) => exec([...base, '-o', out('sharded'), '--threads', '1', '--shard', `${i}/${THREADS}`, '--shard-dir', shards])));
+    await exec(['merge', shards, '-q']);
+  });
+  const same = [out('pool'), out('sharded')].every((f) => readFileSync(f).equals(readFileSync(out('one'))));
+  rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: --devices cpu:${THREADS}x1 vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${pool.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / pool, target: 'same bytes', met: same, detail: { one, pool } });
+  rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: ${THREADS} shards × 1 thread + merge vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${sharded.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / sharded, target: 'same bytes', met: same, detail: { one, sharded } });
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -424,6 +456,7 @@ const cases: Record<string, () => Promise<void>> = {
   'bge-m3': benchBgeM3,
   qwen3: benchQwen3,
   int8: benchInt8,
+  devices: benchDevices,
 };
 const peers = await ask({ cmd: 'versions' });
 process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
