@@ -95,6 +95,10 @@ export function buildProgram(): Command {
   const program = new Command('embedtune')
     .description('Fine-tune text embedding models end to end: clean queries, mine hard negatives, train, evaluate.')
     .version('0.1.0')
+    .addOption(new Option('--progress <how>', 'progress on stderr: bar (a bar on a terminal, lines in logs) or json (one JSON line per update)').choices(['bar', 'json']).default('bar'))
+    .hook('preAction', (cmd) => {
+      if (cmd.opts().progress === 'json') process.env.EMBEDTUNE_PROGRESS = 'json';
+    })
     .showHelpAfterError();
 
   withModelOptions(program.command('encode').description('embed texts: a .txt file (one per line) or JSONL ({"text"} or {"query"})'))

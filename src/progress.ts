@@ -1,6 +1,8 @@
 /**
  * Progress for long loops: a bar with rate and ETA on a TTY, plain periodic lines otherwise
- * (logs, CI), nothing when quiet. Always on stderr so stdout stays machine-readable.
+ * (logs, CI), nothing when quiet. Always on stderr so stdout stays machine-readable. With
+ * `EMBEDTUNE_PROGRESS=json` (the CLI's `--progress json`) every update is one JSON line
+ * `{"progress": label, "done", "total", "rate", "eta", "info"}`, for a UI or a job runner to read.
  */
 import cliProgress from 'cli-progress';
 
@@ -22,6 +24,29 @@ export function progress(label: string, total: number, options: ProgressOptions 
   if (options.quiet || process.env.EMBEDTUNE_QUIET === '1' || total === 0) return silent;
   const start = Date.now();
   let count = 0;
+  if (process.env.EMBEDTUNE_PROGRESS === 'json') {
+    let last = 0;
+    const line = (info: string, final = false) => {
+      const s = (Date.now() - start) / 1000;
+      const r = s > 0 ? count / s : 0;
+      const eta = final ? 0 : r > 0 ? Math.round((total - count) / r) : null;
+      process.stderr.write(JSON.stringify({ progress: label, done: count, total, rate: Number(r.toFixed(3)), eta, info: info || undefined }) + '\n');
+    };
+    return {
+      tick(n = 1, info = '') {
+        count += n;
+        const now = Date.now();
+        if (now - last >= 1000 || count >= total) {
+          last = now;
+          line(info);
+        }
+      },
+      done() {
+        count = total;
+        line('', true);
+      },
+    };
+  }
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {

@@ -197,6 +197,19 @@ describe('CLI train and export', () => {
   });
 });
 
+describe('--progress json', () => {
+  it('one JSON line per update on stderr, ending at the total', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'texts.txt'), Array.from({ length: 3000 }, (_, i) => `text ${i}`).join('\n') + '\n');
+    const r = run(['--progress', 'json', 'encode', '-m', TINY_BERT, '-i', 'texts.txt', '-o', 'out.npy', '--pooling', 'mean'], dir);
+    assert.equal(r.code, 0, r.err);
+    const lines = r.err.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    assert.ok(lines.length >= 2);
+    assert.ok(lines.every((l) => l.progress === 'encode' && l.total === 3000 && typeof l.done === 'number'));
+    assert.deepEqual([lines.at(-1).done, lines.at(-1).eta], [3000, 0]);
+  });
+});
+
 describe('interrupts', () => {
   it('Ctrl-C while an output is being written: exit 130, the temp file removed, no output, the old output untouched', async () => {
     const { spawn } = await import('node:child_process');
