@@ -147,6 +147,7 @@ export function buildProgram(): Command {
     .option('--rerank-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − x (default 0)', num('rerank-margin'))
     .option('--rerank-relative-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − |positive| × x', num('rerank-relative-margin'))
     .option('--rerank-label <n>', 'with --reranker: which logit is the score, for a model with several labels', int('rerank-label'))
+    .option('--pool-on-disk', 'keep the pool\'s embeddings in a temp file searched a block at a time (default: past 2 GiB of them)')
     .option('--output-scores', 'write pos_scores / neg_scores (the reranker\'s with --reranker, else the embedding\'s)')
     .addOption(new Option('--output-format <f>', 'seed: the records with new negatives; else sentence-transformers\' rows').choices(['seed', 'triplet', 'n-tuple', 'labeled-pair', 'labeled-list']).default('seed'))
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
@@ -179,6 +180,7 @@ export function buildProgram(): Command {
         rerankLabel: o.rerankLabel,
         outputScores: o.outputScores,
         outputFormat: o.outputFormat,
+        poolOnDisk: o.poolOnDisk,
       }, o, mine);
     });
 

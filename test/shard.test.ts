@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { clean } from '../src/jobs/clean.js';
@@ -29,11 +29,11 @@ before(async () => {
 const bytes = (p: string) => readFileSync(p);
 
 /** Runs `job` whole and as 3 shards + merge; returns the two output paths. */
-async function wholeAndSharded(job: ShardJob, run: (o: never) => Promise<unknown>, options: Record<string, unknown>, ext = 'jsonl'): Promise<[string, string]> {
-  const whole = join(dir, `${job}-whole.${ext}`);
-  const sharded = join(dir, `${job}-sharded.${ext}`);
+async function wholeAndSharded(job: ShardJob, run: (o: never) => Promise<unknown>, options: Record<string, unknown>, ext = 'jsonl', name: string = job): Promise<[string, string]> {
+  const whole = join(dir, `${name}-whole.${ext}`);
+  const sharded = join(dir, `${name}-sharded.${ext}`);
   await run({ ...base, ...options, output: whole } as never);
-  const shards = join(dir, `${job}.shards`);
+  const shards = join(dir, `${name}.shards`);
   for (const index of [2, 0, 1]) await runShard(job, { ...base, ...options, output: sharded }, { index, count: 3 }, shards);
   assert.ok(!existsSync(sharded), 'a shard writes no output');
   await merge(shards, { quiet: true });
@@ -54,6 +54,16 @@ describe('sharded jobs: 3 shards + merge = one run, byte for byte', () => {
     assert.deepEqual(bytes(sharded), bytes(whole));
     const stats = (p: string) => JSON.parse(readFileSync(p.replace(/\.jsonl$/, '.stats.json'), 'utf8'));
     assert.deepEqual(stats(sharded), stats(whole));
+  });
+
+  it('mine with the pool on disk: the same bytes as in memory, whole and sharded', async () => {
+    const o = { input, rangeMin: 2, rangeMax: 12, numNegatives: 3, seed: 5 };
+    const [whole, sharded] = await wholeAndSharded('mine', mine as never, { ...o, poolOnDisk: true }, 'jsonl', 'mine-disk');
+    const memory = join(dir, 'mine-memory.jsonl');
+    await mine({ ...base, ...o, output: memory });
+    assert.deepEqual(bytes(whole), bytes(memory));
+    assert.deepEqual(bytes(sharded), bytes(memory));
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'the pool file is gone');
   });
 
   it('eval (metrics)', async () => {

@@ -1,6 +1,7 @@
 /** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
 import { checkOutput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
+import { npyHeader } from '../util/npy.js';
 import { encodeAll, log, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EncodeFileOptions extends ModelOptions {
@@ -28,18 +29,6 @@ export async function readTexts(path: string): Promise<string[]> {
     texts.push(o[field] as string);
   }
   return texts;
-}
-
-/** The header of a NumPy .npy (version 1.0) file holding a float32 [rows, dim] matrix. */
-export function npyHeader(rows: number, dim: number): Buffer {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${dim}), }`;
-  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1;
-  head[7] = 0;
-  head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1')]);
 }
 
 /** A NumPy .npy (version 1.0) file holding a float32 matrix. */

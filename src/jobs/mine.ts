@@ -10,6 +10,8 @@ import { readBeirCorpus } from '../data/beir.js';
 import { checkOutput, DataError, parseObject, readLines, writeTogether } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
 import { ExactSearch } from '../search/topk.js';
+import { RowFile } from '../search/rows.js';
+import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
 import { checkReranker, rerankGuard, type RerankOptions } from './rerank-guard.js';
@@ -63,7 +65,15 @@ export interface MineOptions extends ModelOptions {
   outputScores?: boolean;
   /** `seed` (default: the records with new negatives) or a sentence-transformers format (mine-formats.ts). */
   outputFormat?: OutputFormat;
+  /**
+   * Keep the pool's embeddings in a temp file beside the output, searched a block at a time, so a
+   * pool bigger than memory can be mined (default: when they would take more than 2 GiB).
+   */
+  poolOnDisk?: boolean;
 }
+
+/** Pool embeddings past this many bytes go to disk unless told otherwise. */
+export const POOL_IN_MEMORY_BYTES = 2 ** 31;
 
 export interface MineResult {
   records: number;
@@ -218,42 +228,49 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   await withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
     const passage = { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage' as const };
-    const [q, p, x] = await encodeAll(encoder, [
-      [queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' }],
-      [pool.texts, { ...passage, label: 'mine: encode pool' }],
-      [extraPositives.texts, { ...passage, label: 'mine: encode positives' }],
-    ]);
-    const d = q.dim;
-    const dot = (qi: number, vec: Float32Array, row: number) => {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += q.data[qi * d + k] * vec[row * d + k];
-      return s;
-    };
-    // Retrieve deep enough that excluded texts cannot push the window out of reach.
-    let maxExcluded = 0;
-    for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + 1 + (o.keepExisting ? g.existing.size : 0));
-    const search = await ExactSearch.create({ threads: o.threads });
-    const hits = await search.search(q, p, rangeMax + maxExcluded, { label: 'mine: search', quiet: o.quiet });
-    await search.close();
-
-    queries.forEach((query, qi) => {
-      const g = groups.get(query)!;
-      // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
-      const candidates = function* () {
-        for (let j = 0; j < hits.k; j++) {
-          const text = pool.texts[hits.indices[qi * hits.k + j]];
-          if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
-          yield { text, score: hits.scores[qi * hits.k + j] };
-        }
+    // A pool bigger than memory: its rows go to a temp file beside the output, searched a block at a time.
+    const file = o.poolOnDisk ?? pool.texts.length * encoder.dim * 4 > POOL_IN_MEMORY_BYTES ? RowFile.create(tempPathFor(o.output), encoder.dim, pool.texts.length) : undefined;
+    try {
+      const [q, p, x] = await encodeAll(encoder, [
+        [queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' }],
+        [pool.texts, { ...passage, label: 'mine: encode pool', ...(file && { sink: (rows: Float32Array) => file.append(rows) }) }],
+        [extraPositives.texts, { ...passage, label: 'mine: encode positives' }],
+      ]);
+      const d = q.dim;
+      const poolRow = (row: number) => (file ? file.rows(row, row + 1).slice() : p.data.subarray(row * d, (row + 1) * d));
+      const dot = (qi: number, vec: Float32Array, row: number) => {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += q.data[qi * d + k] * vec[row * d + k];
+        return s;
       };
-      const scores = positiveLists[qi]!.map((t) => {
-        const row = pool.get(t);
-        return row !== undefined ? dot(qi, p.data, row) : dot(qi, x.data, extraPositives.get(t)!);
+      // Retrieve deep enough that excluded texts cannot push the window out of reach.
+      let maxExcluded = 0;
+      for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + 1 + (o.keepExisting ? g.existing.size : 0));
+      const search = await ExactSearch.create({ threads: o.threads });
+      const hits = await search.search(q, file ?? p, rangeMax + maxExcluded, { label: 'mine: search', quiet: o.quiet });
+      await search.close();
+
+      queries.forEach((query, qi) => {
+        const g = groups.get(query)!;
+        // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
+        const candidates = function* () {
+          for (let j = 0; j < hits.k; j++) {
+            const text = pool.texts[hits.indices[qi * hits.k + j]];
+            if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+            yield { text, score: hits.scores[qi * hits.k + j] };
+          }
+        };
+        const scores = positiveLists[qi]!.map((t) => {
+          const row = pool.get(t);
+          return row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!);
+        });
+        posScores.push(...scores);
+        positiveScores.push(scores);
+        windows.push(negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o }));
       });
-      posScores.push(...scores);
-      positiveScores.push(scores);
-      windows.push(negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o }));
-    });
+    } finally {
+      file?.remove();
+    }
   });
 
   const guarded = o.reranker

@@ -16,7 +16,8 @@ import { EmbeddingCache } from '../models/cache.js';
 import { withPath } from '../util/atomic.js';
 import { clean } from './clean.js';
 import { type BlockEncoder, loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
-import { encodeFile, npyHeader } from './encode.js';
+import { encodeFile } from './encode.js';
+import { npyHeader } from '../util/npy.js';
 import { evaluate } from './evaluate.js';
 import { mine } from './mine.js';
 
@@ -120,7 +121,7 @@ class ShardWriter implements TextEncoder {
 
   async encode(texts: readonly string[], o: EncodeOptions = {}): Promise<Embeddings> {
     const rows = shardRows(texts.length, this.manifest.shard, this.encoder.blockTexts);
-    const e = await this.encoder.encode(texts, { ...o, rows });
+    const e = await this.encoder.encode(texts, { ...o, sink: undefined, rows });
     const file = `call-${this.calls.length}.npy`;
     await writeAtomically(join(this.folder, file), async (w) => {
       await w.writeBytes(npyHeader(e.count, e.dim));
@@ -212,10 +213,19 @@ class ShardReplay implements TextEncoder {
       throw new Error(`merge: the texts of "${call.label}" differ from those the shards encoded (${call.count} texts then, ${texts.length} now): did an input file change?`);
     }
     if (JSON.stringify(settings(o)) !== JSON.stringify(call.settings)) throw new Error(`merge: "${call.label}" is encoded with other settings than the shards used`);
+    const file = (m: Manifest) => join(this.folder, `shard-${m.shard.index}-of-${m.shard.count}`, m.calls[k]!.file);
+    if (o.sink) {
+      // Streamed in shard order, a 65,536-row piece at a time: the merge holds no whole pool.
+      for (const m of this.shards) {
+        const n = m.calls[k]!.rows[1] - m.calls[k]!.rows[0];
+        for (let r = 0; r < n; r += 65536) o.sink(readShardRows(file(m), this.dim, n, r, Math.min(n, r + 65536)));
+      }
+      return { data: new Float32Array(0), dim: this.dim, count: texts.length };
+    }
     const e: Embeddings = { data: new Float32Array(texts.length * this.dim), dim: this.dim, count: texts.length };
     for (const m of this.shards) {
-      const part = m.calls[k];
-      readRows(join(this.folder, `shard-${m.shard.index}-of-${m.shard.count}`, part.file), e, part.rows);
+      const [lo, hi] = m.calls[k]!.rows;
+      e.data.set(readShardRows(file(m), this.dim, hi - lo, 0, hi - lo), lo * this.dim);
     }
     shareRows(texts, e);
     return e;
@@ -226,8 +236,8 @@ class ShardReplay implements TextEncoder {
   }
 }
 
-/** Reads a shard's float32 .npy rows straight into rows [lo, hi) of `e`. */
-function readRows(path: string, e: Embeddings, [lo, hi]: [number, number]): void {
+/** Rows [from, to) of a shard's float32 .npy of `count` × `dim` rows (the header checked). */
+function readShardRows(path: string, dim: number, count: number, from: number, to: number): Float32Array {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -241,13 +251,15 @@ function readRows(path: string, e: Embeddings, [lo, hi]: [number, number]): void
     const header = Buffer.alloc(headerLength);
     readSync(fd, header, 0, headerLength, 10);
     const shape = /'shape': \((\d+), (\d+)\)/.exec(header.toString('latin1'));
-    if (!shape || Number(shape[1]) !== hi - lo || Number(shape[2]) !== e.dim) throw new Error(`${path}: expected ${hi - lo} × ${e.dim} float32 rows`);
-    const bytes = new Uint8Array(e.data.buffer, e.data.byteOffset + lo * e.dim * 4, (hi - lo) * e.dim * 4);
+    if (!shape || Number(shape[1]) !== count || Number(shape[2]) !== dim) throw new Error(`${path}: expected ${count} × ${dim} float32 rows`);
+    const out = new Float32Array((to - from) * dim);
+    const bytes = new Uint8Array(out.buffer);
     for (let done = 0; done < bytes.length; ) {
-      const n = readSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done), 10 + headerLength + done);
+      const n = readSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done), 10 + headerLength + from * dim * 4 + done);
       if (n === 0) throw new Error(`${path}: truncated (${done} of ${bytes.length} bytes of rows)`);
       done += n;
     }
+    return out;
   } finally {
     closeSync(fd);
   }

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { progress } from '../progress.js';
 import { parseDevice } from '../runtime/device.js';
-import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, shareRows } from './encoder.js';
+import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, encodeToSink, shareRows } from './encoder.js';
 import type { Pooling } from './pooling.js';
 
 /** One worker's device and threads. */
@@ -97,6 +97,7 @@ export class EncoderPool {
 
   /** As Encoder.encode (rows, templates, duplicates); each block goes to the next free worker. */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
+    if (options.sink) return encodeToSink(this, texts, options);
     if (options.cacheDir) throw new Error('--cache-dir with several devices is not supported yet: use one device, or no cache');
     const [lo, hi] = options.rows ?? [0, texts.length];
     const block = this.blockTexts;
@@ -104,7 +105,7 @@ export class EncoderPool {
     const starts: number[] = [];
     for (let b = lo; b < hi; b += block) starts.push(b);
     const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
-    const { rows: _rows, cacheDir: _cache, ...rest } = options;
+    const { rows: _rows, cacheDir: _cache, sink: _sink, ...rest } = options;
     const work = async (m: Member) => {
       for (let b = starts.shift(); b !== undefined; b = starts.shift()) {
         const end = Math.min(hi, b + block);

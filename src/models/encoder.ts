@@ -82,6 +82,30 @@ export interface EncodeOptions {
   cacheDir?: string;
   /** Encode only texts[from, to) (whole blocks; a shard's part). Default: all. */
   rows?: [number, number];
+  /**
+   * Stream the rows here, in order, a chunk of blocks at a time, instead of returning them (the
+   * result's data is then empty): a pool bigger than memory. Repeats of a text in other chunks
+   * keep their own rows, so pass distinct texts.
+   */
+  sink?: (rows: Float32Array) => void;
+}
+
+/**
+ * Encodes `texts` (or options.rows) in chunks of 16 planning blocks through `enc`, handing each
+ * chunk's rows to `options.sink`; the rows are those of one call, chunk by chunk.
+ */
+export async function encodeToSink(enc: { dim: number; blockTexts: number; encode(texts: readonly string[], o: EncodeOptions): Promise<Embeddings> }, texts: readonly string[], options: EncodeOptions): Promise<Embeddings> {
+  const [lo, hi] = options.rows ?? [0, texts.length];
+  const step = enc.blockTexts * 16;
+  const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+  for (let b0 = lo; b0 < hi; b0 += step) {
+    const b1 = Math.min(hi, b0 + step);
+    const part = await enc.encode(texts, { ...options, sink: undefined, rows: [b0, b1], quiet: true });
+    options.sink!(part.data);
+    bar.tick(b1 - b0);
+  }
+  bar.done();
+  return { data: new Float32Array(0), dim: enc.dim, count: hi - lo };
 }
 
 /**
@@ -316,6 +340,7 @@ export class Encoder {
    *   e.data.subarray(0, e.dim); // the first embedding
    */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
+    if (options.sink) return encodeToSink(this, texts, options);
     const block = this.blockTexts;
     const [lo, hi] = options.rows ?? [0, texts.length];
     if (!(0 <= lo && lo <= hi && hi <= texts.length) || lo % block || (hi % block && hi !== texts.length)) {

@@ -7,6 +7,7 @@ import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import { progress } from '../progress.js';
+import type { RowSource } from './rows.js';
 
 /** Row-major float32 vectors: `count` rows of `dim`. */
 export interface Vectors {
@@ -45,8 +46,11 @@ export function topKGraph(): Graph {
   return g;
 }
 
-/** Merges a chunk's sorted results into the running top-k; on ties the running (lower index) wins. */
-function mergeInto(k: number, bestS: Float32Array, bestI: Int32Array, have: number, s: Float32Array, idx: BigInt64Array, offset: number, kc: number, row: number): number {
+/**
+ * Merges row `r` of a chunk's sorted results into query `row`'s running top-k (the first `have`
+ * entries); on ties the running (lower index) wins.
+ */
+function mergeInto(k: number, bestS: Float32Array, bestI: Int32Array, have: number, s: Float32Array, idx: BigInt64Array, offset: number, kc: number, row: number, r: number): number {
   const oldS = bestS.slice(row * k, row * k + have);
   const oldI = bestI.slice(row * k, row * k + have);
   let a = 0;
@@ -54,13 +58,13 @@ function mergeInto(k: number, bestS: Float32Array, bestI: Int32Array, have: numb
   let n = 0;
   const limit = Math.min(k, have + kc);
   while (n < limit) {
-    const takeOld = b >= kc || (a < have && oldS[a] >= s[row * kc + b]);
+    const takeOld = b >= kc || (a < have && oldS[a] >= s[r * kc + b]);
     if (takeOld) {
       bestS[row * k + n] = oldS[a];
       bestI[row * k + n] = oldI[a++];
     } else {
-      bestS[row * k + n] = s[row * kc + b];
-      bestI[row * k + n] = Number(idx[row * kc + b]) + offset;
+      bestS[row * k + n] = s[r * kc + b];
+      bestI[row * k + n] = Number(idx[r * kc + b]) + offset;
       b++;
     }
     n++;
@@ -82,7 +86,8 @@ export class ExactSearch {
     return new ExactSearch(await Session.create(topKGraph(), { threads: options.threads }));
   }
 
-  async search(queries: Vectors, corpus: Vectors, k: number, o: SearchOptions = {}): Promise<TopK> {
+  /** `corpus` in memory, or a RowSource read a chunk at a time (a pool bigger than memory). */
+  async search(queries: Vectors, corpus: Vectors | RowSource, k: number, o: SearchOptions = {}): Promise<TopK> {
     if (queries.dim !== corpus.dim) throw new Error(`query dim ${queries.dim} != corpus dim ${corpus.dim}`);
     const kk = Math.min(k, corpus.count);
     const scores = new Float32Array(queries.count * kk).fill(-Infinity);
@@ -96,29 +101,27 @@ export class ExactSearch {
     const d = corpus.dim;
     const chunks = Math.ceil(corpus.count / chunkRows);
     const bar = progress(o.label ?? 'search', Math.ceil(queries.count / queryRows) * chunks, o);
-    for (let q0 = 0; q0 < queries.count; q0 += queryRows) {
-      const nq = Math.min(queryRows, queries.count - q0);
-      const qTensor = floatTensor(queries.data.subarray(q0 * d, (q0 + nq) * d), [nq, d]);
-      const bestS = new Float32Array(nq * kk);
-      const bestI = new Int32Array(nq * kk);
-      let have = 0;
-      for (let c0 = 0; c0 < corpus.count; c0 += chunkRows) {
-        const nc = Math.min(chunkRows, corpus.count - c0);
-        const kc = Math.min(kk, nc);
+    // Corpus chunks outside, query blocks inside: each chunk is read once (a RowSource on disk
+    // is streamed through once), and every query's running top-k merges the chunks in order.
+    let have = 0;
+    for (let c0 = 0; c0 < corpus.count; c0 += chunkRows) {
+      const nc = Math.min(chunkRows, corpus.count - c0);
+      const kc = Math.min(kk, nc);
+      const chunk = floatTensor('data' in corpus ? corpus.data.subarray(c0 * d, (c0 + nc) * d) : corpus.rows(c0, c0 + nc), [nc, d]);
+      let n = have;
+      for (let q0 = 0; q0 < queries.count; q0 += queryRows) {
+        const nq = Math.min(queryRows, queries.count - q0);
         const out = await this.session.run({
-          queries: qTensor,
-          corpus: floatTensor(corpus.data.subarray(c0 * d, (c0 + nc) * d), [nc, d]),
+          queries: floatTensor(queries.data.subarray(q0 * d, (q0 + nq) * d), [nq, d]),
+          corpus: chunk,
           k: int64Tensor(BigInt64Array.of(BigInt(kc)), [1]),
         });
         const s = out.scores.data as Float32Array;
         const idx = out.indices.data as BigInt64Array;
-        let n = have;
-        for (let r = 0; r < nq; r++) n = mergeInto(kk, bestS, bestI, have, s, idx, c0, kc, r);
-        have = n;
+        for (let r = 0; r < nq; r++) n = mergeInto(kk, scores, indices, have, s, idx, c0, kc, q0 + r, r);
         bar.tick();
       }
-      scores.set(bestS, q0 * kk);
-      indices.set(bestI, q0 * kk);
+      have = n;
     }
     bar.done();
     return { k: kk, scores, indices };

@@ -1,0 +1,13 @@
+/** NumPy `.npy` (format version 1.0) headers for the float32 matrices we write. */
+
+/** The header of a NumPy .npy (version 1.0) file holding a float32 [rows, dim] matrix. */
+export function npyHeader(rows: number, dim: number): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${dim}), }`;
+  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
+  return Buffer.concat([head, Buffer.from(header, 'latin1')]);
+}
