@@ -54,7 +54,13 @@ class Member {
       if (r.error) w?.reject(new Error(r.error));
       else w?.resolve(r);
     });
-    worker.on('error', (e) => this.waiting.forEach((w) => w.reject(e)));
+    const fail = (e: Error) => {
+      this.waiting.forEach((w) => w.reject(e));
+      this.waiting.clear();
+    };
+    worker.on('error', fail);
+    // A worker that dies (out of memory, killed) fails what it was doing instead of hanging it.
+    worker.on('exit', (code) => fail(new Error(`an encoder worker exited (code ${code}) with work in hand`)));
   }
 
   ask(message: Record<string, unknown>): Promise<Reply> {
