@@ -54,6 +54,7 @@ async function qrelsOracle(spec: string): Promise<(query: string, passage: strin
 /**
  * Fails fast — before any encoding — on a reranker that will not load: a missing folder, a model
  * that is not a sequence classifier, a BEIR folder that is not one; margins without a reranker.
+ * @example await checkReranker({ reranker: 'qrels:data/cranfield' });
  */
 export async function checkReranker(o: { reranker?: RerankOptions['reranker']; rerankMargin?: number; rerankRelativeMargin?: number; rerankLabel?: number; revision?: string }): Promise<void> {
   if (!o.reranker) {

@@ -61,7 +61,10 @@ export function parseShard(spec: string, env: NodeJS.ProcessEnv = process.env): 
   return { index, count };
 }
 
-/** The rows [lo, hi) of `n` texts that shard i of N encodes: whole blocks, spread evenly. */
+/**
+ * The rows [lo, hi) of `n` texts that shard i of N encodes: whole blocks, spread evenly.
+ * @example shardRows(45, { index: 1, count: 3 }, 8); // [16, 32]
+ */
 export function shardRows(n: number, shard: Shard, block = BLOCK_TEXTS): [number, number] {
   const blocks = Math.ceil(n / block);
   const b0 = Math.floor((shard.index * blocks) / shard.count);

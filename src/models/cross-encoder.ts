@@ -49,7 +49,10 @@ function classifierHead(first: Value, p: Params, c: ModelConfig, labels: number)
   return dense(op.tanh(dense(first, p.linear('pooler.dense', h, h))), p.linear('classifier', h, labels));
 }
 
-/** Labels of a sequence-classification config, checked; names the file when it is not one. */
+/**
+ * Labels of a sequence-classification config, checked; names the file when it is not one.
+ * @example classifierLabels(dir, readConfig(dir)); // 1 for bge-reranker-base
+ */
 export function classifierLabels(dir: string, c: ModelConfig): number {
   const path = join(dir, 'config.json');
   const architectures = (c.raw.architectures as string[] | undefined) ?? [];

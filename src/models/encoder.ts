@@ -93,6 +93,7 @@ export interface EncodeOptions {
 /**
  * Encodes `texts` (or options.rows) in chunks of 16 planning blocks through `enc`, handing each
  * chunk's rows to `options.sink`; the rows are those of one call, chunk by chunk.
+ * @example await encoder.encode(pool, { sink: (rows) => file.append(rows) }); // goes through here
  */
 export async function encodeToSink(enc: { dim: number; blockTexts: number; encode(texts: readonly string[], o: EncodeOptions): Promise<Embeddings> }, texts: readonly string[], options: EncodeOptions): Promise<Embeddings> {
   const [lo, hi] = options.rows ?? [0, texts.length];

@@ -65,7 +65,10 @@ export function executionProviders(device: Device): ort.InferenceSession.Executi
   return [device.index === undefined ? device.name : ({ name: device.name, deviceId: device.index } as ort.InferenceSession.ExecutionProviderConfig)];
 }
 
-/** An onnxruntime failure to start a session on `device`, said in terms of the device. */
+/**
+ * An onnxruntime failure to start a session on `device`, said in terms of the device.
+ * @example throw deviceError(parseDevice('cuda:7'), e); // "--device cuda:7: onnxruntime could not run a session there (…)"
+ */
 export function deviceError(device: Device, e: unknown): Error {
   return new Error(`--device ${device.spec}: onnxruntime could not run a session there (${(e as Error).message.split('\n')[0]}); ${INSTALL_ADVICE[device.name] ?? ''}`.replace(/; $/, ''));
 }

@@ -10,7 +10,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 /** Temp files and folders being written now: what an interrupted run (Ctrl-C) removes. */
 const pending = new Set<string>();
 
-/** Marks a temp file or folder as being written; `settled` once it is renamed or removed. */
+/**
+ * Marks a temp file or folder as being written; `settled` once it is renamed or removed.
+ * @example const tmp = tracked(tempPathFor('out.bin')); try { … } finally { settled(tmp); }
+ */
 export function tracked(path: string): string {
   pending.add(path);
   return path;
@@ -23,6 +26,7 @@ export function settled(path: string): void {
 /**
  * Removes every temp file and folder still being written (the CLI calls it on SIGINT/SIGTERM);
  * returns how many there were.
+ * @example process.on('SIGINT', () => { removePending(); process.exit(130); });
  */
 export function removePending(): number {
   const n = pending.size;
