@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { Encoder } from '../src/models/encoder.js';
 import { executionProviders, parseDevice } from '../src/runtime/device.js';
 import { resolveConfig } from '../src/training/config.js';
-import { TINY_BERT } from './helpers.js';
+import { join } from 'node:path';
+import { TINY_BERT, tempDir } from './helpers.js';
 
 describe('devices', () => {
   it('parses cpu, cuda[:i], webgpu, dml[:i], coreml and names anything else', () => {
@@ -49,7 +50,15 @@ describe('several encoders (--devices)', () => {
       assert.deepEqual(Buffer.from(b.data.buffer), Buffer.from(a.data.buffer));
       const part = await pool.encode(texts, { quiet: true, batchSize: 4, rows: [16, 40] });
       assert.deepEqual(Buffer.from(part.data.buffer), Buffer.from(a.data.buffer, 16 * a.dim * 4, 24 * a.dim * 4));
-      await assert.rejects(pool.encode(texts, { quiet: true, cacheDir: '/tmp/x' }), /--cache-dir with several devices is not supported yet/);
+      // The cache: kept in the main thread, the same file and key an Encoder uses.
+      const cacheDir = join(tempDir(), 'cache');
+      const cached = await pool.encode(texts, { quiet: true, batchSize: 4, cacheDir });
+      assert.deepEqual(Buffer.from(cached.data.buffer), Buffer.from(a.data.buffer), 'rows with a cold cache');
+      const again = await pool.encode(texts, { quiet: true, batchSize: 4, cacheDir });
+      assert.deepEqual(Buffer.from(again.data.buffer), Buffer.from(a.data.buffer), 'rows from the cache');
+      const before = one.encodedCount;
+      await one.encode(texts, { quiet: true, batchSize: 4, cacheDir });
+      assert.equal(one.encodedCount, before, 'an Encoder finds every row the pool cached');
     } finally {
       await Promise.all([one.close(), pool.close()]);
     }

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { progress } from '../progress.js';
 import { parseDevice } from '../runtime/device.js';
+import { EmbeddingCache } from './cache.js';
 import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, encodeToSink, shareRows } from './encoder.js';
 import type { Pooling } from './pooling.js';
 
@@ -40,6 +41,7 @@ interface Reply {
   id: number;
   error?: string;
   rows?: Float32Array;
+  key?: string;
   info?: { dim: number; normalize: boolean; pooling: Pooling; dir: string };
 }
 
@@ -104,7 +106,6 @@ export class EncoderPool {
   /** As Encoder.encode (rows, templates, duplicates); each block goes to the next free worker. */
   async encode(texts: readonly string[], options: EncodeOptions = {}): Promise<Embeddings> {
     if (options.sink) return encodeToSink(this, texts, options);
-    if (options.cacheDir) throw new Error('--cache-dir with several devices is not supported yet: use one device, or no cache');
     const [lo, hi] = options.rows ?? [0, texts.length];
     const block = this.blockTexts;
     const e: Embeddings = { data: new Float32Array((hi - lo) * this.dim), dim: this.dim, count: hi - lo };
@@ -112,15 +113,31 @@ export class EncoderPool {
     for (let b = lo; b < hi; b += block) starts.push(b);
     const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
     const { rows: _rows, cacheDir: _cache, sink: _sink, ...rest } = options;
+    // The cache lives here, in one thread: hits go to the workers as known rows (planned as the
+    // Encoder plans its own hits), fresh rows come back into it.
+    const cache = options.cacheDir ? EmbeddingCache.open(options.cacheDir, (await this.members[0]!.ask({ kind: 'cacheKey', options: rest })).key!, this.dim) : undefined;
     const work = async (m: Member) => {
       for (let b = starts.shift(); b !== undefined; b = starts.shift()) {
         const end = Math.min(hi, b + block);
-        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true } });
+        const known: Record<number, Float32Array> = {};
+        if (cache) for (let i = b; i < end; i++) {
+          const hit = cache.get(texts[i]!);
+          if (hit) known[i - b] = hit;
+        }
+        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true, known } });
         e.data.set(r.rows!, (b - lo) * this.dim);
+        if (cache) {
+          const seen = new Set<string>();
+          for (let i = b; i < end; i++) {
+            if (!(i - b in known) && !seen.has(texts[i]!)) cache.put(texts[i]!, r.rows!.subarray((i - b) * this.dim, (i - b + 1) * this.dim));
+            seen.add(texts[i]!);
+          }
+        }
         bar.tick(end - b);
       }
     };
     await Promise.all(this.members.map(work));
+    cache?.flush();
     bar.done();
     shareRows(lo === 0 && hi === texts.length ? texts : texts.slice(lo, hi), e);
     return e;

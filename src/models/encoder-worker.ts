@@ -4,11 +4,13 @@ import { Encoder } from './encoder.js';
 
 let encoder: Encoder | undefined;
 
-parentPort!.on('message', async (m: { id: number; kind: 'load' | 'encode' | 'close'; dir?: string; options?: Record<string, unknown>; texts?: string[] }) => {
+parentPort!.on('message', async (m: { id: number; kind: 'load' | 'encode' | 'cacheKey' | 'close'; dir?: string; options?: Record<string, unknown>; texts?: string[] }) => {
   try {
     if (m.kind === 'load') {
       encoder = await Encoder.load(m.dir!, m.options);
       parentPort!.postMessage({ id: m.id, info: { dim: encoder.dim, normalize: encoder.normalize, pooling: encoder.pooling, dir: encoder.dir } });
+    } else if (m.kind === 'cacheKey') {
+      parentPort!.postMessage({ id: m.id, key: encoder!.cacheKeyFor(m.options ?? {}) });
     } else if (m.kind === 'encode') {
       const e = await encoder!.encode(m.texts!, m.options);
       parentPort!.postMessage({ id: m.id, rows: e.data }, [e.data.buffer as ArrayBuffer]);

@@ -82,6 +82,8 @@ export interface EncodeOptions {
   cacheDir?: string;
   /** Encode only texts[from, to) (whole blocks; a shard's part). Default: all. */
   rows?: [number, number];
+  /** Rows already known (an EncoderPool's cache hits), by text index: taken as cache hits are. */
+  known?: Record<number, Float32Array>;
   /**
    * Stream the rows here, in order, a chunk of blocks at a time, instead of returning them (the
    * result's data is then empty): a pool bigger than memory. Repeats of a text in other chunks
@@ -364,7 +366,7 @@ export class Encoder {
       const todo: number[] = [];
       const inBlock = new Set<string>();
       for (let i = b0; i < Math.min(hi, b0 + block); i++) {
-        const hit = cache?.get(texts[i]);
+        const hit = options.known?.[i] ?? cache?.get(texts[i]);
         if (hit) out.set(hit, (i - lo) * this.dim);
         else if (!inBlock.has(texts[i])) todo.push(i);
         inBlock.add(texts[i]);
@@ -407,6 +409,12 @@ export class Encoder {
     const feed = padBatch(batch, this.config.padTokenId, '', this.session.inputNames.includes('token_type_ids'));
     const result = await this.session.run({ ...this.feed, ...feed }, [this.output]);
     return result[this.output].data as Float32Array;
+  }
+
+  /** The embedding-cache key of an encode with these options (an EncoderPool keeps the cache). */
+  cacheKeyFor(options: EncodeOptions): string {
+    if (!this.fromFolder) throw new Error(`embedding cache: this encoder holds weights in memory (e.g. mid-training), which ${this.dir} does not identify; encode without cacheDir`);
+    return this.cacheKey(this.resolveMaxLength(options.maxLength), this.templateFor(options));
   }
 
   /** Identifies model weights + every setting that changes an embedding. */
