@@ -6,7 +6,8 @@
  * `qrels:DIR[:split]` is an oracle reranker from a BEIR folder's judgements (1 judged relevant,
  * 0 otherwise), to measure how many mined negatives are false.
  */
-import { loadBeir } from '../data/beir.js';
+import { existsSync } from 'node:fs';
+import { beirFiles, loadBeir } from '../data/beir.js';
 import { readConfig } from '../models/config.js';
 import { classifierLabels, CrossEncoder } from '../models/cross-encoder.js';
 import { resolveModel } from '../models/resolve.js';
@@ -36,9 +37,14 @@ export interface Guarded {
 }
 
 /** Query text → its judged-relevant passage texts, from a BEIR folder. */
-async function qrelsOracle(spec: string): Promise<(query: string, passage: string) => number> {
+/** `qrels:DIR[:split]` → the BEIR folder and split. */
+function qrelsSpec(spec: string): [string, string] {
   const [dir, split] = spec.slice('qrels:'.length).split(/:(?=[^:/\\]+$)/);
-  const set = await loadBeir(dir!, split ?? 'test');
+  return [dir!, split ?? 'test'];
+}
+
+async function qrelsOracle(spec: string): Promise<(query: string, passage: string) => number> {
+  const set = await loadBeir(...qrelsSpec(spec));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   const relevant = new Map<string, Set<string>>();
   for (const [qid, rel] of set.qrels) {
@@ -64,7 +70,10 @@ export async function checkReranker(o: { reranker?: RerankOptions['reranker']; r
   }
   if (typeof o.reranker !== 'string') return;
   if (o.reranker.startsWith('qrels:')) {
-    await qrelsOracle(o.reranker);
+    // The files only: the judgements are read once, when the windows are filtered.
+    const [dir, split] = qrelsSpec(o.reranker);
+    const missing = Object.values(beirFiles(dir, split)).find((f) => !existsSync(f));
+    if (missing) throw new Error(`${dir}: not a BEIR folder: missing ${missing}`);
     return;
   }
   const dir = await resolveModel(o.reranker, {});

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { progress } from '../progress.js';
-import { int64Tensor, Session } from '../runtime/session.js';
+import { Session } from '../runtime/session.js';
+import { padBatch } from './batch.js';
 import { type ModelConfig, readConfig } from './config.js';
 import { ARCHITECTURES, loadWeights, positionLimit } from './encoder.js';
 import { dense, Params } from './params.js';
@@ -114,22 +115,10 @@ export class CrossEncoder {
     const bar = progress(o.label ?? 'score', pairs.length, { quiet: o.quiet });
     const withTypes = this.session.inputNames.includes('token_type_ids');
     for (let start = 0; start < order.length; start += size) {
-      const batch = order.slice(start, start + size);
-      const s = Math.max(...batch.map((i) => encoded[i]!.ids.length));
-      const ids = new BigInt64Array(batch.length * s).fill(BigInt(this.config.padTokenId));
-      const mask = new BigInt64Array(batch.length * s);
-      const types = new BigInt64Array(batch.length * s);
-      batch.forEach((i, r) => {
-        const e = encoded[i]!;
-        e.ids.forEach((id, t) => {
-          ids[r * s + t] = BigInt(id);
-          mask[r * s + t] = 1n;
-          types[r * s + t] = BigInt(e.typeIds[t]!);
-        });
-      });
-      const feed = { input_ids: int64Tensor(ids, [batch.length, s]), attention_mask: int64Tensor(mask, [batch.length, s]), ...(withTypes ? { token_type_ids: int64Tensor(types, [batch.length, s]) } : {}) };
+      const batch = order.slice(start, start + size).map((i) => encoded[i]!);
+      const feed = padBatch(batch.map((e) => e.ids), this.config.padTokenId, '', withTypes, batch.map((e) => e.typeIds));
       const scores = (await this.session.run(feed)).score!.data as Float32Array;
-      batch.forEach((i, r) => (out[i] = o.sigmoid ? 1 / (1 + Math.exp(-scores[r]!)) : scores[r]!));
+      order.slice(start, start + size).forEach((i, r) => (out[i] = o.sigmoid ? 1 / (1 + Math.exp(-scores[r]!)) : scores[r]!));
       bar.tick(batch.length);
       this.scoredCount += batch.length;
     }

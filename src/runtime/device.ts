@@ -55,12 +55,10 @@ function installedProviders(): string[] {
  */
 export function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] | undefined {
   if (device.name === 'cpu') return undefined;
-  const backends = ort.listSupportedBackends?.() ?? [];
-  const backend = backends.find((b) => b.name === device.name);
-  const missing = !backend || (!backend.bundled && !installedProviders().some((f) => f.includes(`providers_${device.name}`)));
-  if (missing) {
-    const have = backends.filter((b) => b.bundled || installedProviders().some((f) => f.includes(`providers_${b.name}`))).map((b) => b.name);
-    throw new Error(`--device ${device.spec}: this onnxruntime-node (${process.platform}/${process.arch}) has no ${device.name} provider (it has: ${have.join(', ')}); ${INSTALL_ADVICE[device.name]}`);
+  const installed = installedProviders();
+  const usable = (ort.listSupportedBackends?.() ?? []).filter((b) => b.bundled || installed.some((f) => f.includes(`providers_${b.name}`))).map((b) => b.name);
+  if (!usable.includes(device.name)) {
+    throw new Error(`--device ${device.spec}: this onnxruntime-node (${process.platform}/${process.arch}) has no ${device.name} provider (it has: ${usable.join(', ')}); ${INSTALL_ADVICE[device.name]}`);
   }
   return [device.index === undefined ? device.name : ({ name: device.name, deviceId: device.index } as ort.InferenceSession.ExecutionProviderConfig)];
 }
