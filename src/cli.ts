@@ -254,6 +254,8 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'override per_device_train_batch_size', positive('batch-size'))
     .option('--group-size <n>', 'override group_size', positive('group-size'))
     .option('--threads <n>', 'onnxruntime threads', positive('threads'))
+    .option('--device <name>', 'override device: cpu, cuda[:i], webgpu, dml, coreml')
+    .option('--devices <spec>', 'override devices: data-parallel workers, cpu:NxT or cuda:0,cuda:1')
     .option('--resume', 'continue from the newest complete checkpoint in output_dir')
     .option('--skip-invalid', 'skip bad training records (counted and reported) instead of stopping')
     .option('--set <key=value...>', 'override any config key (value parsed as JSON when it can be)')
@@ -266,7 +268,7 @@ export function buildProgram(): Command {
         ['model_name_or_path', o.model], ['train_data', o.trainData], ['output_dir', o.outputDir], ['max_steps', o.maxSteps],
         ['num_train_epochs', o.numTrainEpochs], ['learning_rate', o.learningRate], ['per_device_train_batch_size', o.batchSize],
         ['group_size', o.groupSize], ['threads', o.threads], ['resume_from_checkpoint', o.resume ? true : undefined],
-        ['skip_invalid', o.skipInvalid ? true : undefined],
+        ['skip_invalid', o.skipInvalid ? true : undefined], ['device', o.device], ['devices', o.devices],
       ];
       for (const [k, v] of flags) if (v !== undefined) overrides[k] = v;
       for (const kv of (o.set as string[] | undefined) ?? []) {

@@ -22,6 +22,7 @@ import type { TrainConfig } from '../training/config.js';
 import { epochBatches, scheduleSteps } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
 import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
+import { parseDevices } from '../models/encoder-pool.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
@@ -129,7 +130,12 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-  const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps;
+  const devices = c.devices ? parseDevices(c.devices) : undefined;
+  const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps * (devices?.length ?? 1);
+  if (devices) {
+    const negatives = c.embedding_negatives_cross_device ? `each query sees all ${batchSize} queries' passages (embedding_negatives_cross_device)` : 'each worker\'s loss sees its own slice only (embedding_negatives_cross_device false); losses and gradients averaged';
+    log(o.quiet, `train: ${devices.length} data-parallel workers (${c.devices}), ${batchSize / devices.length} queries each per batch of ${batchSize}; ${negatives}`);
+  }
   const sampler = { batchSize, groupSize: c.group_size, noDuplicates: c.no_duplicates };
   // Steps as the epochs will really cut their batches (duplicate-free batching varies per epoch).
   const byEpochs = c.max_steps <= 0;
@@ -159,6 +165,8 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const trainer = await Trainer.create(runConfig, tokenizer, weights, {
     trainOnly: lora ? ADAPTER : undefined,
     device: c.device,
+    devices,
+    crossDevice: c.embedding_negatives_cross_device,
     distill: c.knowledge_distillation ? { type: c.kd_loss_type as DistillType, weight: c.kd_weight, teacherTemperature: c.teacher_temperature } : undefined,
     pooling,
     normalize: c.normalize,

@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { progress } from '../progress.js';
+import { Member, type Reply } from '../util/worker-rpc.js';
 import { parseDevice } from '../runtime/device.js';
 import { EmbeddingCache } from './cache.js';
 import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, encodeToSink, shareRows } from './encoder.js';
@@ -37,41 +38,10 @@ export function parseDevices(spec: string): Slot[] {
   return slots;
 }
 
-interface Reply {
-  id: number;
-  error?: string;
+interface PoolReply extends Reply {
   rows?: Float32Array;
   key?: string;
   info?: { dim: number; normalize: boolean; pooling: Pooling; dir: string };
-}
-
-class Member {
-  private next = 0;
-  private readonly waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-
-  constructor(readonly worker: Worker) {
-    worker.on('message', (r: Reply) => {
-      const w = this.waiting.get(r.id);
-      this.waiting.delete(r.id);
-      if (r.error) w?.reject(new Error(r.error));
-      else w?.resolve(r);
-    });
-    const fail = (e: Error) => {
-      this.waiting.forEach((w) => w.reject(e));
-      this.waiting.clear();
-    };
-    worker.on('error', fail);
-    // A worker that dies (out of memory, killed) fails what it was doing instead of hanging it.
-    worker.on('exit', (code) => fail(new Error(`an encoder worker exited (code ${code}) with work in hand`)));
-  }
-
-  ask(message: Record<string, unknown>): Promise<Reply> {
-    const id = this.next++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id });
-    });
-  }
 }
 
 /**
@@ -82,7 +52,7 @@ class Member {
  */
 export class EncoderPool {
   private constructor(
-    private readonly members: Member[],
+    private readonly members: Member<PoolReply>[],
     readonly dir: string,
     readonly dim: number,
     readonly normalize: boolean,
@@ -92,7 +62,7 @@ export class EncoderPool {
 
   static async load(dir: string, o: EncoderOptions & { devices: Slot[] }): Promise<EncoderPool> {
     const { devices, ...options } = o;
-    const members = devices.map((s) => new Member(new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: null })));
+    const members = devices.map(() => new Member<PoolReply>(new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: null }), 'an encoder worker'));
     try {
       const infos = await Promise.all(members.map((m, i) => m.ask({ kind: 'load', dir, options: { ...options, device: devices[i]!.device, threads: devices[i]!.threads ?? options.threads } })));
       const info = infos[0]!.info!;
@@ -116,7 +86,7 @@ export class EncoderPool {
     // The cache lives here, in one thread: hits go to the workers as known rows (planned as the
     // Encoder plans its own hits), fresh rows come back into it.
     const cache = options.cacheDir ? EmbeddingCache.open(options.cacheDir, (await this.members[0]!.ask({ kind: 'cacheKey', options: rest })).key!, this.dim) : undefined;
-    const work = async (m: Member) => {
+    const work = async (m: Member<PoolReply>) => {
       for (let b = starts.shift(); b !== undefined; b = starts.shift()) {
         const end = Math.min(hi, b + block);
         const known: Record<number, Float32Array> = {};

@@ -8,6 +8,7 @@ import type { Pooling } from '../models/pooling.js';
 import { PRESETS, QWEN3_TASK } from '../models/prompts.js';
 import type { Schedule } from './optimizer.js';
 import { parseDevice } from '../runtime/device.js';
+import { parseDevices } from '../models/encoder-pool.js';
 
 export interface TrainConfig {
   model_name_or_path: string;
@@ -88,6 +89,14 @@ export interface TrainConfig {
   teacher_temperature: number;
   /** Where training runs: `cpu` (default), `cuda[:i]`, `webgpu`, … (see README "Devices"). */
   device: string;
+  /**
+   * Data parallel: `cpu:NxT` (N workers of T threads) or `cuda:0,cuda:1`; each worker takes
+   * `per_device_train_batch_size × gradient_accumulation_steps` queries of every batch (the
+   * batch is that times the workers, as on N devices). null: one process.
+   */
+  devices: string | null;
+  /** With `devices`: every query sees every worker's passages (loss of the whole batch); false: each worker's own, averaged. */
+  embedding_negatives_cross_device: boolean;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -142,6 +151,8 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   kd_weight: 1,
   teacher_temperature: 1,
   device: 'cpu',
+  devices: null,
+  embedding_negatives_cross_device: true,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -170,7 +181,7 @@ export const IGNORED = new Set([
   'sharding', 'use_flash_attention', 'tensor_parallel_degree', 'pipeline_parallel_degree',
   'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
   'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
-  'save_strategy', 'embedding_negatives_cross_device', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
+  'save_strategy', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
   'deepspeed', 'logging_strategy', 'loss_type', 'inf_cl_head_dim', 'tokenizer_name_or_path', 'use_fast_tokenizer',
 ]);
 
@@ -265,6 +276,11 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   if (c.lora && c.lora_dropout > 0) notes.push(`lora_dropout ${c.lora_dropout}: not applied — embedtune trains without dropout (the adapters see the same inputs as at inference)`);
   if (c.template_preset !== null && !(c.template_preset in PRESETS)) throw new Error(`${source}: "template_preset" must be one of ${Object.keys(PRESETS).join(', ')}, got ${JSON.stringify(c.template_preset)}`);
   parseDevice(c.device);
+  if (c.devices !== null) {
+    if (typeof c.devices !== 'string') throw new Error(`${source}: "devices" must be a string such as "cpu:2x1" or "cuda:0,cuda:1", got ${JSON.stringify(c.devices)}`);
+    parseDevices(c.devices);
+    if (c.device !== 'cpu') throw new Error(`${source}: give "device" (one process) or "devices" (data-parallel workers), not both`);
+  }
   if (!['kl_div', 'margin_mse'].includes(c.kd_loss_type)) throw new Error(`${source}: "kd_loss_type" must be kl_div or margin_mse, got ${JSON.stringify(c.kd_loss_type)}`);
   range('kd_weight', (x) => x >= 0, '≥ 0');
   range('teacher_temperature', (x) => x > 0, '> 0');

@@ -202,41 +202,6 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
   }
 }
 
-/**
- * Loss and gradients of a batch, layer by layer: every slice of both towers forward (keeping
- * layer inputs), InfoNCE on all embeddings at once, then the backward of every slice.
- * `towers` = [query slices, passage slices] as padded feeds. Returns the loss.
- */
-export async function layerwiseLoss(s: LayerwiseSessions, lossGrad: Session, st: LayerwiseState, towers: Feed[][], lossFeed: Feed, layers: number): Promise<number> {
-  const forward: { embedding: Float32Array; states: ort.Tensor[] }[][] = [];
-  for (const slices of towers) {
-    const runs = [];
-    for (const ids of slices) runs.push(await layerwiseForward(s, st, layers, ids));
-    forward.push(runs);
-  }
-  const [queries, passages] = forward.map((runs) => {
-    const out = new Float32Array(runs.reduce((n, r) => n + r.embedding.length, 0));
-    let at = 0;
-    for (const r of runs) {
-      out.set(r.embedding, at);
-      at += r.embedding.length;
-    }
-    return floatTensor(out, [out.length / s.hidden, s.hidden]);
-  });
-  const lg = await lossGrad.run({ queries, passages, ...lossFeed });
-  const seeds = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
-  const backward = towers.flatMap((slices, t) => {
-    let at = 0;
-    return slices.map((ids, i) => {
-      const n = forward[t][i].embedding.length;
-      at += n;
-      return { ids, states: forward[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
-    });
-  });
-  await layerwiseBackward(s, st, backward);
-  return (lg.loss.data as Float32Array)[0];
-}
-
 const inLayer = (s: LayerwiseSessions, layer0Name: string, l: number) => layer0Name.replace(`${s.layerPrefix}0.`, `${s.layerPrefix}${l}.`);
 
 function weightFeed(s: LayerwiseSessions, st: LayerwiseState, names: string[], layer: number | null): Feed {

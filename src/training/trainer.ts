@@ -15,7 +15,9 @@ import type { Tokenizer } from '../models/tokenizer.js';
 import { type Feed, floatTensor, int64Tensor, Session } from '../runtime/session.js';
 import type { DistillOptions } from '../losses/distill.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
-import { layerwiseLoss, type LayerwiseSessions, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
+import { type BackwardSlice, layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
+import { DataParallel, shareWeights, type WorkerRole } from './data-parallel.js';
+import type { Slot as DeviceSlot } from '../models/encoder-pool.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
 import type { TrainExample } from './sampler.js';
 
@@ -29,6 +31,13 @@ function teacherFeed(batch: TrainExample[], group: number): Feed {
     for (let g = 0; g < group; g++) columns[i * group + g] = BigInt(i * group + g);
   });
   return { teacher: floatTensor(teacher, [batch.length, group]), group_columns: int64Tensor(columns, [batch.length, group]) };
+}
+
+/** The loss inputs of a batch: each query's positive column, and the teacher's scores when distilling. */
+function lossFeedOf(batch: TrainExample[], distill: boolean): Feed {
+  const group = batch[0].passages.length;
+  const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]);
+  return { labels, ...(distill && teacherFeed(batch, group)) };
 }
 
 export interface TrainerOptions {
@@ -76,6 +85,18 @@ export interface TrainerOptions {
   distill?: DistillOptions;
   /** Where the sessions run (see runtime/device.ts). */
   device?: string;
+  /**
+   * Data parallel: one worker thread per entry (`parseDevices('cpu:2x1')`, `cuda:0,cuda:1`), each
+   * with its own sessions, taking a contiguous slice of every batch; gradients are summed in
+   * shared memory and one AdamW step runs here (see data-parallel.ts).
+   */
+  devices?: DeviceSlot[];
+  /**
+   * With `devices`: every query sees every worker's passages (the spec's
+   * `embedding_negatives_cross_device`, default true), so the loss is that of one worker with the
+   * whole batch; false: each worker's own in-batch loss, losses and gradients averaged.
+   */
+  crossDevice?: boolean;
 }
 
 /** The embedding tables `freezeEmbeddings` keeps fixed. */
@@ -87,7 +108,7 @@ export interface StepResult {
   lr: number;
 }
 
-interface Slot extends ParamSlot {
+export interface Slot extends ParamSlot {
   shape: number[];
   transposed: boolean;
   tensor: ort.Tensor;
@@ -106,14 +127,18 @@ interface Sessions {
   layerwise?: LayerwiseSessions;
 }
 
+/** What a GradCache or layer-by-layer forward keeps for its backward. */
+type Kept = { q: number[][]; p: number[][] } | { towers: Feed[][]; runs: { embedding: Float32Array; states: ort.Tensor[] }[][] };
+
 export class Trainer {
   private readonly tokenCache = new Map<string, number[]>();
   /** This step's gradients, one per slot (set by computeGradients). */
   grads: Grad[] = [];
+  private kept?: Kept;
 
   private constructor(
     readonly config: ModelConfig,
-    private readonly tokenizer: Tokenizer,
+    private readonly tokenizer: Tokenizer | null,
     readonly o: TrainerOptions,
     readonly slots: Slot[],
     /** Tensors fed to the graphs but not trained. */
@@ -125,6 +150,8 @@ export class Trainer {
     private readonly base: Map<string, NamedTensor>,
     /** Names in `base` held transposed (frozen linear weights, e.g. under LoRA). */
     private readonly transposedBase: Set<string>,
+    /** The workers when training data-parallel (this thread then runs no encoder session). */
+    private readonly group?: DataParallel,
   ) {}
 
   /**
@@ -135,21 +162,53 @@ export class Trainer {
    *   const { loss } = await trainer.step(batch);
    */
   static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
+    if (o.devices?.length) return Trainer.dataParallel(config, tokenizer, weights, o);
+    return Trainer.build(config, tokenizer, weights, o);
+  }
+
+  /**
+   * A data-parallel worker's trainer (see data-parallel.ts): `weights` already in graph layout and
+   * shared, gradient buffers shared, no optimizer state; with `role.crossDevice` it computes in
+   * two passes (embedPass, backwardPass) around a loss taken over every worker's embeddings.
+   */
+  static worker(config: ModelConfig, weights: Map<string, NamedTensor>, o: TrainerOptions, role: WorkerRole): Promise<Trainer> {
+    return Trainer.build(config, null, weights, o, role);
+  }
+
+  private static async dataParallel(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
+    shareWeights(weights);
+    // Linear weights are transposed in place, once, before the workers see them.
+    embedGraph(config, weights, { pooling: o.pooling, normalize: o.normalize }, 'adopt');
+    const group = await DataParallel.start(config, weights, o);
+    const slots: Slot[] = group.slots.map((w) => {
+      const data = weights.get(w.name)!.data;
+      return { name: w.name, data, decay: decays(w.name), shape: w.shape, transposed: w.transposed, tensor: floatTensor(data, w.shape), grad: group.sum(w.name), gradTensor: null, parts: [] };
+    });
+    const frozen = group.frozen.map((f) => ({ name: f.name, tensor: floatTensor(weights.get(f.name)!.data, weights.get(f.name)!.shape) }));
+    const optimizer = new AdamW(slots, { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon });
+    const trained = new Set(slots.map((s) => s.name));
+    const base = new Map([...weights].filter(([n]) => !trained.has(n)));
+    const transposedBase = new Set(group.frozen.filter((f) => f.transposed).map((f) => f.name));
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, {}, group.withTypes, base, transposedBase, group);
+  }
+
+  private static async build(config: ModelConfig, tokenizer: Tokenizer | null, weights: Map<string, NamedTensor>, o: TrainerOptions, role?: WorkerRole): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill };
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix, device: o.device };
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
     const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set([...weights.keys()].filter(fixed)) };
     const sessions: Sessions = {};
-    // Linear weights are transposed in place, once: from here on `weights` is in graph layout.
-    const whole = embedGraph(config, weights, pooling, 'adopt');
+    // Linear weights are transposed in place, once: from here on `weights` is in graph layout
+    // (a worker's come so already).
+    const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt');
     let built: TrainGraph;
     if (o.recompute) {
       const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime));
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
-    } else if (o.miniBatchSize) {
+    } else if (o.miniBatchSize || role?.crossDevice) {
       built = vjpGraph(config, weights, pooling, grad, 'graph');
       sessions.vjp = await Session.create(built.graph, runtime);
       sessions.embed = await Session.create(whole.graph, runtime);
@@ -168,7 +227,8 @@ export class Trainer {
       const u = built.params.used.get(name)!;
       return { name, tensor: floatTensor(u.data, u.shape) };
     });
-    const optimizer = new AdamW(slots, { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon });
+    // A worker keeps no optimizer state: the step is taken once, by the main thread.
+    const optimizer = new AdamW(role ? [] : slots, { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon });
     const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
@@ -177,6 +237,7 @@ export class Trainer {
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
+    if (!this.tokenizer) throw new Error('a data-parallel worker tokenizes nothing');
     const key = `${maxLength}\u0000${template ?? ''}\u0000${text}`;
     let ids = this.tokenCache.get(key);
     if (!ids) {
@@ -184,6 +245,16 @@ export class Trainer {
       if (this.tokenCache.size < 1_000_000) this.tokenCache.set(key, ids);
     }
     return ids;
+  }
+
+  /** Whether the model reads token type ids. */
+  get typed(): boolean {
+    return this.withTypes;
+  }
+
+  /** The tensors fed but not trained, and whether each is held transposed. */
+  frozenNames(): { name: string; transposed: boolean }[] {
+    return this.frozen.map((f) => ({ name: f.name, transposed: this.transposedBase.has(f.name) }));
   }
 
   private weightFeed(): Record<string, ort.Tensor> {
@@ -211,13 +282,31 @@ export class Trainer {
     return this.slots.map((s) => (s.grad ? null : new RowGradients(s.shape[1])));
   }
 
-  /** Computes loss and gradients (into the slots' grad buffers) for one batch. */
+  /** Token ids of a batch's queries and passages (each example's passages in turn). */
+  private tokenizeBatch(batch: TrainExample[]): { q: number[][]; p: number[][] } {
+    return {
+      q: batch.map((e) => this.tokenize(e.query, this.o.queryTemplate, this.o.maxQueryLength)),
+      p: batch.flatMap((e) => e.passages.map((t) => this.tokenize(t, this.o.passageTemplate, this.o.maxPassageLength))),
+    };
+  }
+
+  /** Computes loss and gradients (into the slots' grad buffers, or `grads`) for one batch. */
   async computeGradients(batch: TrainExample[]): Promise<number> {
-    const q = batch.map((e) => this.tokenize(e.query, this.o.queryTemplate, this.o.maxQueryLength));
-    const p = batch.flatMap((e) => e.passages.map((t) => this.tokenize(t, this.o.passageTemplate, this.o.maxPassageLength)));
-    const group = batch[0].passages.length;
-    const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]);
-    const lossFeed: Feed = { labels, ...(this.o.distill && teacherFeed(batch, group)) };
+    if (this.group) {
+      const parts = this.group.split(batch).map((b) => ({ ...this.tokenizeBatch(b), lossFeed: lossFeedOf(b, !!this.o.distill) }));
+      const r = await this.group.gradients(parts, lossFeedOf(batch, !!this.o.distill));
+      this.grads = this.slots.map((s) => s.grad ?? r.sparse.get(s.name) ?? { rows: new Int32Array(0), values: new Float32Array(0), width: s.shape[1] });
+      return r.loss;
+    }
+    const { q, p } = this.tokenizeBatch(batch);
+    return this.gradientsOf(q, p, lossFeedOf(batch, !!this.o.distill));
+  }
+
+  /**
+   * Loss and gradients of tokenized queries and passages (p: each query's group in turn) on this
+   * thread's sessions: one run of the step graph, or GradCache / layer by layer in two passes.
+   */
+  async gradientsOf(q: number[][], p: number[][], lossFeed: Feed): Promise<number> {
     const pad = this.config.padTokenId;
     if (this.sessions.step) {
       const out = await this.sessions.step.run(
@@ -229,60 +318,103 @@ export class Trainer {
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss.data as Float32Array)[0];
     }
-    if (this.sessions.layerwise) return this.layerwise(q, p, lossFeed);
-    return this.gradCache(q, p, lossFeed);
+    const dim = this.config.hiddenSize;
+    const { queries, passages } = await this.embedPass(q, p);
+    const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(queries, [q.length, dim]), passages: floatTensor(passages, [p.length, dim]), ...lossFeed });
+    await this.backwardPass(lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array);
+    return (lg.loss.data as Float32Array)[0];
   }
 
-  /** recompute: each slice (GradCache's mini-batches, or the whole tower) runs layer by layer. */
-  private async layerwise(q: number[][], p: number[][], lossFeed: Feed): Promise<number> {
-    const rows = this.rowAccumulators();
-    const index = new Map(this.slots.map((s, i) => [s.name, i]));
-    const st: LayerwiseState = {
-      tensors: new Map([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor])),
-      grads: new Map(this.slots.filter((s) => s.gradTensor).map((s) => [s.name, s.gradTensor!])),
-      addRows: (name, ids, grads) => rows[index.get(name)!]!.add(ids, grads),
-    };
-    const size = this.o.miniBatchSize ?? Math.max(q.length, p.length);
-    const slice = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => padBatch(ids.slice(i * size, (i + 1) * size), this.config.padTokenId, '', this.withTypes));
-    const loss = await layerwiseLoss(this.sessions.layerwise!, this.sessions.lossGrad!, st, [slice(q), slice(p)], lossFeed, this.config.numLayers);
-    this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
-    return loss;
+  /** Token id lists cut into GradCache's slices (the whole list when there is no mini-batch size). */
+  private slices(ids: number[][]): number[][][] {
+    const size = this.o.miniBatchSize ?? Math.max(ids.length, 1);
+    return Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => ids.slice(i * size, (i + 1) * size));
   }
 
-  /** GradCache: embed without gradients, take the loss on the full batch, then backpropagate slice by slice. */
-  private async gradCache(q: number[][], p: number[][], lossFeed: Feed): Promise<number> {
-    const size = this.o.miniBatchSize!;
-    const { embed, vjp, lossGrad } = this.sessions as Required<typeof this.sessions>;
+  /**
+   * Pass 1: the embeddings of queries and passages with the current weights, no gradients; keeps
+   * what backwardPass needs (the ids, or with recompute each layer's input).
+   */
+  async embedPass(q: number[][], p: number[][]): Promise<{ queries: Float32Array; passages: Float32Array }> {
     const pad = this.config.padTokenId;
     const dim = this.config.hiddenSize;
-    const slices = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => ids.slice(i * size, (i + 1) * size));
+    const concat = (parts: Float32Array[]) => {
+      const out = new Float32Array(parts.reduce((n, x) => n + x.length, 0));
+      parts.reduce((at, x) => (out.set(x, at), at + x.length), 0);
+      return out;
+    };
+    if (this.sessions.layerwise) {
+      const towers = [q, p].map((ids) => this.slices(ids).map((s) => padBatch(s, pad, '', this.withTypes)));
+      const runs: { embedding: Float32Array; states: ort.Tensor[] }[][] = [];
+      for (const slices of towers) {
+        const tower = [];
+        for (const ids of slices) tower.push(await layerwiseForward(this.sessions.layerwise, this.layerwiseState(), this.config.numLayers, ids));
+        runs.push(tower);
+      }
+      this.kept = { towers, runs };
+      return { queries: concat(runs[0].map((r) => r.embedding)), passages: concat(runs[1].map((r) => r.embedding)) };
+    }
+    const embed = this.sessions.embed!;
     const embedAll = async (ids: number[][]) => {
       const out = new Float32Array(ids.length * dim);
       let row = 0;
-      for (const s of slices(ids)) {
+      for (const s of this.slices(ids)) {
         const r = await embed.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes) });
         out.set(r.embedding.data as Float32Array, row * dim);
         row += s.length;
       }
       return out;
     };
-    const qe = await embedAll(q);
-    const pe = await embedAll(p);
-    const lg = await lossGrad.run({ queries: floatTensor(qe, [q.length, dim]), passages: floatTensor(pe, [p.length, dim]), ...lossFeed });
-    const dq = lg[`${GRAD_PREFIX}queries`].data as Float32Array;
-    const dp = lg[`${GRAD_PREFIX}passages`].data as Float32Array;
+    this.kept = { q, p };
+    return { queries: await embedAll(q), passages: await embedAll(p) };
+  }
+
+  /** What the layer-by-layer passes read (the weights) and write (gradients, into `rows` for lookups). */
+  private layerwiseState(rows?: (RowGradients | null)[]): LayerwiseState {
+    const index = new Map(this.slots.map((s, i) => [s.name, i]));
+    return {
+      tensors: new Map([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor])),
+      grads: new Map(this.slots.filter((s) => s.gradTensor).map((s) => [s.name, s.gradTensor!])),
+      addRows: (name, ids, grads) => rows![index.get(name)!]!.add(ids, grads),
+    };
+  }
+
+  /**
+   * Pass 2: the weight gradients (into the slots, and `grads`) from d loss / d embeddings of the
+   * texts embedPass saw, slice by slice.
+   */
+  async backwardPass(dq: Float32Array, dp: Float32Array): Promise<void> {
+    const kept = this.kept;
+    if (!kept) throw new Error('backwardPass: no embedPass before it');
+    this.kept = undefined;
+    const dim = this.config.hiddenSize;
+    const rows = this.rowAccumulators();
+    if ('towers' in kept) {
+      const seeds = [dq, dp];
+      const backward: BackwardSlice[] = kept.towers.flatMap((slices, t) => {
+        let at = 0;
+        return slices.map((ids, i) => {
+          const n = kept.runs[t][i].embedding.length;
+          at += n;
+          return { ids, states: kept.runs[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
+        });
+      });
+      await layerwiseBackward(this.sessions.layerwise!, this.layerwiseState(rows), backward);
+      this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
+      return;
+    }
+    const vjp = this.sessions.vjp!;
     this.slots.forEach((s) => s.grad?.fill(0));
     const partial = this.slots.map((s) => (s.grad ? new Float32Array(s.grad.length) : null));
     const fetches = this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape));
-    const rows = this.rowAccumulators();
     for (const [ids, grads] of [
-      [q, dq],
-      [p, dp],
+      [kept.q, dq],
+      [kept.p, dp],
     ] as const) {
       let row = 0;
-      for (const s of slices(ids)) {
+      for (const s of this.slices(ids)) {
         const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        const out = await vjp.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes), grad_embedding: seed }, fetches);
+        const out = await vjp.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches);
         this.addRows(out, rows);
         this.slots.forEach((slot, i) => {
           const g = slot.grad;
@@ -293,7 +425,6 @@ export class Trainer {
       }
     }
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
-    return (lg.loss.data as Float32Array)[0];
   }
 
   /**
@@ -329,12 +460,16 @@ export class Trainer {
    *   try { await evaluateSet({ model: encoder }, set, [10]); } finally { await encoder.close(); }
    */
   async encoder(dir: string): Promise<Encoder> {
+    if (!this.tokenizer) throw new Error('a data-parallel worker has no encoder');
     const weights = new Map(this.base);
     for (const s of this.slots) weights.set(s.name, { shape: s.shape, data: s.data });
     const pooling = { pooling: this.o.pooling, normalize: this.o.normalize };
     const built = embedGraph(this.config, weights, pooling, 'graph');
     const session = await Session.create(built.graph, { threads: this.o.threads, device: this.o.device });
-    return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed: this.weightFeed(), output: 'embedding' });
+    // Data parallel: the weights lie in shared memory, which onnxruntime-node does not take as a
+    // tensor; the encoder gets a plain copy.
+    const feed = this.group ? Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, floatTensor(Float32Array.from(s.tensor.data as Float32Array), [...s.tensor.dims])])) : this.weightFeed();
+    return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed, output: 'embedding' });
   }
 
   /** What a checkpoint stores: trained weights (graph layout), AdamW moments, the optimizer step. */
@@ -357,6 +492,7 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
+    await this.group?.close();
     const { layerwise, ...plain } = this.sessions;
     for (const s of Object.values(plain)) await s?.release();
     if (layerwise) await releaseLayerwise(layerwise);

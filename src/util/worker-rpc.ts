@@ -1,0 +1,46 @@
+/**
+ * Requests to a worker thread, answered by id: `ask` posts a message and resolves with the
+ * worker's reply (or rejects with its `error`). A worker that dies (out of memory, killed) fails
+ * what it was doing instead of hanging it.
+ * @example
+ *   const m = new Member(new Worker(new URL('./my-worker.js', import.meta.url)));
+ *   const reply = await m.ask({ kind: 'load', dir });
+ */
+import type { Transferable, Worker } from 'node:worker_threads';
+
+export interface Reply {
+  id: number;
+  error?: string;
+  [key: string]: unknown;
+}
+
+export class Member<R extends Reply = Reply> {
+  private next = 0;
+  private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void }>();
+
+  constructor(
+    readonly worker: Worker,
+    what = 'a worker',
+  ) {
+    worker.on('message', (r: R) => {
+      const w = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      if (r.error) w?.reject(new Error(r.error));
+      else w?.resolve(r);
+    });
+    const fail = (e: Error) => {
+      this.waiting.forEach((w) => w.reject(e));
+      this.waiting.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`${what} exited (code ${code}) with work in hand`)));
+  }
+
+  ask(message: Record<string, unknown>, transfer: Transferable[] = []): Promise<R> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+}
