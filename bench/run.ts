@@ -23,6 +23,7 @@ import { floatTensor, Session } from '../src/runtime/session.js';
 import { greedyDedup } from '../src/search/dedup.js';
 import { ExactSearch, type Vectors } from '../src/search/topk.js';
 import { Trainer } from '../src/training/trainer.js';
+import { parseDevices } from '../src/models/encoder-pool.js';
 import { Rng } from '../src/util/rng.js';
 import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, unitVectors, writeRandomModel } from '../scripts/make-models.js';
 import { QWEN3_06B, writeQwenModel } from '../scripts/make-qwen.js';
@@ -439,6 +440,22 @@ async function benchDevices() {
   const same = [out('pool'), out('sharded')].every((f) => readFileSync(f).equals(readFileSync(out('one'))));
   rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: --devices cpu:${THREADS}x1 vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${pool.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / pool, target: 'same bytes', met: same, detail: { one, pool } });
   rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: ${THREADS} shards × 1 thread + merge vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${sharded.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / sharded, target: 'same bytes', met: same, detail: { one, sharded } });
+
+  // Data-parallel training: the bench's train-step batch (32 × group 4) on THREADS workers of one
+  // thread (cross-device negatives: the same loss) vs one trainer of THREADS threads.
+  const texts = longTexts(200);
+  const batch = Array.from({ length: 32 }, (_, i) => ({ query: texts[i], passages: [0, 1, 2, 3].map((j) => texts[32 + ((i * 4 + j) % 160)]) }));
+  const o = { pooling: 'mean' as const, normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000, schedule: 'constant' as const, maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128 };
+  const single = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, threads: THREADS });
+  const parallel = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, devices: parseDevices(`cpu:${THREADS}x1`) });
+  const losses: number[][] = [[], []];
+  const r = await interleave(
+    () => time(async () => losses[1].push((await parallel.step(batch)).loss)),
+    () => time(async () => losses[0].push((await single.step(batch)).loss)),
+  );
+  await Promise.all([single.close(), parallel.close()]);
+  const sameLoss = losses[0].every((l, i) => Math.abs(l - losses[1][i]) <= 1e-4 * l);
+  rows.push({ case: `train step MiniLM-L6 (32 × group 4): --devices cpu:${THREADS}x1 vs 1 × ${THREADS} threads (same losses: ${sameLoss})`, ours: `${r.ours.toFixed(2)} s`, peer: `one trainer ${r.theirs.toFixed(2)} s`, ratio: r.theirs / r.ours, target: 'same losses', met: sameLoss, detail: { ...r, losses } });
 }
 
 // ---------------------------------------------------------------- main
