@@ -148,6 +148,7 @@ export function buildProgram(): Command {
     .option('--rerank-relative-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − |positive| × x', num('rerank-relative-margin'))
     .option('--rerank-label <n>', 'with --reranker: which logit is the score, for a model with several labels', int('rerank-label'))
     .option('--pool-on-disk', 'keep the pool\'s embeddings in a temp file searched a block at a time (default: past 2 GiB of them)')
+    .option('--index <kind>', 'exact (default) or hnsw: an approximate graph index for pools too big to search exactly in time')
     .option('--output-scores', 'write pos_scores / neg_scores (the reranker\'s with --reranker, else the embedding\'s)')
     .addOption(new Option('--output-format <f>', 'seed: the records with new negatives; else sentence-transformers\' rows').choices(['seed', 'triplet', 'n-tuple', 'labeled-pair', 'labeled-list']).default('seed'))
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
@@ -181,6 +182,7 @@ export function buildProgram(): Command {
         outputScores: o.outputScores,
         outputFormat: o.outputFormat,
         poolOnDisk: o.poolOnDisk,
+        index: o.index,
       }, o, mine);
     });
 

@@ -131,6 +131,12 @@ describe('mine', () => {
     await mine({ ...o, output: again, sampling: 'top' });
     const top = readJsonl(again);
     assert.notDeepEqual(top.map((x) => x.neg_passage), got.map((x) => x.neg_passage));
+
+    // --index hnsw: on a pool this small the graph search finds every row, so the same output.
+    const approx = join(dir, 'mine-hnsw.jsonl');
+    await mine({ ...o, output: approx, index: 'hnsw' });
+    assert.equal(readFileSync(approx, 'utf8'), readFileSync(out, 'utf8'));
+    await assert.rejects(mine({ ...o, output: approx, index: 'annoy' as 'hnsw' }), /index must be exact or hnsw, got "annoy"/);
   });
 
   it('keeps the BGE shape, appends with --keep-existing, reports short records, and caches embeddings', async () => {

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { join } from 'node:path';
 import { greedyDedup } from '../src/search/dedup.js';
+import { HnswSearch } from '../src/search/hnsw.js';
+import { RowFile } from '../src/search/rows.js';
 import { ExactSearch, type Vectors } from '../src/search/topk.js';
 import { Rng } from '../src/util/rng.js';
+import { tempDir } from './helpers.js';
 
 function randomUnit(n: number, d: number, seed: number): Vectors {
   const rng = new Rng(seed);
@@ -54,6 +58,46 @@ describe('exact top-k', () => {
     assert.equal(got.k, 3);
     assert.equal(got.indices.length, 6);
     await search.close();
+  });
+});
+
+describe('approximate top-k (HNSW)', () => {
+  it('finds the exact neighbours of clustered data with exact scores, in exact order, from memory and from a row file', async () => {
+    // 3,000 points around 60 centres (as embeddings cluster), 50 queries near random points.
+    const [n, d, k] = [3000, 32, 20];
+    const centres = randomUnit(60, d, 5);
+    const noise = randomUnit(n + 50, d, 6);
+    const c: Vectors = { data: new Float32Array(n * d), dim: d, count: n };
+    const q: Vectors = { data: new Float32Array(50 * d), dim: d, count: 50 };
+    const place = (out: Float32Array, i: number, centre: number, spread: number, from: number) => {
+      let norm = 0;
+      for (let j = 0; j < d; j++) norm += (out[i * d + j] = centres.data[centre * d + j] + spread * noise.data[from * d + j]) ** 2;
+      for (let j = 0; j < d; j++) out[i * d + j] /= Math.sqrt(norm);
+    };
+    for (let i = 0; i < n; i++) place(c.data, i, i % 60, 0.6, i);
+    for (let i = 0; i < 50; i++) place(q.data, i, (i * 7) % 60, 0.6, n + i);
+    const exact = await ExactSearch.create({ threads: 1 });
+    const want = await exact.search(q, c, k, { quiet: true });
+    await exact.close();
+    const file = RowFile.create(join(tempDir(), 'rows.npy'), d, n);
+    file.append(c.data);
+    for (const corpus of [c, file]) {
+      const index = await HnswSearch.build(corpus, { threads: 1, quiet: true });
+      assert.equal(index.size, n);
+      const got = index.search(q, k);
+      assert.equal(got.k, k);
+      let found = 0;
+      for (let i = 0; i < q.count; i++) {
+        const row = Array.from(got.indices.subarray(i * k, (i + 1) * k));
+        found += row.filter((r) => want.indices.subarray(i * k, (i + 1) * k).includes(r)).length;
+        for (let j = 0; j < k; j++) {
+          assert.ok(Math.abs(got.scores[i * k + j] - dot(q, i, c, row[j])) <= 1e-6, 'scores are the rows\' own');
+          if (j > 0) assert.ok(got.scores[i * k + j - 1] >= got.scores[i * k + j], 'best first');
+        }
+      }
+      assert.ok(found / (q.count * k) >= 0.98, `recall@${k} ${found / (q.count * k)}`);
+    }
+    file.remove();
   });
 });
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
 import { checkOutput, DataError, parseObject, readLines, writeTogether } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
-import { ExactSearch } from '../search/topk.js';
+import { HnswSearch } from '../search/hnsw.js';
+import { ExactSearch, type TopK } from '../search/topk.js';
 import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
@@ -70,6 +71,11 @@ export interface MineOptions extends ModelOptions {
    * pool bigger than memory can be mined (default: when they would take more than 2 GiB).
    */
   poolOnDisk?: boolean;
+  /**
+   * `exact` (default) or `hnsw`: an approximate graph index (usearch, int8) for pools exact
+   * search cannot serve in time; its candidates are rescored against the pool's rows.
+   */
+  index?: 'exact' | 'hnsw';
 }
 
 /** Pool embeddings past this many bytes go to disk unless told otherwise. */
@@ -192,6 +198,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   await checkReranker(o);
   const format = o.outputFormat ?? 'seed';
   if (!OUTPUT_FORMATS.includes(format)) throw new Error(`outputFormat must be one of ${OUTPUT_FORMATS.join(', ')}, got "${format}"`);
+  if (o.index !== undefined && o.index !== 'exact' && o.index !== 'hnsw') throw new Error(`index must be exact or hnsw, got "${o.index}"`);
 
   // Pass 1: group records by query text (duplicates share their positives) and build the pool.
   const skips = new SkipReport();
@@ -246,15 +253,23 @@ export async function mine(o: MineOptions): Promise<MineResult> {
       // Retrieve deep enough that excluded texts cannot push the window out of reach.
       let maxExcluded = 0;
       for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + 1 + (o.keepExisting ? g.existing.size : 0));
-      const search = await ExactSearch.create({ threads: o.threads });
-      const hits = await search.search(q, file ?? p, rangeMax + maxExcluded, { label: 'mine: search', quiet: o.quiet });
-      await search.close();
+      const depth = rangeMax + maxExcluded;
+      let hits: TopK;
+      if (o.index === 'hnsw') {
+        const index = await HnswSearch.build(file ?? p, { threads: o.threads, label: 'mine: index', quiet: o.quiet });
+        hits = index.search(q, depth);
+      } else {
+        const search = await ExactSearch.create({ threads: o.threads });
+        hits = await search.search(q, file ?? p, depth, { label: 'mine: search', quiet: o.quiet });
+        await search.close();
+      }
 
       queries.forEach((query, qi) => {
         const g = groups.get(query)!;
         // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
         const candidates = function* () {
           for (let j = 0; j < hits.k; j++) {
+            if (hits.indices[qi * hits.k + j] < 0) break; // the approximate index found no more
             const text = pool.texts[hits.indices[qi * hits.k + j]];
             if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
             yield { text, score: hits.scores[qi * hits.k + j] };
