@@ -58,6 +58,7 @@ function withModelOptions(cmd: Command): Command {
     .addOption(new Option('--quantize <type>', 'run linear layers as int8 GEMMs (weights per channel, activations per batch): ~2–3× faster on CPUs with VNNI').choices(['int8']))
     .option('--shard <i/N>', 'encode only shard i of N (auto/N: the index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or AWS_BATCH_JOB_ARRAY_INDEX); then `embedtune merge`')
     .option('--shard-dir <dir>', 'where shards are written (default: <output>.shards)')
+    .option('--shard-dtype <type>', 'f32 (default; the merge is byte-identical to one run) or f16 (half the shard files; rows rounded to half precision)')
     .option('-q, --quiet', 'no progress or summary output');
 }
 
@@ -65,13 +66,14 @@ function withModelOptions(cmd: Command): Command {
 async function runJob<O extends ReturnType<typeof modelOptions> & { output?: string }>(job: ShardJob, options: O, o: Record<string, unknown>, run: (options: O) => Promise<unknown>): Promise<void> {
   if (o.shard === undefined) {
     if (o.shardDir !== undefined) throw new Error('--shard-dir needs --shard');
+    if (o.shardDtype !== undefined) throw new Error('--shard-dtype needs --shard');
     await run(options);
     return;
   }
   const shard = parseShard(String(o.shard));
   const dir = (o.shardDir as string | undefined) ?? (options.output ? `${options.output}.shards` : undefined);
   if (!dir) throw new Error(`--shard: give --shard-dir (or -o) for the shard files`);
-  await runShard(job, options, shard, dir);
+  await runShard(job, options, shard, dir, (o.shardDtype as 'f32' | 'f16' | undefined) ?? 'f32');
 }
 
 function modelOptions(o: Record<string, unknown>) {

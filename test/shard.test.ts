@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { clean } from '../src/jobs/clean.js';
@@ -8,6 +8,7 @@ import { encodeFile } from '../src/jobs/encode.js';
 import { evaluate } from '../src/jobs/evaluate.js';
 import { mine } from '../src/jobs/mine.js';
 import { merge, parseShard, runShard, type ShardJob, shardRows } from '../src/jobs/shard.js';
+import { floatToHalf, halfToFloat } from '../src/models/safetensors.js';
 import { CRANFIELD, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
 
 let dir: string;
@@ -76,6 +77,39 @@ describe('sharded jobs: 3 shards + merge = one run, byte for byte', () => {
     writeFileSync(texts, readFileSync(input, 'utf8').trim().split('\n').map((l) => JSON.parse(l).query).join('\n') + '\n');
     const [whole, sharded] = await wholeAndSharded('encode', encodeFile as never, { input: texts }, 'npy');
     assert.deepEqual(bytes(sharded), bytes(whole));
+  });
+});
+
+describe('float16 shards', () => {
+  it('store rows in half the bytes; the merge works on the rows rounded to float16', async () => {
+    const texts = join(dir, 'texts16.txt');
+    writeFileSync(texts, readFileSync(input, 'utf8').trim().split('\n').map((l) => JSON.parse(l).query).join('\n') + '\n');
+    const whole = join(dir, 'f16-whole.npy');
+    await encodeFile({ ...base, input: texts, output: whole });
+    const shards = join(dir, 'f16.shards');
+    const merged = join(dir, 'f16-merged.npy');
+    for (const index of [0, 1, 2]) await runShard('encode', { ...base, input: texts, output: merged }, { index, count: 3 }, shards, 'f16');
+    const f32Shards = join(dir, 'f32.shards');
+    await runShard('encode', { ...base, input: texts, output: merged }, { index: 0, count: 3 }, f32Shards);
+    const body = (p: string) => statSync(p).size - 10 - readFileSync(p).readUInt16LE(8);
+    assert.equal(body(join(shards, 'shard-0-of-3', 'call-0.npy')), body(join(f32Shards, 'shard-0-of-3', 'call-0.npy')) / 2);
+    await merge(shards, { quiet: true });
+    const rows = (p: string) => {
+      const b = readFileSync(p);
+      return new Float32Array(Uint8Array.from(b.subarray(10 + b.readUInt16LE(8))).buffer);
+    };
+    const [a, b] = [rows(whole), rows(merged)];
+    assert.equal(a.length, b.length);
+    let changed = 0;
+    a.forEach((x, i) => {
+      assert.equal(b[i], halfToFloat(floatToHalf(x)));
+      if (b[i] !== x) changed++;
+    });
+    assert.ok(changed > a.length / 2, 'the rows were rounded');
+    // A float32 shard with float16 ones is refused by name.
+    for (const index of [1, 2]) await runShard('encode', { ...base, input: texts, output: merged }, { index, count: 3 }, f32Shards, 'f16');
+    await assert.rejects(merge(f32Shards), /shard-1-of-3 and shard-0-of-3 differ in .*--shard-dtype/);
+    await assert.rejects(runShard('encode', { ...base, input: texts, output: merged }, { index: 0, count: 3 }, shards, 'f8' as 'f16'), /--shard-dtype must be f32 or f16, got "f8"/);
   });
 });
 

@@ -5,7 +5,9 @@
  * (`call-K.npy`) and a manifest into `<shard-dir>/shard-i-of-N/`; `embedtune merge <shard-dir>`
  * checks the N shards agree and runs the rest of the job (greedy dedup, search, metrics) on
  * their rows. Encoding is planned in blocks of texts (BLOCK_TEXTS) and a shard takes whole
- * blocks, so the merged output is byte-identical to the unsharded run's.
+ * blocks, so the merged output is byte-identical to the unsharded run's. Rows are float32, or
+ * with `dtype: 'f16'` float16 (half the files; the merge then works on rows rounded to half
+ * precision, so its output is no longer byte-identical to the unsharded run's).
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { writeAtomically, writeFileAtomic } from '../data/jsonl.js';
 import { BLOCK_TEXTS, type EncodeOptions, type Embeddings, shareRows } from '../models/encoder.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { withPath } from '../util/atomic.js';
+import { floatToHalf, halfToFloat } from '../models/safetensors.js';
 import { clean } from './clean.js';
 import { type BlockEncoder, loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
 import { encodeFile } from './encode.js';
@@ -25,6 +28,9 @@ export interface Shard {
   index: number;
   count: number;
 }
+
+/** How a shard stores its rows. */
+export type ShardDtype = 'f32' | 'f16';
 
 /** The jobs that shard: what each runs, and whether it takes normalisation from the model. */
 const JOBS = {
@@ -88,8 +94,8 @@ interface Manifest {
   shard: Shard;
   /** The job's options as given (model as named), without the shard settings. */
   options: Record<string, unknown>;
-  /** What makes the rows: the model's files, pooling, normalisation, width. */
-  encoder: { fingerprint: string; pooling: string; normalize: boolean; dim: number; blockTexts: number };
+  /** What makes the rows: the model's files, pooling, normalisation, width; and how they are stored (absent: f32). */
+  encoder: { fingerprint: string; pooling: string; normalize: boolean; dim: number; blockTexts: number; dtype?: ShardDtype };
   calls: CallRecord[];
 }
 
@@ -116,6 +122,7 @@ class ShardWriter implements TextEncoder {
     private readonly encoder: BlockEncoder,
     private readonly folder: string,
     private readonly manifest: Omit<Manifest, 'calls' | 'encoder'>,
+    private readonly dtype: ShardDtype,
   ) {
     this.normalize = encoder.normalize;
     this.dim = encoder.dim;
@@ -127,10 +134,10 @@ class ShardWriter implements TextEncoder {
     const e = await this.encoder.encode(texts, { ...o, sink: undefined, rows });
     const file = `call-${this.calls.length}.npy`;
     await writeAtomically(join(this.folder, file), async (w) => {
-      await w.writeBytes(npyHeader(e.count, e.dim));
+      await w.writeBytes(npyHeader(e.count, e.dim, this.dtype === 'f16' ? '<f2' : '<f4'));
       const step = 1 << 24;
       for (let i = 0; i < e.data.length; i += step) {
-        const part = e.data.subarray(i, i + step);
+        const part = this.dtype === 'f16' ? Uint16Array.from(e.data.subarray(i, i + step), floatToHalf) : e.data.subarray(i, i + step);
         await w.writeBytes(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
       }
     });
@@ -141,7 +148,7 @@ class ShardWriter implements TextEncoder {
   async endOfEncoding(): Promise<void> {
     const manifest: Manifest = {
       ...this.manifest,
-      encoder: { fingerprint: EmbeddingCache.modelFingerprint(this.encoder.dir), pooling: this.encoder.pooling, normalize: this.normalize, dim: this.dim, blockTexts: this.encoder.blockTexts },
+      encoder: { fingerprint: EmbeddingCache.modelFingerprint(this.encoder.dir), pooling: this.encoder.pooling, normalize: this.normalize, dim: this.dim, blockTexts: this.encoder.blockTexts, dtype: this.dtype },
       calls: this.calls,
     };
     writeFileAtomic(join(this.folder, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n'); // last: its presence means complete
@@ -166,9 +173,11 @@ export interface ShardResult {
 /**
  * Runs shard `shard` of a job: its rows of every encoding, written to
  * `<dir>/shard-i-of-N/`. The job's options are those of the unsharded run.
+ * `dtype` f16 stores the rows in half precision.
  * @example await runShard('clean', { model: 'm', input: 'q.jsonl', output: 'out.jsonl' }, parseShard('0/4'), 'out.shards');
  */
-export async function runShard(job: ShardJob, options: ModelOptions & { model: string } & Record<string, unknown>, shard: Shard, dir: string): Promise<ShardResult> {
+export async function runShard(job: ShardJob, options: ModelOptions & { model: string } & Record<string, unknown>, shard: Shard, dir: string, dtype: ShardDtype = 'f32'): Promise<ShardResult> {
+  if (dtype !== 'f32' && dtype !== 'f16') throw new Error(`--shard-dtype must be f32 or f16, got "${dtype}"`);
   const folder = join(dir, `shard-${shard.index}-of-${shard.count}`);
   try {
     mkdirSync(folder, { recursive: true });
@@ -178,7 +187,7 @@ export async function runShard(job: ShardJob, options: ModelOptions & { model: s
   const encoder = await loadEncoder(options, JOBS[job].normalizeFromModel);
   // Threads, cache and verbosity don't change a row: shards may differ in them.
   const { quiet: _q, threads: _t, cacheDir: _c, ...recorded } = options;
-  const writer = new ShardWriter(encoder, folder, { format: 'embedtune-shard/1', job, shard, options: recorded });
+  const writer = new ShardWriter(encoder, folder, { format: 'embedtune-shard/1', job, shard, options: recorded }, dtype);
   try {
     await JOBS[job].run({ ...options, model: writer } as never);
   } catch (e) {
@@ -195,6 +204,7 @@ export async function runShard(job: ShardJob, options: ModelOptions & { model: s
 /** A merge's encoder: answers each of the job's encode calls with the shards' rows. */
 class ShardReplay implements TextEncoder {
   private next = 0;
+  private readonly dtype: ShardDtype;
   readonly normalize: boolean;
   readonly dim: number;
   readonly dir: string;
@@ -205,6 +215,7 @@ class ShardReplay implements TextEncoder {
   ) {
     this.normalize = shards[0].encoder.normalize;
     this.dim = shards[0].encoder.dim;
+    this.dtype = shards[0].encoder.dtype ?? 'f32';
     this.dir = String(shards[0].options.model);
   }
 
@@ -221,14 +232,14 @@ class ShardReplay implements TextEncoder {
       // Streamed in shard order, a 65,536-row piece at a time: the merge holds no whole pool.
       for (const m of this.shards) {
         const n = m.calls[k]!.rows[1] - m.calls[k]!.rows[0];
-        for (let r = 0; r < n; r += 65536) o.sink(readShardRows(file(m), this.dim, n, r, Math.min(n, r + 65536)));
+        for (let r = 0; r < n; r += 65536) o.sink(readShardRows(file(m), this.dim, n, r, Math.min(n, r + 65536), this.dtype));
       }
       return { data: new Float32Array(0), dim: this.dim, count: texts.length };
     }
     const e: Embeddings = { data: new Float32Array(texts.length * this.dim), dim: this.dim, count: texts.length };
     for (const m of this.shards) {
       const [lo, hi] = m.calls[k]!.rows;
-      e.data.set(readShardRows(file(m), this.dim, hi - lo, 0, hi - lo), lo * this.dim);
+      e.data.set(readShardRows(file(m), this.dim, hi - lo, 0, hi - lo, this.dtype), lo * this.dim);
     }
     shareRows(texts, e);
     return e;
@@ -239,8 +250,8 @@ class ShardReplay implements TextEncoder {
   }
 }
 
-/** Rows [from, to) of a shard's float32 .npy of `count` × `dim` rows (the header checked). */
-function readShardRows(path: string, dim: number, count: number, from: number, to: number): Float32Array {
+/** Rows [from, to) of a shard's float32 (or float16) .npy of `count` × `dim` rows (the header checked), as float32. */
+function readShardRows(path: string, dim: number, count: number, from: number, to: number, dtype: ShardDtype = 'f32'): Float32Array {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -253,16 +264,18 @@ function readShardRows(path: string, dim: number, count: number, from: number, t
     const headerLength = head.readUInt16LE(8);
     const header = Buffer.alloc(headerLength);
     readSync(fd, header, 0, headerLength, 10);
-    const shape = /'shape': \((\d+), (\d+)\)/.exec(header.toString('latin1'));
-    if (!shape || Number(shape[1]) !== count || Number(shape[2]) !== dim) throw new Error(`${path}: expected ${count} × ${dim} float32 rows`);
-    const out = new Float32Array((to - from) * dim);
-    const bytes = new Uint8Array(out.buffer);
+    const text = header.toString('latin1');
+    const shape = /'shape': \((\d+), (\d+)\)/.exec(text);
+    const descr = dtype === 'f16' ? '<f2' : '<f4';
+    if (!shape || Number(shape[1]) !== count || Number(shape[2]) !== dim || !text.includes(`'descr': '${descr}'`)) throw new Error(`${path}: expected ${count} × ${dim} ${dtype === 'f16' ? 'float16' : 'float32'} rows`);
+    const width = dtype === 'f16' ? 2 : 4;
+    const bytes = new Uint8Array((to - from) * dim * width);
     for (let done = 0; done < bytes.length; ) {
-      const n = readSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done), 10 + headerLength + from * dim * 4 + done);
+      const n = readSync(fd, bytes, done, Math.min(1 << 30, bytes.length - done), 10 + headerLength + from * dim * width + done);
       if (n === 0) throw new Error(`${path}: truncated (${done} of ${bytes.length} bytes of rows)`);
       done += n;
     }
-    return out;
+    return dtype === 'f16' ? Float32Array.from(new Uint16Array(bytes.buffer), halfToFloat) : new Float32Array(bytes.buffer);
   } finally {
     closeSync(fd);
   }
@@ -290,7 +303,7 @@ function readShards(dir: string): Manifest[] {
     for (const key of new Set([...Object.keys(m.options), ...Object.keys(first.options)])) {
       if (JSON.stringify(m.options[key]) !== JSON.stringify(first.options[key])) throw new Error(`merge: ${name(m)} and ${name(first)} differ in "${key}" (${JSON.stringify(m.options[key])} vs ${JSON.stringify(first.options[key])})`);
     }
-    if (JSON.stringify(m.encoder) !== JSON.stringify(first.encoder)) throw new Error(`merge: ${name(m)} and ${name(first)} differ in pooling, normalisation or width`);
+    if (JSON.stringify(m.encoder) !== JSON.stringify(first.encoder)) throw new Error(`merge: ${name(m)} and ${name(first)} differ in pooling, normalisation, width or --shard-dtype (${JSON.stringify(m.encoder)} vs ${JSON.stringify(first.encoder)})`);
     if (JSON.stringify(m.calls.map((c) => [c.count, c.texts, c.settings])) !== JSON.stringify(first.calls.map((c) => [c.count, c.texts, c.settings]))) {
       throw new Error(`merge: ${name(m)} and ${name(first)} encoded different texts or settings`);
     }
