@@ -211,6 +211,25 @@ describe('--progress json', () => {
 });
 
 describe('interrupts', () => {
+  it('jobs run the model in a worker thread: the main thread (progress, Ctrl-C) stays free during a long batch', async () => {
+    const { loadEncoder } = await import('../src/jobs/common.js');
+    // One batch of 8,000 texts (~1 s here): timers on the main thread fire throughout it with the
+    // default worker thread, and not at all until it ends when the session runs on this thread.
+    const texts = Array.from({ length: 8000 }, (_, i) => `text number ${i} about the lift of wing ${i % 97} and drag`);
+    const fired: Record<string, number> = {};
+    for (const inThread of [false, true]) {
+      const e = await loadEncoder({ model: TINY_BERT, pooling: 'mean', threads: 1, inThread, blockTexts: 8192 });
+      let n = 0;
+      const timer = setInterval(() => n++, 5);
+      await e.encode(texts, { batchSize: 8000, quiet: true });
+      clearInterval(timer);
+      fired[String(inThread)] = n;
+      await e.close();
+    }
+    assert.ok(fired.false >= 20, `worker thread: the timer fired ${fired.false} times`);
+    assert.ok(fired.true <= 3, `this thread: the timer fired ${fired.true} times`);
+  });
+
   it('Ctrl-C while an output is being written: exit 130, the temp file removed, no output, the old output untouched', async () => {
     const { spawn } = await import('node:child_process');
     const { readdirSync } = await import('node:fs');

@@ -72,6 +72,20 @@ describe('data-parallel training', () => {
     });
   }
 
+  it('one worker (training off the main thread) gives the one-process weights bit for bit', async () => {
+    const config = readConfig(TINY_BERT);
+    const tok = TextTokenizer.load(TINY_BERT);
+    const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
+    const here = await Trainer.create(config, tok, loadWeights(TINY_BERT), o);
+    const worker = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:1x1') });
+    try {
+      for (const batch of await batches(2, 6)) assert.equal((await worker.step(batch)).loss, (await here.step(batch)).loss);
+      assert.equal(largestDiff(weightsOf(here), weightsOf(worker)), 0);
+    } finally {
+      await Promise.all([here.close(), worker.close()]);
+    }
+  });
+
   it('without cross-device negatives: the loss and gradients are the average of each worker\'s own batch', async () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);

@@ -29,6 +29,8 @@ export interface BlockEncoder extends TextEncoder {
 export interface ModelOptions extends EncoderOptions {
   /** Several encoders in worker threads: `cpu:NxT` or `cuda:0,cuda:1` (see encoder-pool.ts). */
   devices?: string;
+  /** Run the model's session on this thread instead of one worker thread (the default). */
+  inThread?: boolean;
   /** A Hugging Face model directory, or an already loaded encoder (left open). */
   model: string | TextEncoder;
   batchSize?: number;
@@ -52,14 +54,20 @@ export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Pr
   }
 }
 
-/** Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`); with `devices`, a pool of workers. */
+/**
+ * Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`): in one
+ * worker thread, or with `devices` a pool of workers, or (`inThread`) on this thread.
+ */
 export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<BlockEncoder> {
   const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
   const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
   const options = { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize, device: o.device };
   if (o.devices && o.device) throw new Error('give --device or --devices, not both');
   if (o.devices) return EncoderPool.load(dir, { ...options, devices: parseDevices(o.devices) });
-  return Encoder.load(dir, options);
+  if (o.inThread) return Encoder.load(dir, options);
+  // One worker thread by default: onnxruntime's run blocks its thread, and in a worker it leaves
+  // the main thread free for the progress bar, the JSON progress stream and Ctrl-C.
+  return EncoderPool.load(dir, { ...options, devices: [{ device: o.device ?? 'cpu', threads: o.threads }] });
 }
 
 /**

@@ -82,7 +82,7 @@ export class EncoderPool {
     const starts: number[] = [];
     for (let b = lo; b < hi; b += block) starts.push(b);
     const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
-    const { rows: _rows, cacheDir: _cache, sink: _sink, ...rest } = options;
+    const { rows: _rows, cacheDir: _cache, sink: _sink, onTick: _tick, ...rest } = options;
     // The cache lives here, in one thread: hits go to the workers as known rows (planned as the
     // Encoder plans its own hits), fresh rows come back into it.
     const cache = options.cacheDir ? EmbeddingCache.open(options.cacheDir, (await this.members[0]!.ask({ kind: 'cacheKey', options: rest })).key!, this.dim) : undefined;
@@ -94,7 +94,7 @@ export class EncoderPool {
           const hit = cache.get(texts[i]!);
           if (hit) known[i - b] = hit;
         }
-        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true, known } });
+        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true, known } }, [], (n) => bar.tick(n));
         e.data.set(r.rows!, (b - lo) * this.dim);
         if (cache) {
           const seen = new Set<string>();
@@ -103,7 +103,6 @@ export class EncoderPool {
             seen.add(texts[i]!);
           }
         }
-        bar.tick(end - b);
       }
     };
     await Promise.all(this.members.map(work));

@@ -12,7 +12,7 @@ parentPort!.on('message', async (m: { id: number; kind: 'load' | 'encode' | 'cac
     } else if (m.kind === 'cacheKey') {
       parentPort!.postMessage({ id: m.id, key: encoder!.cacheKeyFor(m.options ?? {}) });
     } else if (m.kind === 'encode') {
-      const e = await encoder!.encode(m.texts!, m.options);
+      const e = await encoder!.encode(m.texts!, { ...m.options, onTick: (tick: number) => parentPort!.postMessage({ id: m.id, tick }) });
       parentPort!.postMessage({ id: m.id, rows: e.data }, [e.data.buffer as ArrayBuffer]);
     } else {
       await encoder?.close();

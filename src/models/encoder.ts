@@ -90,6 +90,8 @@ export interface EncodeOptions {
    * keep their own rows, so pass distinct texts.
    */
   sink?: (rows: Float32Array) => void;
+  /** Called as texts are done (each batch, and cache hits), next to the bar: how an EncoderPool's worker reports progress. */
+  onTick?: (texts: number) => void;
 }
 
 /**
@@ -358,7 +360,14 @@ export class Encoder {
     const cache = options.cacheDir
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
-    const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+    const shown = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+    const bar = {
+      tick: (n: number) => {
+        shown.tick(n);
+        if (n) options.onTick?.(n);
+      },
+      done: () => shown.done(),
+    };
     const budget = options.attentionBudget ?? ATTENTION_BUDGET;
     for (let b0 = lo; b0 < hi; b0 += block) {
       // A block is planned on its own texts alone (sorted, batched, padded), so a text's row

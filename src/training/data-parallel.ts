@@ -84,7 +84,8 @@ export class DataParallel {
   /** Starts one worker per `o.devices` entry over `weights` (shared, graph layout). */
   static async start(config: ModelConfig, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<DataParallel> {
     const devices = o.devices!;
-    const crossDevice = o.crossDevice ?? true;
+    // One worker holds the whole batch: its own loss is the cross-device one, in one pass.
+    const crossDevice = (o.crossDevice ?? true) && devices.length > 1;
     const members = devices.map(() => new Member<WorkerReply>(new Worker(new URL('./train-worker.js', import.meta.url)), 'a training worker'));
     try {
       const { devices: _d, ...rest } = o;

@@ -11,12 +11,14 @@ import type { Transferable, Worker } from 'node:worker_threads';
 export interface Reply {
   id: number;
   error?: string;
+  /** A progress report (texts done) while the request runs, not its answer. */
+  tick?: number;
   [key: string]: unknown;
 }
 
 export class Member<R extends Reply = Reply> {
   private next = 0;
-  private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void; onTick?: (n: number) => void }>();
 
   constructor(
     readonly worker: Worker,
@@ -24,6 +26,7 @@ export class Member<R extends Reply = Reply> {
   ) {
     worker.on('message', (r: R) => {
       const w = this.waiting.get(r.id);
+      if (r.tick !== undefined) return w?.onTick?.(r.tick);
       this.waiting.delete(r.id);
       if (r.error) w?.reject(new Error(r.error));
       else w?.resolve(r);
@@ -36,10 +39,11 @@ export class Member<R extends Reply = Reply> {
     worker.on('exit', (code) => fail(new Error(`${what} exited (code ${code}) with work in hand`)));
   }
 
-  ask(message: Record<string, unknown>, transfer: Transferable[] = []): Promise<R> {
+  /** Sends `message`; `onTick` hears the worker's progress reports (`{ id, tick }`) until the answer. */
+  ask(message: Record<string, unknown>, transfer: Transferable[] = [], onTick?: (n: number) => void): Promise<R> {
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(id, { resolve, reject, onTick });
       this.worker.postMessage({ ...message, id }, transfer);
     });
   }
