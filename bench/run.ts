@@ -441,6 +441,25 @@ async function benchDevices() {
   rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: --devices cpu:${THREADS}x1 vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${pool.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / pool, target: 'same bytes', met: same, detail: { one, pool } });
   rows.push({ case: `encode 4,096 × ≤128 tokens MiniLM-L6: ${THREADS} shards × 1 thread + merge vs 1 × ${THREADS} threads (same bytes: ${same})`, ours: `${sharded.toFixed(1)} s`, peer: `one process ${one.toFixed(1)} s`, ratio: one / sharded, target: 'same bytes', met: same, detail: { one, sharded } });
 
+  // mine: 225 Cranfield queries against its 1,400-passage corpus (2 planning blocks), ranks 10..50.
+  const set = await loadBeir(join(repoRoot, 'data', 'cranfield-full'));
+  const text = new Map(set.corpus.map((doc) => [doc.id, doc.text]));
+  const records = join(WORK, 'devices-records.jsonl');
+  writeFileSync(records, [...set.qrels].map(([q, rel]) => JSON.stringify({ query: set.queries.get(q), pos_passage: [text.get([...rel.keys()][0]!)] })).join('\n') + '\n');
+  const corpus = join(WORK, 'devices-corpus.jsonl');
+  writeFileSync(corpus, set.corpus.map((doc) => JSON.stringify({ text: doc.text })).join('\n') + '\n');
+  const mined = (name: string) => join(WORK, `devices-mined-${name}.jsonl`);
+  const mineArgs = ['mine', '-m', dir, '-i', records, '--candidate-pool', corpus, '--pooling', 'mean', '--range-min', '10', '--range-max', '50', '--num-negatives', '5', '--max-query-length', '128', '--max-passage-length', '128', '-q'];
+  const mineOne = await time(() => exec([...mineArgs, '-o', mined('one'), '--threads', String(THREADS)]));
+  const mineShards = join(WORK, 'devices-mine-shards');
+  rmSync(mineShards, { recursive: true, force: true });
+  const mineSharded = await time(async () => {
+    await Promise.all(Array.from({ length: THREADS }, (_, i) => exec([...mineArgs, '-o', mined('sharded'), '--threads', '1', '--shard', `${i}/${THREADS}`, '--shard-dir', mineShards])));
+    await exec(['merge', mineShards, '-q']);
+  });
+  const sameMined = readFileSync(mined('sharded')).equals(readFileSync(mined('one')));
+  rows.push({ case: `mine 225 queries × pool 1,400 MiniLM-L6: ${THREADS} shards × 1 thread + merge vs 1 × ${THREADS} threads (same bytes: ${sameMined})`, ours: `${mineSharded.toFixed(1)} s`, peer: `one process ${mineOne.toFixed(1)} s`, ratio: mineOne / mineSharded, target: 'same bytes', met: sameMined, detail: { one: mineOne, sharded: mineSharded } });
+
   // Data-parallel training: the bench's train-step batch (32 × group 4) on THREADS workers of one
   // thread (cross-device negatives: the same loss) vs one trainer of THREADS threads.
   const texts = longTexts(200);
