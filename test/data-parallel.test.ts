@@ -72,6 +72,39 @@ describe('data-parallel training', () => {
     });
   }
 
+  it('LoRA (base weights fixed, held transposed) and distillation run data-parallel with the one-worker losses and weights', async () => {
+    const { ADAPTER, addAdapters, loraLayers } = await import('../src/training/lora.js');
+    const config = { ...readConfig(TINY_BERT), loraScale: 2 };
+    const tok = TextTokenizer.load(TINY_BERT);
+    const withAdapters = () => {
+      const w = loadWeights(TINY_BERT);
+      addAdapters(w, loraLayers(w, { rank: 2, alpha: 4, dropout: 0, targets: ['query', 'value'] }, config), 2, config, 1);
+      return w;
+    };
+    const { records } = await loadRecords(ZH, { requirePositives: true });
+    const scored = records.slice(0, 40).map((r) => ({ ...r, posScores: r.pos.map((t) => t.length / 10), negScores: r.neg.map((t) => t.length / 10) }));
+    const list = epochBatches(scored, { batchSize: 6, groupSize: 3 }, new Rng(4)).slice(0, 2);
+    const o = { ...BASE, pooling: 'cls', learningRate: 1e-3, trainOnly: ADAPTER, distill: { type: 'kl_div', weight: 0.5 } } as TrainerOptions;
+    const one = await Trainer.create(config, tok, withAdapters(), o);
+    const two = await Trainer.create(config, tok, withAdapters(), { ...o, devices: parseDevices('cpu:2x1') });
+    try {
+      assert.ok(two.slots.length > 0 && two.slots.every((s) => ADAPTER.test(s.name)), 'only the adapters train');
+      for (const batch of list) {
+        const [a, b] = [await one.step(batch), await two.step(batch)];
+        assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss, `loss ${a.loss} vs ${b.loss}`);
+      }
+      assert.ok(largestDiff(weightsOf(one), weightsOf(two)) <= 1e-5);
+      // The export merges the adapters into base weights given back in Hugging Face layout.
+      const [ha, hb] = [one.hfWeights(), two.hfWeights()];
+      for (const [name, t] of ha) {
+        assert.deepEqual(hb.get(name)!.shape, t.shape, name);
+        assert.ok(largestDiff(new Map([[name, t.data]]), new Map([[name, hb.get(name)!.data]])) <= 1e-5, name);
+      }
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+
   it('one worker (training off the main thread) gives the one-process weights bit for bit', async () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);
