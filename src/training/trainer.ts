@@ -167,9 +167,9 @@ export class Trainer {
   }
 
   /**
-   * A data-parallel worker's trainer (see data-parallel.ts): `weights` already in graph layout and
-   * shared, gradient buffers shared, no optimizer state; with `role.crossDevice` it computes in
-   * two passes (embedPass, backwardPass) around a loss taken over every worker's embeddings.
+   * A data-parallel worker's trainer (see train-worker.ts): `weights` (the worker's own copy) are
+   * already in graph layout, and it keeps no optimizer state; with `role.crossDevice` it computes
+   * in two passes (embedPass, backwardPass) around a loss taken over every worker's embeddings.
    */
   static worker(config: ModelConfig, weights: Map<string, NamedTensor>, o: TrainerOptions, role: WorkerRole): Promise<Trainer> {
     return Trainer.build(config, null, weights, o, role);
