@@ -136,6 +136,7 @@ describe('mine', () => {
     const approx = join(dir, 'mine-hnsw.jsonl');
     await mine({ ...o, output: approx, index: 'hnsw' });
     assert.equal(readFileSync(approx, 'utf8'), readFileSync(out, 'utf8'));
+    assert.deepEqual(JSON.parse(readFileSync(approx.replace(/\.jsonl$/, '.stats.json'), 'utf8')).index, { kind: 'hnsw', sampled_recall: 1, sampled_queries: 25 });
     await assert.rejects(mine({ ...o, output: approx, index: 'annoy' as 'hnsw' }), /index must be exact or hnsw, got "annoy"/);
   });
 

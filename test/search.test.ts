@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { join } from 'node:path';
 import { greedyDedup } from '../src/search/dedup.js';
-import { HnswSearch } from '../src/search/hnsw.js';
+import { HnswSearch, sampledRecall } from '../src/search/hnsw.js';
 import { RowFile } from '../src/search/rows.js';
 import { ExactSearch, type Vectors } from '../src/search/topk.js';
 import { Rng } from '../src/util/rng.js';
@@ -96,6 +96,10 @@ describe('approximate top-k (HNSW)', () => {
         }
       }
       assert.ok(found / (q.count * k) >= 0.98, `recall@${k} ${found / (q.count * k)}`);
+      // The sampled estimate a mine run reports: every query sampled here, so exactly the recall.
+      assert.equal((await sampledRecall(q, corpus, got, { sample: 50, threads: 1 })).recall, found / (q.count * k));
+      const wrong = { ...got, indices: got.indices.map((x, j) => (j % k < k / 2 ? (x + 1) % n : x)) };
+      assert.ok((await sampledRecall(q, corpus, wrong, { sample: 10, threads: 1 })).recall < 0.6, 'a bad ranking is caught');
     }
     file.remove();
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
 import { checkOutput, DataError, parseObject, readLines, writeTogether } from '../data/jsonl.js';
 import { FIELDS, type RecordShape, readRecords, SkipReport } from '../data/records.js';
-import { HnswSearch } from '../search/hnsw.js';
+import { HnswSearch, sampledRecall } from '../search/hnsw.js';
 import { ExactSearch, type TopK } from '../search/topk.js';
 import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
@@ -231,6 +231,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   const queryIndex = new Map(queries.map((q, i) => [q, i]));
   const positiveScores: number[][] = [];
   let windows: { text: string; score: number; rerank?: number }[][] = [];
+  let approximate: { recall: number; queries: number } | undefined;
 
   await withEncoder(o, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
@@ -258,6 +259,10 @@ export async function mine(o: MineOptions): Promise<MineResult> {
       if (o.index === 'hnsw') {
         const index = await HnswSearch.build(file ?? p, { threads: o.threads, label: 'mine: index', quiet: o.quiet });
         hits = index.search(q, depth);
+        // How much of the exact ranking the index finds, checked on a sample of the queries.
+        approximate = await sampledRecall(q, file ?? p, hits, { threads: o.threads });
+        const low = approximate.recall < 0.9 ? ' — low: these embeddings have little neighbourhood structure for the graph; exact search (no --index) finds all' : '';
+        log(o.quiet, `mine: --index hnsw found ${(100 * approximate.recall).toFixed(1)}% of the exact top ${hits.k} on ${approximate.queries} sampled queries${low}`);
       } else {
         const search = await ExactSearch.create({ threads: o.threads });
         hits = await search.search(q, file ?? p, depth, { label: 'mine: search', quiet: o.quiet });
@@ -344,6 +349,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
               histogram: rerankHistograms(guarded.scores),
             },
           }),
+          ...(approximate && { index: { kind: 'hnsw', sampled_recall: approximate.recall, sampled_queries: approximate.queries } }),
           records,
           unique_queries: queries.length,
           pool_size: pool.texts.length,

@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import { progress } from '../progress.js';
 import type { RowSource } from './rows.js';
-import type { TopK, Vectors } from './topk.js';
+import { ExactSearch, type TopK, type Vectors } from './topk.js';
 
 export interface HnswOptions {
   /** Graph degree M (default 16). */
@@ -132,4 +132,28 @@ export class HnswSearch {
   get size(): number {
     return this.index.size();
   }
+}
+
+/**
+ * Recall of `hits` (an approximate search of `queries`) against exact search, on `sample`
+ * queries spread evenly over them: what share of each sampled query's exact top-k the index
+ * found. A cheap check (sample × pool dot products) for a run to report.
+ * @example const { recall } = await sampledRecall(queries, pool, hits, { threads: 2 });
+ */
+export async function sampledRecall(queries: Vectors, corpus: Vectors | RowSource, hits: TopK, o: { sample?: number; threads?: number } = {}): Promise<{ recall: number; queries: number }> {
+  const n = Math.min(o.sample ?? 50, queries.count);
+  if (n === 0 || hits.k === 0) return { recall: 1, queries: 0 };
+  const d = queries.dim;
+  const picked = Array.from({ length: n }, (_, i) => Math.floor((i * queries.count) / n));
+  const sample: Vectors = { data: new Float32Array(n * d), dim: d, count: n };
+  picked.forEach((qi, i) => sample.data.set(queries.data.subarray(qi * d, (qi + 1) * d), i * d));
+  const search = await ExactSearch.create({ threads: o.threads });
+  const exact = await search.search(sample, corpus, hits.k, { quiet: true });
+  await search.close();
+  let found = 0;
+  picked.forEach((qi, i) => {
+    const truth = new Set(exact.indices.subarray(i * exact.k, (i + 1) * exact.k));
+    for (let j = 0; j < hits.k; j++) if (truth.has(hits.indices[qi * hits.k + j])) found++;
+  });
+  return { recall: found / (n * exact.k), queries: n };
 }
