@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { CrossEncoder } from '../src/models/cross-encoder.js';
+import { CrossEncoder, RerankerThread } from '../src/models/cross-encoder.js';
 import { CRANFIELD, FIXTURES, TINY_BERT, tempDir } from './helpers.js';
 
 // Reference: scripts/torch_reranker_reference.py (transformers' *ForSequenceClassification in
@@ -31,6 +31,12 @@ describe('cross-encoders match PyTorch', () => {
         });
         assert.ok(compared >= 8, `${name} ${maxLength}: ${compared} pairs compared`);
       }
+      // In a worker thread (as the jobs run it): the same scores bit for bit, progress reported back.
+      const thread = await RerankerThread.load(join(FIXTURES, 'models', name), { threads: 1 });
+      let ticked = 0;
+      assert.deepEqual(await thread.score(ref.pairs, { batchSize: 5, quiet: true, onTick: (n) => (ticked += n) }), await model.score(ref.pairs, { batchSize: 5, quiet: true }));
+      assert.equal(ticked, ref.pairs.length);
+      await thread.close();
       const sig = await model.score(ref.pairs.slice(0, 3), { sigmoid: true, quiet: true });
       const raw = await model.score(ref.pairs.slice(0, 3), { quiet: true });
       raw.forEach((x, i) => assert.ok(Math.abs(sig[i]! - 1 / (1 + Math.exp(-x))) < 1e-7));
@@ -49,6 +55,7 @@ describe('cross-encoder bad input', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
     await assert.rejects(CrossEncoder.load(dir), /has 2 labels; say which logit is the score/);
     await assert.rejects(CrossEncoder.load(dir, { label: 2 }), /label 2: the model has labels 0\.\.1/);
+    await assert.rejects(RerankerThread.load(dir), /has 2 labels; say which logit is the score/, 'the worker\'s error, as is');
   });
 });
 

@@ -9,13 +9,13 @@
 import { existsSync } from 'node:fs';
 import { beirFiles, loadBeir } from '../data/beir.js';
 import { readConfig } from '../models/config.js';
-import { classifierLabels, CrossEncoder } from '../models/cross-encoder.js';
+import { classifierLabels, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { resolveModel } from '../models/resolve.js';
 import { scorePairs } from './score.js';
 
 export interface RerankOptions {
   /** Cross-encoder folder / Hub id, a loaded CrossEncoder, or `qrels:DIR[:split]`. */
-  reranker: string | CrossEncoder;
+  reranker: string | Reranker;
   /** Drop a candidate scoring ≥ positive − margin (default 0: at or above the positive). */
   rerankMargin?: number;
   /** Drop a candidate scoring ≥ positive − |positive| · margin. */
@@ -95,7 +95,7 @@ export async function rerankGuard(queries: readonly string[], positives: readonl
     const oracle = await qrelsOracle(o.reranker);
     scores = Float32Array.from(pairs, ([q, p]) => oracle(q, p));
   } else {
-    const model = typeof o.reranker === 'string' ? await CrossEncoder.load(o.reranker, { threads: o.threads, label: o.label, device: o.device }) : o.reranker;
+    const model = typeof o.reranker === 'string' ? await RerankerThread.load(o.reranker, { threads: o.threads, label: o.label, device: o.device }) : o.reranker;
     try {
       scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
     } finally {

@@ -7,12 +7,12 @@
 import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { EmbeddingCache } from '../models/cache.js';
-import { CrossEncoder, type CrossEncoderOptions } from '../models/cross-encoder.js';
+import { type CrossEncoderOptions, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { log, requireRecords } from './common.js';
 
 export interface ScoreJobOptions extends CrossEncoderOptions {
   /** Reranker folder, alias or Hub id; or an already loaded CrossEncoder (left open). */
-  reranker: string | CrossEncoder;
+  reranker: string | Reranker;
   input: string;
   output: string;
   batchSize?: number;
@@ -38,7 +38,7 @@ const pairKey = (q: string, p: string) => `${q}\u0000${p}`;
  * Scores pairs with a reranker, with an optional on-disk cache.
  * @example const s = await scorePairs(reranker, [['what is lift?', 'Lift is …']], { cacheDir: '.cache' });
  */
-export async function scorePairs(reranker: CrossEncoder, pairs: readonly (readonly [string, string])[], o: Omit<ScoreJobOptions, 'reranker' | 'input' | 'output'> & { progressLabel?: string } = {}): Promise<Float32Array> {
+export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [string, string])[], o: Omit<ScoreJobOptions, 'reranker' | 'input' | 'output'> & { progressLabel?: string } = {}): Promise<Float32Array> {
   const maxLength = Math.min(o.maxLength ?? reranker.maxLength, reranker.maxLength);
   const cache = o.cacheDir
     ? EmbeddingCache.open(o.cacheDir, JSON.stringify({ reranker: EmbeddingCache.modelFingerprint(reranker.dir), maxLength, sigmoid: !!o.sigmoid, label: o.label ?? 0, kind: 'pair-score' }), 1)
@@ -79,7 +79,7 @@ export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
     [...r.pos, ...r.neg].forEach((p) => add(r.query, p));
   }
   requireRecords(records, o.input, skips.total);
-  const reranker = typeof o.reranker === 'string' ? await CrossEncoder.load(o.reranker, o) : o.reranker;
+  const reranker = typeof o.reranker === 'string' ? await RerankerThread.load(o.reranker, o) : o.reranker;
   let scores: Float32Array;
   try {
     scores = await scorePairs(reranker, pairs, o);

@@ -7,6 +7,7 @@
  * Pairs use the tokenizer's pair template with token type ids; see TextTokenizer.encodePair.
  */
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
@@ -19,6 +20,7 @@ import { dense, Params } from './params.js';
 import { pool } from './pooling.js';
 import { resolveModel } from './resolve.js';
 import { TextTokenizer } from './tokenizer.js';
+import { Member, type Reply } from '../util/worker-rpc.js';
 
 export interface CrossEncoderOptions {
   threads?: number;
@@ -39,6 +41,16 @@ export interface ScoreOptions {
   sigmoid?: boolean;
   label?: string;
   quiet?: boolean;
+  /** Called with each batch's pair count (how a worker thread reports progress). */
+  onTick?: (pairs: number) => void;
+}
+
+/** What scoring needs of a reranker: a CrossEncoder, or one in a worker thread (RerankerThread). */
+export interface Reranker {
+  readonly dir: string;
+  readonly maxLength: number;
+  score(pairs: readonly (readonly [string, string])[], o?: ScoreOptions): Promise<Float32Array>;
+  close(): Promise<void>;
 }
 
 /** The classification head on the first token's state: [batch, hidden] → [batch, labels]. */
@@ -72,7 +84,7 @@ export function classifierLabels(dir: string, c: ModelConfig): number {
  *   const reranker = await CrossEncoder.load('models/bge-reranker-base');
  *   const scores = await reranker.score([['what is lift?', 'Lift is the force …']]);
  */
-export class CrossEncoder {
+export class CrossEncoder implements Reranker {
   /** Pairs run through the model so far. */
   scoredCount = 0;
 
@@ -120,6 +132,7 @@ export class CrossEncoder {
       const scores = (await this.session.run(feed)).score!.data as Float32Array;
       order.slice(start, start + size).forEach((i, r) => (out[i] = o.sigmoid ? 1 / (1 + Math.exp(-scores[r]!)) : scores[r]!));
       bar.tick(batch.length);
+      o.onTick?.(batch.length);
       this.scoredCount += batch.length;
     }
     bar.done();
@@ -128,5 +141,54 @@ export class CrossEncoder {
 
   async close(): Promise<void> {
     await this.session.release();
+  }
+}
+
+interface RerankerReply extends Reply {
+  dir?: string;
+  maxLength?: number;
+  scores?: Float32Array;
+}
+
+/**
+ * A CrossEncoder in a worker thread: the same scores, with the main thread left free for the
+ * progress bar and Ctrl-C while a batch runs (what the jobs use).
+ * @example
+ *   const reranker = await RerankerThread.load('models/bge-reranker-base');
+ *   const scores = await reranker.score([['what is lift?', 'Lift is the force …']]);
+ *   await reranker.close();
+ */
+export class RerankerThread implements Reranker {
+  private constructor(
+    private readonly member: Member<RerankerReply>,
+    readonly dir: string,
+    readonly maxLength: number,
+  ) {}
+
+  static async load(nameOrDir: string, o: CrossEncoderOptions = {}): Promise<RerankerThread> {
+    const member = new Member<RerankerReply>(new Worker(new URL('./reranker-worker.js', import.meta.url)), 'a reranker worker');
+    try {
+      const r = await member.ask({ kind: 'load', nameOrDir, options: { threads: o.threads, device: o.device, label: o.label, revision: o.revision } });
+      return new RerankerThread(member, r.dir!, r.maxLength!);
+    } catch (e) {
+      await member.worker.terminate();
+      throw e;
+    }
+  }
+
+  async score(pairs: readonly (readonly [string, string])[], o: ScoreOptions = {}): Promise<Float32Array> {
+    const bar = progress(o.label ?? 'score', pairs.length, { quiet: o.quiet });
+    const { onTick, ...options } = o;
+    const r = await this.member.ask({ kind: 'score', pairs, options: { ...options, quiet: true } }, [], (n) => {
+      bar.tick(n);
+      onTick?.(n);
+    });
+    bar.done();
+    return r.scores!;
+  }
+
+  async close(): Promise<void> {
+    await this.member.ask({ kind: 'close' }).catch(() => undefined);
+    await this.member.worker.terminate();
   }
 }
