@@ -1,7 +1,8 @@
 #!/bin/bash
 # Clean a large query file with a Slurm job array of 8 tasks, then merge.
 # `--shard auto/8` reads SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN, so --array=1-8 works
-# too). The paths must be on a file system every node sees.
+# too). The paths must be on a file system every node sees. Add `--shard-dtype f16` to halve the
+# shard files (the merge then works on rows rounded to float16, no longer byte-identical).
 #
 #   sbatch slurm-array.sh
 #   sbatch --dependency=afterok:<jobid> --wrap 'embedtune merge /shared/clean.jsonl.shards'
