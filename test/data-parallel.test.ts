@@ -105,6 +105,26 @@ describe('data-parallel training', () => {
     }
   });
 
+  it('3 workers: uneven slices, and a batch smaller than the workers (the idle one sits the step out)', async () => {
+    const config = readConfig(TINY_BERT);
+    const tok = TextTokenizer.load(TINY_BERT);
+    const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
+    const one = await Trainer.create(config, tok, loadWeights(TINY_BERT), o);
+    const three = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:3x1') });
+    try {
+      const [seven] = await batches(1, 7);
+      const [two] = await batches(1, 2);
+      for (const batch of [seven!, two!, seven!]) {
+        const [a, b] = [await one.step(batch), await three.step(batch)];
+        assert.ok(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss, `${batch.length} examples: loss ${a.loss} vs ${b.loss}`);
+      }
+      const [wa, wb] = [weightsOf(one), weightsOf(three)];
+      for (const [name, x] of wa) assert.ok(largestDiff(new Map([[name, x]]), new Map([[name, wb.get(name)!]])) <= (/key\.bias$/.test(name) ? 3 * o.learningRate : 1e-5), name);
+    } finally {
+      await Promise.all([one.close(), three.close()]);
+    }
+  });
+
   it('one worker (training off the main thread) gives the one-process weights bit for bit', async () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);
