@@ -1,12 +1,12 @@
 /**
  * Requests to a worker thread, answered by id: `ask` posts a message and resolves with the
- * worker's reply (or rejects with its `error`). A worker that dies (out of memory, killed) fails
- * what it was doing instead of hanging it.
+ * worker's reply (or rejects with its `error`); the worker answers through `serve`. A worker that
+ * dies (out of memory, killed) fails what it was doing instead of hanging it.
  * @example
  *   const m = new Member(new Worker(new URL('./my-worker.js', import.meta.url)));
  *   const reply = await m.ask({ kind: 'load', dir });
  */
-import type { Transferable, Worker } from 'node:worker_threads';
+import { parentPort, type Transferable, type Worker } from 'node:worker_threads';
 
 export interface Reply {
   id: number;
@@ -47,4 +47,25 @@ export class Member<R extends Reply = Reply> {
       this.worker.postMessage({ ...message, id }, transfer);
     });
   }
+}
+
+/** A request as a worker receives it. */
+export type Request = { id: number; kind: string } & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * The worker's side of Member.ask: answers each request with what `handle` returns, `tick(n)`
+ * reporting progress meanwhile; a thrown error becomes the reply's `error`. Typed arrays at the
+ * top level of a reply are transferred, not copied (not those over shared memory).
+ * @example serve(async (m, tick) => (m.kind === 'encode' ? { rows: await encode(m.texts, tick) } : {}));
+ */
+export function serve(handle: (m: Request, tick: (n: number) => void) => Promise<Record<string, unknown> | void>): void {
+  parentPort!.on('message', async (m: Request) => {
+    try {
+      const reply = (await handle(m, (tick) => parentPort!.postMessage({ id: m.id, tick }))) ?? {};
+      const transfer = Object.values(reply).flatMap((v) => (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer ? [v.buffer] : []));
+      parentPort!.postMessage({ ...reply, id: m.id }, transfer);
+    } catch (e) {
+      parentPort!.postMessage({ id: m.id, error: (e as Error).message });
+    }
+  });
 }
