@@ -8,7 +8,8 @@
  *   encode: load the encoder and embed the texts of TEXTS_JSON (batch 16, ≤ 256 tokens)
  *     node dist/bench/big-model-step.js encode MODEL_DIR TEXTS_JSON THREADS [POOLING]
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { getHeapStatistics } from 'node:v8';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { readConfig } from '../src/models/config.js';
@@ -76,6 +77,8 @@ if (extra.save) {
   exportModel(join(work, 'export'), { baseDir: dir, config, weights: extra.lora ? mergeAdapters(trained, extra.lora.alpha / extra.lora.rank, config) : trained, pooling, normalize: true });
   out.exportSeconds = (performance.now() - s) / 1000;
   out.rssAfterExportMiB = rssMiB();
+  out.exportFiles = readdirSync(join(work, 'export', 'onnx')).sort();
+  out.heapLimitMiB = Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
   rmSync(work, { recursive: true, force: true });
 }
 await trainer.close();

@@ -132,6 +132,38 @@ describe('ONNX past 2 GB', () => {
   });
 });
 
+describe('export streams', () => {
+  it('a model several times larger than the JS heap exports every ONNX variant, and each loads', async () => {
+    // 25.6M float32 weights (102 MB) under node's smallest heap (--max-old-space-size=16 → 64 MB
+    // with the young generation): any JS array, string or Buffer the size of a tensor fails.
+    const { writeRandomModel } = await import('../scripts/make-models.js');
+    const dir = tempDir();
+    const model = join(dir, 'wide');
+    writeRandomModel(model, { architecture: 'bert', hidden: 128, layers: 1, heads: 2, intermediate: 128, maxLength: 64, vocabSize: 200_000, seed: 9 });
+    const out = join(dir, 'out');
+    const r = spawnSync(process.execPath, ['--max-old-space-size=16', join(ROOT, 'dist', 'scripts', 'export-check.js'), model, out], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    const { heapLimitMB } = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    assert.ok(statSync(join(model, 'model.safetensors')).size > 1.5 * heapLimitMB * 2 ** 20, `heap ${heapLimitMB} MB`);
+    const texts = ['lift and drag of a swept wing'];
+    const encoder = await Encoder.load(model, { pooling: 'cls', threads: 1 });
+    const ours = await encoder.encode(texts, { quiet: true });
+    await encoder.close();
+    const ids = loadTokenizer(model).encode(texts[0]!, 64);
+    const feed = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+      token_type_ids: new ort.Tensor('int64', new BigInt64Array(ids.length), [1, ids.length]),
+    };
+    for (const [file, tolerance] of [['model.onnx', 1e-5], ['model_fp16.onnx', 5e-3], ['model_quantized.onnx', 0.1]] as const) {
+      const session = await ort.InferenceSession.create(join(out, 'onnx', file));
+      const got = (await session.run(feed)).sentence_embedding.data as Float32Array;
+      await session.release();
+      assert.ok(maxAbsDiff(got, ours.data) <= tolerance, `${file}: ${maxAbsDiff(got, ours.data)}`);
+    }
+  });
+});
+
 describe('weights on disk', () => {
   it('sharded model folders (model.safetensors.index.json) load like one file', async () => {
     const dir = tempDir();

@@ -77,48 +77,96 @@ export function needsExternalData(graph: Graph): boolean {
   return bytes > EXTERNAL_DATA_ABOVE;
 }
 
-export function serialize(graph: Graph, options: SerializeOptions = {}): SerializedModel {
+/** A protobuf varint (lengths past 2³² included: JS numbers are exact to 2⁵³). */
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+/** The key and length of a length-delimited field (wire type 2) of `length` bytes. */
+function fieldHeader(field: number, length: number): Uint8Array {
+  const key = varint(field * 8 + 2);
+  const len = varint(length);
+  const out = new Uint8Array(key.length + len.length);
+  out.set(key);
+  out.set(len, key.length);
+  return out;
+}
+
+const sum = (parts: Uint8Array[]) => parts.reduce((a, p) => a + p.byteLength, 0);
+
+// Field numbers of onnx.proto3 that the streaming writer emits itself.
+const MODEL_GRAPH = 7;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_RAW_DATA = 9;
+
+/**
+ * The ModelProto as a list of byte pieces whose concatenation is the model: protobufjs encodes
+ * everything but the weights, and every weight's bytes are a view of the tensor's own memory —
+ * nothing proportional to the model is copied or held twice, so a model of any size streams to
+ * disk (an export of bge-m3 in every variant). Protobuf lets fields come in any order, so the
+ * initializers follow the graph's other fields.
+ */
+export function serializeParts(graph: Graph, options: SerializeOptions = {}): { parts: Uint8Array[]; external: Uint8Array[] } {
   const external: Uint8Array[] = [];
   let offset = 0;
   const live = liveParts(graph);
-  const initializer = live.initializers.map(([name, t]) => {
+  const initializers: Uint8Array[][] = live.initializers.map(([name, t]) => {
     const bytes = tensorBytes(t);
+    const head = { name, dims: t.dims, dataType: onnxType(t.dtype) };
     // Small constants stay inline so the graph can be read without its data file.
     if (options.externalDataLocation && bytes.byteLength >= 1024) {
-      const entry = {
-        name,
-        dims: t.dims,
-        dataType: onnxType(t.dtype),
+      const entry = onnx.TensorProto.encode({
+        ...head,
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
         externalData: [
           { key: 'location', value: options.externalDataLocation },
           { key: 'offset', value: String(offset) },
           { key: 'length', value: String(bytes.byteLength) },
         ],
-      };
+      }).finish();
       external.push(bytes);
       offset += bytes.byteLength;
-      return entry;
+      return [fieldHeader(GRAPH_INITIALIZER, entry.byteLength), entry];
     }
-    return { name, dims: t.dims, dataType: onnxType(t.dtype), rawData: bytes };
+    const entry = onnx.TensorProto.encode(head).finish();
+    const raw = fieldHeader(TENSOR_RAW_DATA, bytes.byteLength);
+    return [fieldHeader(GRAPH_INITIALIZER, entry.byteLength + raw.byteLength + bytes.byteLength), entry, raw, bytes];
   });
-  const model = onnx.ModelProto.encode({
+  const graphRest = onnx.GraphProto.encode({
+    name: graph.name,
+    node: live.nodes.map((n) => ({
+      opType: n.op,
+      input: n.inputs,
+      output: n.outputs,
+      domain: n.domain ?? '',
+      attribute: Object.entries(n.attrs).map(([k, v]) => attrProto(k, v)),
+    })),
+    input: graph.inputs.map(valueInfo),
+    output: graph.outputs.map(valueInfo),
+  }).finish();
+  const modelRest = onnx.ModelProto.encode({
     irVersion: 8,
     producerName: options.producer ?? 'embedtune',
     opsetImport: [{ domain: '', version: OPSET }],
-    graph: {
-      name: graph.name,
-      node: live.nodes.map((n) => ({
-        opType: n.op,
-        input: n.inputs,
-        output: n.outputs,
-        domain: n.domain ?? '',
-        attribute: Object.entries(n.attrs).map(([k, v]) => attrProto(k, v)),
-      })),
-      initializer,
-      input: graph.inputs.map(valueInfo),
-      output: graph.outputs.map(valueInfo),
-    },
   }).finish();
+  const graphBody = [graphRest, ...initializers.flat()];
+  return { parts: [modelRest, fieldHeader(MODEL_GRAPH, sum(graphBody)), ...graphBody], external };
+}
+
+/** The ModelProto in one buffer (sessions of models under protobuf's 2 GiB; files use serializeParts). */
+export function serialize(graph: Graph, options: SerializeOptions = {}): SerializedModel {
+  const { parts, external } = serializeParts(graph, options);
+  const model = new Uint8Array(sum(parts));
+  let at = 0;
+  for (const p of parts) {
+    model.set(p, at);
+    at += p.byteLength;
+  }
   return { model, external };
 }

@@ -16,7 +16,7 @@ import { writeAtomically, writeFileAtomic } from '../data/jsonl.js';
 import { BLOCK_TEXTS, type EncodeOptions, type Embeddings, shareRows } from '../models/encoder.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { withPath } from '../util/atomic.js';
-import { floatToHalf, halfToFloat } from '../models/safetensors.js';
+import { fromHalfBits, toHalfBits } from '../models/safetensors.js';
 import { clean } from './clean.js';
 import { type BlockEncoder, loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
 import { encodeFile } from './encode.js';
@@ -137,7 +137,7 @@ class ShardWriter implements TextEncoder {
       await w.writeBytes(npyHeader(e.count, e.dim, this.dtype === 'f16' ? '<f2' : '<f4'));
       const step = 1 << 24;
       for (let i = 0; i < e.data.length; i += step) {
-        const part = this.dtype === 'f16' ? Uint16Array.from(e.data.subarray(i, i + step), floatToHalf) : e.data.subarray(i, i + step);
+        const part = this.dtype === 'f16' ? toHalfBits(e.data.subarray(i, i + step)) : e.data.subarray(i, i + step);
         await w.writeBytes(Buffer.from(part.buffer, part.byteOffset, part.byteLength));
       }
     });
@@ -275,7 +275,7 @@ function readShardRows(path: string, dim: number, count: number, from: number, t
       if (n === 0) throw new Error(`${path}: truncated (${done} of ${bytes.length} bytes of rows)`);
       done += n;
     }
-    return dtype === 'f16' ? Float32Array.from(new Uint16Array(bytes.buffer), halfToFloat) : new Float32Array(bytes.buffer);
+    return dtype === 'f16' ? fromHalfBits(new Uint16Array(bytes.buffer)) : new Float32Array(bytes.buffer);
   } finally {
     closeSync(fd);
   }

@@ -13,7 +13,7 @@ import { settled, tracked, writeAtomicSync } from '../util/atomic.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Graph } from '../graph/graph.js';
-import { needsExternalData, serialize } from '../graph/onnx.js';
+import { needsExternalData, serializeParts } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
 import { positionLimit, sentenceEmbedding } from './encoder.js';
 import { Params, canonicalName, canonicalNames } from './params.js';
@@ -21,6 +21,7 @@ import { sentenceTransformersConfig, type Templates } from './prompts.js';
 import type { Pooling, PoolingOptions } from './pooling.js';
 import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
 import { storedDType, weightFiles } from './weights.js';
+import { poolingConfig, savedMaxSeqLength } from './st-config.js';
 
 export interface ExportOptions {
   /** The base model directory: config, tokenizer files and untrained tensors come from it. */
@@ -82,9 +83,9 @@ function mergedTensors(baseDir: string, trained: Map<string, NamedTensor>): Map<
 
 /** Writes `onnx/<name>.onnx` (+ `<name>.onnx_data` when external). */
 function writeOnnx(dir: string, graph: Graph, external: boolean, name = 'model'): void {
-  const { model, external: chunks } = serialize(graph, external ? { externalDataLocation: `${name}.onnx_data` } : {});
+  const { parts, external: chunks } = serializeParts(graph, external ? { externalDataLocation: `${name}.onnx_data` } : {});
   if (external) writeAtomicSync(join(dir, `${name}.onnx_data`), (write) => chunks.forEach(write));
-  writeAtomicSync(join(dir, `${name}.onnx`), (write) => write(model));
+  writeAtomicSync(join(dir, `${name}.onnx`), (write) => parts.forEach(write));
 }
 
 /**
@@ -105,7 +106,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     const dim = o.config.hiddenSize;
     writeFileSync(
       join(tmp, '1_Pooling', 'config.json'),
-      JSON.stringify({ word_embedding_dimension: dim, pooling_mode_cls_token: o.pooling === 'cls', pooling_mode_mean_tokens: o.pooling === 'mean', pooling_mode_max_tokens: false, pooling_mode_mean_sqrt_len_tokens: false, pooling_mode_weightedmean_tokens: false, pooling_mode_lasttoken: o.pooling === 'last', include_prompt: true }, null, 2) + '\n',
+      JSON.stringify(poolingConfig(o.pooling, dim), null, 2) + '\n',
     );
     const modules = [
       { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
@@ -118,7 +119,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     if (o.templates && (o.templates.query !== '{text}' || o.templates.passage !== '{text}')) {
       writeFileSync(join(tmp, 'config_sentence_transformers.json'), JSON.stringify(sentenceTransformersConfig(o.templates), null, 2) + '\n');
     } else if (existsSync(stConfig)) copyFileSync(stConfig, join(tmp, 'config_sentence_transformers.json'));
-    writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
+    writeFileSync(join(tmp, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: o.maxLength ?? savedMaxSeqLength(o.baseDir) ?? positionLimit(o.config), do_lower_case: false }, null, 2) + '\n');
     for (const variant of o.onnxVariants ?? (['fp32', 'int8', 'fp16'] as const)) {
       const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize }, variant);
       writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph), ONNX_FILES[variant]);

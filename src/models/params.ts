@@ -5,7 +5,7 @@
  */
 import type { Graph, Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { floatToHalf, type NamedTensor } from './safetensors.js';
+import { type NamedTensor, toHalfBits } from './safetensors.js';
 
 /** Prefixes that task heads add in front of the encoder's own tensor names. */
 const PREFIXES = ['bert.', 'roberta.', 'xlm_roberta.', 'model.', '0.auto_model.'];
@@ -119,7 +119,7 @@ export class Params {
   /** A float32 initializer, or a float16 one cast up (`f16Storage`). */
   private initializer(name: string, dims: number[], data: Float32Array): Value {
     if (!this.f16Storage) return this.graph.initializer(name, { dtype: 'float32', dims, data });
-    const half = Uint16Array.from(data, floatToHalf);
+    const half = toHalfBits(data);
     return op.cast(this.graph.initializer(`${name}_fp16`, { dtype: 'float16', dims, data: half }), 'float32');
   }
 

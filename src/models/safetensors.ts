@@ -177,6 +177,20 @@ export function readSafetensorsInto(path: string, targets: Map<string, Float32Ar
   }
 }
 
+/** float32 values as IEEE half bits, element by element (no intermediate list: any size). */
+export function toHalfBits(data: Float32Array): Uint16Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = floatToHalf(data[i]!);
+  return out;
+}
+
+/** IEEE half bits as float32 values, element by element. */
+export function fromHalfBits(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = halfToFloat(bits[i]!);
+  return out;
+}
+
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;

@@ -80,7 +80,7 @@ export function mergeAdapters(weights: Map<string, NamedTensor>, scale: number, 
     const w = out.get(`${layer}.weight`)!;
     const [rank, inF] = a.shape as [number, number];
     const outF = b.shape[0]!;
-    const merged = Float32Array.from(w.data);
+    const merged = w.data.slice();
     const tf = config.architecture === 'use-lite'; // [in, out]
     for (let o = 0; o < outF; o++) {
       for (let i = 0; i < inF; i++) {

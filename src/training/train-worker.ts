@@ -31,7 +31,7 @@ function publish(t: Trainer) {
 serve(async (m) => {
   if (m.kind === 'load') {
     const shared = new Map<string, NamedTensor>(m.weights);
-    const own = new Map([...shared].map(([n, t]) => [n, { ...t, data: Float32Array.from(t.data) }]));
+    const own = new Map([...shared].map(([n, t]) => [n, { ...t, data: t.data.slice() }]));
     const t = (trainer = await Trainer.worker(m.config, own, m.options, m.role));
     master = t.slots.map((s) => shared.get(s.name)!.data);
     published = new Map(t.slots.filter((s) => s.grad).map((s) => [s.name, new Float32Array(new SharedArrayBuffer(s.grad!.length * 4))]));

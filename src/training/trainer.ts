@@ -468,7 +468,7 @@ export class Trainer {
     const session = await Session.create(built.graph, { threads: this.o.threads, device: this.o.device });
     // Data parallel: the weights lie in shared memory, which onnxruntime-node does not take as a
     // tensor; the encoder gets a plain copy.
-    const feed = this.group ? Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, floatTensor(Float32Array.from(s.tensor.data as Float32Array), [...s.tensor.dims])])) : this.weightFeed();
+    const feed = this.group ? Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, floatTensor((s.tensor.data as Float32Array).slice(), [...s.tensor.dims])])) : this.weightFeed();
     return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed, output: 'embedding' });
   }
 
