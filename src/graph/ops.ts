@@ -329,6 +329,14 @@ const reduceProd = (a: Value) => node1('ReduceProd', [a], { keepdims: 1 }, a.dty
 
 export const reduceMax = (a: Value, axes: number[], keepdims = true) =>
   node1('ReduceMax', [a], { axes, keepdims: keepdims ? 1 : 0 }, a.dtype, reducedShape(a, axes, keepdims));
+// dy flows to the maximum; elements tied for it share it equally (a subgradient; ties of real
+// activations are measure-zero): dx = dy · [a = y] / Σ[a = y].
+rule('ReduceMax', ({ inputs: [a], outputs: [y], attrs }, [dy]) => {
+  const ax = (attrs.axes as number[]).map((x) => norm(x, a!.rank)).sort((x, y) => x - y);
+  const keep = (v: Value) => (attrs.keepdims === 0 ? unsqueeze(v, ax) : v);
+  const hit = cast(equal(a!, keep(y)), 'float32');
+  return [mul(hit, div(keep(dy!), reduceSum(hit, ax, true)))];
+});
 export const argMax = (a: Value, axis: number, keepdims = true) =>
   node1('ArgMax', [a], { axis, keepdims: keepdims ? 1 : 0, select_last_index: 0 }, 'int64', reducedShape(a, [axis], keepdims));
 

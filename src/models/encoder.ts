@@ -18,6 +18,7 @@ import type { NamedTensor } from './safetensors.js';
 import { loadWeights } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { readTemplates, type Templates } from './prompts.js';
+import { savedMaxSeqLength, savedNormalize, savedPooling } from './st-config.js';
 import { resolveModel } from './resolve.js';
 import { decoder, decoderContext, decoderEmbeddings, decoderInputs, decoderLayer, decoderNorm } from './decoder.js';
 import { attentionBias, embeddingNorm, encoderLayer } from './transformer.js';
@@ -52,6 +53,12 @@ export interface EncoderOptions {
   quantize?: 'int8';
   /** Where the session runs: `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]`, `coreml`. */
   device?: string;
+  /**
+   * Default token limit per text (`Encoder.load`: sentence-transformers' `max_seq_length` from
+   * sentence_bert_config.json, as `SentenceTransformer` applies it); `EncodeOptions.maxLength`
+   * overrides it up to the model's own limit.
+   */
+  maxLength?: number;
 }
 
 /** Weight bytes past which an encoder feeds its weights instead of copying them into onnxruntime. */
@@ -182,38 +189,7 @@ export function sentenceEmbedding(graph: Graph, params: Params, config: ModelCon
 
 export { loadWeights } from './weights.js';
 
-/** Pooling named by sentence-transformers' `1_Pooling/config.json`, if the model has one. */
-export function savedPooling(dir: string): Pooling | undefined {
-  const path = join(dir, '1_Pooling', 'config.json');
-  if (!existsSync(path)) return undefined;
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (c.pooling_mode_cls_token) return 'cls';
-  if (c.pooling_mode_mean_tokens) return 'mean';
-  if (c.pooling_mode_lasttoken) return 'last';
-  return undefined;
-}
-
-/**
- * Whether a sentence-transformers folder normalises its embeddings: `modules.json` lists a
- * `Normalize` module or not. Undefined without a `modules.json`.
- */
-export function savedNormalize(dir: string): boolean | undefined {
-  const path = join(dir, 'modules.json');
-  if (!existsSync(path)) return undefined;
-  let modules: unknown;
-  try {
-    modules = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!Array.isArray(modules)) throw new Error(`${path}: expected a list of modules`);
-  return modules.some((m) => typeof m?.type === 'string' && /(^|\.)Normalize$/.test(m.type));
-}
+export { savedMaxSeqLength, savedNormalize, savedPooling } from './st-config.js';
 
 /** Builds the graph `inputs → hidden states → pooled embedding` for a model. */
 export function buildEncoderGraph(
@@ -276,6 +252,7 @@ export class Encoder {
       ...options,
       pooling: options.pooling ?? savedPooling(dir),
       normalize: options.normalize ?? savedNormalize(dir),
+      maxLength: options.maxLength ?? savedMaxSeqLength(dir),
       adoptWeights: true,
     });
     encoder.fromFolder = true;
@@ -306,8 +283,9 @@ export class Encoder {
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
     const session = await Session.create(graph, { threads: options.threads, device: options.device });
-    const maxLength = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, maxLength, mode === 'input' ? feed : {});
+    const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
+    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? feed : {});
+    if (options.maxLength !== undefined) encoder.defaultMaxLength = Math.min(encoder.resolveMaxLength(options.maxLength), limit);
     encoder.quantize = options.quantize;
     return encoder;
   }
@@ -332,8 +310,11 @@ export class Encoder {
     return options.template ?? (options.role ? this.templates[options.role] : undefined);
   }
 
+  /** Token limit when an encode call names none (sentence-transformers' max_seq_length, else the model's limit). */
+  defaultMaxLength?: number;
+
   private resolveMaxLength(maxLength?: number): number {
-    if (maxLength === undefined) return this.maxLength;
+    if (maxLength === undefined) return this.defaultMaxLength ?? this.maxLength;
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new Error(`maxLength must be an integer ≥ 2, got ${maxLength}`);
     return Math.min(maxLength, this.maxLength);
   }

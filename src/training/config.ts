@@ -4,7 +4,7 @@
  * accepted with one warning line; unknown keys are an error with the closest known key.
  */
 import { readFileSync } from 'node:fs';
-import type { Pooling } from '../models/pooling.js';
+import { type Pooling, POOLINGS } from '../models/pooling.js';
 import { PRESETS, QWEN3_TASK } from '../models/prompts.js';
 import type { Schedule } from './optimizer.js';
 import { parseDevice } from '../runtime/device.js';
@@ -263,7 +263,7 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   if (!(c.learning_rate > 0)) throw new Error(`${source}: "learning_rate" must be > 0`);
   if (!(c.embedding_temperature > 0)) throw new Error(`${source}: "embedding_temperature" must be > 0`);
   if (!['linear', 'cosine', 'constant'].includes(c.lr_scheduler_type)) throw new Error(`${source}: "lr_scheduler_type" must be linear, cosine or constant`);
-  if (c.pooling !== null && !['cls', 'mean', 'last'].includes(c.pooling)) throw new Error(`${source}: "pooling" must be cls, mean or last`);
+  if (c.pooling !== null && !POOLINGS.includes(c.pooling)) throw new Error(`${source}: "pooling" must be one of ${POOLINGS.join(', ')}`);
   for (const k of ['query_template', 'passage_template', 'template_preset', 'task_description'] as const) {
     if (c[k] !== null && typeof c[k] !== 'string') throw new Error(`${source}: "${k}" must be a string${k === 'task_description' ? '' : ' or null'}, got ${JSON.stringify(c[k])}`);
   }
