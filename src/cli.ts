@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 /** The package root (this file is dist/src/cli.js). */
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 import { POOLINGS, type Pooling } from './models/pooling.js';
+import { PAIR_TRUNCATIONS } from './models/tokenizer.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -149,6 +150,7 @@ export function buildProgram(): Command {
     .option('--rerank-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − x (default 0)', num('rerank-margin'))
     .option('--rerank-relative-margin <x>', 'with --reranker: drop candidates scoring ≥ positive − |positive| × x', num('rerank-relative-margin'))
     .option('--rerank-label <n>', 'with --reranker: which logit is the score, for a model with several labels', int('rerank-label'))
+    .addOption(new Option('--rerank-truncation <rule>', 'with --reranker: how a pair past its limit is cut (longest_first, only_second, flag)').choices(PAIR_TRUNCATIONS as string[]))
     .option('--pool-on-disk', 'keep the pool\'s embeddings in a temp file searched a block at a time (default: past 2 GiB of them)')
     .option('--index <kind>', 'exact (default) or hnsw: an approximate graph index for pools too big to search exactly in time')
     .option('--output-scores', 'write pos_scores / neg_scores (the reranker\'s with --reranker, else the embedding\'s)')
@@ -181,6 +183,7 @@ export function buildProgram(): Command {
         rerankMargin: o.rerankMargin,
         rerankRelativeMargin: o.rerankRelativeMargin,
         rerankLabel: o.rerankLabel,
+        rerankTruncation: o.rerankTruncation,
         outputScores: o.outputScores,
         outputFormat: o.outputFormat,
         poolOnDisk: o.poolOnDisk,
@@ -225,6 +228,7 @@ export function buildProgram(): Command {
     .option('--label <n>', 'which logit is the score, for a model with several labels', int('label'))
     .option('--sigmoid', 'σ(logit) instead of the logit')
     .option('--max-length <n>', 'token limit per pair (default: the reranker\'s)', positive('max-length'))
+    .addOption(new Option('--truncation <rule>', 'how a pair past the limit is cut: longest_first (CrossEncoder), only_second (the passage), flag (FlagEmbedding: query ≤ ¾)').choices(PAIR_TRUNCATIONS as string[]).default('longest_first'))
     .option('--batch-size <n>', 'pairs per batch', positive('batch-size'), 32)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
     .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml')
@@ -232,7 +236,7 @@ export function buildProgram(): Command {
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
-      await score({ reranker: o.reranker, input: o.input, output: o.output, revision: o.revision, label: o.label, sigmoid: o.sigmoid, maxLength: o.maxLength, batchSize: o.batchSize, threads: o.threads, device: o.device, cacheDir: o.cacheDir, skipInvalid: o.skipInvalid, quiet: o.quiet });
+      await score({ reranker: o.reranker, input: o.input, output: o.output, revision: o.revision, label: o.label, sigmoid: o.sigmoid, maxLength: o.maxLength, truncation: o.truncation, batchSize: o.batchSize, threads: o.threads, device: o.device, cacheDir: o.cacheDir, skipInvalid: o.skipInvalid, quiet: o.quiet });
     });
 
   program

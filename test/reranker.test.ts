@@ -17,11 +17,11 @@ describe('cross-encoders match PyTorch', () => {
     it(`${name}: pair ids, token types and logits (batched, padded) at every max length`, async () => {
       const model = await CrossEncoder.load(join(FIXTURES, 'models', name), { threads: 1 });
       for (const [maxLength, rows] of Object.entries(ref.models[name]!)) {
-        const scores = await model.score(ref.pairs, { maxLength: Number(maxLength), batchSize: 5, quiet: true });
+        const scores = await model.score(ref.pairs, { maxLength: Number(maxLength), batchSize: 5, quiet: true, truncation: 'only_second' });
         let compared = 0;
         rows.forEach((r, i) => {
           const [a, b] = ref.pairs[i]!;
-          const mine = model.tokenizer.encodePair(a, b, Number(maxLength));
+          const mine = model.tokenizer.encodePair(a, b, Number(maxLength), 'only_second');
           assert.ok(mine.ids.length <= Number(maxLength));
           if (!r) return; // the Rust library refuses this pair at this length; we cut both halves
           assert.deepEqual(mine.ids, r.ids, `${name} ${maxLength} pair ${i} ids`);
@@ -40,6 +40,35 @@ describe('cross-encoders match PyTorch', () => {
       const sig = await model.score(ref.pairs.slice(0, 3), { sigmoid: true, quiet: true });
       const raw = await model.score(ref.pairs.slice(0, 3), { quiet: true });
       raw.forEach((x, i) => assert.ok(Math.abs(sig[i]! - 1 / (1 + Math.exp(-x))) < 1e-7));
+      await model.close();
+    });
+  }
+});
+
+// Reference: scripts/torch_pair_truncation.py (transformers 5's tokenizer as CrossEncoder calls it,
+// and FlagEmbedding's query-¾ rule), float64 logits.
+const cuts = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'pair-truncation.json'), 'utf8')) as {
+  pairs: [string, string][];
+  models: Record<string, Record<'longest_first' | 'flag', Record<string, { ids: number[]; type_ids: number[]; logit: number }[]>>>;
+};
+
+describe('pairs too long for the reranker are cut as its library cuts them', () => {
+  for (const name of Object.keys(cuts.models)) {
+    it(`${name}: longest_first (CrossEncoder, the default) and flag (FlagEmbedding), odd and even lengths`, async () => {
+      const model = await CrossEncoder.load(join(FIXTURES, 'models', name), { threads: 1 });
+      for (const rule of ['longest_first', 'flag'] as const) {
+        for (const [maxLength, rows] of Object.entries(cuts.models[name]![rule])) {
+          const truncation = rule === 'longest_first' ? undefined : rule;
+          const scores = await model.score(cuts.pairs, { maxLength: Number(maxLength), batchSize: 3, quiet: true, truncation });
+          rows.forEach((r, i) => {
+            const [a, b] = cuts.pairs[i]!;
+            const mine = model.tokenizer.encodePair(a, b, Number(maxLength), truncation);
+            assert.deepEqual(mine.ids, r.ids, `${rule} ${maxLength} pair ${i} ids`);
+            assert.deepEqual(mine.typeIds, r.type_ids, `${rule} ${maxLength} pair ${i} type ids`);
+            assert.ok(Math.abs(scores[i]! - r.logit) <= 1e-4, `${rule} ${maxLength} pair ${i}: ${scores[i]} vs ${r.logit}`);
+          });
+        }
+      }
       await model.close();
     });
   }
@@ -143,6 +172,20 @@ describe('mine --reranker', () => {
     const tight = await run('tight', { rerankMargin: 0.3 });
     assert.ok(tight.dropped_count > a.dropped_count, `margin 0.3 drops more: ${tight.dropped_count} vs ${a.dropped_count}`);
     assert.ok(tight.kept.max < tight.positives.max);
+    // The same pairs get the same numbers from mine --output-scores and from score, written
+    // losslessly: each reads back as the float32 the reranker gave.
+    const { score } = await import('../src/jobs/score.js');
+    await score({ reranker, input: join(dir, 'a.jsonl'), output: join(dir, 'a-scored.jsonl'), threads: 1, quiet: true });
+    const mined = readFileSync(join(dir, 'a.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const scored = readFileSync(join(dir, 'a-scored.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const model = await CrossEncoder.load(reranker, { threads: 1 });
+    for (const [i, m] of mined.entries()) {
+      assert.deepEqual(scored[i].pos_scores, m.pos_scores, `record ${i}: positives`);
+      assert.deepEqual(scored[i].neg_scores, m.neg_scores, `record ${i}: negatives`);
+      const raw = await model.score(m.pos_passage.map((p: string) => [m.query, p] as [string, string]), { quiet: true });
+      raw.forEach((x, j) => assert.equal(Math.fround(m.pos_scores[j]), x, 'lossless'));
+    }
+    await model.close();
     await assert.rejects(mine({ ...base, input, output: join(dir, 'x.jsonl'), rerankMargin: 0.1 }), /rerankMargin needs a reranker/);
     await assert.rejects(mine({ ...base, input, output: join(dir, 'x.jsonl'), reranker: TINY_BERT }), /tiny-bert\/config\.json: not a sequence-classification model/);
   });

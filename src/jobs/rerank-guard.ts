@@ -12,6 +12,7 @@ import { readConfig } from '../models/config.js';
 import { classifierLabels, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { resolveModel } from '../models/resolve.js';
 import { scorePairs } from './score.js';
+import type { PairTruncation } from '../models/tokenizer.js';
 
 export interface RerankOptions {
   /** Cross-encoder folder / Hub id, a loaded CrossEncoder, or `qrels:DIR[:split]`. */
@@ -21,6 +22,8 @@ export interface RerankOptions {
   /** Drop a candidate scoring ≥ positive − |positive| · margin. */
   rerankRelativeMargin?: number;
   label?: number;
+  /** How a pair past the reranker's limit is cut (default `longest_first`). */
+  truncation?: PairTruncation;
   sigmoid?: boolean;
   batchSize?: number;
   threads?: number;
@@ -97,7 +100,7 @@ export async function rerankGuard(queries: readonly string[], positives: readonl
   } else {
     const model = typeof o.reranker === 'string' ? await RerankerThread.load(o.reranker, { threads: o.threads, label: o.label, device: o.device }) : o.reranker;
     try {
-      scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
+      scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, truncation: o.truncation, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
     } finally {
       if (typeof o.reranker === 'string') await model.close();
     }

@@ -9,6 +9,8 @@ import { readRecords, SkipReport } from '../data/records.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { type CrossEncoderOptions, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { log, requireRecords } from './common.js';
+import type { PairTruncation } from '../models/tokenizer.js';
+import { float32Value } from '../util/float.js';
 
 export interface ScoreJobOptions extends CrossEncoderOptions {
   /** Reranker folder, alias or Hub id; or an already loaded CrossEncoder (left open). */
@@ -20,6 +22,8 @@ export interface ScoreJobOptions extends CrossEncoderOptions {
   maxLength?: number;
   /** σ(logit) instead of the logit. */
   sigmoid?: boolean;
+  /** How a pair past the limit is cut (default `longest_first`, as sentence-transformers' CrossEncoder). */
+  truncation?: PairTruncation;
   cacheDir?: string;
   skipInvalid?: boolean;
   quiet?: boolean;
@@ -41,7 +45,7 @@ const pairKey = (q: string, p: string) => `${q}\u0000${p}`;
 export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [string, string])[], o: Omit<ScoreJobOptions, 'reranker' | 'input' | 'output'> & { progressLabel?: string } = {}): Promise<Float32Array> {
   const maxLength = Math.min(o.maxLength ?? reranker.maxLength, reranker.maxLength);
   const cache = o.cacheDir
-    ? EmbeddingCache.open(o.cacheDir, JSON.stringify({ reranker: EmbeddingCache.modelFingerprint(reranker.dir), maxLength, sigmoid: !!o.sigmoid, label: o.label ?? 0, kind: 'pair-score' }), 1)
+    ? EmbeddingCache.open(o.cacheDir, JSON.stringify({ reranker: EmbeddingCache.modelFingerprint(reranker.dir), maxLength, truncation: o.truncation ?? 'longest_first', sigmoid: !!o.sigmoid, label: o.label ?? 0, kind: 'pair-score' }), 1)
     : undefined;
   const out = new Float32Array(pairs.length);
   const todo: number[] = [];
@@ -50,7 +54,7 @@ export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [
     if (hit) out[i] = hit[0]!;
     else todo.push(i);
   });
-  const scores = await reranker.score(todo.map((i) => pairs[i]!), { batchSize: o.batchSize, maxLength, sigmoid: o.sigmoid, quiet: o.quiet, label: o.progressLabel ?? 'score: pairs' });
+  const scores = await reranker.score(todo.map((i) => pairs[i]!), { batchSize: o.batchSize, maxLength, truncation: o.truncation, sigmoid: o.sigmoid, quiet: o.quiet, label: o.progressLabel ?? 'score: pairs' });
   todo.forEach((i, j) => {
     out[i] = scores[j]!;
     cache?.put(pairKey(pairs[i]![0], pairs[i]![1]), scores.subarray(j, j + 1));
@@ -86,7 +90,7 @@ export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
   } finally {
     if (typeof o.reranker === 'string') await reranker.close();
   }
-  const of = (q: string, p: string) => round(scores[index.get(pairKey(q, p))!]!);
+  const of = (q: string, p: string) => float32Value(scores[index.get(pairKey(q, p))!]!);
   await writeAtomically(o.output, async (w) => {
     for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
       await w.writeJson({ ...r.raw, pos_scores: r.pos.map((p) => of(r.query, p)), neg_scores: r.neg.map((p) => of(r.query, p)) });
@@ -95,6 +99,3 @@ export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
   log(o.quiet, `score: ${records} records, ${pairs.length} distinct pairs → ${o.output}${skips.total ? `\nscore: ${skips.summary()}` : ''}`);
   return { records, pairs: pairs.length, skipped: skips.total };
 }
-
-/** Float32 scores written with the digits that identify them (no 0.30000001192092896). */
-const round = (x: number) => Number(x.toPrecision(8));

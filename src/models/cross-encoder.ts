@@ -19,7 +19,7 @@ import { ARCHITECTURES, loadWeights, positionLimit } from './encoder.js';
 import { dense, Params } from './params.js';
 import { pool } from './pooling.js';
 import { resolveModel } from './resolve.js';
-import { TextTokenizer } from './tokenizer.js';
+import { type PairTruncation, TextTokenizer } from './tokenizer.js';
 import { Member, type Reply } from '../util/worker-rpc.js';
 
 export interface CrossEncoderOptions {
@@ -37,6 +37,8 @@ export interface ScoreOptions {
   batchSize?: number;
   /** Token limit per pair, special tokens included (default: the model's). */
   maxLength?: number;
+  /** How a pair past `maxLength` is cut (default `longest_first`, as CrossEncoder); see PairTruncation. */
+  truncation?: PairTruncation;
   /** σ(logit) instead of the logit (sentence-transformers' CrossEncoder default for one label). */
   sigmoid?: boolean;
   label?: string;
@@ -120,7 +122,7 @@ export class CrossEncoder implements Reranker {
   /** The logit (or σ) of each (query, passage) pair; pairs sorted by length into batches. */
   async score(pairs: readonly (readonly [string, string])[], o: ScoreOptions = {}): Promise<Float32Array> {
     const maxLength = Math.min(o.maxLength ?? this.maxLength, this.maxLength);
-    const encoded = pairs.map(([a, b]) => this.tokenizer.encodePair(a, b, maxLength));
+    const encoded = pairs.map(([a, b]) => this.tokenizer.encodePair(a, b, maxLength, o.truncation));
     const order = encoded.map((_, i) => i).sort((a, b) => encoded[b]!.ids.length - encoded[a]!.ids.length || a - b);
     const out = new Float32Array(pairs.length);
     const size = o.batchSize ?? 32;

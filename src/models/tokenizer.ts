@@ -78,19 +78,21 @@ export class TextTokenizer implements Tokenizer {
   /**
    * A (query, passage) pair through the tokenizer's pair template, with token type ids
    * (XLM-R: `<s> A </s></s> B </s>`, all type 0; BERT: `[CLS] A [SEP] B [SEP]`, B and its [SEP]
-   * type 1), truncated as `truncation='only_second'`: the passage is cut to fit. When the query
-   * alone leaves no room, both get half (where transformers would refuse the pair).
+   * type 1), cut to `maxLength` by `truncation` (see PairTruncation; default `longest_first`,
+   * as sentence-transformers' CrossEncoder).
    * @example tokenizer.encodePair('what is lift?', 'Lift is the force…', 512).ids
    */
-  encodePair(a: string, b: string, maxLength: number): { ids: number[]; typeIds: number[] } {
+  encodePair(a: string, b: string, maxLength: number, truncation: PairTruncation = 'longest_first'): { ids: number[]; typeIds: number[] } {
     const t = (this.pair ??= this.probePair());
     const room = maxLength - t.pre.length - t.mid.length - t.post.length;
     if (room < 2) throw new Error(`max length ${maxLength} leaves no room for a pair's text`);
     const plain = (text: string, limit: number) => tokenizePrefix(text, limit, (x) => this.tokenizer.encode(x, { add_special_tokens: false }).ids);
     let idsA = plain(a, room);
+    if (truncation === 'flag') idsA = idsA.slice(0, Math.min(room, Math.floor((maxLength * 3) / 4)));
     let idsB = plain(b, room);
     if (idsA.length + idsB.length > room) {
-      if (idsA.length < room) idsB = idsB.slice(0, room - idsA.length);
+      if (truncation === 'longest_first') [idsA, idsB] = longestFirst(idsA, idsB, room);
+      else if (idsA.length < room) idsB = idsB.slice(0, room - idsA.length);
       else [idsA, idsB] = [idsA.slice(0, Math.ceil(room / 2)), idsB.slice(0, Math.floor(room / 2))];
     }
     const ids = [...t.pre.map((x) => x[0]), ...idsA, ...t.mid.map((x) => x[0]), ...idsB, ...t.post.map((x) => x[0])];
@@ -112,6 +114,32 @@ export class TextTokenizer implements Tokenizer {
     const span = (from: number, to: number) => ids.slice(from, to).map((id, i): [number, number] => [id, types[from + i]!]);
     return { pre: span(0, at), mid: span(at + a.length, bt), post: span(bt + b.length, ids.length), typeA: types[at]!, typeB: types[bt]! };
   }
+}
+
+/**
+ * How a pair too long for the model is cut:
+ * - `longest_first` (default): the longer side loses tokens until both fit — transformers'
+ *   and so sentence-transformers' CrossEncoder (the Rust tokenizers' rule: the shorter side
+ *   keeps min(its length, max(room / 2 rounded down, room − the other's length))).
+ * - `only_second`: only the passage is cut; a query that alone fills the room keeps the first
+ *   half (rounded up) and the passage the rest (transformers refuses such a pair).
+ * - `flag`: FlagEmbedding's rerankers: the query is first cut to ¾ of `maxLength`, then
+ *   `only_second`.
+ */
+export type PairTruncation = 'longest_first' | 'only_second' | 'flag';
+export const PAIR_TRUNCATIONS: readonly PairTruncation[] = ['longest_first', 'only_second', 'flag'];
+
+/** The Rust tokenizers' LongestFirst truncation of a pair to `room` tokens (both too long together). */
+function longestFirst(a: number[], b: number[], room: number): [number[], number[]] {
+  const swap = a.length > b.length;
+  let [n1, n2] = swap ? [b.length, a.length] : [a.length, b.length];
+  n2 = n1 > room ? n1 : Math.max(n1, room - n1);
+  if (n1 + n2 > room) {
+    n1 = Math.floor(room / 2);
+    n2 = n1 + (room % 2);
+  }
+  if (swap) [n1, n2] = [n2, n1];
+  return [a.slice(0, n1), b.slice(0, n2)];
 }
 
 /** Special tokens (id, type id) before A, between A and B, after B; the type ids of A and B. */
