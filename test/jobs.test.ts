@@ -106,9 +106,9 @@ describe('mine', () => {
     src.forEach((rec, ri) => {
       const qi = qs.indexOf(rec.query);
       const positives = new Set(src.filter((x) => x.query === rec.query).flatMap((x) => x.pos_passage as string[]));
-      // The search depth, as sentence-transformers': range_max plus room for the most excluded texts of any query.
-      const maxExcluded = Math.max(...qs.map((q) => new Set(src.filter((x) => x.query === q).flatMap((x) => x.pos_passage as string[])).size + 1));
-      const ranked = pool.map((t, pi) => ({ t, s: score(qi, pi) })).sort((a, b) => b.s - a.s).slice(0, 40 + maxExcluded).filter((c) => !positives.has(c.t) && c.t !== rec.query);
+      // The search depth, as sentence-transformers': range_max plus the most positives of any query.
+      const maxPositives = Math.max(...qs.map((q) => new Set(src.filter((x) => x.query === q).flatMap((x) => x.pos_passage as string[])).size));
+      const ranked = pool.map((t, pi) => ({ t, s: score(qi, pi) })).sort((a, b) => b.s - a.s).slice(0, 40 + maxPositives).filter((c) => !positives.has(c.t) && c.t !== rec.query);
       const posScore = Math.min(...[...positives].map((t) => score(qi, pool.indexOf(t))));
       // sentence-transformers' order: the margin first, then ranks 3..39 of what passes it.
       const window = ranked.filter((c) => c.s <= posScore - 0.01).slice(3, 40).map((c) => c.t);
@@ -120,6 +120,19 @@ describe('mine', () => {
       }
     });
     assert.deepEqual(got[0].neg_passage, got[25].neg_passage, 'duplicate queries share their mined negatives');
+
+    // A narrow window, taken whole: exactly sentence-transformers' candidates, none from deeper.
+    const narrow = join(dir, 'mine-narrow.jsonl');
+    await mine({ ...o, output: narrow, rangeMin: 0, rangeMax: 3, numNegatives: 50, sampling: 'top' });
+    const maxPositives = Math.max(...qs.map((q) => new Set(src.filter((x) => x.query === q).flatMap((x) => x.pos_passage as string[])).size));
+    readJsonl(narrow).forEach((rec, ri) => {
+      const qi = qs.indexOf(src[ri].query);
+      const positives = new Set(src.filter((x) => x.query === src[ri].query).flatMap((x) => x.pos_passage as string[]));
+      const posScore = Math.min(...[...positives].map((t) => score(qi, pool.indexOf(t))));
+      const ranked = pool.map((t, pi) => ({ t, s: score(qi, pi) })).sort((a, b) => b.s - a.s).slice(0, 3 + maxPositives);
+      const window = ranked.filter((c) => !positives.has(c.t) && c.t !== src[ri].query && c.s <= posScore - 0.01).slice(0, 3).map((c) => c.t);
+      assert.deepEqual(new Set(rec.neg_passage as string[]), new Set(window), `record ${ri}`);
+    });
     const stats = JSON.parse(readFileSync(r.statsPath, 'utf8'));
     assert.equal(stats.negatives.count, got.reduce((a, x) => a + x.neg_passage.length, 0));
     assert.ok(stats.positives.mean > stats.negatives.mean - 1);

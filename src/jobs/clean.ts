@@ -7,7 +7,7 @@ import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { encodeAll, log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
-import { round } from './stats.js';
+import { float32Value } from '../util/float.js';
 
 const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
 const NEWLINE = new Uint8Array([0x0a]);
@@ -81,7 +81,7 @@ export async function clean(o: CleanOptions): Promise<CleanResult> {
         for (let j = 0; j < queries.length; j++) {
           if (result.keep[j]) continue;
           const m = result.matchedRow[j];
-          await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: round(result.matchedScore[j]) });
+          await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: float32Value(result.matchedScore[j]) });
         }
       },
     },

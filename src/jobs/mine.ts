@@ -4,6 +4,7 @@
  * (optionally) safely below the positive's score — the false-negative guard. Options follow
  * FlagEmbedding's hn_mine and sentence-transformers' mine_hard_negatives.
  */
+import type { PairTruncation } from '../models/tokenizer.js';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
@@ -17,6 +18,7 @@ import { Rng } from '../util/rng.js';
 import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
 import { checkReranker, rerankGuard, type RerankOptions } from './rerank-guard.js';
 import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './mine-formats.js';
+import { float32Value } from '../util/float.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
 export interface MineOptions extends ModelOptions {
@@ -62,6 +64,8 @@ export interface MineOptions extends ModelOptions {
   rerankRelativeMargin?: number;
   /** The reranker's logit to use, for a model with several labels. */
   rerankLabel?: number;
+  /** How the reranker cuts a pair past its limit (default `longest_first`, as CrossEncoder). */
+  rerankTruncation?: PairTruncation;
   /** Write `pos_scores` / `neg_scores` (the reranker's when there is one, else the embedding's). */
   outputScores?: boolean;
   /** `seed` (default: the records with new negatives) or a sentence-transformers format (mine-formats.ts). */
@@ -251,9 +255,10 @@ export async function mine(o: MineOptions): Promise<MineResult> {
         for (let k = 0; k < d; k++) s += q.data[qi * d + k] * vec[row * d + k];
         return s;
       };
-      // Retrieve deep enough that excluded texts cannot push the window out of reach.
+      // sentence-transformers' depth: range_max + the most positives of any query (+ its kept
+      // negatives with keepExisting); the window is what passes the exclusions and filters in it.
       let maxExcluded = 0;
-      for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + 1 + (o.keepExisting ? g.existing.size : 0));
+      for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + (o.keepExisting ? g.existing.size : 0));
       const depth = rangeMax + maxExcluded;
       let hits: TopK;
       if (o.index === 'hnsw') {
@@ -282,7 +287,8 @@ export async function mine(o: MineOptions): Promise<MineResult> {
         };
         const scores = positiveLists[qi]!.map((t) => {
           const row = pool.get(t);
-          return row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!);
+          // float32, as the search's candidate scores: one precision on both sides of the margins.
+          return Math.fround(row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!));
         });
         posScores.push(...scores);
         positiveScores.push(scores);
@@ -294,7 +300,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   });
 
   const guarded = o.reranker
-    ? await rerankGuard(queries, positiveLists, windows, { ...o, reranker: o.reranker, label: o.rerankLabel })
+    ? await rerankGuard(queries, positiveLists, windows, { ...o, reranker: o.reranker, label: o.rerankLabel, truncation: o.rerankTruncation })
     : undefined;
   if (guarded) windows = guarded.kept;
   const written = new Map<string, { pos: number[]; neg: number[] }>();
@@ -324,7 +330,7 @@ export async function mine(o: MineOptions): Promise<MineResult> {
           const negatives = o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh;
           const s = written.get(r.query);
           // Scores of this record's own positives and its negatives (kept old ones have none: null).
-          const scores = s && { pos_scores: r.pos.map((t) => round(s.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? round(s.neg[fresh.indexOf(t)]!) : null)) };
+          const scores = s && { pos_scores: r.pos.map((t) => float32Value(s.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? float32Value(s.neg[fresh.indexOf(t)]!) : null)) };
           if (format === 'seed') await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
           else for (const row of formatRows(format, { query: r.query, positives: r.pos, negatives, scores: scores && { pos: scores.pos_scores, neg: scores.neg_scores } }, want)) await w.writeJson(row);
         }
