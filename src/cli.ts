@@ -305,10 +305,11 @@ export function buildProgram(): Command {
     .option('-m, --model <dir>', 'the base model (default: from the run\'s train_config.json)')
     .option('--dtype <type>', 'model.safetensors storage: f32, f16 or bf16 (default: the base model\'s)')
     .option('--adapter-only', 'a LoRA run: write the adapter alone in PEFT\'s layout (adapter_config.json + adapter_model.safetensors) instead of the merged model')
+    .option('--overwrite', 'replace the output folder even if it is not an earlier embedtune export')
     .action(async (o) => {
       const dtypes: Record<string, SafeDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
       if (o.dtype !== undefined && !dtypes[String(o.dtype).toLowerCase()]) throw new Error(`--dtype must be f32, f16 or bf16, got "${o.dtype}"`);
-      await exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model, dtype: o.dtype && dtypes[String(o.dtype).toLowerCase()], adapterOnly: o.adapterOnly });
+      await exportCheckpoint({ checkpoint: o.checkpoint, output: o.output, model: o.model, dtype: o.dtype && dtypes[String(o.dtype).toLowerCase()], adapterOnly: o.adapterOnly, overwrite: o.overwrite });
     });
 
   program

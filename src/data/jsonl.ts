@@ -6,7 +6,7 @@
 import { closeSync, createReadStream, openSync, readSync, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { settled, tempPathFor, tracked, withPath } from '../util/atomic.js';
-import { realPath } from '../util/paths.js';
+import { isWithin, realPath } from '../util/paths.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
 export class DataError extends Error {
@@ -135,11 +135,17 @@ export function checkOutput(output: string, inputs: string[]): void {
   assertNotInput(output, inputs);
 }
 
-/** Throws unless `output` is a different file from every input. */
+/**
+ * Throws unless `output` is a different file from every input, and lies outside every input
+ * folder (a model or reranker folder, a BEIR folder, a cache: any file in them may be read).
+ */
 export function assertNotInput(output: string, inputs: string[]): void {
   const out = realPath(output);
   for (const input of inputs) {
     if (realPath(input) === out) throw new Error(`refusing to write ${output}: it is an input file; choose another output path`);
+    if (existsSync(input) && statSync(input).isDirectory() && isWithin(output, input)) {
+      throw new Error(`refusing to write ${output}: it is inside ${input}, a folder this command reads; choose an output path outside it`);
+    }
   }
 }
 

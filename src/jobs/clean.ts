@@ -6,7 +6,7 @@
 import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
-import { encodeAll, log, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
+import { encodeAll, log, modelReads, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
 import { float32Value } from '../util/float.js';
 
 const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
@@ -38,12 +38,13 @@ export interface CleanResult {
  *   const r = await clean({ model: 'models/bge-small-zh', input: 'train.jsonl', output: 'clean.jsonl' });
  *   console.log(`${r.dropped} of ${r.total} queries were near-duplicates`);
  */
-export async function clean(o: CleanOptions): Promise<CleanResult> {
+export async function clean(job: CleanOptions): Promise<CleanResult> {
+  const { options: o, reads } = await modelReads(job);
   const threshold = o.threshold ?? 0.7;
   if (!(threshold > -1 && threshold <= 1)) throw new Error(`threshold must be in (-1, 1], got ${threshold}`);
   const report = o.report ?? sidePath(o.output, '.dropped.jsonl');
-  checkOutput(o.output, [o.input]);
-  checkOutput(report, [o.input, o.output]);
+  checkOutput(o.output, [o.input, ...reads]);
+  checkOutput(report, [o.input, o.output, ...reads]);
   const readOptions = { skipInvalid: o.skipInvalid };
 
   // Pass 1: only the queries are held in memory.

@@ -55,6 +55,19 @@ export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Pr
 }
 
 /**
+ * What a job reads besides its data files — the model folder (a Hub id or alias resolved to its
+ * snapshot, which the returned options then load) and the cache — so its outputs are checked
+ * against them before any work.
+ * @example const { options, reads } = await modelReads(o); checkOutput(o.output, [o.input, ...reads]);
+ */
+export async function modelReads<T extends ModelOptions>(o: T): Promise<{ options: T; reads: string[] }> {
+  const cache = o.cacheDir ? [o.cacheDir] : [];
+  if (typeof o.model !== 'string') return { options: o, reads: [o.model.dir, ...cache] };
+  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
+  return { options: { ...o, model: dir }, reads: [dir, ...cache] };
+}
+
+/**
  * Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`): in one
  * worker thread, or with `devices` a pool of workers, or (`inThread`) on this thread.
  */

@@ -1,5 +1,5 @@
 /** convert: a BEIR folder → JSONL training records in the spec's shape. */
-import { beirFiles, loadBeir, unknownIdsWarning } from '../data/beir.js';
+import { loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { log } from './common.js';
 
@@ -19,7 +19,7 @@ export interface ConvertOptions {
  */
 export async function beirToRecords(o: ConvertOptions): Promise<number> {
   const split = o.split ?? 'test';
-  checkOutput(o.output, Object.values(beirFiles(o.beir, split)));
+  checkOutput(o.output, [o.beir]);
   const set = await loadBeir(o.beir, split);
   const warning = unknownIdsWarning(o.beir, set.unknown);
   if (warning) log(o.quiet, `convert: ${warning}`);

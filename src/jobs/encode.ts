@@ -2,7 +2,7 @@
 import { checkOutput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
 import { npyHeader } from '../util/npy.js';
-import { encodeAll, log, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EncodeFileOptions extends ModelOptions {
   /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
@@ -40,8 +40,9 @@ export function npyBytes(e: Embeddings): Buffer {
  * @example
  *   await encodeFile({ model: 'models/bge-small-en', input: 'texts.txt', output: 'emb.npy' });
  */
-export async function encodeFile(o: EncodeFileOptions): Promise<Embeddings> {
-  checkOutput(o.output, [o.input]);
+export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
+  const { options: o, reads } = await modelReads(job);
+  checkOutput(o.output, [o.input, ...reads]);
   const texts = await readTexts(o.input);
   requireRecords(texts.length, o.input);
   const [e] = await withEncoder(o, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }]]), { normalizeFromModel: true });

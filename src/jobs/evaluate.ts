@@ -10,12 +10,12 @@
  * BEIR mode: a folder with corpus.jsonl, queries.jsonl and qrels/<split>.tsv; graded scores
  * are NDCG gains.
  */
-import { beirFiles, isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
+import { isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
-import { encodeAll, log, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
 export interface EvaluateOptions extends ModelOptions {
   /** A query–positive JSONL file (spec mode) or a BEIR folder. */
@@ -184,11 +184,12 @@ export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data'
  *   const r = await evaluate({ model: 'runs/ft', data: 'dev.jsonl', negatives: 'dev_neg.jsonl' });
  *   console.log(r.metrics['ndcg@10']);
  */
-export async function evaluate(o: EvaluateOptions): Promise<EvaluationResult> {
+export async function evaluate(job: EvaluateOptions): Promise<EvaluationResult> {
+  const { options: o, reads } = await modelReads(job);
   const ks = [...new Set(o.ks ?? [1, 3, 5, 10])].sort((a, b) => a - b);
   if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`k values must be positive integers, got ${ks.join(',')}`);
   const beir = isBeirFolder(o.data);
-  if (o.output) checkOutput(o.output, [...(beir ? Object.values(beirFiles(o.data, o.split)) : [o.data]), ...(o.negatives ? [o.negatives] : [])]);
+  if (o.output) checkOutput(o.output, [o.data, ...(o.negatives ? [o.negatives] : []), ...reads]);
   let set: RetrievalSet;
   if (beir) {
     const dataset = await loadBeir(o.data, o.split ?? 'test');

@@ -17,7 +17,7 @@ import type { TrainConfig } from '../training/config.js';
  * @example
  *   await exportCheckpoint({ checkpoint: 'runs/ft/checkpoint-200', output: 'models/ft-200', dtype: 'BF16' });
  */
-export async function exportCheckpoint(o: { checkpoint: string; output: string; model?: string; dtype?: SafeDType; revision?: string; adapterOnly?: boolean }): Promise<void> {
+export async function exportCheckpoint(o: { checkpoint: string; output: string; model?: string; dtype?: SafeDType; revision?: string; adapterOnly?: boolean; overwrite?: boolean }): Promise<void> {
   const problem = checkCheckpoint(o.checkpoint);
   if (problem) throw new Error(`${o.checkpoint}: not a complete checkpoint (${problem})`);
   const runConfig = join(dirname(o.checkpoint), 'train_config.json');
@@ -43,6 +43,7 @@ export async function exportCheckpoint(o: { checkpoint: string; output: string; 
     pooling: run.pooling ?? savedPooling(baseDir) ?? (isDecoder(config) ? 'last' : 'cls'),
     normalize: run.normalize ?? true,
     dtype: o.dtype,
+    overwrite: o.overwrite,
     templates: trainingTemplates(full, baseDir),
   });
 }

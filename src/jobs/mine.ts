@@ -15,8 +15,8 @@ import { ExactSearch, type TopK } from '../search/topk.js';
 import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
-import { encodeAll, log, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
-import { checkReranker, rerankGuard, type RerankOptions } from './rerank-guard.js';
+import { encodeAll, log, modelReads, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
+import { checkReranker, rerankerReads, rerankGuard, type RerankOptions } from './rerank-guard.js';
 import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './mine-formats.js';
 import { float32Value } from '../util/float.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
@@ -187,7 +187,8 @@ interface QueryGroup {
  *   await mine({ model: 'models/bge-small-en', input: 'train.jsonl', output: 'train.mined.jsonl',
  *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
  */
-export async function mine(o: MineOptions): Promise<MineResult> {
+export async function mine(job: MineOptions): Promise<MineResult> {
+  const { options: o, reads: modelFolder } = await modelReads(job);
   const rangeMin = o.rangeMin ?? 10;
   const rangeMax = o.rangeMax ?? 210;
   const want = o.numNegatives ?? 15;
@@ -196,8 +197,9 @@ export async function mine(o: MineOptions): Promise<MineResult> {
   }
   if (!(Number.isInteger(want) && want >= 1)) throw new Error(`numNegatives must be a positive integer, got ${want}`);
   const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
-  checkOutput(o.output, [o.input, ...(o.candidatePool ? [o.candidatePool] : [])]);
-  checkOutput(statsPath, [o.input, o.output, ...(o.candidatePool ? [o.candidatePool] : [])]);
+  const reads = [o.input, ...(o.candidatePool ? [o.candidatePool] : []), ...modelFolder, ...(await rerankerReads(o.reranker))];
+  checkOutput(o.output, reads);
+  checkOutput(statsPath, [o.output, ...reads]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
   await checkReranker(o);
   const format = o.outputFormat ?? 'seed';

@@ -40,6 +40,14 @@ export interface Guarded {
 }
 
 /** Query text → its judged-relevant passage texts, from a BEIR folder. */
+/** The folder a reranker reads: its model folder (a Hub id resolved), or a qrels oracle's BEIR folder. */
+export async function rerankerReads(reranker: RerankOptions['reranker'] | undefined): Promise<string[]> {
+  if (reranker === undefined) return [];
+  if (typeof reranker !== 'string') return [reranker.dir];
+  if (reranker.startsWith('qrels:')) return [qrelsSpec(reranker)[0]];
+  return [await resolveModel(reranker)];
+}
+
 /** `qrels:DIR[:split]` → the BEIR folder and split. */
 function qrelsSpec(spec: string): [string, string] {
   const [dir, split] = spec.slice('qrels:'.length).split(/:(?=[^:/\\]+$)/);

@@ -11,6 +11,7 @@ import { type CrossEncoderOptions, type Reranker, RerankerThread } from '../mode
 import { log, requireRecords } from './common.js';
 import type { PairTruncation } from '../models/tokenizer.js';
 import { float32Value } from '../util/float.js';
+import { resolveModel } from '../models/resolve.js';
 
 export interface ScoreJobOptions extends CrossEncoderOptions {
   /** Reranker folder, alias or Hub id; or an already loaded CrossEncoder (left open). */
@@ -68,7 +69,8 @@ export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [
  *   await score({ reranker: 'models/bge-reranker-base', input: 'mined.jsonl', output: 'scored.jsonl' });
  */
 export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
-  checkOutput(o.output, [o.input]);
+  const folder = typeof o.reranker === 'string' ? await resolveModel(o.reranker, { revision: o.revision }) : o.reranker.dir;
+  checkOutput(o.output, [o.input, folder, ...(o.cacheDir ? [o.cacheDir] : [])]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
   const skips = new SkipReport();
   const index = new Map<string, number>();

@@ -99,7 +99,7 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
  */
 export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
   const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: (label, total) => progress(label, total, o) });
-  const release = claimRunDir(c.output_dir, { model: modelDir, data: c.train_data });
+  const release = claimRunDir(c.output_dir, { model: modelDir, data: { train_data: c.train_data, eval_data: c.eval_data, eval_negatives: c.eval_negatives } });
   try {
     return await trainIn(c, modelDir, o);
   } finally {
@@ -228,7 +228,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   };
   const exportTo = (dir: string) => {
     const trained = trainer.hfWeights();
-    exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates });
+    exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates, keepOthers: dir === c.output_dir });
     if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
   };
 

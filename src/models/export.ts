@@ -40,7 +40,17 @@ export interface ExportOptions {
   onnxExternalData?: boolean;
   /** ONNX files to write (default all three: fp32, int8, fp16). */
   onnxVariants?: readonly OnnxVariant[];
+  /** Replace a folder that is not an earlier export of ours (its files would be lost). */
+  overwrite?: boolean;
+  /**
+   * The folder holds other things to keep (a training run's checkpoints and log): the model's
+   * files are renamed in one by one, the marker last, instead of the folder swapped as a whole.
+   */
+  keepOthers?: boolean;
 }
+
+/** Written last into every export: a folder with it is ours to replace. */
+export const EXPORT_MARKER = 'embedtune_export.json';
 
 /**
  * The ONNX files written, under the names transformers.js looks for (`dtype` fp32 / q8 / fp16):
@@ -89,7 +99,45 @@ function writeOnnx(dir: string, graph: Graph, external: boolean, name = 'model')
 }
 
 /**
- * Writes the model into `outDir` (created or replaced as a whole, via a temp directory).
+ * Moves the finished export `tmp` to `target`: a new or empty folder is replaced; an earlier
+ * export of ours (its marker) or, with `overwrite`, any folder is swapped as a whole (renamed
+ * aside, the new one renamed in, the old removed); with `keepOthers` only the model's files are
+ * replaced, the marker removed first and written last (so a crash in between leaves a folder
+ * that is not taken for a complete export). Anything else is refused, naming what it holds.
+ */
+function place(tmp: string, target: string, o: Pick<ExportOptions, 'overwrite' | 'keepOthers'>): void {
+  const present = existsSync(target) ? readdirSync(target) : [];
+  const ours = present.includes(EXPORT_MARKER);
+  const files = readdirSync(tmp);
+  const clashes = o.keepOthers ? present.filter((f) => files.includes(f)) : present;
+  if (clashes.length && !ours && !o.overwrite) {
+    throw new Error(`refusing to export into ${target}: it holds ${clashes.slice(0, 4).join(', ')}${clashes.length > 4 ? ', …' : ''} and is not an earlier embedtune export; choose another folder, or pass --overwrite to replace it`);
+  }
+  if (!present.length) {
+    rmSync(target, { recursive: true, force: true });
+    renameSync(tmp, target);
+  } else if (o.keepOthers) {
+    rmSync(join(target, EXPORT_MARKER), { force: true });
+    for (const f of files.filter((f) => f !== EXPORT_MARKER)) {
+      rmSync(join(target, f), { recursive: true, force: true });
+      renameSync(join(tmp, f), join(target, f));
+    }
+    renameSync(join(tmp, EXPORT_MARKER), join(target, EXPORT_MARKER));
+    rmSync(tmp, { recursive: true, force: true });
+  } else {
+    const old = tracked(`${tmp}.old`);
+    try {
+      renameSync(target, old);
+      renameSync(tmp, target);
+      rmSync(old, { recursive: true, force: true });
+    } finally {
+      settled(old);
+    }
+  }
+}
+
+/**
+ * Writes the model into `outDir` (created, or replaced as a whole, via a temp directory).
  * @example
  *   await exportModel('runs/ft', { baseDir: 'models/bge-small-en', config, weights: trainer.hfWeights(), pooling: 'cls', normalize: true });
  */
@@ -124,14 +172,8 @@ export function exportModel(outDir: string, o: ExportOptions): void {
       const graph = exportGraph(o.config, canonicalNames(merged), { pooling: o.pooling, normalize: o.normalize }, variant);
       writeOnnx(join(tmp, 'onnx'), graph, o.onnxExternalData ?? needsExternalData(graph), ONNX_FILES[variant]);
     }
-    if (existsSync(target)) {
-      // Keep anything else in the directory (checkpoints, logs); replace the model files.
-      for (const f of readdirSync(tmp)) {
-        rmSync(join(target, f), { recursive: true, force: true });
-        renameSync(join(tmp, f), join(target, f));
-      }
-      rmSync(tmp, { recursive: true, force: true });
-    } else renameSync(tmp, target);
+    writeFileSync(join(tmp, EXPORT_MARKER), JSON.stringify({ exporter: 'embedtune', base: o.baseDir, files: readdirSync(tmp).sort() }, null, 2) + '\n');
+    place(tmp, target, o);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

@@ -21,12 +21,14 @@ function alive(pid: number): boolean {
 /**
  * Claims `outDir` for this run; returns the function that releases it.
  * @example
- *   const release = claimRunDir('runs/ft', { model: 'models/bge-m3', data: 'train.jsonl' });
+ *   const release = claimRunDir('runs/ft', { model: 'models/bge-m3', data: { train_data: 'train.jsonl' } });
  *   try { … } finally { release(); }
  */
-export function claimRunDir(outDir: string, inputs: { model: string; data: string }): () => void {
+export function claimRunDir(outDir: string, inputs: { model: string; data: Record<string, string | null | undefined> }): () => void {
   if (isWithin(inputs.model, outDir)) throw new Error(`output_dir ${outDir} holds the base model ${inputs.model}; the export would overwrite it: choose another output_dir`);
-  if (isWithin(inputs.data, outDir)) throw new Error(`output_dir ${outDir} holds the training data ${inputs.data}: choose another output_dir`);
+  for (const [key, path] of Object.entries(inputs.data)) {
+    if (path && isWithin(path, outDir)) throw new Error(`output_dir ${outDir} holds ${key} ${path}, which the run would overwrite: choose another output_dir`);
+  }
   mkdirSync(outDir, { recursive: true });
   const lock = join(outDir, LOCK);
   for (let attempt = 0; ; attempt++) {
