@@ -41,6 +41,17 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   log.push({ url: url.pathname, range: req.headers.range });
   const repoOk = (repo: string) => repo === 'org/tiny-bert' || (repo === 'org/gated' && req.headers.authorization === 'Bearer secret');
   const info = /^\/api\/models\/(\w+\/[\w-]+)\/revision\/([\w.-]+)$/.exec(url.pathname);
+  // A hostile mirror: its sharded index names a shard outside the snapshot.
+  if (info?.[1] === 'org/hostile') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return void res.end(JSON.stringify({ id: info[1], sha: SHA, siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors.index.json' }] }));
+  }
+  if (/^\/org\/hostile\/resolve\/\w+\/model\.safetensors\.index\.json$/.test(url.pathname)) {
+    const body = Buffer.from(JSON.stringify({ weight_map: { 'embeddings.word_embeddings.weight': '../../../../escaped.safetensors' } }));
+    res.writeHead(200, { etag: `"${gitSha(body)}"`, 'content-length': String(body.length) });
+    return void res.end(req.method === 'HEAD' ? undefined : body);
+  }
+  if (info?.[1] === 'org/not-json') return void res.writeHead(200).end('{"sha": "abc", "sibl');
   if (info) {
     if (info[1] === 'org/gated' && !repoOk(info[1])) return void res.writeHead(401).end('{"error":"Access to model org/gated is restricted."}');
     if (!repoOk(info[1]) || !['main', SHA].includes(info[2])) return void res.writeHead(404).end('{"error":"Repository not found"}');
@@ -137,6 +148,19 @@ describe('Hub ids (local server)', () => {
     const dir = await resolveModel('org/gated', { env: { ...env, HF_TOKEN: 'secret' } });
     assert.ok(existsSync(join(dir, 'model.safetensors')));
     await assert.rejects(resolveModel('org/tiny-bert', { env: { HF_ENDPOINT: 'http://127.0.0.1:1', HF_HUB_CACHE: tempDir() } }), /cannot reach http:\/\/127\.0\.0\.1:1 .*HF_HUB_OFFLINE=1/);
+  });
+
+  it('no revision, commit or file name from the user or the server writes outside the cache', async () => {
+    const cache = join(tempDir(), 'hub');
+    const env = { HF_ENDPOINT: endpoint, HF_HUB_CACHE: cache };
+    for (const revision of ['../../../x', '/etc/x', 'a/../../b', 'main\\..\\x']) {
+      await assert.rejects(resolveModel('org/tiny-bert', { env, revision }), /revision .* is not a safe name/, revision);
+      await assert.rejects(resolveModel('org/tiny-bert', { env: { ...env, HF_HUB_OFFLINE: '1' }, revision }), /is not a safe name/, `offline ${revision}`);
+    }
+    await assert.rejects(resolveModel('org/hostile', { env }), /model\.safetensors\.index\.json names the shard "\.\.\/\.\.\/\.\.\/\.\.\/escaped\.safetensors" .*not a safe name/);
+    await assert.rejects(resolveModel('org/not-json', { env }), /answered the model info with invalid JSON/);
+    const outside = readdirSync(join(cache, '..'));
+    assert.deepEqual(outside, ['hub'], 'nothing was written beside the cache');
   });
 
   it('a download cut midway leaves no complete-looking file in snapshots/ and resumes with a Range request', async () => {

@@ -67,13 +67,27 @@ async function request(url: string, init: RequestInit, what: string): Promise<Re
 }
 
 /**
+ * A name the Hub or the user gives that becomes a path in the cache (a revision, a commit, a
+ * file): relative, `/`-separated segments of letters, digits, `.`, `_`, `-` (and, for file
+ * names, spaces, `+`, `=`, `@`, `,`), none empty, `.` or `..` — so no name writes outside the cache.
+ */
+export function checkCacheName(name: unknown, what: string, file = false): string {
+  const segment = file ? /^[\w .+=@,-]+$/ : /^[\w.-]+$/;
+  if (typeof name !== 'string' || !name.split('/').every((s) => segment.test(s) && s !== '.' && s !== '..')) {
+    throw new Error(`${what} ${JSON.stringify(name)} is not a safe name (relative, / between plain segments, no "..")`);
+  }
+  return name;
+}
+
+/**
  * The local snapshot folder of a Hub model, downloading what is missing.
  * @example
  *   const dir = await hubSnapshot('BAAI/bge-m3', { revision: 'main' });
  */
 export async function hubSnapshot(repo: string, o: HubOptions = {}): Promise<string> {
   const env = o.env ?? process.env;
-  const revision = o.revision ?? 'main';
+  const revision = checkCacheName(o.revision ?? 'main', 'revision');
+  if (!HUB_ID.test(repo) || repo.split('/').some((s) => s === '.' || s === '..')) throw new Error(`${JSON.stringify(repo)} is not a Hub model id (owner/name)`);
   const root = join(hubCacheDir(env), `models--${repo.replace('/', '--')}`);
   if (offline(env)) return cachedSnapshot(root, repo, revision);
   const endpoint = (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
@@ -83,15 +97,23 @@ export async function hubSnapshot(repo: string, o: HubOptions = {}): Promise<str
   const infoUrl = `${endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
   const res = await request(infoUrl, { headers }, `${repo}@${revision}`);
   if (!res.ok) throw statusError(res.status, repo, `revision ${revision}`, endpoint, !!auth);
-  const info = (await res.json()) as { sha: string; siblings: { rfilename: string }[] };
-  const files = new Set(info.siblings.map((s) => s.rfilename));
+  let info: { sha: string; siblings: { rfilename: string }[] };
+  try {
+    info = (await res.json()) as typeof info;
+  } catch {
+    throw new Error(`${repo}@${revision}: ${endpoint} answered the model info with invalid JSON`);
+  }
+  if (!Array.isArray(info?.siblings)) throw new Error(`${repo}@${revision}: ${endpoint}'s model info has no "siblings" list of files`);
+  if (typeof info.sha !== 'string' || !/^[0-9a-f]{7,64}$/i.test(info.sha)) throw new Error(`${repo}@${revision}: ${endpoint} gave the commit ${JSON.stringify(info.sha)}, not a hexadecimal sha`);
+  const files = new Set(info.siblings.map((s) => s?.rfilename));
   const wanted = NEEDED.filter((f) => files.has(f));
   let shards: string[] = [];
   if (files.has('model.safetensors')) wanted.push('model.safetensors');
   else if (files.has('model.safetensors.index.json')) {
     await fetchFile(endpoint, repo, info.sha, 'model.safetensors.index.json', root, headers, o);
     const index = JSON.parse(readFileSync(join(root, 'snapshots', info.sha, 'model.safetensors.index.json'), 'utf8'));
-    shards = [...new Set(Object.values(index.weight_map as Record<string, string>))].sort();
+    const names = Object.values((index?.weight_map ?? {}) as Record<string, unknown>);
+    shards = [...new Set(names.map((n) => checkCacheName(n, `${repo}@${revision}: model.safetensors.index.json names the shard`, true)))].sort();
   } else throw new Error(`${repo}@${revision}: no model.safetensors (or sharded index) on the Hub; embedtune reads safetensors only`);
   for (const f of [...wanted, ...shards]) await fetchFile(endpoint, repo, info.sha, f, root, headers, o);
   if (revision !== info.sha) {
