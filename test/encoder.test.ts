@@ -194,4 +194,43 @@ describe('embedding cache', () => {
     await assert.rejects(enc.encode(texts, { cacheDir: notDir, quiet: true }), (e: Error) => e.message.includes(notDir));
     await enc.close();
   });
+
+  it('damaged entries are not served (bytes overwritten, NaN written); a weight edited in place misses the cache', async () => {
+    const { cpSync, mkdtempSync, openSync, readdirSync, statSync, utimesSync, writeSync, closeSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { EmbeddingCache } = await import('../src/models/cache.js');
+    const cacheDir = mkdtempSync(join(tmpdir(), 'cache-'));
+    const model = join(mkdtempSync(join(tmpdir(), 'model-')), 'm');
+    cpSync(TINY_BERT, model, { recursive: true });
+    const texts = ['lift', 'drag', 'wing flutter'];
+    let enc = await Encoder.load(model, { threads: 1 });
+    const plain = await enc.encode(texts, { quiet: true });
+    await enc.encode(texts, { cacheDir, quiet: true });
+    const file = join(cacheDir, readdirSync(cacheDir)[0]!);
+    const record = statSync(file).size / 3;
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.from(new Float32Array([NaN, 7]).buffer), 0, 8, 30); // inside the first vector
+    writeSync(fd, Buffer.from('garbage!'), 0, 8, record + 40); // inside the second
+    closeSync(fd);
+    const count = enc.encodedCount;
+    const again = await enc.encode(texts, { cacheDir, quiet: true });
+    assert.ok(again.data.every(Number.isFinite), 'no NaN served');
+    assert.ok(maxAbsDiff(again.data, plain.data) < 1e-6);
+    assert.equal(enc.encodedCount - count, 2, 'the two damaged entries are encoded again');
+    await enc.close();
+
+    // An in-place edit of the weights (mtime restored, as some tools do) changes the fingerprint.
+    const before = EmbeddingCache.modelFingerprint(model);
+    const weights = join(model, 'model.safetensors');
+    const { mtime, atime, size } = statSync(weights);
+    const w = openSync(weights, 'r+');
+    writeSync(w, Buffer.from(new Float32Array([0.5]).buffer), 0, 4, size - 4);
+    closeSync(w);
+    utimesSync(weights, atime, mtime);
+    assert.notEqual(EmbeddingCache.modelFingerprint(model), before);
+    enc = await Encoder.load(model, { threads: 1 });
+    await enc.encode(texts, { cacheDir, quiet: true });
+    assert.equal(enc.encodedCount, 3, 'nothing served from the old weights\' entries');
+    await enc.close();
+  });
 });

@@ -341,6 +341,7 @@ export class Encoder {
     const cache = options.cacheDir
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
+    if (cache?.corrupt && !options.quiet) process.stderr.write(`embedding cache ${options.cacheDir}: ${cache.corrupt} damaged entries (checksum or values) not used; those texts are encoded again\n`);
     const shown = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
     const bar = {
       tick: (n: number) => {
