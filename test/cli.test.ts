@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CRANFIELD, ROOT, TINY_BERT, tempDir } from './helpers.js';
@@ -83,7 +83,7 @@ describe('CLI on the Cranfield slice', () => {
       [['clean', '-i', 'ok.jsonl', '-o', '.'], /cannot write: it is a directory/],
       [['eval', '-d', 'ok.jsonl', '-o', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
       [['mine', '-i', 'ok.jsonl', '-o', 'mined.jsonl', '--stats', 'ok.jsonl'], /refusing to write ok\.jsonl: it is an input file/],
-      [['convert', '--beir', CRANFIELD, '-o', join(CRANFIELD, 'queries.jsonl')], /refusing to write .*queries\.jsonl: it is an input file/],
+      [['convert', '--beir', CRANFIELD, '-o', join(CRANFIELD, 'queries.jsonl')], /refusing to write .*queries\.jsonl: it is (an input file|inside .*cranfield, a folder this command reads)/],
     ];
     for (const [args, message] of cases) {
       const r = run(args[0] === 'convert' ? args : [args[0], ...m, ...args.slice(1)], dir);
@@ -104,7 +104,8 @@ describe('CLI on the Cranfield slice', () => {
       assert.equal(r.code, 1);
       assert.match(r.err, message);
     }
-    const r = run(['encode', ...m, '-i', dir, '-o', 'opt.npy'], dir);
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    const r = run(['encode', ...m, '-i', join(dir, 'sub'), '-o', 'opt.npy'], dir);
     assert.equal(r.code, 1);
     assert.match(r.err, /: is a directory; expected a file/);
   });

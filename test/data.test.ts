@@ -182,7 +182,7 @@ describe('BEIR', () => {
     assert.deepEqual(set.unknown, { queries: 1, documents: 1 });
     assert.deepEqual([...set.qrels.keys()], ['q1']);
     assert.deepEqual([...set.qrels.get('q1')!], [['d1', 1], ['d9', 2]]);
-    const out = join(dir, 'out.jsonl');
+    const out = join(tempDir(), 'out.jsonl'); // outside the BEIR folder, which convert reads
     const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'convert', '--beir', dir, '-o', out], { encoding: 'utf8', env: { ...process.env, EMBEDTUNE_QUIET: '' } });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /qrels name ids the folder lacks: 1 rows a query not in queries\.jsonl \(ignored\), 1 a document not in corpus\.jsonl/);

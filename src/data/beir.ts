@@ -94,6 +94,9 @@ export async function loadBeir(dir: string, split = 'test', withTitle = true): P
   const corpus = await readBeirCorpus(need(files.corpus), withTitle);
   const queries = await readBeirQueries(need(files.queries));
   const all = await readQrels(need(files.qrels));
+  for (const [path, n] of [[files.corpus, corpus.length], [files.queries, queries.size], [files.qrels, all.size]] as const) {
+    if (n === 0) throw new Error(`${path}: empty: a BEIR folder needs documents, queries and judgements`);
+  }
   const docs = new Set(corpus.map((d) => d.id));
   const unknown = { queries: 0, documents: 0 };
   const qrels = new Map<string, Map<string, number>>();

@@ -24,14 +24,15 @@ export async function beirToRecords(o: ConvertOptions): Promise<number> {
   const warning = unknownIdsWarning(o.beir, set.unknown);
   if (warning) log(o.quiet, `convert: ${warning}`);
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
-  let n = 0;
+  const records: object[] = [];
+  for (const [qid, query] of set.queries) {
+    const rel = [...(set.qrels.get(qid) ?? [])].filter(([id, s]) => s >= (o.minScore ?? 1) && text.has(id)).sort((a, b) => b[1] - a[1]);
+    if (rel.length) records.push({ query, pos_passage: rel.map(([id]) => text.get(id)), neg_passage: [] });
+  }
+  const n = records.length;
+  if (n === 0) throw new Error(`${o.beir}: no query has a judged document with score ≥ ${o.minScore ?? 1} in qrels/${split}.tsv: nothing to convert`);
   await writeAtomically(o.output, async (w) => {
-    for (const [qid, query] of set.queries) {
-      const rel = [...(set.qrels.get(qid) ?? [])].filter(([id, s]) => s >= (o.minScore ?? 1) && text.has(id)).sort((a, b) => b[1] - a[1]);
-      if (rel.length === 0) continue;
-      n++;
-      await w.writeJson({ query, pos_passage: rel.map(([id]) => text.get(id)), neg_passage: [] });
-    }
+    for (const r of records) await w.writeJson(r);
   });
   log(o.quiet, `convert: ${n} records → ${o.output}`);
   return n;

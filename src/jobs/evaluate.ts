@@ -82,7 +82,9 @@ export async function specRetrievalSet(data: string, negatives?: string, skipInv
       if (!skipInvalid) throw e;
       skips.add(e);
     };
+    let lines = 0;
     for await (const l of readLines(negatives, skipInvalid ? bad : undefined)) {
+      lines++;
       try {
         negs.push(...negativeTexts(negatives, l));
       } catch (e) {
@@ -90,6 +92,8 @@ export async function specRetrievalSet(data: string, negatives?: string, skipInv
         bad(e);
       }
     }
+    // As every input: zero records is an error, not a silent no-op.
+    if (!lines) throw new Error(`${negatives}: no negatives to add to the corpus (the file is empty)`);
   }
   negs.forEach(docId);
   return { queries, corpus, qrels, skips };

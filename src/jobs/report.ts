@@ -38,6 +38,8 @@ interface MineStats {
 /** Finds the run's pieces: the demo's layout (model/, eval.*.json, mine.stats.json) or a train output_dir. */
 function collect(runDir: string) {
   const modelDir = existsSync(join(runDir, 'model', 'log.jsonl')) ? join(runDir, 'model') : runDir;
+  const parts = [join(modelDir, 'log.jsonl'), join(runDir, 'eval.tuned.json'), join(runDir, 'eval.base.json'), join(runDir, 'mine.stats.json')];
+  if (!parts.some(existsSync)) throw new Error(`${runDir}: not a run folder (no log.jsonl, eval.*.json or mine.stats.json): nothing to report`);
   const droppedPath = ['train.clean.dropped.jsonl', 'clean.dropped.jsonl'].map((f) => join(runDir, f)).find(existsSync);
   return {
     log: readJsonl(join(modelDir, 'log.jsonl')),

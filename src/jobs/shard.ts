@@ -275,7 +275,10 @@ function readShardRows(path: string, dim: number, count: number, from: number, t
       if (n === 0) throw new Error(`${path}: truncated (${done} of ${bytes.length} bytes of rows)`);
       done += n;
     }
-    return dtype === 'f16' ? fromHalfBits(new Uint16Array(bytes.buffer)) : new Float32Array(bytes.buffer);
+    const rows = dtype === 'f16' ? fromHalfBits(new Uint16Array(bytes.buffer)) : new Float32Array(bytes.buffer);
+    const bad = rows.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new Error(`${path}: row ${from + Math.floor(bad / dim)} holds ${rows[bad]}: the shard's rows must be finite; run that shard again`);
+    return rows;
   } finally {
     closeSync(fd);
   }
@@ -289,8 +292,15 @@ function readShards(dir: string): Manifest[] {
   const shards = folders.map((f) => {
     const path = join(dir, f, 'manifest.json');
     if (!existsSync(path)) throw new Error(`merge: ${join(dir, f)} is incomplete (no manifest.json): run that shard again`);
-    const m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-    if (m.format !== 'embedtune-shard/1') throw new Error(`merge: ${path} is not an embedtune shard manifest`);
+    let m: Manifest;
+    try {
+      m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    } catch (e) {
+      throw new Error(`merge: ${path} is not valid JSON (${(e as Error).message}): run that shard again`);
+    }
+    if (m?.format !== 'embedtune-shard/1' || typeof m.shard !== 'object' || !Array.isArray(m.calls) || typeof m.encoder !== 'object' || typeof m.options !== 'object') {
+      throw new Error(`merge: ${path} is not a complete embedtune shard manifest: run that shard again`);
+    }
     if (f !== `shard-${m.shard.index}-of-${m.shard.count}`) throw new Error(`merge: ${path} says shard ${m.shard.index} of ${m.shard.count}, not ${f}`);
     return m;
   });
@@ -312,6 +322,15 @@ function readShards(dir: string): Manifest[] {
   const have = new Set(shards.map((m) => m.shard.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !have.has(i));
   if (missing.length) throw new Error(`merge: missing ${missing.map((i) => `shard-${i}-of-${count}`).join(', ')} in ${dir}`);
+  // Every shard holds exactly its slice of every list, so together they cover each list once.
+  for (const m of shards) {
+    for (const c of m.calls) {
+      const want = shardRows(c.count, m.shard, first.encoder.blockTexts);
+      if (!Array.isArray(c.rows) || c.rows[0] !== want[0] || c.rows[1] !== want[1]) {
+        throw new Error(`merge: ${join(dir, name(m), 'manifest.json')}: "${c.label}" records rows ${JSON.stringify(c.rows)}, but shard ${m.shard.index} of ${count} encodes rows [${want}] of ${c.count}`);
+      }
+    }
+  }
   return shards.sort((a, b) => a.shard.index - b.shard.index);
 }
 

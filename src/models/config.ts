@@ -60,6 +60,7 @@ export function readConfig(dir: string): ModelConfig {
   } catch (e) {
     throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
   }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
   const modelType = String(raw.model_type ?? '');
   const architecture = ARCHITECTURES[modelType];
   if (!architecture) {
@@ -73,6 +74,12 @@ export function readConfig(dir: string): ModelConfig {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`${path}: field "${key}" must be a number`);
     return v;
   };
+  /** Sizes and counts: whole numbers ≥ `min`. */
+  const count = (key: string, fallback?: number, min = 1): number => {
+    const v = num(key, fallback);
+    if (!Number.isInteger(v) || v < min) throw new Error(`${path}: field "${key}" must be an integer ≥ ${min}, got ${v}`);
+    return v;
+  };
   const decoder = DECODERS.has(architecture);
   const hiddenAct = String(raw.hidden_act ?? (decoder ? 'silu' : 'gelu'));
   const act = architecture === 'use-lite' ? 'relu' : decoder ? 'silu' : 'gelu';
@@ -82,24 +89,24 @@ export function readConfig(dir: string): ModelConfig {
     if (raw.rope_scaling != null) throw new Error(`${path}: field "rope_scaling" is not supported (only plain RoPE); got ${JSON.stringify(raw.rope_scaling)}`);
     if (raw.use_sliding_window === true) throw new Error(`${path}: field "use_sliding_window": sliding-window attention is not supported`);
   }
-  const hiddenSize = num('hidden_size');
-  const numHeads = num('num_attention_heads');
+  const hiddenSize = count('hidden_size');
+  const numHeads = count('num_attention_heads');
   const config: ModelConfig = {
     architecture,
     modelType,
-    vocabSize: num('vocab_size'),
+    vocabSize: count('vocab_size'),
     hiddenSize,
-    embeddingSize: num('embedding_size', hiddenSize),
-    numLayers: num('num_hidden_layers'),
+    embeddingSize: count('embedding_size', hiddenSize),
+    numLayers: count('num_hidden_layers'),
     numHeads,
-    intermediateSize: num('intermediate_size'),
-    maxPositions: num('max_position_embeddings'),
-    typeVocabSize: decoder ? 0 : num('type_vocab_size', 2),
+    intermediateSize: count('intermediate_size'),
+    maxPositions: count('max_position_embeddings'),
+    typeVocabSize: decoder ? 0 : count('type_vocab_size', 2),
     layerNormEps: decoder ? num('rms_norm_eps') : num('layer_norm_eps', 1e-12),
     padTokenId: decoder ? Number(raw.pad_token_id ?? raw.eos_token_id ?? 0) : num('pad_token_id', architecture === 'bert' ? 0 : 1),
     hiddenAct,
-    numKvHeads: decoder ? num('num_key_value_heads') : numHeads,
-    headDim: architecture === 'qwen3' ? num('head_dim', hiddenSize / numHeads) : hiddenSize / numHeads,
+    numKvHeads: decoder ? count('num_key_value_heads') : numHeads,
+    headDim: architecture === 'qwen3' ? count('head_dim', hiddenSize / numHeads) : hiddenSize / numHeads,
     ropeTheta: decoder ? num('rope_theta') : 0,
     attentionBias: architecture === 'qwen3' ? raw.attention_bias === true : true,
     qkNorm: architecture === 'qwen3',

@@ -21,6 +21,9 @@ export interface Tokenizer {
 }
 
 /** The tokenizer of a model directory: `tokenizer.json`, or USE-Lite's `vocab.json`. */
+/** The tokenization models of Hugging Face tokenizers (tokenizer.json's `model.type`). */
+const TOKENIZER_MODELS = ['WordPiece', 'BPE', 'Unigram', 'WordLevel'];
+
 export function loadTokenizer(dir: string): Tokenizer {
   const configPath = join(dir, 'tokenizer_config.json');
   const config = existsSync(configPath) ? readJson(configPath) : {};
@@ -54,6 +57,10 @@ export class TextTokenizer implements Tokenizer {
     const configPath = join(dir, 'tokenizer_config.json');
     const config = existsSync(configPath) ? readJson(configPath) : {};
     const maxLen = typeof config.model_max_length === 'number' && config.model_max_length < 1e9 ? config.model_max_length : 512;
+    const model = (json as { model?: { type?: unknown } }).model;
+    if (!TOKENIZER_MODELS.includes(model?.type as string)) {
+      throw new Error(`${path}: model.type ${JSON.stringify(model?.type)} is not a tokenizer model of ${TOKENIZER_MODELS.join(', ')}`);
+    }
     checkRegexes(tokenizerRegexes(json), path);
     try {
       return new TextTokenizer(new HfTokenizer(json, config), maxLen);

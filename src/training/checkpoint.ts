@@ -76,11 +76,18 @@ export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainSta
 function readState(path: string): SavedState {
   const file = join(path, 'state.json');
   if (!existsSync(file)) throw new Error(`${file}: missing`);
+  let state: SavedState;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as SavedState;
+    state = JSON.parse(readFileSync(file, 'utf8')) as SavedState;
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }
+  if (typeof state !== 'object' || state === null) throw new Error(`${file}: expected a JSON object`);
+  for (const k of ['step', 'epoch', 'batchInEpoch', 'epochRng', 'optimizerStep'] as const) {
+    if (!Number.isSafeInteger(state[k]) || state[k] < 0) throw new Error(`${file}: "${k}" must be an integer ≥ 0, got ${JSON.stringify(state[k])}`);
+  }
+  if (state.bestMetric !== null && state.bestMetric !== undefined && !Number.isFinite(state.bestMetric)) throw new Error(`${file}: "bestMetric" must be a number or null`);
+  return state;
 }
 
 /** Why a checkpoint cannot be resumed from (a missing or truncated file, by path), or null when it is complete. */

@@ -198,6 +198,9 @@ export function closestKey(key: string): string {
   return known.reduce((best, k) => (editDistance(key, k) < editDistance(key, best) ? k : best));
 }
 
+/** Keys whose value is a number or null; the other nullable keys take a string or null. */
+const NULLABLE_NUMBERS = new Set(['mini_batch_size', 'save_total_limit', 'threads']);
+
 const TYPES: Record<string, string> = Object.fromEntries(
   Object.entries(DEFAULTS).map(([k, v]) => [k, v === null ? 'nullable' : Array.isArray(v) ? 'array' : typeof v]),
 );
@@ -228,11 +231,14 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     const ok =
       type === undefined ? typeof value === 'string'
       : key === 'lora_target_modules' ? value === null || typeof value === 'string' || (Array.isArray(value) && value.every((x) => typeof x === 'string'))
-      : type === 'nullable' ? value === null || typeof value === 'number' || typeof value === 'string'
+      : type === 'nullable' ? value === null || (NULLABLE_NUMBERS.has(key) ? typeof value === 'number' : typeof value === 'string')
       : type === 'array' ? Array.isArray(value) && value.every((x) => typeof x === 'number')
       : key === 'resume_from_checkpoint' ? typeof value === 'boolean' || typeof value === 'string'
       : typeof value === type;
-    if (!ok) throw new Error(`${source}: "${key0}" must be ${type === 'array' ? 'a list of numbers' : type ?? 'a string'}, got ${JSON.stringify(value)}`);
+    const expected = type === 'array' ? 'a list of numbers' : type === 'nullable' ? `${NULLABLE_NUMBERS.has(key) ? 'a number' : 'a string'} or null` : type ?? 'a string';
+    if (!ok) throw new Error(`${source}: "${key0}" must be ${expected}, got ${JSON.stringify(value)}`);
+    // JSON reads 1e999 as Infinity: no setting takes an infinite or NaN number.
+    if ([value].flat().some((x) => typeof x === 'number' && !Number.isFinite(x))) throw new Error(`${source}: "${key0}" must be finite, got ${JSON.stringify(raw[key0] === value ? String(value) : value)}`);
     out[key] = key === 'lora_target_modules' && typeof value === 'string' ? [value] : value;
   }
   for (const k of ['model_name_or_path', 'output_dir', 'train_data']) {
@@ -253,6 +259,7 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   range('max_grad_norm', (x) => x >= 0, '≥ 0 (0 = no clipping)');
   range('num_train_epochs', (x) => x > 0, '> 0');
   range('max_steps', Number.isInteger, 'an integer (≤ 0: train by epochs)');
+  range('seed', (x) => Number.isSafeInteger(x) && x >= 0, 'an integer ≥ 0');
   if (c.save_total_limit !== null) range('save_total_limit', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
   if (c.mini_batch_size !== null) range('mini_batch_size', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
   if (c.threads !== null) range('threads', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
@@ -285,6 +292,9 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   range('kd_weight', (x) => x >= 0, '≥ 0');
   range('teacher_temperature', (x) => x > 0, '> 0');
   if (c.knowledge_distillation && c.group_size < 2 && c.kd_loss_type === 'margin_mse') throw new Error(`${source}: "kd_loss_type" margin_mse needs group_size ≥ 2 (a positive and a negative per query)`);
+  if (!c.matryoshka_weights.every((w) => w >= 0) || (c.matryoshka_weights.length && !c.matryoshka_weights.some((w) => w > 0))) {
+    throw new Error(`${source}: "matryoshka_weights" must be ≥ 0, at least one > 0, got ${JSON.stringify(c.matryoshka_weights)}`);
+  }
   if (c.matryoshka_weights.length && c.matryoshka_weights.length !== c.embedding_matryoshka_dims.length) {
     throw new Error(`${source}: "matryoshka_weights" needs one weight per entry of "embedding_matryoshka_dims"`);
   }

@@ -1,0 +1,111 @@
+/**
+ * Nothing silent: empty inputs, impossible configs and damaged shards stop with a message that
+ * names the file and what is wrong in it.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { merge, runShard } from '../src/jobs/shard.js';
+import { readConfig } from '../src/models/config.js';
+import { loadTokenizer } from '../src/models/tokenizer.js';
+import { checkCheckpoint } from '../src/training/checkpoint.js';
+import { loadTrainConfig, resolveConfig } from '../src/training/config.js';
+import { CRANFIELD, ROOT, TINY_BERT, tempDir } from './helpers.js';
+
+const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args, ...(args[0] === 'report' ? [] : ['-q'])], { encoding: 'utf8' });
+const REQUIRED = { model_name_or_path: TINY_BERT, output_dir: 'out', train_data: 'x.jsonl' };
+
+describe('nothing silent', () => {
+  it('empty BEIR parts, a convert that keeps nothing, a report of no run, an empty negatives file: exit 1, named', () => {
+    const dir = tempDir();
+    for (const part of ['corpus.jsonl', 'queries.jsonl', join('qrels', 'test.tsv')]) {
+      const beir = join(dir, `empty-${part.replace(/\W/g, '')}`);
+      cpSync(CRANFIELD, beir, { recursive: true });
+      writeFileSync(join(beir, part), '');
+      const r = cli(['eval', '-m', TINY_BERT, '-d', beir]);
+      assert.equal(r.status, 1, part);
+      assert.match(r.stderr, new RegExp(`${join(beir, part).replace(/[\\/.]/g, '\\$&')}: empty`));
+    }
+    let r = cli(['convert', '--beir', CRANFIELD, '-o', join(dir, 'c.jsonl'), '--min-score', '5']);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /no query has a judged document with score ≥ 5/);
+    mkdirSync(join(dir, 'not-a-run'));
+    r = cli(['report', join(dir, 'not-a-run')]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /not-a-run: not a run folder/);
+    const data = join(dir, 'dev.jsonl');
+    writeFileSync(data, JSON.stringify({ query: 'lift', pos_passage: ['lift is a force'] }) + '\n');
+    writeFileSync(join(dir, 'neg.jsonl'), '');
+    r = cli(['eval', '-m', TINY_BERT, '-d', data, '--negatives', join(dir, 'neg.jsonl')]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /neg\.jsonl: no negatives to add to the corpus \(the file is empty\)/);
+  });
+
+  it('model configs and tokenizers are checked by field', () => {
+    const dir = join(tempDir(), 'm');
+    cpSync(TINY_BERT, dir, { recursive: true });
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    for (const [key, value] of [['num_hidden_layers', -1], ['num_hidden_layers', 1.5], ['num_attention_heads', -4], ['vocab_size', 0]] as const) {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, [key]: value }));
+      assert.throws(() => readConfig(dir), new RegExp(`config\\.json: field "${key}" must be an integer ≥ 1, got ${value}`));
+    }
+    writeFileSync(join(dir, 'config.json'), 'null');
+    assert.throws(() => readConfig(dir), /config\.json: expected a JSON object/);
+    const tok = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...tok, model: { ...tok.model, type: 'Foo' } }));
+    assert.throws(() => loadTokenizer(dir), /tokenizer\.json: model\.type "Foo" is not a tokenizer model/);
+  });
+
+  it('train configs: integers, strings, finite numbers and weights as their keys need; state.json by field', () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ seed: 1.5 }, /"seed" must be an integer ≥ 0/],
+      [{ eval_negatives: 5 }, /"eval_negatives" must be a string or null, got 5/],
+      [{ revision: 5 }, /"revision" must be a string or null/],
+      [{ threads: 'x' }, /"threads" must be a number or null/],
+      [{ matryoshka_weights: [-1, 1], embedding_matryoshka_dims: [16, 32] }, /"matryoshka_weights" must be ≥ 0/],
+    ];
+    for (const [extra, why] of bad) assert.throws(() => resolveConfig({ ...REQUIRED, ...extra }), why, JSON.stringify(extra));
+    const dir = tempDir();
+    const path = join(dir, 'c.json');
+    writeFileSync(path, `{"model_name_or_path": "m", "output_dir": "o", "train_data": "t", "num_train_epochs": 1e999}`);
+    assert.throws(() => loadTrainConfig(path), /"num_train_epochs" must be finite, got "Infinity"/);
+
+    const ck = join(dir, 'checkpoint-1');
+    mkdirSync(ck);
+    writeFileSync(join(ck, 'state.json'), JSON.stringify({ step: 'x', epoch: 0, batchInEpoch: 0, epochRng: 1, optimizerStep: 1, bestMetric: null }));
+    assert.match(checkCheckpoint(ck)!, /state\.json: "step" must be an integer ≥ 0, got "x"/);
+  });
+
+  it('merge checks that the shards cover every row once, with finite rows', async () => {
+    const dir = tempDir();
+    const input = join(dir, 'texts.txt');
+    writeFileSync(input, Array.from({ length: 20 }, (_, i) => `text number ${i}`).join('\n') + '\n');
+    const o = { model: TINY_BERT, input, output: join(dir, 'e.npy'), blockTexts: 8, threads: 1, quiet: true };
+    const fresh = async (name: string) => {
+      const shards = join(dir, name);
+      for (const index of [0, 1]) await runShard('encode', { ...o, output: join(dir, `${name}.npy`) } as never, { index, count: 2 }, shards);
+      return shards;
+    };
+    const tampered = await fresh('tampered');
+    const manifest = join(tampered, 'shard-1-of-2', 'manifest.json');
+    const m = JSON.parse(readFileSync(manifest, 'utf8'));
+    m.calls[0].rows = [8, 16];
+    writeFileSync(manifest, JSON.stringify(m));
+    await assert.rejects(merge(tampered, { quiet: true }), /shard-1-of-2\/manifest\.json: "[^"]+" records rows \[8,16\], but shard 1 of 2 encodes rows \[8,20\]/);
+
+    const nan = await fresh('nan');
+    const folder = join(nan, 'shard-0-of-2');
+    const rows = join(folder, readdirSync(folder).find((f) => f.endsWith('.npy'))!);
+    const size = readFileSync(rows).length;
+    const fd = openSync(rows, 'r+');
+    writeSync(fd, Buffer.from(new Float32Array([NaN]).buffer), 0, 4, size - 4);
+    closeSync(fd);
+    await assert.rejects(merge(nan, { quiet: true }), /\.npy: row 7 holds NaN: the shard's rows must be finite/);
+
+    writeFileSync(join(nan, 'shard-1-of-2', 'manifest.json'), '{"format": "embedtune-sh');
+    await assert.rejects(merge(nan, { quiet: true }), /manifest\.json is not valid JSON/);
+  });
+});
