@@ -233,7 +233,7 @@ describe('interrupts', () => {
 
   it('Ctrl-C while an output is being written: exit 130, the temp file removed, no output, the old output untouched', async () => {
     const { spawn } = await import('node:child_process');
-    const { readdirSync } = await import('node:fs');
+    const { readdirSync, statSync } = await import('node:fs');
     const dir = tempDir();
     const input = join(dir, 'texts.txt');
     writeFileSync(input, Array.from({ length: 60000 }, (_, i) => `text number ${i} about the lift of wing ${i % 97}`).join('\n') + '\n');
@@ -243,9 +243,11 @@ describe('interrupts', () => {
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Wait until the JSONL temp file exists (encoding is done and rows are being written), then interrupt.
+    // Wait until the JSONL temp file holds rows (encoding is done and rows are being written), then
+    // interrupt. (Not merely exists: the empty probe the output check writes first is a .tmp too.)
     const temp = () => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
-    for (let i = 0; i < 600 && !temp().length && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    const writing = () => temp().some((f) => statSync(join(dir, f), { throwIfNoEntry: false })?.size);
+    for (let i = 0; i < 600 && !writing() && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(temp().length, 'the run got to writing its output');
     child.kill('SIGINT');
     assert.equal(await exited, 130, stderr);

@@ -4,7 +4,6 @@
  * (optionally) safely below the positive's score — the false-negative guard. Options follow
  * FlagEmbedding's hn_mine and sentence-transformers' mine_hard_negatives.
  */
-import type { PairTruncation } from '../models/tokenizer.js';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readBeirCorpus } from '../data/beir.js';
@@ -16,8 +15,9 @@ import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
-import { checkReranker, rerankerReads, rerankGuard, type RerankOptions } from './rerank-guard.js';
+import { checkReranker, rerankerFolders, rerankGuard, resolveReranker, type RerankOptions } from './rerank-guard.js';
 import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './mine-formats.js';
+import type { PairTruncation } from '../models/tokenizer.js';
 import { float32Value } from '../util/float.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
 
@@ -188,7 +188,8 @@ interface QueryGroup {
  *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
  */
 export async function mine(job: MineOptions): Promise<MineResult> {
-  const { options: o, reads: modelFolder } = await modelReads(job);
+  const { options: resolved, reads: modelFolder } = await modelReads(job);
+  const o = { ...resolved, reranker: await resolveReranker(resolved.reranker) };
   const rangeMin = o.rangeMin ?? 10;
   const rangeMax = o.rangeMax ?? 210;
   const want = o.numNegatives ?? 15;
@@ -197,7 +198,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
   }
   if (!(Number.isInteger(want) && want >= 1)) throw new Error(`numNegatives must be a positive integer, got ${want}`);
   const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
-  const reads = [o.input, ...(o.candidatePool ? [o.candidatePool] : []), ...modelFolder, ...(await rerankerReads(o.reranker))];
+  const reads = [o.input, ...(o.candidatePool ? [o.candidatePool] : []), ...modelFolder, ...rerankerFolders(o.reranker)];
   checkOutput(o.output, reads);
   checkOutput(statsPath, [o.output, ...reads]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };

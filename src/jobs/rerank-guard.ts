@@ -39,13 +39,19 @@ export interface Guarded {
   scores: { positives: number[]; kept: number[]; dropped: number[] };
 }
 
-/** Query text → its judged-relevant passage texts, from a BEIR folder. */
-/** The folder a reranker reads: its model folder (a Hub id resolved), or a qrels oracle's BEIR folder. */
-export async function rerankerReads(reranker: RerankOptions['reranker'] | undefined): Promise<string[]> {
+/**
+ * A reranker named by Hub id or alias, resolved once to its folder (which loads it from then on);
+ * a folder, a loaded reranker or a qrels oracle as given.
+ */
+export async function resolveReranker(reranker: RerankOptions['reranker'] | undefined): Promise<RerankOptions['reranker'] | undefined> {
+  return typeof reranker === 'string' && !reranker.startsWith('qrels:') ? resolveModel(reranker) : reranker;
+}
+
+/** The folder a reranker reads: its model folder, or a qrels oracle's BEIR folder. */
+export function rerankerFolders(reranker: RerankOptions['reranker'] | undefined): string[] {
   if (reranker === undefined) return [];
   if (typeof reranker !== 'string') return [reranker.dir];
-  if (reranker.startsWith('qrels:')) return [qrelsSpec(reranker)[0]];
-  return [await resolveModel(reranker)];
+  return [reranker.startsWith('qrels:') ? qrelsSpec(reranker)[0] : reranker];
 }
 
 /** `qrels:DIR[:split]` → the BEIR folder and split. */
@@ -54,6 +60,7 @@ function qrelsSpec(spec: string): [string, string] {
   return [dir!, split ?? 'test'];
 }
 
+/** Query text → its judged-relevant passage texts, from a BEIR folder. */
 async function qrelsOracle(spec: string): Promise<(query: string, passage: string) => number> {
   const set = await loadBeir(...qrelsSpec(spec));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));

@@ -85,7 +85,7 @@ export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
     [...r.pos, ...r.neg].forEach((p) => add(r.query, p));
   }
   requireRecords(records, o.input, skips.total);
-  const reranker = typeof o.reranker === 'string' ? await RerankerThread.load(o.reranker, o) : o.reranker;
+  const reranker = typeof o.reranker === 'string' ? await RerankerThread.load(folder, o) : o.reranker;
   let scores: Float32Array;
   try {
     scores = await scorePairs(reranker, pairs, o);

@@ -3,7 +3,6 @@
  * normalisation) and run by onnxruntime. Texts are sorted by length into batches so padding
  * stays small, and results come back in input order as one Float32Array.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
 import { type Feed, floatTensor, Session } from '../runtime/session.js';
@@ -220,6 +219,8 @@ export class Encoder {
   blockTexts = BLOCK_TEXTS;
   /** Linear layers run in int8 (EncoderOptions.quantize). */
   quantize?: 'int8';
+  /** Token limit when an encode call names none (sentence-transformers' max_seq_length, else the model's limit). */
+  defaultMaxLength?: number;
 
   private constructor(
     readonly dir: string,
@@ -285,7 +286,7 @@ export class Encoder {
     const session = await Session.create(graph, { threads: options.threads, device: options.device });
     const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? feed : {});
-    if (options.maxLength !== undefined) encoder.defaultMaxLength = Math.min(encoder.resolveMaxLength(options.maxLength), limit);
+    if (options.maxLength !== undefined) encoder.defaultMaxLength = encoder.resolveMaxLength(options.maxLength);
     encoder.quantize = options.quantize;
     return encoder;
   }
@@ -309,9 +310,6 @@ export class Encoder {
   templateFor(options: Pick<EncodeOptions, 'template' | 'role'>): string | undefined {
     return options.template ?? (options.role ? this.templates[options.role] : undefined);
   }
-
-  /** Token limit when an encode call names none (sentence-transformers' max_seq_length, else the model's limit). */
-  defaultMaxLength?: number;
 
   private resolveMaxLength(maxLength?: number): number {
     if (maxLength === undefined) return this.defaultMaxLength ?? this.maxLength;

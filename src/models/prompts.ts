@@ -6,7 +6,8 @@
  * writes them there on export, and the full templates (a PromptEOL template has text after
  * `{text}`, which a prefix cannot express) under `embedtune_templates`.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../util/json.js';
 import { join } from 'node:path';
 
 export interface Templates {
@@ -48,12 +49,7 @@ export function asPrefix(template: string): string | undefined {
 export function readTemplates(dir: string): Partial<Templates> {
   const path = join(dir, 'config_sentence_transformers.json');
   if (!existsSync(path)) return {};
-  let c: { prompts?: Record<string, unknown>; embedtune_templates?: Record<string, unknown> };
-  try {
-    c = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  const c = readJsonFile(path) as { prompts?: Record<string, unknown>; embedtune_templates?: Record<string, unknown> };
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const own = c.embedtune_templates ?? {};
   const prompts = c.prompts ?? {};

@@ -4,23 +4,10 @@
  * Read as sentence-transformers 6 reads them — its own `pooling_mode` and the older
  * `pooling_mode_*_tokens` flags alike — so every job embeds as `SentenceTransformer.encode` does.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Pooling, POOLINGS } from './pooling.js';
-
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function readObject(path: string): Record<string, unknown> {
-  const c = readJson(path);
-  if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new Error(`${path}: expected a JSON object`);
-  return c as Record<string, unknown>;
-}
+import { readJsonFile, readJsonObject } from '../util/json.js';
+import type { Pooling } from './pooling.js';
 
 interface Module {
   type: string;
@@ -31,7 +18,7 @@ interface Module {
 function modules(dir: string): Module[] | undefined {
   const path = join(dir, 'modules.json');
   if (!existsSync(path)) return undefined;
-  const list = readJson(path);
+  const list = readJsonFile(path);
   if (!Array.isArray(list)) throw new Error(`${path}: expected a list of modules`);
   return list.map((m, i) => {
     if (typeof m?.type !== 'string') throw new Error(`${path}: module ${i}: "type" must be a string`);
@@ -67,7 +54,7 @@ export function savedPooling(dir: string): Pooling | undefined {
   if (listed && !module) return undefined;
   const path = join(dir, module?.path ?? '1_Pooling', 'config.json');
   if (!existsSync(path)) return undefined;
-  const c = readObject(path);
+  const c = readJsonObject(path);
   let modes: unknown[];
   if (c.pooling_mode !== undefined) modes = Array.isArray(c.pooling_mode) ? c.pooling_mode : [c.pooling_mode];
   else {
@@ -102,7 +89,7 @@ export function savedMaxSeqLength(dir: string): number | undefined {
   const module = modules(dir)?.find((m) => isModule(m, 'Transformer'));
   const path = TRANSFORMER_CONFIGS.map((f) => join(dir, module?.path ?? '', f)).find((p) => existsSync(p) && statSync(p).isFile());
   if (!path) return undefined;
-  const v = readObject(path).max_seq_length;
+  const v = readJsonObject(path).max_seq_length;
   if (v === undefined || v === null) return undefined;
   if (!Number.isInteger(v) || (v as number) < 2) throw new Error(`${path}: "max_seq_length" must be an integer ≥ 2, got ${JSON.stringify(v)}`);
   return v as number;
@@ -114,4 +101,3 @@ export function poolingConfig(pooling: Pooling, dim: number): Record<string, unk
   return { word_embedding_dimension: dim, ...Object.fromEntries(LEGACY_FLAGS.map(([flag, mode]) => [flag, mode === st])), include_prompt: true };
 }
 
-export { POOLINGS };

@@ -3,7 +3,8 @@
  * `model.safetensors.index.json` (`{"weight_map": {tensor: file}}`), as Hugging Face saves
  * models past its shard size. Names come back canonical (task-head prefixes stripped).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../util/json.js';
 import { join } from 'node:path';
 import { canonicalNames } from './params.js';
 import { mainDType, type NamedTensor, readHeader, readSafetensors, type SafeDType } from './safetensors.js';
@@ -17,12 +18,7 @@ export function weightFiles(dir: string): string[] {
   if (existsSync(join(dir, SINGLE))) return [join(dir, SINGLE)];
   const index = join(dir, INDEX);
   if (existsSync(index)) {
-    let map: Record<string, string>;
-    try {
-      map = JSON.parse(readFileSync(index, 'utf8')).weight_map;
-    } catch (e) {
-      throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
-    }
+    const map = (readJsonFile(index) as { weight_map?: Record<string, string> } | null)?.weight_map;
     if (!map || typeof map !== 'object') throw new Error(`${index}: no "weight_map"`);
     const files = [...new Set(Object.values(map))].sort();
     for (const f of files) if (!existsSync(join(dir, f))) throw new Error(`${index}: lists ${f}, which is missing from ${dir}`);

@@ -6,7 +6,8 @@
  * tells, and `--resume` falls back past incomplete ones. Older checkpoints beyond
  * `save_total_limit` are removed only after the new one is in place.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readJsonObject } from '../util/json.js';
 import { join } from 'node:path';
 import { type NamedTensor, readHeader, readSafetensors, readSafetensorsInto, writeSafetensors } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
@@ -76,13 +77,7 @@ export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainSta
 function readState(path: string): SavedState {
   const file = join(path, 'state.json');
   if (!existsSync(file)) throw new Error(`${file}: missing`);
-  let state: SavedState;
-  try {
-    state = JSON.parse(readFileSync(file, 'utf8')) as SavedState;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof state !== 'object' || state === null) throw new Error(`${file}: expected a JSON object`);
+  const state = readJsonObject(file) as unknown as SavedState;
   for (const k of ['step', 'epoch', 'batchInEpoch', 'epochRng', 'optimizerStep'] as const) {
     if (!Number.isSafeInteger(state[k]) || state[k] < 0) throw new Error(`${file}: "${k}" must be an integer ≥ 0, got ${JSON.stringify(state[k])}`);
   }
