@@ -89,6 +89,9 @@ rule('Neg', (_, [dy]) => [neg(dy!)]);
 export const exp = (a: Value) => node1('Exp', [a], {}, a.dtype, a.shape);
 rule('Exp', ({ outputs: [y] }, [dy]) => [mul(dy!, y)]);
 
+export const log = (a: Value) => node1('Log', [a], {}, a.dtype, a.shape);
+rule('Log', ({ inputs: [x] }, [dy]) => [div(dy!, x!)]);
+
 export const sqrt = (a: Value) => node1('Sqrt', [a], {}, a.dtype, a.shape);
 rule('Sqrt', ({ outputs: [y] }, [dy]) => [div(mul(dy!, scalar(y, 0.5)), y)]);
 
@@ -126,9 +129,11 @@ export const range = (n: Value) => node1('Range', [n.graph.constant(i64([0], [])
 export const not = (a: Value) => node1('Not', [a], {}, 'bool', a.shape);
 export const shape = (a: Value) => node1('Shape', [a], {}, 'int64', [a.rank]);
 export const cumsum = (a: Value, axis: number) => node1('CumSum', [a, ints(a, [axis])], {}, a.dtype, a.shape);
-/** Zeros of `like`'s runtime shape. */
-export const zerosLike = (like: Value) =>
-  node1('ConstantOfShape', [shape(like)], { value: f32([0], [1]) }, 'float32', like.shape);
+/**
+ * Zeros of `like`'s runtime shape: a 0 broadcast by Expand, which onnxruntime's WebGPU provider
+ * runs on the device (ConstantOfShape, whose input is a shape, it leaves on the CPU).
+ */
+export const zerosLike = (like: Value) => expand(like.graph.constant(f32([0], []), 'zero'), shape(like), like.shape);
 
 // ---------------------------------------------------------------- matrix products
 
@@ -356,9 +361,15 @@ export const softmax = (a: Value, axis = -1) => node1('Softmax', [a], { axis }, 
 // dx = y ⊙ (dy − Σ dy ⊙ y)
 rule('Softmax', ({ outputs: [y], attrs }, [dy]) => [mul(y, sub(dy!, reduceSum(mul(dy!, y), [attrs.axis as number], true)))]);
 
-export const logSoftmax = (a: Value, axis = -1) => node1('LogSoftmax', [a], { axis }, a.dtype, a.shape);
-// dx = dy − softmax(x) · Σ dy
-rule('LogSoftmax', ({ outputs: [y], attrs }, [dy]) => [sub(dy!, mul(exp(y), reduceSum(dy!, [attrs.axis as number], true)))]);
+/**
+ * log softmax as (x − m) − log Σ exp(x − m), m = max x: ops every provider has (onnxruntime's
+ * WebGPU provider has no LogSoftmax kernel, which put the loss on the CPU). Its gradient comes
+ * from the parts; the share through m is −Σdy + Σdy·Σsoftmax = 0 up to rounding.
+ */
+export function logSoftmax(a: Value, axis = -1): Value {
+  const z = sub(a, reduceMax(a, [axis], true));
+  return sub(z, log(reduceSum(exp(z), [axis], true)));
+}
 
 /** LayerNorm over the last axis, one fused ONNX op; it also outputs the mean and 1/σ its gradient needs. */
 export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number): Value {
