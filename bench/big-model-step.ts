@@ -69,11 +69,11 @@ const out: Record<string, unknown> = { loadSeconds, createSeconds, stepSeconds, 
 if (extra.save) {
   const work = join(tmpdir(), `embedtune-bge-m3-save-${process.pid}`);
   let s = performance.now();
-  saveCheckpoint(work, trainer, { step: 1, epoch: 0, batchInEpoch: 1, epochRng: 1, bestMetric: null }, null);
+  await saveCheckpoint(work, trainer, { step: 1, epoch: 0, batchInEpoch: 1, epochRng: 1, bestMetric: null }, null);
   out.checkpointSeconds = (performance.now() - s) / 1000;
   out.rssAfterCheckpointMiB = rssMiB();
   s = performance.now();
-  const trained = trainer.hfWeights();
+  const trained = await trainer.hfWeights();
   exportModel(join(work, 'export'), { baseDir: dir, config, weights: extra.lora ? mergeAdapters(trained, extra.lora.alpha / extra.lora.rank, config) : trained, pooling, normalize: true });
   out.exportSeconds = (performance.now() - s) / 1000;
   out.rssAfterExportMiB = rssMiB();

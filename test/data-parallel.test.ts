@@ -95,7 +95,7 @@ describe('data-parallel training', () => {
       }
       assert.ok(largestDiff(weightsOf(one), weightsOf(two)) <= 1e-5);
       // The export merges the adapters into base weights given back in Hugging Face layout.
-      const [ha, hb] = [one.hfWeights(), two.hfWeights()];
+      const [ha, hb] = [await one.hfWeights(), await two.hfWeights()];
       for (const [name, t] of ha) {
         assert.deepEqual(hb.get(name)!.shape, t.shape, name);
         assert.ok(largestDiff(new Map([[name, t.data]]), new Map([[name, hb.get(name)!.data]])) <= 1e-5, name);

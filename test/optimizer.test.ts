@@ -19,6 +19,42 @@ describe('AdamW', () => {
     assert.ok(maxAbsDiff(plain.data, ref.plain) < 1e-6, `plain ${maxAbsDiff(plain.data, ref.plain)}`);
   });
 
+  for (const device of ['cpu', 'webgpu']) {
+    it(`as a graph on ${device} (device-state.ts: state kept on a device): the same steps, clipping and weight decay included`, async (t) => {
+      if (device === 'webgpu') {
+        const missing = await (await import('./webgpu.js')).webgpuMissing();
+        if (missing) return t.skip(missing);
+      }
+      const { DeviceState } = await import('../src/training/device-state.js');
+      const { floatTensor } = await import('../src/runtime/session.js');
+      const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'adamw.json'), 'utf8'));
+      const n = ref.n as number;
+      const init = (k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i + k));
+      const grad = (step: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.cos((i + 1) * (step + 1) + k) * (i % 3 ? 0.1 : 10));
+      for (const maxNorm of [0, 5]) {
+        const slots = [{ name: 'w', shape: [n], data: init(0), decay: true }, { name: 'b', shape: [n], data: init(1), decay: false }];
+        const state = await DeviceState.create(slots, [], { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: ref.weight_decay }, { device, threads: 1 });
+        const host = [{ name: 'w', data: init(0), decay: true }, { name: 'b', data: init(1), decay: false }];
+        const opt = new AdamW(host, { weightDecay: ref.weight_decay });
+        for (const [step, lr] of (ref.lrs as number[]).entries()) {
+          const g = [grad(step, 0), grad(step, 1)];
+          const { norm, commit } = await state.update(g.map((x) => floatTensor(x.slice(), [n])), lr, step + 1, maxNorm);
+          commit();
+          const hostNorm = clipGradNorm(g, maxNorm > 0 ? maxNorm : Infinity);
+          assert.ok(Math.abs(norm - hostNorm) <= 1e-6 * hostNorm, `norm ${norm} vs ${hostNorm}`);
+          opt.update(g, lr);
+        }
+        const { m, v } = await state.pull();
+        await state.release();
+        slots.forEach((s, i) => {
+          assert.ok(maxAbsDiff(s.data, host[i]!.data) < 1e-6, `${device} max_norm ${maxNorm} ${s.name}: ${maxAbsDiff(s.data, host[i]!.data)}`);
+          assert.ok(maxAbsDiff(m[i]!, opt.m[i]!) < 1e-6 && maxAbsDiff(v[i]!, opt.v[i]!) < 1e-5, `${device} moments of ${s.name}`);
+        });
+        if (maxNorm === 0) assert.ok(maxAbsDiff(slots[0]!.data, ref.decayed) < 1e-6 && maxAbsDiff(slots[1]!.data, ref.plain) < 1e-6, 'torch.optim.AdamW');
+      }
+    });
+  }
+
   it('a row gradient updates exactly as its dense form: untouched rows decay and move by their moments', () => {
     const [rows, width] = [50, 8];
     const init = () => Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i));

@@ -421,7 +421,7 @@ describe('embedding tables', () => {
     assert.ok(trainer.slots.some((s) => s.name === 'embeddings.LayerNorm.weight'));
     const { records } = await loadRecords(ZH, { requirePositives: true });
     await trainer.step(epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3))[0]);
-    const after = trainer.hfWeights();
+    const after = await trainer.hfWeights();
     for (const [name, t] of before) {
       const same = t.data.every((x, k) => x === after.get(name)!.data[k]);
       assert.equal(same, EMBEDDING_TABLE.test(name), `${name} ${same ? 'unchanged' : 'changed'}`);

@@ -198,7 +198,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   if (c.resume_from_checkpoint) {
     const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
     const path = resumePath(c.output_dir, explicit, (msg) => log(o.quiet, msg));
-    state = loadCheckpoint(path, trainer);
+    state = await loadCheckpoint(path, trainer);
     // Forget log lines the interrupted run wrote after this checkpoint.
     if (existsSync(logPath)) {
       // A line torn by the kill is dropped with the rest of what came after the checkpoint.
@@ -226,8 +226,8 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
       await encoder.close();
     }
   };
-  const exportTo = (dir: string) => {
-    const trained = trainer.hfWeights();
+  const exportTo = async (dir: string) => {
+    const trained = await trainer.hfWeights();
     exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates, keepOthers: dir === c.output_dir });
     if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
   };
@@ -254,7 +254,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
         if (state.step % c.logging_steps === 0 || state.step === 1) {
           const loss = window.reduce((a, x) => a + x, 0) / window.length;
           lastLogged = loss;
-          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000 }) + '\n');
+          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
           window = [];
         }
         if (evalSet && state.step % c.eval_steps === 0) {
@@ -265,10 +265,10 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
           if (state.bestMetric === null || metric > state.bestMetric) {
             state = { ...state, bestMetric: metric };
             best = { step: state.step, metric };
-            exportTo(join(c.output_dir, 'best'));
+            await exportTo(join(c.output_dir, 'best'));
           }
         }
-        if (state.step % c.save_steps === 0) saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+        if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
       }
       if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
     }
@@ -282,8 +282,8 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     throw e;
   }
   bar.done();
-  if (state.step % c.save_steps !== 0) saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
-  exportTo(c.output_dir);
+  if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+  await exportTo(c.output_dir);
   await trainer.close();
   log(o.quiet, `train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
   return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };

@@ -26,6 +26,8 @@ export interface CrossEncoderOptions {
   threads?: number;
   /** Where the session runs (see runtime/device.ts). */
   device?: string;
+  /** Write onnxruntime's per-node profile (JSON, placement included) with this file prefix. */
+  profilePrefix?: string;
   /** Which logit is the score when the model has several labels (required then). */
   label?: number;
   /** Hub revision when the model is a Hub id. */
@@ -115,7 +117,7 @@ export class CrossEncoder implements Reranker {
     const hidden = arch.build(inputs, params, config);
     const logits = classifierHead(pool(hidden, inputs.attentionMask, { pooling: 'cls', normalize: false }), params, config, labels);
     graph.output(op.squeeze(op.slice(logits, [label], [label + 1], [1]), [1]), 'score', ['batch']);
-    const session = await Session.create(graph, { threads: o.threads, device: o.device });
+    const session = await Session.create(graph, { threads: o.threads, device: o.device, profilePrefix: o.profilePrefix });
     return new CrossEncoder(dir, config, tokenizer, session, Math.min(tokenizer.modelMaxLength, positionLimit(config)));
   }
 

@@ -35,6 +35,10 @@ export function parseDevices(spec: string): Slot[] {
     parseDevice(s);
     return { device: s.trim() };
   });
+  if (slots.filter((s) => parseDevice(s.device).name === 'webgpu').length > 1) {
+    // Seen with onnxruntime-node 1.30: a segmentation fault as soon as two threads run.
+    throw new Error(`--devices ${spec}: onnxruntime-node's WebGPU provider keeps one device context per process, and two threads running sessions on it at once crash it; use --device webgpu (one device, with the training state kept there)`);
+  }
   return slots;
 }
 

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
 import { type Feed, floatTensor, Session } from '../runtime/session.js';
+import { deviceResident, uploadTensors } from '../runtime/device-memory.js';
 import { padBatch } from './batch.js';
 import { progress } from '../progress.js';
 import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
@@ -52,6 +53,8 @@ export interface EncoderOptions {
   quantize?: 'int8';
   /** Where the session runs: `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]`, `coreml`. */
   device?: string;
+  /** Write onnxruntime's per-node profile (JSON, placement included) with this file prefix. */
+  profilePrefix?: string;
   /**
    * Default token limit per text (`Encoder.load`: sentence-transformers' `max_seq_length` from
    * sentence_bert_config.json, as `SentenceTransformer` applies it); `EncodeOptions.maxLength`
@@ -221,6 +224,8 @@ export class Encoder {
   quantize?: 'int8';
   /** Token limit when an encode call names none (sentence-transformers' max_seq_length, else the model's limit). */
   defaultMaxLength?: number;
+  /** Device tensors this encoder uploaded, released on close. */
+  private owned: { dispose(): void }[] = [];
 
   private constructor(
     readonly dir: string,
@@ -283,9 +288,13 @@ export class Encoder {
     const { graph, params } = buildEncoderGraph(config, weights, { pooling, normalize, dimensions }, mode, options.adoptWeights ? 'adopt' : 'hf', int8);
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
-    const session = await Session.create(graph, { threads: options.threads, device: options.device });
+    const runtime = { threads: options.threads, device: options.device, profilePrefix: options.profilePrefix };
+    const session = await Session.create(graph, runtime);
     const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? feed : {});
+    // Fed weights go to a WebGPU device once, not with every batch.
+    const onDevice = mode === 'input' && deviceResident(options.device) ? await uploadTensors(feed, runtime) : undefined;
+    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? (onDevice ?? feed) : {});
+    if (onDevice) encoder.owned = Object.values(onDevice);
     if (options.maxLength !== undefined) encoder.defaultMaxLength = encoder.resolveMaxLength(options.maxLength);
     encoder.quantize = options.quantize;
     return encoder;
@@ -421,6 +430,7 @@ export class Encoder {
 
   async close(): Promise<void> {
     await this.session.release();
+    for (const t of this.owned) t.dispose();
   }
 }
 

@@ -139,7 +139,7 @@ function place(tmp: string, target: string, o: Pick<ExportOptions, 'overwrite' |
 /**
  * Writes the model into `outDir` (created, or replaced as a whole, via a temp directory).
  * @example
- *   await exportModel('runs/ft', { baseDir: 'models/bge-small-en', config, weights: trainer.hfWeights(), pooling: 'cls', normalize: true });
+ *   await exportModel('runs/ft', { baseDir: 'models/bge-small-en', config, weights: await trainer.hfWeights(), pooling: 'cls', normalize: true });
  */
 export function exportModel(outDir: string, o: ExportOptions): void {
   const target = resolve(outDir);

@@ -38,7 +38,7 @@ const INSTALL_ADVICE: Record<string, string> = {
     'install onnxruntime-node with its CUDA binaries: delete the `onnxruntime-node-install-cuda=skip` line of .npmrc, then `ONNXRUNTIME_NODE_INSTALL=cuda12 npm install onnxruntime-node --foreground-scripts` (npm 11 runs a dependency\'s install script only once allowed: `npm install-scripts approve onnxruntime-node`), with CUDA 12 and cuDNN 9 on the library path',
   dml: 'DirectML is in the Windows build of onnxruntime-node only',
   coreml: 'CoreML is in the macOS build of onnxruntime-node only',
-  webgpu: 'the WebGPU provider needs a GPU with Vulkan (Linux), D3D12 (Windows) or Metal (macOS) drivers',
+  webgpu: 'the WebGPU provider needs a GPU with Vulkan (Linux), D3D12 (Windows) or Metal (macOS) drivers; without a GPU, Mesa 25\'s software Vulkan driver serves (Debian 12: apt-get install -t bookworm-backports mesa-vulkan-drivers; README "Devices")',
 };
 
 /** The provider libraries onnxruntime-node ships or installed for this platform. */
@@ -68,5 +68,8 @@ export function executionProviders(device: Device): ort.InferenceSession.Executi
  * @example throw deviceError(parseDevice('cuda:7'), e); // "--device cuda:7: onnxruntime could not run a session there (…)"
  */
 export function deviceError(device: Device, e: unknown): Error {
-  return new Error(`--device ${device.spec}: onnxruntime could not run a session there (${(e as Error).message.split('\n')[0]}); ${INSTALL_ADVICE[device.name] ?? ''}`.replace(/; $/, ''));
+  const first = (e as Error).message.split('\n')[0]!;
+  // onnxruntime's check failures read "<source path>:<line> <function> <condition> was false. <why>"
+  const why = / was false\. (.*)$/.exec(first)?.[1] ?? first;
+  return new Error(`--device ${device.spec}: onnxruntime could not run a session there (${why}); ${INSTALL_ADVICE[device.name] ?? ''}`.replace(/; $/, ''));
 }

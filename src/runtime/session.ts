@@ -17,13 +17,45 @@ export interface RuntimeOptions {
   threads?: number;
   /** ORT's memory-pattern planning (default off: our shapes vary from run to run). */
   memPattern?: boolean;
-  /** Write ORT's per-node profile (JSON) with this file prefix. */
+  /** Write ORT's per-node profile (JSON) with this file prefix (the graph's name is appended). */
   profilePrefix?: string;
   /** Save the model as ORT optimised it (fusions applied) to this path, for inspection. */
   optimizedModelPath?: string;
   /** `cpu` (default), `cuda[:i]`, `webgpu`, `dml[:i]`, `coreml` (see device.ts). */
   device?: string;
+  /**
+   * Outputs left in device memory (WebGPU: `gpu-buffer` tensors that another session on the same
+   * device takes as inputs without a copy); every other output comes back to the host.
+   */
+  deviceOutputs?: (name: string) => boolean;
+  /** Counts the bytes this session's runs move between host and a device (not for `cpu`). */
+  transfer?: Transfer;
 }
+
+/**
+ * Host↔device traffic as the runs ask for it: every host tensor fed to a session on a device is
+ * uploaded, every output that comes back to the host downloaded. (Copies onnxruntime makes inside
+ * a run, for nodes it places on the CPU, are the placement table's concern: scripts/placement.ts.)
+ */
+export class Transfer {
+  toDevice = 0;
+  fromDevice = 0;
+
+  /** The counts since `before` (a copy taken with `snapshot`). */
+  since(before: { toDevice: number; fromDevice: number }): { toDevice: number; fromDevice: number } {
+    return { toDevice: this.toDevice - before.toDevice, fromDevice: this.fromDevice - before.fromDevice };
+  }
+
+  snapshot(): { toDevice: number; fromDevice: number } {
+    return { toDevice: this.toDevice, fromDevice: this.fromDevice };
+  }
+}
+
+const hostBytes = (ts: Iterable<ort.Tensor | null>) => {
+  let n = 0;
+  for (const t of ts) if (t && t.location === 'cpu') n += (t.data as ArrayBufferView).byteLength;
+  return n;
+};
 
 export type Feed = Record<string, ort.Tensor>;
 
@@ -31,6 +63,8 @@ export class Session {
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly cleanup?: () => void,
+    /** Set when the session runs on a device: its host↔device bytes are counted here. */
+    private readonly transfer?: Transfer,
   ) {}
 
   /** Builds an ORT session for `graph`. */
@@ -45,8 +79,10 @@ export class Session {
   }
 
   private static async build(graph: Graph, options: RuntimeOptions, executionProviders?: ort.InferenceSession.ExecutionProviderConfig[]): Promise<Session> {
+    const onDevice = options.deviceOutputs && executionProviders;
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       ...(executionProviders ? { executionProviders } : {}),
+      ...(onDevice ? { preferredOutputLocation: Object.fromEntries(graph.outputs.map((o) => [o.name, options.deviceOutputs!(o.name) ? 'gpu-buffer' : 'cpu'])) } : {}),
       intraOpNumThreads: options.threads ?? availableParallelism(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
@@ -56,19 +92,21 @@ export class Session {
       // peak RSS (training MiniLM-L6 8.6 → 15 GB; eval at 512 tokens 0.54 → 0.66 GB) for no speed.
       enableMemPattern: options.memPattern ?? false,
       enableProfiling: options.profilePrefix !== undefined,
-      profileFilePrefix: options.profilePrefix,
+      // One file per graph: `<prefix>-<graph name>_<date>.json`.
+      profileFilePrefix: options.profilePrefix && `${options.profilePrefix}-${graph.name}`,
       ...(options.optimizedModelPath ? { optimizedModelFilePath: options.optimizedModelPath } : {}),
     };
+    const transfer = executionProviders ? options.transfer : undefined;
     if (!needsExternalData(graph)) {
       const { model } = serialize(graph);
-      return new Session(await ort.InferenceSession.create(model, sessionOptions));
+      return new Session(await ort.InferenceSession.create(model, sessionOptions), undefined, transfer);
     }
     const dir = mkdtempSync(join(tmpdir(), 'embedtune-onnx-'));
     const { model, external } = serialize(graph, { externalDataLocation: 'model.onnx_data' });
     writeFileSync(join(dir, 'model.onnx'), model);
     await writeChunks(join(dir, 'model.onnx_data'), external);
     const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), sessionOptions);
-    return new Session(session, () => rmSync(dir, { recursive: true, force: true }));
+    return new Session(session, () => rmSync(dir, { recursive: true, force: true }), transfer);
   }
 
   get inputNames(): readonly string[] {
@@ -80,8 +118,12 @@ export class Session {
    * tensors that ORT writes into (null: allocate).
    */
   async run(feed: Feed, fetches?: string[] | Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
-    const out = fetches ? await this.session.run(feed, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feed);
-    return out as Record<string, ort.Tensor>;
+    const out = (fetches ? await this.session.run(feed, fetches as ort.InferenceSession.FetchesType) : await this.session.run(feed)) as Record<string, ort.Tensor>;
+    if (this.transfer) {
+      this.transfer.toDevice += hostBytes(Object.values(feed));
+      this.transfer.fromDevice += hostBytes(Object.values(out));
+    }
+    return out;
   }
 
   /** Stops ORT's profiler (which writes `<profilePrefix>_<date>.json`). */

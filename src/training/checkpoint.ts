@@ -50,13 +50,13 @@ export function listCheckpoints(outDir: string): { step: number; path: string }[
  * Writes `checkpoint-<step>` for the trainer's current state. A failed write (a full disk)
  * removes the partial directory, leaves every earlier checkpoint as it was and throws naming the path.
  */
-export function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): string {
+export async function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): Promise<string> {
   const final = join(outDir, `checkpoint-${state.step}`);
   const tmp = tracked(join(outDir, `.checkpoint-${state.step}.tmp`));
   rmSync(tmp, { recursive: true, force: true });
   try {
     mkdirSync(tmp, { recursive: true });
-    const saved = trainer.saveState();
+    const saved = await trainer.saveState();
     writeSafetensors(join(tmp, WEIGHTS), saved.weights);
     writeSafetensors(join(tmp, MOMENTS), saved.moments);
     const files = Object.fromEntries([WEIGHTS, MOMENTS].map((f) => [f, statSync(join(tmp, f)).size]));
@@ -129,19 +129,19 @@ export function checkpointWeights(path: string): Map<string, NamedTensor> {
 }
 
 /** Restores weights, moments and the optimizer step into `trainer` (read straight into its buffers); returns the saved state. */
-export function loadCheckpoint(path: string, trainer: Trainer): TrainState {
+export async function loadCheckpoint(path: string, trainer: Trainer): Promise<TrainState> {
   const problem = checkCheckpoint(path);
   if (problem) throw new Error(`resume: checkpoint ${path} is incomplete: ${problem}`);
   const state = readState(path);
-  const targets = trainer.stateBuffers();
-  const weightHeader = readHeader(join(path, WEIGHTS));
-  for (const [name, data] of targets.weights) {
-    const e = weightHeader.tensors.get(name);
-    if (!e || e.shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`${path}: checkpoint does not match the model (tensor ${name})`);
-  }
-  readSafetensorsInto(join(path, WEIGHTS), targets.weights);
-  readSafetensorsInto(join(path, MOMENTS), targets.moments);
-  trainer.optimizer.step = state.optimizerStep;
+  await trainer.restoreState((targets) => {
+    const weightHeader = readHeader(join(path, WEIGHTS));
+    for (const [name, data] of targets.weights) {
+      const e = weightHeader.tensors.get(name);
+      if (!e || e.shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`${path}: checkpoint does not match the model (tensor ${name})`);
+    }
+    readSafetensorsInto(join(path, WEIGHTS), targets.weights);
+    readSafetensorsInto(join(path, MOMENTS), targets.moments);
+  }, state.optimizerStep);
   const { optimizerStep: _s, transposed: _t, files: _f, ...train } = state;
   return train;
 }

@@ -60,20 +60,20 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   const arch = ARCHITECTURES[config.architecture];
   if (!parts) throw new Error(`recompute: not supported for ${config.architecture} models (only bert, xlm-roberta, qwen2 and qwen3)`);
   const h = config.hiddenSize;
-  const part = (name: string) => {
-    const graph = new Graph(name);
+  const part = (name: string, withGrad: boolean) => {
+    const graph = new Graph(withGrad ? `${name}-vjp` : name);
     return { graph, params: new Params(graph, weights, 'input', 'graph', config.loraScale) };
   };
 
   const embedPart = (withGrad: boolean) => {
-    const { graph, params } = part('embed-part');
+    const { graph, params } = part('embed-part', withGrad);
     const x0 = parts.embed(arch.inputs(graph), params, config);
     if (!withGrad) return { graph, params, out: graph.output(x0, 'hidden', ['batch', 'sequence', h]) };
     const seed = graph.input('grad_hidden', 'float32', ['batch', 'sequence', h]);
     return { graph, params, grads: outputGradients(graph, params, x0, seed, grad) };
   };
   const layerPart = (withGrad: boolean) => {
-    const { graph, params } = part('layer-part');
+    const { graph, params } = part('layer-part', withGrad);
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
     const y = parts.layer(x, mask, params, 0, config);
@@ -82,7 +82,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     return { graph, params, grads: outputGradients(graph, params, y, seed, { ...grad, sparse: false }, [x]) };
   };
   const headPart = (withGrad: boolean) => {
-    const { graph, params } = part('head-part');
+    const { graph, params } = part('head-part', withGrad);
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
     const e = pool(parts.final ? parts.final(x, params, config) : x, mask, pooling);
@@ -115,8 +115,11 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   };
 }
 
+/** The six part sessions (embedVjp absent under LoRA). */
+export const layerwiseSessionList = (s: LayerwiseSessions): Session[] => [s.embed, s.embedVjp, s.layer, s.layerVjp, s.head, s.headVjp].filter((x): x is Session => !!x);
+
 export async function releaseLayerwise(s: LayerwiseSessions): Promise<void> {
-  for (const session of [s.embed, s.embedVjp, s.layer, s.layerVjp, s.head, s.headVjp]) await session?.release();
+  for (const session of layerwiseSessionList(s)) await session.release();
 }
 
 /** What the layer-by-layer step reads from and writes into (the trainer's slots). */

@@ -99,7 +99,7 @@ export function mergeAdapters(weights: Map<string, NamedTensor>, scale: number, 
  * `adapter_model.safetensors` with `base_model.model.<layer>.lora_{A,B}.weight` tensors, as PEFT
  * names them for the model `AutoModel` (and sentence-transformers) loads: `layers.0.self_attn.q_proj`
  * for Qwen, `encoder.layer.0.attention.self.query` for BERT.
- * @example writeAdapter('runs/ft/adapter', trainer.hfWeights(), { rank: 16, alpha: 32, dropout: 0, targets: ['q_proj'] }, 'Qwen/Qwen3-Embedding-0.6B');
+ * @example writeAdapter('runs/ft/adapter', await trainer.hfWeights(), { rank: 16, alpha: 32, dropout: 0, targets: ['q_proj'] }, 'Qwen/Qwen3-Embedding-0.6B');
  */
 export function writeAdapter(dir: string, weights: Map<string, NamedTensor>, o: LoraOptions, base: string): void {
   mkdirSync(dir, { recursive: true });

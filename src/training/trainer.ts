@@ -12,10 +12,12 @@ import type { Pooling } from '../models/pooling.js';
 import { type NamedTensor } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
-import { type Feed, floatTensor, int64Tensor, Session } from '../runtime/session.js';
+import { type Feed, floatTensor, int64Tensor, Session, Transfer } from '../runtime/session.js';
+import { deviceResident } from '../runtime/device-memory.js';
+import { DeviceState } from './device-state.js';
 import type { DistillOptions } from '../losses/distill.js';
 import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
-import { type BackwardSlice, layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
+import { type BackwardSlice, layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessionList, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
 import { DataParallel, shareWeights, type WorkerRole } from './data-parallel.js';
 import type { Slot as DeviceSlot } from '../models/encoder-pool.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, type ParamSlot, RowGradients, type Schedule } from './optimizer.js';
@@ -106,6 +108,8 @@ export interface StepResult {
   loss: number;
   gradNorm: number;
   lr: number;
+  /** Bytes the step moved host → device and back (training on a device only). */
+  transfer?: { toDevice: number; fromDevice: number };
 }
 
 export interface Slot extends ParamSlot {
@@ -135,6 +139,10 @@ export class Trainer {
   /** This step's gradients, one per slot (set by computeGradients). */
   grads: Grad[] = [];
   private kept?: Kept;
+  /** This step's gradients on the device (device-resident training), one per slot. */
+  private deviceGrads: ort.Tensor[] = [];
+  /** Host↔device bytes of every session this trainer runs on a device. */
+  readonly transfer: Transfer;
 
   private constructor(
     readonly config: ModelConfig,
@@ -152,7 +160,17 @@ export class Trainer {
     private readonly transposedBase: Set<string>,
     /** The workers when training data-parallel (this thread then runs no encoder session). */
     private readonly group?: DataParallel,
-  ) {}
+    /** Weights, moments and gradients in device memory (WebGPU; see device-state.ts). */
+    private readonly device?: DeviceState,
+    transfer?: Transfer,
+  ) {
+    this.transfer = transfer ?? new Transfer();
+  }
+
+  /** Whether weights, moments and gradients stay in device memory between steps. */
+  get deviceResident(): boolean {
+    return !!this.device;
+  }
 
   /**
    * Builds the training graphs and sessions. The trainer takes `weights` over: tensors it trains
@@ -195,9 +213,14 @@ export class Trainer {
   private static async build(config: ModelConfig, tokenizer: Tokenizer | null, weights: Map<string, NamedTensor>, o: TrainerOptions, role?: WorkerRole): Promise<Trainer> {
     const pooling = { pooling: o.pooling, normalize: o.normalize };
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill };
-    const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix, device: o.device };
+    const transfer = new Transfer();
+    const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix, device: o.device, transfer };
+    // On WebGPU the state stays on the device (but for recompute's layer-by-layer sessions, and
+    // data-parallel workers, which train on host state); lookup tables then get dense gradients.
+    const onDevice = deviceResident(o.device) && !o.recompute && !role;
+    const gradsOnDevice = onDevice ? { deviceOutputs: (n: string) => n.startsWith(GRAD_PREFIX) } : {};
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
-    const grad = { sparse: o.sparseEmbeddings ?? true, frozen: new Set([...weights.keys()].filter(fixed)) };
+    const grad = { sparse: !onDevice && (o.sparseEmbeddings ?? true), frozen: new Set([...weights.keys()].filter(fixed)) };
     const sessions: Sessions = {};
     // Linear weights are transposed in place, once: from here on `weights` is in graph layout
     // (a worker's come so already).
@@ -210,16 +233,16 @@ export class Trainer {
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
     } else if (o.miniBatchSize || role?.crossDevice) {
       built = vjpGraph(config, weights, pooling, grad, 'graph');
-      sessions.vjp = await Session.create(built.graph, runtime);
+      sessions.vjp = await Session.create(built.graph, { ...runtime, ...gradsOnDevice });
       sessions.embed = await Session.create(whole.graph, runtime);
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
     } else {
       built = stepGraph(config, weights, pooling, loss, grad, 'graph');
-      sessions.step = await Session.create(built.graph, runtime);
+      sessions.step = await Session.create(built.graph, { ...runtime, ...gradsOnDevice });
     }
     const slot = (name: string, parts: Slot['parts']): Slot => {
       const u = built.params.used.get(name)!;
-      const grad = parts.length ? null : new Float32Array(u.data.length);
+      const grad = parts.length || onDevice ? null : new Float32Array(u.data.length);
       return { name, data: u.data, decay: decays(name), shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape), grad, gradTensor: grad && floatTensor(grad, u.shape), parts };
     };
     const slots = [...built.names.map((n) => slot(n, [])), ...built.sparse.map((s) => slot(s.name, s.parts))];
@@ -227,13 +250,17 @@ export class Trainer {
       const u = built.params.used.get(name)!;
       return { name, tensor: floatTensor(u.data, u.shape) };
     });
-    // A worker keeps no optimizer state: the step is taken once, by the main thread.
-    const optimizer = new AdamW(role ? [] : slots, { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon });
+    // A worker keeps no optimizer state: the step is taken once, by the main thread. On a device
+    // the moments live there (DeviceState); AdamW here then only counts steps.
+    const adamw = { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon };
+    const optimizer = new AdamW(role || onDevice ? [] : slots, adamw);
+    const k = { weightDecay: o.weightDecay, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, eps: o.epsilon ?? 1e-8 };
+    const device = onDevice ? await DeviceState.create(slots, frozen, k, runtime) : undefined;
     const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
     const transposedBase = new Set(built.frozen.filter((n) => built.params.used.get(n)?.transposed));
-    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base, transposedBase);
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base, transposedBase, undefined, device, transfer);
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
@@ -258,6 +285,7 @@ export class Trainer {
   }
 
   private weightFeed(): Record<string, ort.Tensor> {
+    if (this.device) return this.device.feed();
     return Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor]));
   }
 
@@ -265,7 +293,8 @@ export class Trainer {
   private gradFetches(dense: (s: Slot, i: number) => ort.Tensor): Record<string, ort.Tensor | null> {
     const out: Record<string, ort.Tensor | null> = {};
     this.slots.forEach((s, i) => {
-      if (s.grad) out[GRAD_PREFIX + s.name] = dense(s, i);
+      if (this.device) out[GRAD_PREFIX + s.name] = null; // left on the device
+      else if (s.grad) out[GRAD_PREFIX + s.name] = dense(s, i);
       for (const p of s.parts) [out[p.grad], out[p.rows]] = [null, null];
     });
     return out;
@@ -313,6 +342,10 @@ export class Trainer {
         { ...this.weightFeed(), ...padBatch(q, pad, 'q_', this.withTypes), ...padBatch(p, pad, 'p_', this.withTypes), ...lossFeed },
         { loss: null, ...this.gradFetches((s) => s.gradTensor!) },
       );
+      if (this.device) {
+        this.deviceGrads = this.slots.map((s) => out[GRAD_PREFIX + s.name]!);
+        return (out.loss.data as Float32Array)[0];
+      }
       const rows = this.rowAccumulators();
       this.addRows(out, rows);
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
@@ -404,6 +437,7 @@ export class Trainer {
       return;
     }
     const vjp = this.sessions.vjp!;
+    if (this.device) return this.backwardOnDevice(kept as { q: number[][]; p: number[][] }, dq, dp);
     this.slots.forEach((s) => s.grad?.fill(0));
     const partial = this.slots.map((s) => (s.grad ? new Float32Array(s.grad.length) : null));
     const fetches = this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape));
@@ -427,11 +461,52 @@ export class Trainer {
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
   }
 
+  /** backwardPass with the state on the device: each slice's gradients are summed there. */
+  private async backwardOnDevice(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array): Promise<void> {
+    const dim = this.config.hiddenSize;
+    const fetches = this.gradFetches(() => null as never);
+    let acc: ort.Tensor[] | undefined;
+    for (const [ids, grads] of [
+      [kept.q, dq],
+      [kept.p, dp],
+    ] as const) {
+      let row = 0;
+      for (const s of this.slices(ids)) {
+        const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
+        const out = await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches);
+        const part = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!);
+        acc = acc ? await this.device!.accumulate(acc, part) : part;
+        row += s.length;
+      }
+    }
+    this.deviceGrads = acc!;
+  }
+
+  /** step() with the state on the device: AdamW and clipping run there, as one graph. */
+  private async stepOnDevice(batch: TrainExample[]): Promise<StepResult> {
+    const before = this.transfer.snapshot();
+    const loss = await this.computeGradients(batch);
+    const stepIndex = this.optimizer.step;
+    const lr = learningRate(stepIndex, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
+    const grads = this.deviceGrads;
+    this.deviceGrads = [];
+    const { norm, commit, discard } = await this.device!.update(grads, lr, stepIndex + 1, this.o.maxGradNorm);
+    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+      discard();
+      throw new NonFiniteError(stepIndex + 1, !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${norm}`);
+    }
+    commit();
+    this.optimizer.step++;
+    return { loss, gradNorm: norm, lr, transfer: this.transfer.since(before) };
+  }
+
   /**
    * One optimizer step on `batch`. Throws (before touching the weights) when the loss or the
    * gradient is NaN or infinite.
    */
   async step(batch: TrainExample[]): Promise<StepResult> {
+    if (this.device) return this.stepOnDevice(batch);
+    const before = this.transfer.snapshot();
     const loss = await this.computeGradients(batch);
     const grads = this.grads;
     const gradNorm = this.o.maxGradNorm > 0 ? clipGradNorm(grads, this.o.maxGradNorm) : clipGradNorm(grads, Infinity);
@@ -441,11 +516,12 @@ export class Trainer {
     }
     const lr = learningRate(stepIndex, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
     this.optimizer.update(grads, lr);
-    return { loss, gradNorm, lr };
+    return { loss, gradNorm, lr, ...(this.o.device && this.o.device !== 'cpu' && { transfer: this.transfer.since(before) }) };
   }
 
-  /** The current weights with Hugging Face names and layout. */
-  hfWeights(): Map<string, NamedTensor> {
+  /** The current weights with Hugging Face names and layout (downloaded from the device first when they live there). */
+  async hfWeights(): Promise<Map<string, NamedTensor>> {
+    if (this.device) await this.device.pull(false);
     const out = new Map(this.base);
     for (const n of this.transposedBase) out.set(n, transpose2d(this.base.get(n)!));
     for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
@@ -472,23 +548,31 @@ export class Trainer {
     return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed, output: 'embedding' });
   }
 
-  /** What a checkpoint stores: trained weights (graph layout), AdamW moments, the optimizer step. */
-  saveState(): { weights: Map<string, NamedTensor>; moments: Map<string, NamedTensor>; optimizerStep: number; transposed: string[] } {
+  /** What a checkpoint stores: trained weights (graph layout), AdamW moments, the optimizer step (downloaded once from a device). */
+  async saveState(): Promise<{ weights: Map<string, NamedTensor>; moments: Map<string, NamedTensor>; optimizerStep: number; transposed: string[] }> {
+    const { m, v } = this.device ? await this.device.pull() : this.optimizer;
     const weights = new Map<string, NamedTensor>();
     const moments = new Map<string, NamedTensor>();
     this.slots.forEach((s, i) => {
       weights.set(s.name, { shape: s.shape, data: s.data });
-      moments.set(`m.${s.name}`, { shape: s.shape, data: this.optimizer.m[i] });
-      moments.set(`v.${s.name}`, { shape: s.shape, data: this.optimizer.v[i] });
+      moments.set(`m.${s.name}`, { shape: s.shape, data: m[i]! });
+      moments.set(`v.${s.name}`, { shape: s.shape, data: v[i]! });
     });
     return { weights, moments, optimizerStep: this.optimizer.step, transposed: this.slots.filter((s) => s.transposed).map((s) => s.name) };
   }
 
-  /** The buffers a checkpoint is read back into, by the names saveState gives them. */
-  stateBuffers(): { weights: Map<string, Float32Array>; moments: Map<string, Float32Array> } {
+  /**
+   * Restores a checkpoint: `fill` reads weights and moments into the buffers it is given (by the
+   * names saveState gives them); on a device they are then uploaded once.
+   */
+  async restoreState(fill: (buffers: { weights: Map<string, Float32Array>; moments: Map<string, Float32Array> }) => void, optimizerStep: number): Promise<void> {
+    const fresh = () => this.slots.map((s) => new Float32Array(s.data.length));
+    const [m, v] = this.device ? [fresh(), fresh()] : [this.optimizer.m, this.optimizer.v];
     const moments = new Map<string, Float32Array>();
-    this.slots.forEach((s, i) => moments.set(`m.${s.name}`, this.optimizer.m[i]).set(`v.${s.name}`, this.optimizer.v[i]));
-    return { weights: new Map(this.slots.map((s) => [s.name, s.data])), moments };
+    this.slots.forEach((s, i) => moments.set(`m.${s.name}`, m[i]!).set(`v.${s.name}`, v[i]!));
+    fill({ weights: new Map(this.slots.map((s) => [s.name, s.data])), moments });
+    if (this.device) await this.device.push(m, v);
+    this.optimizer.step = optimizerStep;
   }
 
   async close(): Promise<void> {
@@ -496,11 +580,14 @@ export class Trainer {
     const { layerwise, ...plain } = this.sessions;
     for (const s of Object.values(plain)) await s?.release();
     if (layerwise) await releaseLayerwise(layerwise);
+    await this.device?.release();
   }
 
-  /** Stops profiling the step session; ORT writes `<profilePrefix>_<date>.json`. */
+  /** Stops profiling every session; ORT writes `<profilePrefix>-<graph name>_<date>.json` for each. */
   endProfiling(): void {
-    (this.sessions.step ?? this.sessions.vjp)?.endProfiling();
+    const { layerwise, ...plain } = this.sessions;
+    for (const s of [...Object.values(plain), ...(layerwise ? layerwiseSessionList(layerwise) : [])]) s?.endProfiling();
+    this.device?.endProfiling();
   }
 }
 
