@@ -79,7 +79,11 @@ export class DeviceState {
     private m: ort.Tensor[],
     private v: ort.Tensor[],
     private readonly frozen: ort.Tensor[],
+    private readonly runtime: RuntimeOptions,
   ) {}
+
+  /** One `add` session per tensor rank, made on first use. */
+  private readonly adders = new Map<number, Session>();
 
   /**
    * Uploads `slots` (trained: weights, zero moments) and `frozen` (fed, never updated) once.
@@ -104,7 +108,7 @@ export class DeviceState {
     const zeros = host((s) => new Float32Array(s.data.length));
     const [m, v] = [await upload(sessions.upload, zeros), await upload(sessions.upload, zeros)];
     const frozenOnDevice = sessions.uploadFrozen ? await upload(sessions.uploadFrozen, frozen.map((f) => f.tensor)) : [];
-    return new DeviceState(slots, frozen.map((f) => f.name), k, sessions, w, m, v, frozenOnDevice);
+    return new DeviceState(slots, frozen.map((f) => f.name), k, sessions, w, m, v, frozenOnDevice, runtime);
   }
 
   /** Every weight (trained and frozen) by name, as device tensors: the graphs' weight inputs. */
@@ -113,6 +117,22 @@ export class DeviceState {
     this.slots.forEach((s, i) => (out[s.name] = this.w[i]!));
     this.frozenNames.forEach((n, i) => (out[n] = this.frozen[i]!));
     return out;
+  }
+
+  /** a + b for one tensor of any shape, on the device; a and b are released. */
+  async add(a: ort.Tensor, b: ort.Tensor): Promise<ort.Tensor> {
+    const rank = a.dims.length;
+    let session = this.adders.get(rank);
+    if (!session) {
+      const g = new Graph('add');
+      const dims = Array.from({ length: rank }, (_, j) => `d${j}`);
+      g.output(op.add(g.input('a', 'float32', dims), g.input('b', 'float32', dims)), 's');
+      this.adders.set(rank, (session = await Session.create(g, { ...this.runtime, deviceOutputs: () => true })));
+    }
+    const out = await session.run({ a, b });
+    a.dispose();
+    b.dispose();
+    return out.s!;
   }
 
   /** a + b slot by slot, on the device; a and b are released. */
@@ -186,11 +206,11 @@ export class DeviceState {
 
   /** Stops the sessions' profilers (RuntimeOptions.profilePrefix). */
   endProfiling(): void {
-    for (const s of Object.values(this.sessions)) s?.endProfiling();
+    for (const s of [...Object.values(this.sessions), ...this.adders.values()]) s?.endProfiling();
   }
 
   async release(): Promise<void> {
     for (const t of [...this.w, ...this.m, ...this.v, ...this.frozen]) t.dispose();
-    for (const s of Object.values(this.sessions)) await s?.release();
+    for (const s of [...Object.values(this.sessions), ...this.adders.values()]) await s?.release();
   }
 }

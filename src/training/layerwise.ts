@@ -55,7 +55,7 @@ export interface LayerwiseSessions {
 }
 
 /** Builds the six part graphs over `weights` (graph layout) and opens their sessions. */
-export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions): Promise<LayerwiseSessions> {
+export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions, onDevice = false): Promise<LayerwiseSessions> {
   const parts = ARCHITECTURES[config.architecture].layerwise;
   const arch = ARCHITECTURES[config.architecture];
   if (!parts) throw new Error(`recompute: not supported for ${config.architecture} models (only bert, xlm-roberta, qwen2 and qwen3)`);
@@ -92,7 +92,8 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   };
 
   const [ef, eb, lf, lb, hf, hb] = [embedPart(false), embedPart(true), layerPart(false), layerPart(true), headPart(false), headPart(true)];
-  const open = (g: Graph) => Session.create(g, runtime);
+  // With the state on a device, layer states and gradients stay there too (all but the pooled embedding).
+  const open = (g: Graph) => Session.create(g, onDevice ? { ...runtime, deviceOutputs: (n) => n !== 'embedding' } : runtime);
   return {
     embed: await open(ef.graph),
     embedVjp: eb.grads!.names.length || eb.grads!.sparse.length ? await open(eb.graph) : undefined,
@@ -130,6 +131,21 @@ export interface LayerwiseState {
   grads: Map<string, ort.Tensor>;
   /** Row-gradient sink of a lookup table. */
   addRows: (name: string, ids: BigInt64Array, grads: Float32Array) => void;
+  /**
+   * With the state on a device (sessions opened with `onDevice`): layer states and gradients stay
+   * there; each tensor's gradient is summed into `grads` with `add` (which releases its inputs),
+   * and `grads`/`addRows` above go unused.
+   */
+  device?: { add: (a: ort.Tensor, b: ort.Tensor) => Promise<ort.Tensor>; grads: Map<string, ort.Tensor> };
+}
+
+/** Adds `out`'s gradient outputs for `names` (renamed by `as`) into the device sums. */
+async function sumOnDevice(d: NonNullable<LayerwiseState['device']>, out: Record<string, ort.Tensor>, names: string[], as: (n: string) => string = (n) => n): Promise<void> {
+  for (const n of names) {
+    const [key, g] = [as(n), out[GRAD_PREFIX + n]!];
+    const prev = d.grads.get(key);
+    d.grads.set(key, prev ? await d.add(prev, g) : g);
+  }
 }
 
 /*
@@ -147,6 +163,13 @@ export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState,
   const mask = ids.attention_mask;
   const [b, len] = mask.dims;
   const h = s.hidden;
+  if (st.device) {
+    const states = [(await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids })).hidden!];
+    for (let l = 0; l < layers; l++) states.push((await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: mask })).out!);
+    const embedding = floats([b, h]);
+    await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: mask }, { embedding });
+    return { embedding: embedding.data as Float32Array, states };
+  }
   const states: ort.Tensor[] = [floats([b, len, h])];
   await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids }, { hidden: states[0] });
   for (let l = 0; l < layers; l++) {
@@ -171,6 +194,7 @@ export interface BackwardSlice {
  * writes the weight gradients straight into the trainer's buffers; later slices add theirs.
  */
 export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, slices: BackwardSlice[]): Promise<void> {
+  if (st.device) return backwardOnDevice(s, st, st.device, slices);
   const h = s.hidden;
   const layers = slices[0].states.length - 1;
   // Per slice, two d-hidden buffers used in turn: one is a layer's upstream gradient, the other its result.
@@ -202,6 +226,33 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
     await s.embedVjp.run({ ...weightFeed(s, st, s.embedNames, null), ...ids, grad_hidden: dx[i][layers % 2] }, fetches);
     if (i > 0) for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!);
     for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
+  }
+}
+
+/** layerwiseBackward with states and gradients on the device; each state is released once used. */
+async function backwardOnDevice(s: LayerwiseSessions, st: LayerwiseState, d: NonNullable<LayerwiseState['device']>, slices: BackwardSlice[]): Promise<void> {
+  const h = s.hidden;
+  const layers = slices[0].states.length - 1;
+  const dx: ort.Tensor[] = [];
+  for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
+    const grad_embedding = floatTensor(dEmbedding, [ids.attention_mask.dims[0], h]);
+    const out = await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: ids.attention_mask, grad_embedding });
+    dx[i] = out[`${GRAD_PREFIX}hidden`]!;
+    await sumOnDevice(d, out, s.headDense);
+  }
+  for (let l = layers - 1; l >= 0; l--) {
+    for (const [i, { ids, states }] of slices.entries()) {
+      const out = await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: ids.attention_mask, grad_out: dx[i]! });
+      dx[i]!.dispose();
+      states[l + 1]!.dispose();
+      dx[i] = out[`${GRAD_PREFIX}hidden`]!;
+      await sumOnDevice(d, out, s.layerDense, (n) => inLayer(s, n, l));
+    }
+  }
+  for (const [i, { ids, states }] of slices.entries()) {
+    states[0]!.dispose();
+    if (s.embedVjp) await sumOnDevice(d, await s.embedVjp.run({ ...weightFeed(s, st, s.embedNames, null), ...ids, grad_hidden: dx[i]! }), s.embedDense);
+    dx[i]!.dispose();
   }
 }
 

@@ -88,6 +88,12 @@ export interface TrainerOptions {
   /** Where the sessions run (see runtime/device.ts). */
   device?: string;
   /**
+   * Keep weights, moments and gradients in device memory between steps where the provider can
+   * (WebGPU; default true). false: host state as on the CPU, every step uploading the weights and
+   * downloading the gradients (for comparison: scripts/device-check.ts).
+   */
+  stateOnDevice?: boolean;
+  /**
    * Data parallel: one worker thread per entry (`parseDevices('cpu:2x1')`, `cuda:0,cuda:1`), each
    * with its own sessions, taking a contiguous slice of every batch; gradients are summed in
    * shared memory and one AdamW step runs here (see data-parallel.ts).
@@ -215,9 +221,9 @@ export class Trainer {
     const loss = { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill };
     const transfer = new Transfer();
     const runtime = { threads: o.threads, memPattern: false, profilePrefix: o.profilePrefix, device: o.device, transfer };
-    // On WebGPU the state stays on the device (but for recompute's layer-by-layer sessions, and
-    // data-parallel workers, which train on host state); lookup tables then get dense gradients.
-    const onDevice = deviceResident(o.device) && !o.recompute && !role;
+    // On WebGPU the state stays on the device (data-parallel workers train on host state); lookup
+    // tables then get dense gradients.
+    const onDevice = deviceResident(o.device) && o.stateOnDevice !== false && !role;
     const gradsOnDevice = onDevice ? { deviceOutputs: (n: string) => n.startsWith(GRAD_PREFIX) } : {};
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
     const grad = { sparse: !onDevice && (o.sparseEmbeddings ?? true), frozen: new Set([...weights.keys()].filter(fixed)) };
@@ -227,7 +233,7 @@ export class Trainer {
     const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt');
     let built: TrainGraph;
     if (o.recompute) {
-      const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime));
+      const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice));
       sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
@@ -406,7 +412,8 @@ export class Trainer {
   private layerwiseState(rows?: (RowGradients | null)[]): LayerwiseState {
     const index = new Map(this.slots.map((s, i) => [s.name, i]));
     return {
-      tensors: new Map([...this.slots, ...this.frozen].map((s) => [s.name, s.tensor])),
+      tensors: new Map(Object.entries(this.weightFeed())),
+      ...(this.device && { device: { add: (a: ort.Tensor, b: ort.Tensor) => this.device!.add(a, b), grads: new Map() } }),
       grads: new Map(this.slots.filter((s) => s.gradTensor).map((s) => [s.name, s.gradTensor!])),
       addRows: (name, ids, grads) => rows![index.get(name)!]!.add(ids, grads),
     };
@@ -432,8 +439,10 @@ export class Trainer {
           return { ids, states: kept.runs[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
         });
       });
-      await layerwiseBackward(this.sessions.layerwise!, this.layerwiseState(rows), backward);
-      this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
+      const state = this.layerwiseState(rows);
+      await layerwiseBackward(this.sessions.layerwise!, state, backward);
+      if (state.device) this.deviceGrads = this.slots.map((s) => state.device!.grads.get(s.name)!);
+      else this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return;
     }
     const vjp = this.sessions.vjp!;
