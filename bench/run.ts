@@ -4,7 +4,7 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices,webgpu
  *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
  *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
  *   /usr/bin/python3 with Debian's packages)
@@ -538,6 +538,38 @@ async function benchDevices() {
   rows.push({ case: `train step MiniLM-L6 (32 × group 4): --devices cpu:${THREADS}x1 vs 1 × ${THREADS} threads (same losses: ${sameLoss})`, ours: `${r.ours.toFixed(2)} s`, peer: `one trainer ${r.theirs.toFixed(2)} s`, ratio: r.theirs / r.ours, target: 'same losses', met: sameLoss, detail: { ...r, losses } });
 }
 
+// ---------------------------------------------------------------- WebGPU (issue 21)
+
+/**
+ * scripts/device-check.ts on WebGPU (lavapipe on a machine without a GPU: a software GPU, so this
+ * measures parity, placement and bytes moved, not speed): MiniLM-L6 and bge-base shapes, a
+ * training step of 2 queries × group 4 at 32/128 tokens.
+ */
+async function benchWebgpu() {
+  const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'scripts', 'device-check.js'), 'webgpu', '--shapes', 'minilm,bge-base', '--batch', '2', '--steps', '3'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const out = JSON.parse(r.stdout);
+  if (out.error) throw new Error(`device-check: ${out.error}`);
+  const enc = Math.max(...(Object.values(out.parity.encodeMaxAbsDiff) as number[]));
+  const loss = Math.max(...Object.values(out.parity.training as Record<string, { maxRelDiff: number }>).map((t) => t.maxRelDiff));
+  rows.push({ case: 'WebGPU vs CPU: encode (5 architectures), 3 training steps (fused, GradCache, recompute)', ours: `encode ≤ ${enc.toExponential(1)}, losses ≤ ${loss.toExponential(1)} rel.`, peer: 'CPU', ratio: NaN, target: '≤ 1e-5', met: out.parity.ok, detail: out.parity });
+  const placed = out.placement as { graph: string; cpuCompute: Record<string, number>; deviceFlopsShare: number }[];
+  const off = placed.filter((p) => Object.keys(p.cpuCompute).length);
+  rows.push({ case: `WebGPU placement: compute nodes on the CPU, ${placed.length} graphs`, ours: off.length ? off.map((p) => `${p.graph}: ${Object.keys(p.cpuCompute).join(', ')}`).join('; ') : 'none', peer: '—', ratio: NaN, target: 'none', met: off.length === 0, detail: { graphs: placed } });
+  const bytes: number[] = [];
+  for (const [shape, m] of Object.entries(out.shapes as Record<string, { device: Measured; deviceHostState: Measured; cpu: Measured }>)) {
+    const [dev, host] = [m.device.bytesPerStep, m.deviceHostState.bytesPerStep];
+    bytes.push(dev.toDevice + dev.fromDevice);
+    rows.push({ case: `WebGPU ${shape} shape (${(m.device.params / 1e6).toFixed(1)}M params): host↔device bytes per training step, state on the device vs host state`, ours: `${dev.toDevice} up, ${dev.fromDevice} down`, peer: `host state ${(host.toDevice / 1e6).toFixed(1)} MB up, ${(host.fromDevice / 1e6).toFixed(1)} MB down`, ratio: (host.toDevice + host.fromDevice) / (dev.toDevice + dev.fromDevice), target: 'independent of the parameter count', met: bytes.every((b) => b === bytes[0]), detail: m });
+    rows.push({ case: `WebGPU ${shape} shape: step time and peak RSS on lavapipe (a software GPU: not a speed measure)`, ours: `${m.device.stepSeconds.toFixed(1)} s, ${m.device.peakRssMiB} MiB`, peer: `CPU ${m.cpu.stepSeconds.toFixed(2)} s, ${m.cpu.peakRssMiB} MiB`, ratio: m.cpu.stepSeconds / m.device.stepSeconds, target: 'recorded', met: true });
+  }
+}
+interface Measured {
+  params: number;
+  stepSeconds: number;
+  peakRssMiB: number;
+  bytesPerStep: { toDevice: number; fromDevice: number };
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -554,6 +586,7 @@ const cases: Record<string, () => Promise<void>> = {
   qwen3: benchQwen3,
   int8: benchInt8,
   devices: benchDevices,
+  webgpu: benchWebgpu,
 };
 const peers = await ask({ cmd: 'versions' });
 process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

@@ -224,8 +224,8 @@ export class Encoder {
   quantize?: 'int8';
   /** Token limit when an encode call names none (sentence-transformers' max_seq_length, else the model's limit). */
   defaultMaxLength?: number;
-  /** Device tensors this encoder uploaded, released on close. */
-  private owned: { dispose(): void }[] = [];
+  /** Frees the weights this encoder uploaded to a device (on close). */
+  private releaseDevice?: () => Promise<void>;
 
   private constructor(
     readonly dir: string,
@@ -293,8 +293,8 @@ export class Encoder {
     const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     // Fed weights go to a WebGPU device once, not with every batch.
     const onDevice = mode === 'input' && deviceResident(options.device) ? await uploadTensors(feed, runtime) : undefined;
-    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? (onDevice ?? feed) : {});
-    if (onDevice) encoder.owned = Object.values(onDevice);
+    const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? (onDevice?.tensors ?? feed) : {});
+    encoder.releaseDevice = onDevice?.release;
     if (options.maxLength !== undefined) encoder.defaultMaxLength = encoder.resolveMaxLength(options.maxLength);
     encoder.quantize = options.quantize;
     return encoder;
@@ -430,7 +430,7 @@ export class Encoder {
 
   async close(): Promise<void> {
     await this.session.release();
-    for (const t of this.owned) t.dispose();
+    await this.releaseDevice?.();
   }
 }
 

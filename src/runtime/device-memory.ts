@@ -23,17 +23,26 @@ export function copyGraph(shapes: number[][]): Graph {
 
 /**
  * Host tensors copied into device memory once (a copy session on `runtime.device`), by name: an
- * inference session on the same device then takes them without an upload per run. Dispose them
- * (`tensor.dispose()`) when done.
- * @example const onDevice = await uploadTensors({ w: floatTensor(data, [4, 4]) }, { device: 'webgpu' });
+ * inference session on the same device then takes them without an upload per run. The device
+ * buffers belong to the copy session's allocator: `release()` (after the last run that reads
+ * them) frees both.
+ * @example
+ *   const up = await uploadTensors({ w: floatTensor(data, [4, 4]) }, { device: 'webgpu' });
+ *   await session.run({ ...up.tensors, x });
+ *   await up.release();
  */
-export async function uploadTensors(tensors: Record<string, ort.Tensor>, runtime: RuntimeOptions): Promise<Record<string, ort.Tensor>> {
+export async function uploadTensors(tensors: Record<string, ort.Tensor>, runtime: RuntimeOptions): Promise<{ tensors: Record<string, ort.Tensor>; release: () => Promise<void> }> {
   const names = Object.keys(tensors);
   const copy = await Session.create(copyGraph(names.map((n) => [...tensors[n]!.dims])), { ...runtime, deviceOutputs: () => true });
-  try {
-    const out = await copy.run(Object.fromEntries(names.map((n, i) => [`x${i}`, tensors[n]!])));
-    return Object.fromEntries(names.map((n, i) => [n, out[`y${i}`]!]));
-  } finally {
+  const out = await copy.run(Object.fromEntries(names.map((n, i) => [`x${i}`, tensors[n]!]))).catch(async (e) => {
     await copy.release();
-  }
+    throw e;
+  });
+  return {
+    tensors: Object.fromEntries(names.map((n, i) => [n, out[`y${i}`]!])),
+    release: async () => {
+      for (const t of Object.values(out)) t.dispose();
+      await copy.release();
+    },
+  };
 }

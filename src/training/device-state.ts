@@ -1,14 +1,14 @@
 /**
  * Training state kept in device memory (WebGPU): the weights, AdamW's moments and each step's
  * gradients live in `gpu-buffer` tensors from one step to the next; a step moves only the batch's
- * token ids, the loss and a few scalars between host and device. AdamW with gradient clipping and
+ * token ids, the loss and a few scalars between host and device. The gradient norm, AdamW and
  * GradCache's gradient accumulation are graphs that run on the device. A checkpoint or an export
  * downloads the state once (`pull`); a resume uploads it once (`push`).
  *
  * onnxruntime-node binds device tensors for its WebGPU provider only; every other provider (the
  * CPU, CUDA) trains on host state (optimizer.ts), chosen automatically by `deviceResident` (runtime/device-memory.ts).
  */
-import type ort from 'onnxruntime-node';
+import ort from 'onnxruntime-node';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { copyGraph } from '../runtime/device-memory.js';
@@ -36,44 +36,81 @@ function addGraph(shapes: number[][]): Graph {
   return g;
 }
 
+/** The global L2 norm of the gradients (`g<i>` → `norm`), as clip_grad_norm_ measures it. */
+function normGraph(slots: DeviceSlot[]): Graph {
+  const g = new Graph('grad-norm');
+  const squares = slots.map((s, i) => {
+    const gi = g.input(`g${i}`, 'float32', s.shape);
+    return op.reduceSum(op.mul(gi, gi), [...s.shape.keys()], false);
+  });
+  g.output(op.sqrt(squares.reduce((a, b) => op.add(a, b))), 'norm', []);
+  return g;
+}
+
 /**
- * Clipping by global norm then AdamW, as optimizer.ts (torch.optim.AdamW after
- * clip_grad_norm_), for every slot in one run. Inputs w/m/v/g<i>, scalars `max_norm` (∞ = no
- * clipping), `step_size` = lr / (1 − β₁ᵗ), `bc2_sqrt` = √(1 − β₂ᵗ), `shrink` = 1 − lr·wd (slots
- * with weight decay only). Outputs `norm` (before clipping) and next_w/m/v<i> after the step.
+ * AdamW on some slots, as optimizer.ts (torch.optim.AdamW): inputs w/m/v/g<i>, scalars `scale`
+ * (clipping: min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_), `step_size` = lr / (1 − β₁ᵗ),
+ * `bc2_sqrt` = √(1 − β₂ᵗ), `shrink` = 1 − lr·wd (slots with weight decay only); outputs
+ * next_w/m/v<i>.
  */
 function adamwGraph(slots: DeviceSlot[], k: AdamWConstants): Graph {
   const g = new Graph('adamw');
   const scalar = (name: string) => g.input(name, 'float32', []);
-  const [maxNorm, stepSize, bc2Sqrt, shrink] = ['max_norm', 'step_size', 'bc2_sqrt', 'shrink'].map(scalar);
-  const ins = slots.map((s, i) => Object.fromEntries(['w', 'm', 'v', 'g'].map((p) => [p, g.input(`${p}${i}`, 'float32', s.shape)])) as Record<'w' | 'm' | 'v' | 'g', Value>);
-  const squares = ins.map(({ g: gi }) => op.reduceSum(op.mul(gi, gi), [...gi.shape.keys()], false));
-  const norm = op.sqrt(squares.reduce((a, b) => op.add(a, b)));
-  g.output(norm, 'norm', []);
-  // scale = min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_
-  const one = op.scalar(norm, 1);
-  const scale = op.neg(op.max(op.neg(one), op.neg(op.div(maxNorm, op.add(norm, op.scalar(norm, 1e-6))))));
-  ins.forEach(({ w, m, v, g: gi }, i) => {
-    const gs = op.mul(gi, scale);
-    const m1 = op.add(op.mul(m, op.scalar(m, k.beta1)), op.mul(gs, op.scalar(gs, 1 - k.beta1)));
-    const v1 = op.add(op.mul(v, op.scalar(v, k.beta2)), op.mul(op.mul(gs, gs), op.scalar(gs, 1 - k.beta2)));
-    const denom = op.add(op.div(op.sqrt(v1), bc2Sqrt), op.scalar(v1, k.eps));
-    const kept = slots[i]!.decay && k.weightDecay !== 0 ? op.mul(w, shrink) : w;
-    g.output(op.sub(kept, op.div(op.mul(m1, stepSize), denom)), `next_w${i}`);
+  const [scale, stepSize, bc2Sqrt, shrink] = ['scale', 'step_size', 'bc2_sqrt', 'shrink'].map(scalar);
+  slots.forEach((s, i) => {
+    const [w, m, v, gi] = ['w', 'm', 'v', 'g'].map((p) => g.input(`${p}${i}`, 'float32', s.shape));
+    const gs = op.mul(gi!, scale!);
+    const m1 = op.add(op.mul(m!, op.scalar(m!, k.beta1)), op.mul(gs, op.scalar(gs, 1 - k.beta1)));
+    const v1 = op.add(op.mul(v!, op.scalar(v!, k.beta2)), op.mul(op.mul(gs, gs), op.scalar(gs, 1 - k.beta2)));
+    const denom = op.add(op.div(op.sqrt(v1), bc2Sqrt!), op.scalar(v1, k.eps));
+    const kept = s.decay && k.weightDecay !== 0 ? op.mul(w!, shrink!) : w!;
+    g.output(op.sub(kept, op.div(op.mul(m1, stepSize!), denom)), `next_w${i}`);
     g.output(m1, `next_m${i}`);
     g.output(v1, `next_v${i}`);
   });
   return g;
 }
 
+/** Zeros of each slot's shape, made on the device (the shapes come as an input, so nothing is folded into the model). */
+function zerosGraph(slots: DeviceSlot[]): Graph {
+  const g = new Graph('zeros');
+  slots.forEach((s, i) => g.output(op.expand(g.constant({ dtype: 'float32', dims: [], data: Float32Array.of(0) }, 'zero'), g.input(`shape${i}`, 'int64', [s.shape.length]), s.shape), `z${i}`));
+  return g;
+}
+
+/**
+ * Consecutive slots in runs of at most `bytes` (one slot alone when larger): AdamW runs a group
+ * at a time, so the new weights and moments of one group, not of the whole model, exist beside
+ * the old ones (bge-m3: 4× its weights on the device at the peak instead of 7×).
+ */
+function groups(slots: DeviceSlot[], bytes: number): number[][] {
+  const out: number[][] = [];
+  let size = Infinity;
+  slots.forEach((s, i) => {
+    const b = s.data.byteLength;
+    if (size + b > bytes) out.push([]), (size = 0);
+    out.at(-1)!.push(i);
+    size += b;
+  });
+  return out;
+}
+
+/** Bytes of weights per AdamW run (see groups; DeviceState.create takes another). */
+const GROUP_BYTES = 256 << 20;
+
 const f32 = (x: number) => floatTensor(Float32Array.of(x), []);
 
 export class DeviceState {
+  /** One `add` session per tensor rank, made on first use. */
+  private readonly adders = new Map<number, Session>();
+
   private constructor(
     private readonly slots: DeviceSlot[],
     private readonly frozenNames: string[],
     private readonly k: AdamWConstants,
-    private readonly sessions: { upload: Session; uploadFrozen?: Session; download: Session; adamw: Session; add: Session },
+    private readonly sessions: { upload: Session; uploadFrozen?: Session; download: Session; norm: Session; add: Session; zeros: Session },
+    /** AdamW per group of slots (see groups). */
+    private readonly adamw: { slots: number[]; session: Session }[],
     /** Trained weights, then AdamW's first and second moments, on the device. */
     private w: ort.Tensor[],
     private m: ort.Tensor[],
@@ -82,33 +119,33 @@ export class DeviceState {
     private readonly runtime: RuntimeOptions,
   ) {}
 
-  /** One `add` session per tensor rank, made on first use. */
-  private readonly adders = new Map<number, Session>();
-
   /**
-   * Uploads `slots` (trained: weights, zero moments) and `frozen` (fed, never updated) once.
+   * Uploads `slots` (trained: weights, zero moments made on the device) and `frozen` (fed, never updated) once.
    * @example const state = await DeviceState.create(slots, frozen, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 }, { device: 'webgpu' });
    */
-  static async create(slots: DeviceSlot[], frozen: { name: string; tensor: ort.Tensor }[], k: AdamWConstants, runtime: RuntimeOptions): Promise<DeviceState> {
+  static async create(slots: DeviceSlot[], frozen: { name: string; tensor: ort.Tensor }[], k: AdamWConstants, runtime: RuntimeOptions, groupBytes = GROUP_BYTES): Promise<DeviceState> {
     const shapes = slots.map((s) => s.shape);
     const onDevice = { ...runtime, deviceOutputs: () => true };
     const sessions = {
       upload: await Session.create(copyGraph(shapes), onDevice),
       uploadFrozen: frozen.length ? await Session.create(copyGraph(frozen.map((f) => [...f.tensor.dims])), onDevice) : undefined,
       download: await Session.create(copyGraph(shapes), { ...runtime, deviceOutputs: () => false }),
-      adamw: await Session.create(adamwGraph(slots, k), { ...runtime, deviceOutputs: (n) => n !== 'norm' }),
+      norm: await Session.create(normGraph(slots), { ...runtime, deviceOutputs: () => false }),
       add: await Session.create(addGraph(shapes), onDevice),
+      zeros: await Session.create(zerosGraph(slots), onDevice),
     };
+    const adamw = [];
+    for (const group of groups(slots, groupBytes)) adamw.push({ slots: group, session: await Session.create(adamwGraph(group.map((i) => slots[i]!), k), onDevice) });
     const upload = async (s: Session, ts: ort.Tensor[]) => {
       const out = await s.run(Object.fromEntries(ts.map((t, i) => [`x${i}`, t])));
       return ts.map((_, i) => out[`y${i}`]!);
     };
-    const host = (data: (s: DeviceSlot) => Float32Array) => slots.map((s) => floatTensor(data(s), s.shape));
-    const w = await upload(sessions.upload, host((s) => s.data));
-    const zeros = host((s) => new Float32Array(s.data.length));
-    const [m, v] = [await upload(sessions.upload, zeros), await upload(sessions.upload, zeros)];
+    const w = await upload(sessions.upload, slots.map((s) => floatTensor(s.data, s.shape)));
+    // (Device buffers belong to the session that made them: every session here lives as long as the state.)
+    const zeroFeed = () => Object.fromEntries(slots.map((s, i) => [`shape${i}`, new ort.Tensor('int64', BigInt64Array.from(s.shape, BigInt), [s.shape.length])]));
+    const [m, v] = [await sessions.zeros.run(zeroFeed()), await sessions.zeros.run(zeroFeed())].map((out) => slots.map((_, i) => out[`z${i}`]!));
     const frozenOnDevice = sessions.uploadFrozen ? await upload(sessions.uploadFrozen, frozen.map((f) => f.tensor)) : [];
-    return new DeviceState(slots, frozen.map((f) => f.name), k, sessions, w, m, v, frozenOnDevice, runtime);
+    return new DeviceState(slots, frozen.map((f) => f.name), k, sessions, adamw, w, m!, v!, frozenOnDevice, runtime);
   }
 
   /** Every weight (trained and frozen) by name, as device tensors: the graphs' weight inputs. */
@@ -144,37 +181,43 @@ export class DeviceState {
     return a.map((_, i) => out[`s${i}`]!);
   }
 
+  /** The global L2 norm of `grads` (one per slot), as clip_grad_norm_ measures it. */
+  async gradNorm(grads: ort.Tensor[]): Promise<number> {
+    const out = await this.sessions.norm.run(Object.fromEntries(grads.map((g, i) => [`g${i}`, g])));
+    return (out.norm!.data as Float32Array)[0]!;
+  }
+
   /**
-   * Clips `grads` (one per slot, released here) to `maxNorm` and takes AdamW step `step` (1-based)
-   * at `lr`. Returns the norm before clipping; the new state takes effect on `commit()`, and
-   * `discard()` keeps the old one (a non-finite loss or norm leaves the weights untouched).
+   * AdamW step `step` (1-based) at `lr` with `grads` (one per slot, released here) scaled by
+   * `scale` (clipping), a group of slots at a time; each group's old weights and moments are
+   * released as its new ones arrive.
    */
-  async update(grads: ort.Tensor[], lr: number, step: number, maxNorm: number): Promise<{ norm: number; commit: () => void; discard: () => void }> {
-    const feed: Record<string, ort.Tensor> = {
-      max_norm: f32(maxNorm > 0 ? maxNorm : Infinity),
+  async step(grads: ort.Tensor[], lr: number, step: number, scale: number): Promise<void> {
+    const scalars = {
+      scale: f32(scale),
       step_size: f32(lr / (1 - this.k.beta1 ** step)),
       bc2_sqrt: f32(Math.sqrt(1 - this.k.beta2 ** step)),
       shrink: f32(1 - lr * this.k.weightDecay),
     };
-    this.slots.forEach((_, i) => Object.assign(feed, { [`w${i}`]: this.w[i], [`m${i}`]: this.m[i], [`v${i}`]: this.v[i], [`g${i}`]: grads[i] }));
-    let out: Record<string, ort.Tensor>;
     try {
-      out = await this.sessions.adamw.run(feed);
-    } finally {
-      for (const g of grads) g.dispose();
+      for (const { slots, session } of this.adamw) {
+        const feed: Record<string, ort.Tensor> = { ...scalars };
+        slots.forEach((s, j) => Object.assign(feed, { [`w${j}`]: this.w[s], [`m${j}`]: this.m[s], [`v${j}`]: this.v[s], [`g${j}`]: grads[s] }));
+        const out = await session.run(feed);
+        slots.forEach((s, j) => {
+          for (const t of [this.w[s]!, this.m[s]!, this.v[s]!, grads[s]!]) t.dispose();
+          [this.w[s], this.m[s], this.v[s]] = [out[`next_w${j}`]!, out[`next_m${j}`]!, out[`next_v${j}`]!];
+        });
+      }
+    } catch (e) {
+      for (const g of grads) if (g.location === 'gpu-buffer') g.dispose();
+      throw e;
     }
-    const next = (p: string) => this.slots.map((_, i) => out[`next_${p}${i}`]!);
-    const [w, m, v] = [next('w'), next('m'), next('v')];
-    return {
-      norm: (out.norm!.data as Float32Array)[0]!,
-      commit: () => {
-        for (const t of [...this.w, ...this.m, ...this.v]) t.dispose();
-        [this.w, this.m, this.v] = [w, m, v];
-      },
-      discard: () => {
-        for (const t of [...w, ...m, ...v]) t.dispose();
-      },
-    };
+  }
+
+  /** Releases gradients that will not be used (a non-finite step). */
+  discard(grads: ort.Tensor[]): void {
+    for (const g of grads) g.dispose();
   }
 
   private async download(ts: ort.Tensor[], into: Float32Array[]): Promise<void> {
@@ -206,11 +249,11 @@ export class DeviceState {
 
   /** Stops the sessions' profilers (RuntimeOptions.profilePrefix). */
   endProfiling(): void {
-    for (const s of [...Object.values(this.sessions), ...this.adders.values()]) s?.endProfiling();
+    for (const s of [...Object.values(this.sessions), ...this.adders.values(), ...this.adamw.map((a) => a.session)]) s?.endProfiling();
   }
 
   async release(): Promise<void> {
     for (const t of [...this.w, ...this.m, ...this.v, ...this.frozen]) t.dispose();
-    for (const s of [...Object.values(this.sessions), ...this.adders.values()]) await s?.release();
+    for (const s of [...Object.values(this.sessions), ...this.adders.values(), ...this.adamw.map((a) => a.session)]) await s?.release();
   }
 }

@@ -445,11 +445,23 @@ export class Trainer {
       else this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return;
     }
-    const vjp = this.sessions.vjp!;
     if (this.device) return this.backwardOnDevice(kept as { q: number[][]; p: number[][] }, dq, dp);
     this.slots.forEach((s) => s.grad?.fill(0));
     const partial = this.slots.map((s) => (s.grad ? new Float32Array(s.grad.length) : null));
-    const fetches = this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape));
+    await this.vjpSlices(kept as { q: number[][]; p: number[][] }, dq, dp, this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape)), (out) => {
+      this.addRows(out, rows);
+      this.slots.forEach((slot, i) => {
+        const g = slot.grad;
+        const d = partial[i];
+        if (g && d) for (let j = 0; j < g.length; j++) g[j] += d[j];
+      });
+    });
+    this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
+  }
+
+  /** Runs the vjp graph on each GradCache slice of the kept ids, seeded by its rows of dq / dp; `each` takes each run's outputs. */
+  private async vjpSlices(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array, fetches: Record<string, ort.Tensor | null>, each: (out: Record<string, ort.Tensor>) => void | Promise<void>): Promise<void> {
+    const dim = this.config.hiddenSize;
     for (const [ids, grads] of [
       [kept.q, dq],
       [kept.p, dp],
@@ -457,41 +469,23 @@ export class Trainer {
       let row = 0;
       for (const s of this.slices(ids)) {
         const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        const out = await vjp.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches);
-        this.addRows(out, rows);
-        this.slots.forEach((slot, i) => {
-          const g = slot.grad;
-          const d = partial[i];
-          if (g && d) for (let j = 0; j < g.length; j++) g[j] += d[j];
-        });
+        await each(await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches));
         row += s.length;
       }
     }
-    this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
   }
 
   /** backwardPass with the state on the device: each slice's gradients are summed there. */
   private async backwardOnDevice(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array): Promise<void> {
-    const dim = this.config.hiddenSize;
-    const fetches = this.gradFetches(() => null as never);
     let acc: ort.Tensor[] | undefined;
-    for (const [ids, grads] of [
-      [kept.q, dq],
-      [kept.p, dp],
-    ] as const) {
-      let row = 0;
-      for (const s of this.slices(ids)) {
-        const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        const out = await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches);
-        const part = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!);
-        acc = acc ? await this.device!.accumulate(acc, part) : part;
-        row += s.length;
-      }
-    }
+    await this.vjpSlices(kept, dq, dp, this.gradFetches(() => null as never), async (out) => {
+      const part = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!);
+      acc = acc ? await this.device!.accumulate(acc, part) : part;
+    });
     this.deviceGrads = acc!;
   }
 
-  /** step() with the state on the device: AdamW and clipping run there, as one graph. */
+  /** step() with the state on the device: the norm, clipping and AdamW run there. */
   private async stepOnDevice(batch: TrainExample[]): Promise<StepResult> {
     const before = this.transfer.snapshot();
     const loss = await this.computeGradients(batch);
@@ -499,12 +493,14 @@ export class Trainer {
     const lr = learningRate(stepIndex, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
     const grads = this.deviceGrads;
     this.deviceGrads = [];
-    const { norm, commit, discard } = await this.device!.update(grads, lr, stepIndex + 1, this.o.maxGradNorm);
+    const norm = await this.device!.gradNorm(grads);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-      discard();
+      this.device!.discard(grads);
       throw new NonFiniteError(stepIndex + 1, !Number.isFinite(loss) ? `loss is ${loss}` : `gradient norm is ${norm}`);
     }
-    commit();
+    // clip_grad_norm_'s factor, as clipGradNorm applies it
+    const scale = this.o.maxGradNorm > 0 ? Math.min(1, this.o.maxGradNorm / (norm + 1e-6)) : 1;
+    await this.device!.step(grads, lr, stepIndex + 1, scale);
     this.optimizer.step++;
     return { loss, gradNorm: norm, lr, transfer: this.transfer.since(before) };
   }
@@ -589,6 +585,7 @@ export class Trainer {
     const { layerwise, ...plain } = this.sessions;
     for (const s of Object.values(plain)) await s?.release();
     if (layerwise) await releaseLayerwise(layerwise);
+    for (const g of this.deviceGrads) g.dispose();
     await this.device?.release();
   }
 
