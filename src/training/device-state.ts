@@ -48,15 +48,15 @@ function normGraph(slots: DeviceSlot[]): Graph {
 }
 
 /**
- * AdamW on some slots, as optimizer.ts (torch.optim.AdamW): inputs w/m/v/g<i>, scalars `scale`
- * (clipping: min(1, max_norm / (norm + 1e-6)), as clip_grad_norm_), `step_size` = lr / (1 − β₁ᵗ),
- * `bc2_sqrt` = √(1 − β₂ᵗ), `shrink` = 1 − lr·wd (slots with weight decay only); outputs
- * next_w/m/v<i>.
+ * AdamW on some slots, as optimizer.ts (torch.optim.AdamW): inputs w/m/v/g<i> and `step` [4], this
+ * step's scalars — the clipping factor min(1, max_norm / (norm + 1e-6)) as clip_grad_norm_'s,
+ * lr / (1 − β₁ᵗ), √(1 − β₂ᵗ) and 1 − lr·wd (slots with weight decay only) — uploaded once per step
+ * and read by every group; outputs next_w/m/v<i>.
  */
 function adamwGraph(slots: DeviceSlot[], k: AdamWConstants): Graph {
   const g = new Graph('adamw');
-  const scalar = (name: string) => g.input(name, 'float32', []);
-  const [scale, stepSize, bc2Sqrt, shrink] = ['scale', 'step_size', 'bc2_sqrt', 'shrink'].map(scalar);
+  const step = g.input('step', 'float32', [4]);
+  const [scale, stepSize, bc2Sqrt, shrink] = [0, 1, 2, 3].map((i) => op.gather(step, g.constant({ dtype: 'int64', dims: [], data: BigInt64Array.of(BigInt(i)) }, 'at')));
   slots.forEach((s, i) => {
     const [w, m, v, gi] = ['w', 'm', 'v', 'g'].map((p) => g.input(`${p}${i}`, 'float32', s.shape));
     const gs = op.mul(gi!, scale!);
@@ -98,7 +98,6 @@ function groups(slots: DeviceSlot[], bytes: number): number[][] {
 /** Bytes of weights per AdamW run (see groups; DeviceState.create takes another). */
 const GROUP_BYTES = 256 << 20;
 
-const f32 = (x: number) => floatTensor(Float32Array.of(x), []);
 
 export class DeviceState {
   /** One `add` session per tensor rank, made on first use. */
@@ -108,7 +107,7 @@ export class DeviceState {
     private readonly slots: DeviceSlot[],
     private readonly frozenNames: string[],
     private readonly k: AdamWConstants,
-    private readonly sessions: { upload: Session; uploadFrozen?: Session; download: Session; norm: Session; add: Session; zeros: Session },
+    private readonly sessions: { upload: Session; uploadFrozen?: Session; download: Session; norm: Session; add: Session; zeros: Session; uploadStep: Session },
     /** AdamW per group of slots (see groups). */
     private readonly adamw: { slots: number[]; session: Session }[],
     /** Trained weights, then AdamW's first and second moments, on the device. */
@@ -133,6 +132,7 @@ export class DeviceState {
       norm: await Session.create(normGraph(slots), { ...runtime, deviceOutputs: () => false }),
       add: await Session.create(addGraph(shapes), onDevice),
       zeros: await Session.create(zerosGraph(slots), onDevice),
+      uploadStep: await Session.create(copyGraph([[4]]), onDevice),
     };
     const adamw = [];
     for (const group of groups(slots, groupBytes)) adamw.push({ slots: group, session: await Session.create(adamwGraph(group.map((i) => slots[i]!), k), onDevice) });
@@ -193,15 +193,11 @@ export class DeviceState {
    * released as its new ones arrive.
    */
   async step(grads: ort.Tensor[], lr: number, step: number, scale: number): Promise<void> {
-    const scalars = {
-      scale: f32(scale),
-      step_size: f32(lr / (1 - this.k.beta1 ** step)),
-      bc2_sqrt: f32(Math.sqrt(1 - this.k.beta2 ** step)),
-      shrink: f32(1 - lr * this.k.weightDecay),
-    };
+    const scalars = Float32Array.of(scale, lr / (1 - this.k.beta1 ** step), Math.sqrt(1 - this.k.beta2 ** step), 1 - lr * this.k.weightDecay);
+    const on = await this.sessions.uploadStep.run({ x0: floatTensor(scalars, [4]) });
     try {
       for (const { slots, session } of this.adamw) {
-        const feed: Record<string, ort.Tensor> = { ...scalars };
+        const feed: Record<string, ort.Tensor> = { step: on.y0! };
         slots.forEach((s, j) => Object.assign(feed, { [`w${j}`]: this.w[s], [`m${j}`]: this.m[s], [`v${j}`]: this.v[s], [`g${j}`]: grads[s] }));
         const out = await session.run(feed);
         slots.forEach((s, j) => {
@@ -212,6 +208,8 @@ export class DeviceState {
     } catch (e) {
       for (const g of grads) if (g.location === 'gpu-buffer') g.dispose();
       throw e;
+    } finally {
+      on.y0!.dispose();
     }
   }
 
