@@ -70,6 +70,27 @@ describe('hostile tokenizer files', () => {
     assert.ok(performance.now() - start < 10_000);
   });
 
+  it('the same answers with every core busy: accepted patterns stay accepted, a catastrophic one is still refused', async () => {
+    const { spawn } = await import('node:child_process');
+    const { availableParallelism } = await import('node:os');
+    const { checkRegexes } = await import('../src/models/regex-guard.js');
+    // Load ~6 per core (busier than the CI runners where the wall-clock probe refused " {2,}").
+    const busy = Array.from({ length: 6 * availableParallelism() }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    try {
+      await new Promise((r) => setTimeout(r, 500)); // let them start
+      // 300 harmless patterns: several seconds of probing under this load, each pattern well within its budget.
+      const many = Array.from({ length: 300 }, (_, i) => `'s|'t|'re| ?\\p{L}+| ?\\p{N}+|\\s+(?!\\S)|\\s+|x${i}`);
+      assert.doesNotThrow(() => checkRegexes(many, 'many.json'));
+      for (let i = 0; i < 3; i++) {
+        assert.doesNotThrow(() => loadTokenizer(TINY_XLMR), 'tiny-xlmr\'s own " {2,}"');
+        assert.doesNotThrow(() => checkRegexes(["'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "(?:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"], 'busy.json'), 'GPT-2 and Qwen2 pre-tokenizers');
+      }
+      assert.throws(() => checkRegexes(['(a|a)+$'], 'busy.json'), /busy\.json: the regular expression "\(a\|a\)\+\$" backtracks catastrophically/);
+    } finally {
+      for (const b of busy) b.kill('SIGKILL');
+    }
+  });
+
   it('a harmless regex (GPT-2 style) is accepted', () => {
     const dir = withTokenizer((json) => {
       json.pre_tokenizer = { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false }, json.pre_tokenizer] };

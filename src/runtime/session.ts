@@ -82,6 +82,9 @@ export class Session {
     const onDevice = options.deviceOutputs && executionProviders;
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       ...(executionProviders ? { executionProviders } : {}),
+      // onnxruntime warns on every WebGPU session that it keeps shape ops on the CPU; where each
+      // node runs is checked instead (scripts/placement.ts).
+      ...(executionProviders?.includes('webgpu') ? { logSeverityLevel: 3 as const } : {}),
       ...(onDevice ? { preferredOutputLocation: Object.fromEntries(graph.outputs.map((o) => [o.name, options.deviceOutputs!(o.name) ? 'gpu-buffer' : 'cpu'])) } : {}),
       intraOpNumThreads: options.threads ?? availableParallelism(),
       interOpNumThreads: 1,
