@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 import { POOLINGS, type Pooling } from './models/pooling.js';
 import { PAIR_TRUNCATIONS } from './models/tokenizer.js';
+import { checkThreads } from './runtime/device.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -34,6 +35,14 @@ const positive = (name: string) => (v: string) => {
   const n = int(name)(v);
   if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1`);
   return n;
+};
+const threads = (v: string) => {
+  const n = positive('threads')(v);
+  try {
+    return checkThreads(n, 'threads');
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^threads: /, ''));
+  }
 };
 const num = (name: string) => (v: string) => {
   const n = Number(v);
@@ -52,7 +61,7 @@ function withModelOptions(cmd: Command): Command {
     .option('--no-normalize', 'do not L2-normalise embeddings')
     .option('--dimensions <n>', 'keep only the first n dimensions (Matryoshka)', positive('dimensions'))
     .option('--batch-size <n>', 'texts per batch', positive('batch-size'), 32)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', threads)
     .option('--cache-dir <dir>', 'on-disk embedding cache: a second run re-encodes nothing')
     .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml: where onnxruntime runs the model')
     .option('--devices <list>', 'several encoders in worker threads, blocks of texts dealt out (same rows as one): cpu:NxT (N workers × T threads) or cuda:0,cuda:1')
@@ -230,7 +239,7 @@ export function buildProgram(): Command {
     .option('--max-length <n>', 'token limit per pair (default: the reranker\'s)', positive('max-length'))
     .addOption(new Option('--truncation <rule>', 'how a pair past the limit is cut: longest_first (CrossEncoder), only_second (the passage), flag (FlagEmbedding: query ≤ ¾)').choices(PAIR_TRUNCATIONS as string[]).default('longest_first'))
     .option('--batch-size <n>', 'pairs per batch', positive('batch-size'), 32)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', threads)
     .option('--device <d>', 'cpu (default), cuda[:i], webgpu, dml[:i] or coreml')
     .option('--cache-dir <dir>', 'on-disk score cache: a second run scores nothing')
     .option('--skip-invalid', 'skip bad records (counted and reported) instead of stopping')
@@ -261,7 +270,7 @@ export function buildProgram(): Command {
     .option('--learning-rate <x>', 'override learning_rate', num('learning-rate'))
     .option('--batch-size <n>', 'override per_device_train_batch_size', positive('batch-size'))
     .option('--group-size <n>', 'override group_size', positive('group-size'))
-    .option('--threads <n>', 'onnxruntime threads', positive('threads'))
+    .option('--threads <n>', 'onnxruntime threads', threads)
     .option('--device <name>', 'override device: cpu, cuda[:i], webgpu, dml, coreml')
     .option('--devices <spec>', 'override devices: data-parallel workers, cpu:NxT or cuda:0,cuda:1')
     .option('--resume', 'continue from the newest complete checkpoint in output_dir')
@@ -321,7 +330,7 @@ export function buildProgram(): Command {
     .option('--epochs <n>', 'training epochs', positive('epochs'), 3)
     .option('--seed <n>', 'train/test split and training seed', int('seed'), 13)
     .option('--reranker <dir>', 'cross-encoder (or qrels:BEIR_DIR) that drops likely false negatives while mining')
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', positive('threads'))
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', threads)
     .option('-q, --quiet', 'no progress or summary output')
     .action(async (o) => {
       await demo({ model: o.model, data: o.data, outDir: o.outDir, epochs: o.epochs, seed: o.seed, threads: o.threads, quiet: o.quiet, reranker: o.reranker });

@@ -4,7 +4,7 @@ import { Encoder } from '../src/models/encoder.js';
 import { executionProviders, parseDevice } from '../src/runtime/device.js';
 import { resolveConfig } from '../src/training/config.js';
 import { join } from 'node:path';
-import { TINY_BERT, tempDir } from './helpers.js';
+import { ROOT, TINY_BERT, tempDir } from './helpers.js';
 
 describe('devices', () => {
   it('parses cpu, cuda[:i], webgpu, dml[:i], coreml and names anything else', () => {
@@ -62,5 +62,26 @@ describe('several encoders (--devices)', () => {
     } finally {
       await Promise.all([one.close(), pool.close()]);
     }
+  });
+});
+
+describe('thread counts past the machine', () => {
+  it('--threads, "threads", --devices cpu:NxT and the library refuse more than 4 threads per core, naming the option (they hung)', async () => {
+    const { availableParallelism } = await import('node:os');
+    const { parseDevices } = await import('../src/models/encoder-pool.js');
+    const { spawnSync } = await import('node:child_process');
+    const { writeFileSync } = await import('node:fs');
+    const cores = availableParallelism();
+    const limit = new RegExp(`on a machine with ${cores} cores?; at most ${4 * cores} \\(4 per core\\)`);
+    assert.throws(() => parseDevices('cpu:1000x1'), new RegExp(`--devices cpu:1000x1: 1000 threads in all ${limit.source}`));
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', threads: 100_000 }), /"threads": 100000 threads in all/);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', devices: 'cpu:1000x1' }), /--devices cpu:1000x1: 1000 threads in all/);
+    await assert.rejects(Encoder.load(TINY_BERT, { threads: 100_000 }), /threads: 100000 threads in all/);
+    assert.equal(parseDevices(`cpu:${2 * cores}x2`).length, 2 * cores, 'oversubscribing up to 4 per core is allowed');
+    const input = join(tempDir(), 'texts.txt');
+    writeFileSync(input, 'lift\ndrag\n');
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'encode', '-m', TINY_BERT, '--threads', '100000', '-i', input, '-o', join(tempDir(), 'x.npy')], { encoding: 'utf8', timeout: 120_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /--threads <n>' argument '100000' is invalid\. 100000 threads in all/);
   });
 });

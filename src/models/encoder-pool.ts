@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { progress } from '../progress.js';
 import { Member, type Reply } from '../util/worker-rpc.js';
-import { parseDevice } from '../runtime/device.js';
+import { checkThreads, parseDevice } from '../runtime/device.js';
 import { EmbeddingCache } from './cache.js';
 import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, encodeToSink, shareRows } from './encoder.js';
 import type { Pooling } from './pooling.js';
@@ -28,6 +28,7 @@ export function parseDevices(spec: string): Slot[] {
   if (grid) {
     const [n, t] = [Number(grid[1]), Number(grid[2])];
     if (n < 1 || t < 1) throw new Error(`--devices ${spec}: workers and threads must be at least 1`);
+    checkThreads(n * t, `--devices ${spec}`);
     return Array.from({ length: n }, () => ({ device: 'cpu', threads: t }));
   }
   const slots = spec.split(',').map((s) => {

@@ -7,6 +7,7 @@
  * refused with that advice; ops a provider lacks fall back to the CPU inside onnxruntime.
  */
 import { existsSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -72,4 +73,22 @@ export function deviceError(device: Device, e: unknown): Error {
   // onnxruntime's check failures read "<source path>:<line> <function> <condition> was false. <why>"
   const why = / was false\. (.*)$/.exec(first)?.[1] ?? first;
   return new Error(`--device ${device.spec}: onnxruntime could not run a session there (${why}); ${INSTALL_ADVICE[device.name] ?? ''}`.replace(/; $/, ''));
+}
+
+/**
+ * The most onnxruntime threads a run may ask for in all: 4 per core. Past that nothing gets
+ * faster, and 100,000 threads (or 1,000 workers) leave the machine thrashing for hours.
+ */
+export const MAX_THREADS_PER_CORE = 4;
+
+/**
+ * Refuses `n` threads in all past MAX_THREADS_PER_CORE per core of this machine, naming `what`.
+ * @example checkThreads(8, '--threads'); // 8 (on a machine with 2 or more cores)
+ */
+export function checkThreads(n: number, what: string): number {
+  const cores = availableParallelism();
+  if (n > MAX_THREADS_PER_CORE * cores) {
+    throw new Error(`${what}: ${n} threads in all on a machine with ${cores} core${cores === 1 ? '' : 's'}; at most ${MAX_THREADS_PER_CORE * cores} (${MAX_THREADS_PER_CORE} per core)`);
+  }
+  return n;
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Graph } from '../graph/graph.js';
 import { needsExternalData, serialize } from '../graph/onnx.js';
-import { deviceError, executionProviders, parseDevice } from './device.js';
+import { checkThreads, deviceError, executionProviders, parseDevice } from './device.js';
 
 export interface RuntimeOptions {
   /** Intra-op threads; defaults to every core. */
@@ -86,7 +86,7 @@ export class Session {
       // node runs is checked instead (scripts/placement.ts).
       ...(executionProviders?.includes('webgpu') ? { logSeverityLevel: 3 as const } : {}),
       ...(onDevice ? { preferredOutputLocation: Object.fromEntries(graph.outputs.map((o) => [o.name, options.deviceOutputs!(o.name) ? 'gpu-buffer' : 'cpu'])) } : {}),
-      intraOpNumThreads: options.threads ?? availableParallelism(),
+      intraOpNumThreads: checkThreads(options.threads ?? availableParallelism(), 'threads'),
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',

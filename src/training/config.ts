@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { type Pooling, POOLINGS } from '../models/pooling.js';
 import { PRESETS, QWEN3_TASK } from '../models/prompts.js';
 import type { Schedule } from './optimizer.js';
-import { parseDevice } from '../runtime/device.js';
+import { checkThreads, parseDevice } from '../runtime/device.js';
 import { parseDevices } from '../models/encoder-pool.js';
 
 export interface TrainConfig {
@@ -263,6 +263,7 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   if (c.save_total_limit !== null) range('save_total_limit', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
   if (c.mini_batch_size !== null) range('mini_batch_size', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
   if (c.threads !== null) range('threads', (x) => Number.isInteger(x) && x >= 1, 'a positive integer or null');
+  if (c.threads !== null) checkThreads(c.threads, `${source}: "threads"`);
   if (!c.embedding_matryoshka_dims.every((d) => Number.isInteger(d) && d > 0)) throw new Error(`${source}: "embedding_matryoshka_dims" must be positive integers, got ${JSON.stringify(c.embedding_matryoshka_dims)}`);
   if (!/^(hit|mrr|ndcg|recall|precision|map)@(1|3|5|10)$/.test(c.metric_for_best_model)) {
     throw new Error(`${source}: "metric_for_best_model" must be one of hit, mrr, ndcg, recall, precision, map @ 1, 3, 5 or 10 (e.g. "ndcg@10"), got ${JSON.stringify(c.metric_for_best_model)}`);
