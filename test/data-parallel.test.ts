@@ -212,3 +212,34 @@ describe('train with devices', () => {
     assert.equal(resolveConfig({ ...base, embedding_negatives_cross_device: false }).ignored.length, 0);
   });
 });
+
+describe('train with devices: errors end the process', () => {
+  it('an error after the workers started (missing eval_data, a checkpoint of another model) exits 1 naming it, with no thread left running', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = tempDir();
+    const data = join(dir, 'train.jsonl');
+    writeFileSync(data, readFileSync(ZH, 'utf8').trim().split('\n').slice(0, 24).join('\n') + '\n');
+    const base = { model_name_or_path: TINY_BERT, train_data: data, per_device_train_batch_size: 4, max_steps: 2, group_size: 2, max_query_len: 16, max_passage_len: 16, threads: 1, devices: 'cpu:2x1', save_steps: 1 };
+    // A checkpoint of another model (tiny-xlmr) to resume from.
+    const other = join(dir, 'other');
+    await train(resolveConfig({ ...base, model_name_or_path: TINY_XLMR, devices: null, max_steps: 1, output_dir: other }).config, { quiet: true });
+    const cases: [object, RegExp][] = [
+      [{ eval_data: join(dir, 'missing-dev.jsonl'), output_dir: join(dir, 'a') }, /missing-dev\.jsonl/],
+      [{ resume_from_checkpoint: join(other, 'checkpoint-1'), output_dir: join(dir, 'b') }, /checkpoint-1: checkpoint does not match the model/],
+    ];
+    for (const [extra, message] of cases) {
+      const config = join(dir, `config-${cases.findIndex((c) => c[0] === extra)}.json`);
+      writeFileSync(config, JSON.stringify({ ...base, ...extra }));
+      const child = spawn(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'train', '-c', config, '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c) => (stderr += c));
+      // A watchdog only to fail instead of hanging the suite (a run takes seconds).
+      const watchdog = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.on('close', (c, s) => r([c, s])));
+      clearTimeout(watchdog);
+      assert.equal(signal, null, `${JSON.stringify(extra)}: the process hung (killed after 120 s); stderr: ${stderr}`);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, message);
+    }
+  });
+});

@@ -191,100 +191,104 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
   });
-  const logPath = join(c.output_dir, 'log.jsonl');
-  writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
-
-  let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
-  if (c.resume_from_checkpoint) {
-    const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
-    const path = resumePath(c.output_dir, explicit, (msg) => log(o.quiet, msg));
-    state = await loadCheckpoint(path, trainer);
-    // Forget log lines the interrupted run wrote after this checkpoint.
-    if (existsSync(logPath)) {
-      // A line torn by the kill is dropped with the rest of what came after the checkpoint.
-      const step = (l: string) => {
-        try {
-          return JSON.parse(l).step as number;
-        } catch {
-          return Infinity;
-        }
-      };
-      const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && step(l) <= state.step);
-      writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
-    }
-    log(o.quiet, `train: resumed from ${path} at step ${state.step}`);
-  } else if (existsSync(logPath)) writeFileSync(logPath, '');
-
-  const evalSet: RetrievalSet | undefined = c.eval_data
-    ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
-    : undefined;
-  const evaluateNow = async () => {
-    const encoder = await trainer.encoder(modelDir);
-    try {
-      return await evaluateSet({ model: encoder, quiet: true, queryTemplate: templates.query, passageTemplate: templates.passage, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
-    } finally {
-      await encoder.close();
-    }
-  };
-  const exportTo = async (dir: string) => {
-    const trained = await trainer.hfWeights();
-    exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates, keepOthers: dir === c.output_dir });
-    if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
-  };
-
-  const started = Date.now();
-  const bar = progress('train', totalSteps, o);
-  bar.tick(state.step);
-  let window: number[] = [];
-  let lastLoss = NaN;
-  let lastLogged = NaN;
-  let best: TrainResult['best'];
+  // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
+  // save) closes the trainer: its worker threads would otherwise keep the process alive.
   try {
-    while (stepBound ? state.step < totalSteps : state.epoch < c.num_train_epochs) {
-      const rng = new Rng(state.epochRng);
-      const batches = epochBatches(records, sampler, rng);
-      const left = records.length - batches.reduce((n, b) => n + b.length, 0);
-      if (left > 0 && state.batchInEpoch === 0) log(o.quiet, `train: epoch ${state.epoch + 1}: ${left} pair(s) left out: alone in a batch without hard negatives (group_size 1) they have no negative, and joining the batch before would repeat a text`);
-      for (let b = state.batchInEpoch; b < batches.length && (!stepBound || state.step < totalSteps); b++) {
-        const r = await trainer.step(batches[b]);
-        state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
-        window.push(r.loss);
-        lastLoss = r.loss;
-        bar.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}`);
-        if (state.step % c.logging_steps === 0 || state.step === 1) {
-          const loss = window.reduce((a, x) => a + x, 0) / window.length;
-          lastLogged = loss;
-          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
-          window = [];
-        }
-        if (evalSet && state.step % c.eval_steps === 0) {
-          const result = await evaluateNow();
-          const metric = result.metrics[c.metric_for_best_model];
-          if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
-          appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
-          if (state.bestMetric === null || metric > state.bestMetric) {
-            state = { ...state, bestMetric: metric };
-            best = { step: state.step, metric };
-            await exportTo(join(c.output_dir, 'best'));
+    const logPath = join(c.output_dir, 'log.jsonl');
+    writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+
+    let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
+    if (c.resume_from_checkpoint) {
+      const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
+      const path = resumePath(c.output_dir, explicit, (msg) => log(o.quiet, msg));
+      state = await loadCheckpoint(path, trainer);
+      // Forget log lines the interrupted run wrote after this checkpoint.
+      if (existsSync(logPath)) {
+        // A line torn by the kill is dropped with the rest of what came after the checkpoint.
+        const step = (l: string) => {
+          try {
+            return JSON.parse(l).step as number;
+          } catch {
+            return Infinity;
           }
-        }
-        if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+        };
+        const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && step(l) <= state.step);
+        writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
       }
-      if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
+      log(o.quiet, `train: resumed from ${path} at step ${state.step}`);
+    } else if (existsSync(logPath)) writeFileSync(logPath, '');
+
+    const evalSet: RetrievalSet | undefined = c.eval_data
+      ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
+      : undefined;
+    const evaluateNow = async () => {
+      const encoder = await trainer.encoder(modelDir);
+      try {
+        return await evaluateSet({ model: encoder, quiet: true, queryTemplate: templates.query, passageTemplate: templates.passage, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
+      } finally {
+        await encoder.close();
+      }
+    };
+    const exportTo = async (dir: string) => {
+      const trained = await trainer.hfWeights();
+      exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates, keepOthers: dir === c.output_dir });
+      if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
+    };
+
+    const started = Date.now();
+    const bar = progress('train', totalSteps, o);
+    bar.tick(state.step);
+    let window: number[] = [];
+    let lastLoss = NaN;
+    let lastLogged = NaN;
+    let best: TrainResult['best'];
+    try {
+      while (stepBound ? state.step < totalSteps : state.epoch < c.num_train_epochs) {
+        const rng = new Rng(state.epochRng);
+        const batches = epochBatches(records, sampler, rng);
+        const left = records.length - batches.reduce((n, b) => n + b.length, 0);
+        if (left > 0 && state.batchInEpoch === 0) log(o.quiet, `train: epoch ${state.epoch + 1}: ${left} pair(s) left out: alone in a batch without hard negatives (group_size 1) they have no negative, and joining the batch before would repeat a text`);
+        for (let b = state.batchInEpoch; b < batches.length && (!stepBound || state.step < totalSteps); b++) {
+          const r = await trainer.step(batches[b]);
+          state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
+          window.push(r.loss);
+          lastLoss = r.loss;
+          bar.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}`);
+          if (state.step % c.logging_steps === 0 || state.step === 1) {
+            const loss = window.reduce((a, x) => a + x, 0) / window.length;
+            lastLogged = loss;
+            appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
+            window = [];
+          }
+          if (evalSet && state.step % c.eval_steps === 0) {
+            const result = await evaluateNow();
+            const metric = result.metrics[c.metric_for_best_model];
+            if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
+            appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
+            if (state.bestMetric === null || metric > state.bestMetric) {
+              state = { ...state, bestMetric: metric };
+              best = { step: state.step, metric };
+              await exportTo(join(c.output_dir, 'best'));
+            }
+          }
+          if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+        }
+        if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
+      }
+    } catch (e) {
+      bar.done();
+      if (e instanceof NonFiniteError) {
+        const last = listCheckpoints(c.output_dir).reverse().find((k) => checkCheckpoint(k.path) === null);
+        throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
+      }
+      throw e;
     }
-  } catch (e) {
     bar.done();
+    if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+    await exportTo(c.output_dir);
+    log(o.quiet, `train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
+    return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
+  } finally {
     await trainer.close();
-    if (e instanceof NonFiniteError) {
-      const last = listCheckpoints(c.output_dir).reverse().find((k) => checkCheckpoint(k.path) === null);
-      throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
-    }
-    throw e;
   }
-  bar.done();
-  if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
-  await exportTo(c.output_dir);
-  await trainer.close();
-  log(o.quiet, `train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
-  return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
 }
