@@ -24,6 +24,7 @@ const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 import { POOLINGS, type Pooling } from './models/pooling.js';
 import { PAIR_TRUNCATIONS } from './models/tokenizer.js';
 import { checkThreads } from './runtime/device.js';
+import { stopWorkers } from './util/worker-rpc.js';
 
 const int = (name: string) => (v: string) => {
   const n = Number(v);
@@ -360,12 +361,16 @@ export function buildProgram(): Command {
 
 // Ctrl-C / kill: remove the temp files being written (outputs are renamed into place only when
 // complete, so nothing half-written is left) and exit 130 / 143. A running onnxruntime batch
-// finishes first: session.run holds the event loop.
+// finishes first: session.run holds the event loop, and worker threads are stopped after their
+// batch (one terminated inside a run aborts the process: exit 134); a second signal exits at once.
+let interrupted = false;
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
+    if (interrupted) process.exit(code);
+    interrupted = true;
     const n = removePending();
     process.stderr.write(`\nembedtune: interrupted (${signal}); ${n ? `removed ${n} unfinished output(s); ` : ''}outputs from before are untouched\n`);
-    process.exit(code);
+    void stopWorkers().finally(() => process.exit(code));
   });
 }
 

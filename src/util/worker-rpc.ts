@@ -1,7 +1,8 @@
 /**
  * Requests to a worker thread, answered by id: `ask` posts a message and resolves with the
  * worker's reply (or rejects with its `error`); the worker answers through `serve`. A worker that
- * dies (out of memory, killed) fails what it was doing instead of hanging it.
+ * dies (out of memory, killed) fails what it was doing instead of hanging it; `stopWorkers` stops
+ * every worker between two of its batches (Ctrl-C).
  * @example
  *   const m = new Member(new Worker(new URL('./my-worker.js', import.meta.url)));
  *   const reply = await m.ask({ kind: 'load', dir });
@@ -16,20 +17,43 @@ export interface Reply {
   [key: string]: unknown;
 }
 
+/** Every worker a Member talks to, until it exits: what an interrupted run stops (stopWorkers). */
+const live = new Set<Member>();
+
+/** The message that asks a worker to stop at its next progress report (serve). */
+const STOP = '__stop';
+
+/**
+ * Stops every live worker cleanly: each is asked to stop at its next progress report (after the
+ * batch it is running: an onnxruntime run cannot be cut short, and a worker terminated inside one
+ * aborts the process), then terminated once it has answered what it had in hand.
+ * @example process.on('SIGINT', () => void stopWorkers().finally(() => process.exit(130)));
+ */
+export async function stopWorkers(): Promise<void> {
+  await Promise.all([...live].map((m) => m.stop()));
+}
+
 export class Member<R extends Reply = Reply> {
   private next = 0;
   private readonly waiting = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void; onTick?: (n: number) => void }>();
+  private idle?: () => void;
 
   constructor(
     readonly worker: Worker,
     what = 'a worker',
   ) {
+    live.add(this as unknown as Member);
+    worker.on('exit', () => {
+      live.delete(this as unknown as Member);
+      this.idle?.();
+    });
     worker.on('message', (r: R) => {
       const w = this.waiting.get(r.id);
       if (r.tick !== undefined) return w?.onTick?.(r.tick);
       this.waiting.delete(r.id);
       if (r.error) w?.reject(new Error(r.error));
       else w?.resolve(r);
+      if (this.waiting.size === 0) this.idle?.();
     });
     const fail = (e: Error) => {
       this.waiting.forEach((w) => w.reject(e));
@@ -37,6 +61,16 @@ export class Member<R extends Reply = Reply> {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`${what} exited (code ${code}) with work in hand`)));
+  }
+
+  /** Asks the worker to stop at its next progress report, waits until it has answered everything in hand, and terminates it. */
+  async stop(): Promise<void> {
+    if (this.waiting.size) {
+      const idle = new Promise<void>((r) => (this.idle = r));
+      this.worker.postMessage({ kind: STOP, id: -1 });
+      await idle;
+    }
+    await this.worker.terminate();
   }
 
   /** Sends `message`; `onTick` hears the worker's progress reports (`{ id, tick }`) until the answer. */
@@ -59,9 +93,15 @@ export type Request = { id: number; kind: string } & Record<string, any>; // esl
  * @example serve(async (m, tick) => (m.kind === 'encode' ? { rows: await encode(m.texts, tick) } : {}));
  */
 export function serve(handle: (m: Request, tick: (n: number) => void) => Promise<Record<string, unknown> | void>): void {
+  let stopping = false;
   parentPort!.on('message', async (m: Request) => {
+    if (m.kind === STOP) return void (stopping = true);
+    const tick = (n: number) => {
+      if (stopping) throw new Error('interrupted');
+      parentPort!.postMessage({ id: m.id, tick: n });
+    };
     try {
-      const reply = (await handle(m, (tick) => parentPort!.postMessage({ id: m.id, tick }))) ?? {};
+      const reply = (await handle(m, tick)) ?? {};
       const transfer = Object.values(reply).flatMap((v) => (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer ? [v.buffer] : []));
       parentPort!.postMessage({ ...reply, id: m.id }, transfer);
     } catch (e) {
