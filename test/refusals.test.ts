@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { merge, runShard } from '../src/jobs/shard.js';
@@ -107,5 +107,52 @@ describe('nothing silent', () => {
 
     writeFileSync(join(nan, 'shard-1-of-2', 'manifest.json'), '{"format": "embedtune-sh');
     await assert.rejects(merge(nan, { quiet: true }), /manifest\.json is not valid JSON/);
+  });
+});
+
+describe('weights and vocabulary errors name their files', () => {
+  const model = (edit: (dir: string) => void) => {
+    const dir = join(tempDir(), 'model');
+    cpSync(TINY_BERT, dir, { recursive: true });
+    edit(dir);
+    return dir;
+  };
+  const header = (json: string) => {
+    const body = Buffer.from(json);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(body.length));
+    return Buffer.concat([len, body]);
+  };
+  const config = (dir: string, change: Record<string, unknown>) =>
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(TINY_BERT, 'config.json'), 'utf8')), ...change }));
+
+  it('a safetensors header or entry of null, a weights "file" that is a folder, missing tensors and shapes the config does not give', async () => {
+    const { Encoder } = await import('../src/models/encoder.js');
+    const cases: [(dir: string) => void, (dir: string) => RegExp][] = [
+      [(d) => writeFileSync(join(d, 'model.safetensors'), header('null')), (d) => new RegExp(`^${join(d, 'model.safetensors')}: the safetensors header is null, not an object of tensors$`)],
+      [(d) => writeFileSync(join(d, 'model.safetensors'), header('{"a.weight":null}')), (d) => new RegExp(`^${join(d, 'model.safetensors')}: tensor a\\.weight is null in the header`)],
+      [(d) => (rmSync(join(d, 'model.safetensors')), mkdirSync(join(d, 'model.safetensors'))), (d) => new RegExp(`^${join(d, 'model.safetensors')}: a folder, not a safetensors file$`)],
+      [(d) => config(d, { num_hidden_layers: 3 }), (d) => new RegExp(`^${join(d, 'model.safetensors')}: missing tensor "encoder\\.layer\\.2\\..*" \\(for the model ${join(d, 'config.json')} describes\\)$`)],
+      [(d) => config(d, { hidden_size: 64 }), (d) => new RegExp(`^${join(d, 'model.safetensors')}: tensor "embeddings\\.word_embeddings\\.weight" has shape \\[2600,32\\], expected \\[2600,64\\]`)],
+      [(d) => config(d, { max_position_embeddings: 4 }), (d) => new RegExp(`^${join(d, 'model.safetensors')}: tensor "embeddings\\.position_embeddings\\.weight" has shape \\[128,32\\], expected \\[4,32\\]`)],
+    ];
+    for (const [edit, message] of cases) {
+      const dir = model(edit);
+      await assert.rejects(Encoder.load(dir, { threads: 1 }), (e: Error) => (assert.match(e.message, message(dir)), true));
+    }
+  });
+
+  it('a tokenizer with ids past the embedding table, or a pad_token_id outside it, is refused before any batch, naming both files', async () => {
+    const { Encoder } = await import('../src/models/encoder.js');
+    const big = model((d) => {
+      const t = JSON.parse(readFileSync(join(d, 'tokenizer.json'), 'utf8'));
+      t.added_tokens.push({ id: 5000, content: '[BIG]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+      writeFileSync(join(d, 'tokenizer.json'), JSON.stringify(t));
+    });
+    await assert.rejects(Encoder.load(big, { threads: 1 }), new RegExp(`${join(big, 'tokenizer.json')}: has token ids up to 5000, but the model's embedding table has 2600 rows \\(${join(big, 'config.json')}: vocab_size 2600\\)`));
+    const pad = model((d) => config(d, { pad_token_id: 99999 }));
+    await assert.rejects(Encoder.load(pad, { threads: 1 }), new RegExp(`${join(pad, 'config.json')}: pad_token_id 99999 is outside the embedding table`));
+    const { train } = await import('../src/jobs/train.js');
+    await assert.rejects(train(resolveConfig({ model_name_or_path: big, train_data: join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), output_dir: join(tempDir(), 'o'), max_steps: 1 }).config, { quiet: true }), /tokenizer\.json: has token ids up to 5000/);
   });
 });

@@ -11,7 +11,8 @@ import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
 import { isDecoder, type ModelConfig, readConfig } from '../models/config.js';
-import { loadWeights, positionLimit, requireEndToken, savedPooling } from '../models/encoder.js';
+import { loadWeights, positionLimit, requireEndToken, requireVocabulary, savedPooling } from '../models/encoder.js';
+import { withWeightFiles } from '../models/weights.js';
 import { exportModel } from '../models/export.js';
 import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
 import { loadTokenizer } from '../models/tokenizer.js';
@@ -153,6 +154,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);
   const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
   requireEndToken(config, tokenizer, pooling, modelDir);
+  requireVocabulary(config, tokenizer, modelDir);
   const templates = trainingTemplates(c, modelDir);
   const weights = loadWeights(modelDir);
   const lora = c.lora ? loraOptions(c, config) : undefined;
@@ -162,7 +164,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     log(o.quiet, `train: LoRA r=${lora.rank} alpha=${lora.alpha} on ${layers.length} layers (${lora.targets.join(', ')}); the base weights stay fixed`);
   }
   const runConfig = lora ? { ...config, loraScale: lora.alpha / lora.rank } : config;
-  const trainer = await Trainer.create(runConfig, tokenizer, weights, {
+  const trainer = await withWeightFiles(modelDir, () => Trainer.create(runConfig, tokenizer, weights, {
     trainOnly: lora ? ADAPTER : undefined,
     device: c.device,
     devices,
@@ -190,7 +192,7 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
     threads: c.threads ?? undefined,
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
-  });
+  }));
   // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
   // save) closes the trainer: its worker threads would otherwise keep the process alive.
   try {

@@ -15,7 +15,8 @@ import { progress } from '../progress.js';
 import { Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { type ModelConfig, readConfig } from './config.js';
-import { ARCHITECTURES, loadWeights, positionLimit } from './encoder.js';
+import { ARCHITECTURES, loadWeights, positionLimit, requireVocabulary } from './encoder.js';
+import { withWeightFiles } from './weights.js';
 import { dense, Params } from './params.js';
 import { pool } from './pooling.js';
 import { resolveModel } from './resolve.js';
@@ -110,13 +111,17 @@ export class CrossEncoder implements Reranker {
     const label = o.label ?? 0;
     if (!Number.isInteger(label) || label < 0 || label >= labels) throw new Error(`label ${label}: the model has labels 0..${labels - 1}`);
     const tokenizer = TextTokenizer.load(dir);
-    const graph = new Graph('cross-encoder');
-    const params = new Params(graph, loadWeights(dir), 'initializer', 'adopt', config.loraScale);
-    const arch = ARCHITECTURES[config.architecture];
-    const inputs = arch.inputs(graph);
-    const hidden = arch.build(inputs, params, config);
-    const logits = classifierHead(pool(hidden, inputs.attentionMask, { pooling: 'cls', normalize: false }), params, config, labels);
-    graph.output(op.squeeze(op.slice(logits, [label], [label + 1], [1]), [1]), 'score', ['batch']);
+    requireVocabulary(config, tokenizer, dir);
+    const graph = await withWeightFiles(dir, async () => {
+      const graph = new Graph('cross-encoder');
+      const params = new Params(graph, loadWeights(dir), 'initializer', 'adopt', config.loraScale);
+      const arch = ARCHITECTURES[config.architecture];
+      const inputs = arch.inputs(graph);
+      const hidden = arch.build(inputs, params, config);
+      const logits = classifierHead(pool(hidden, inputs.attentionMask, { pooling: 'cls', normalize: false }), params, config, labels);
+      graph.output(op.squeeze(op.slice(logits, [label], [label + 1], [1]), [1]), 'score', ['batch']);
+      return graph;
+    });
     const session = await Session.create(graph, { threads: o.threads, device: o.device, profilePrefix: o.profilePrefix });
     return new CrossEncoder(dir, config, tokenizer, session, Math.min(tokenizer.modelMaxLength, positionLimit(config)));
   }

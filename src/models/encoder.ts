@@ -15,7 +15,7 @@ import { EmbeddingCache } from './cache.js';
 import { Params, type WeightLayout } from './params.js';
 import { type Pooling, type PoolingOptions, POOLINGS, pool } from './pooling.js';
 import type { NamedTensor } from './safetensors.js';
-import { loadWeights } from './weights.js';
+import { loadWeights, withWeightFiles } from './weights.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { readTemplates, type Templates } from './prompts.js';
 import { savedMaxSeqLength, savedNormalize, savedPooling } from './st-config.js';
@@ -254,13 +254,13 @@ export class Encoder {
     const config = readConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const weights = loadWeights(dir);
-    const encoder = await Encoder.fromWeights(dir, config, tokenizer, weights, {
+    const encoder = await withWeightFiles(dir, () => Encoder.fromWeights(dir, config, tokenizer, weights, {
       ...options,
       pooling: options.pooling ?? savedPooling(dir),
       normalize: options.normalize ?? savedNormalize(dir),
       maxLength: options.maxLength ?? savedMaxSeqLength(dir),
       adoptWeights: true,
-    });
+    }));
     encoder.fromFolder = true;
     encoder.templates = readTemplates(dir);
     if (options.blockTexts !== undefined) encoder.blockTexts = options.blockTexts;
@@ -272,6 +272,7 @@ export class Encoder {
     const pooling = options.pooling ?? (isDecoder(config) ? 'last' : 'cls');
     if (!POOLINGS.includes(pooling)) throw new Error(`pooling must be one of ${POOLINGS.join(', ')}, got "${pooling}"`);
     requireEndToken(config, tokenizer, pooling, dir);
+    requireVocabulary(config, tokenizer, dir);
     const normalize = options.normalize ?? true;
     const dimensions = options.dimensions;
     if (dimensions !== undefined && (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > config.hiddenSize)) {
@@ -444,6 +445,20 @@ export function requireEndToken(config: ModelConfig, tokenizer: Tokenizer, pooli
     `${join(dir, 'tokenizer.json')}: appends no end token, and last-token pooling of a ${config.modelType} model reads the end token's state ` +
       `(Qwen3-Embedding's tokenizer appends <|endoftext|> with a TemplateProcessing post-processor); use that tokenizer.json, or --pooling mean`,
   );
+}
+
+/**
+ * Refuses a tokenizer that can produce ids past the model's embedding table (a tokenizer from
+ * another model), or a pad_token_id outside it, before any batch: onnxruntime would fail in a
+ * Gather naming neither file.
+ */
+export function requireVocabulary(config: ModelConfig, tokenizer: Tokenizer, dir: string): void {
+  const rows = config.vocabSize;
+  const configFile = join(dir, 'config.json');
+  if (tokenizer.maxId >= rows) {
+    throw new Error(`${tokenizer.file}: has token ids up to ${tokenizer.maxId}, but the model's embedding table has ${rows} rows (${configFile}: vocab_size ${rows}); the tokenizer belongs to another model`);
+  }
+  if (!(config.padTokenId >= 0 && config.padTokenId < rows)) throw new Error(`${configFile}: pad_token_id ${config.padTokenId} is outside the embedding table (vocab_size ${rows})`);
 }
 
 /** The longest input the position table allows; XLM-R positions start after the padding index. */

@@ -40,7 +40,9 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
   const own = fd === undefined;
   const f = fd ?? openSync(path, 'r');
   try {
-    const size = fstatSync(f).size;
+    const stat = fstatSync(f);
+    if (!stat.isFile()) throw new Error(`${path}: ${stat.isDirectory() ? 'a folder' : 'not a file'}, not a safetensors file`);
+    const size = stat.size;
     if (size < 8) throw new Error(`${path}: not a safetensors file (only ${size} bytes)`);
     const lenBuf = Buffer.alloc(8);
     readSync(f, lenBuf, 0, 8, 0);
@@ -56,6 +58,7 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
     } catch {
       throw new Error(`${path}: safetensors header is not valid JSON`);
     }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: the safetensors header is ${JSON.stringify(raw)}, not an object of tensors`);
     const base = 8 + headerLen;
     const tensors = new Map<string, HeaderEntry>();
     let metadata: Record<string, string> = {};
@@ -64,6 +67,7 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
         metadata = value as Record<string, string>;
         continue;
       }
+      if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${path}: tensor ${name} is ${JSON.stringify(value)} in the header, not {dtype, shape, data_offsets}`);
       const e = value as { dtype: string; shape: number[]; data_offsets: [number, number] };
       const width = BYTES[e.dtype];
       if (!width) throw new Error(`${path}: tensor ${name} has dtype ${e.dtype}; only F32, F16 and BF16 are supported`);

@@ -18,6 +18,18 @@ export interface Tokenizer {
   readonly modelMaxLength: number;
   /** Special tokens appended after the text (BERT's [SEP], Qwen3-Embedding's <|endoftext|>); 0 if none. */
   readonly closing: number;
+  /** The largest id it can produce (vocabulary and added tokens), and the file that says so. */
+  readonly maxId: number;
+  readonly file: string;
+}
+
+/** The largest id in a tokenizer.json: its model's vocabulary (an object, or Unigram's list) and its added tokens. */
+function largestId(json: { model?: { vocab?: unknown }; added_tokens?: { id?: unknown }[] }): number {
+  const vocab = json.model?.vocab;
+  let max = Array.isArray(vocab) ? vocab.length - 1 : -1;
+  if (vocab && !Array.isArray(vocab) && typeof vocab === 'object') for (const id of Object.values(vocab)) if (typeof id === 'number' && id > max) max = id;
+  for (const t of json.added_tokens ?? []) if (typeof t?.id === 'number' && t.id > max) max = t.id;
+  return max;
 }
 
 /** The tokenizer of a model directory: `tokenizer.json`, or USE-Lite's `vocab.json`. */
@@ -28,7 +40,7 @@ export function loadTokenizer(dir: string): Tokenizer {
   const configPath = join(dir, 'tokenizer_config.json');
   const config = existsSync(configPath) ? readJson(configPath) : {};
   if (config.tokenizer_class === 'UseTokenizer' && existsSync(join(dir, 'vocab.json'))) {
-    return new UseTokenizer(readJson(join(dir, 'vocab.json')) as unknown as [string, number][], Number(config.model_max_length ?? 128));
+    return new UseTokenizer(readJson(join(dir, 'vocab.json')) as unknown as [string, number][], Number(config.model_max_length ?? 128), join(dir, 'vocab.json'));
   }
   return TextTokenizer.load(dir);
 }
@@ -41,6 +53,8 @@ export class TextTokenizer implements Tokenizer {
     private readonly tokenizer: HfTokenizer,
     /** The longest input the tokenizer config allows (model_max_length). */
     readonly modelMaxLength: number,
+    readonly maxId: number,
+    readonly file: string,
   ) {
     const withSpecials: number[] = tokenizer.encode('a').ids;
     const plain: number[] = tokenizer.encode('a', { add_special_tokens: false }).ids;
@@ -63,7 +77,7 @@ export class TextTokenizer implements Tokenizer {
     }
     checkRegexes(tokenizerRegexes(json), path);
     try {
-      return new TextTokenizer(new HfTokenizer(json, config), maxLen);
+      return new TextTokenizer(new HfTokenizer(json, config), maxLen, largestId(json as Parameters<typeof largestId>[0]), path);
     } catch (e) {
       throw new Error(`${path}: not a tokenizer @huggingface/tokenizers can load (${(e as Error).message})`);
     }

@@ -28,6 +28,8 @@ export class UseTokenizer {
     /** `[piece, score]` by id. */
     private readonly vocabulary: [string, number][],
     readonly modelMaxLength = 128,
+    /** Where the vocabulary came from (messages). */
+    readonly file = 'vocab.json',
   ) {
     for (let id = RESERVED; id < vocabulary.length; id++) {
       let node = this.root;
@@ -42,6 +44,11 @@ export class UseTokenizer {
 
   /** USE-Lite adds no special tokens. */
   readonly closing = 0;
+
+  /** Ids are positions in the vocabulary. */
+  get maxId(): number {
+    return this.vocabulary.length - 1;
+  }
 
   /** Ids of the pieces, truncated to the first `maxLength` (the model keeps positions < 128). */
   encode(text: string, maxLength = this.modelMaxLength): number[] {

@@ -45,3 +45,20 @@ export function loadWeights(dir: string): Map<string, NamedTensor> {
 export function storedDType(dir: string): SafeDType {
   return mainDType(weightFiles(dir).flatMap((f) => [...readHeader(f).tensors.values()]));
 }
+
+/**
+ * Runs `fn` (which builds a graph over the weights of `dir`), naming the weight file(s) and
+ * config.json in a weights error (a missing tensor, a shape the config does not give).
+ * @example const encoder = await withWeightFiles(dir, () => Encoder.fromWeights(dir, config, tokenizer, loadWeights(dir)));
+ */
+export async function withWeightFiles<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const m = /^weights: (.*)$/s.exec((e as Error).message);
+    if (!m) throw e;
+    const files = weightFiles(dir);
+    const where = files.length === 1 ? files[0] : `${join(dir, INDEX)} (${files.length} files)`;
+    throw new Error(`${where}: ${m[1]} (for the model ${join(dir, 'config.json')} describes)`);
+  }
+}
