@@ -120,8 +120,9 @@ export function buildProgram(): Command {
     .option('--template <t>', 'text template, e.g. "query: {text}" (without {text}: a prefix)')
     .addOption(new Option('--prompt-name <role>', 'without --template: the model\'s saved prompt for this role (config_sentence_transformers.json)').choices(['query', 'passage']))
     .option('--max-length <n>', 'token limit per text', positive('max-length'))
+    .option('--skip-invalid', 'skip bad JSONL records (counted and reported) instead of stopping')
     .action(async (o) => {
-      await runJob('encode', { ...modelOptions(o), input: o.input, output: o.output, template: o.template, promptName: o.promptName, maxLength: o.maxLength }, o, encodeFile);
+      await runJob('encode', { ...modelOptions(o), input: o.input, output: o.output, template: o.template, promptName: o.promptName, maxLength: o.maxLength, skipInvalid: o.skipInvalid }, o, encodeFile);
     });
 
   withModelOptions(program.command('clean').description('drop near-duplicate queries (spec 1.1), keeping input order'))

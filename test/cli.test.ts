@@ -158,6 +158,17 @@ describe('CLI on the Cranfield slice', () => {
     assert.match(r.err, /some-bad\.jsonl:2: field "query"/);
   });
 
+  it('encode --skip-invalid too: the rows of the valid records, in order; without it, the first bad record stops the run', () => {
+    writeFileSync(join(dir, 'texts-bad.jsonl'), '{"text": "lift"}\n{"text": 5}\nnot json\n{"query": "drag"}\n');
+    let r = run(['encode', ...m, '-i', 'texts-bad.jsonl', '-o', 'bad.jsonl'], dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /texts-bad\.jsonl:2: field "text": expected a string/);
+    r = run(['encode', ...m, '-i', 'texts-bad.jsonl', '-o', 'bad.jsonl', '--skip-invalid'], dir);
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /skipped 2 invalid records/);
+    assert.deepEqual(readFileSync(join(dir, 'bad.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text), ['lift', 'drag']);
+  });
+
   it('writes only where asked: no onnxruntime telemetry in /tmp or ~/.cache/Microsoft', () => {
     const home = tempDir();
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, EMBEDTUNE_QUIET: '1' };

@@ -357,6 +357,14 @@ describe('sampler', () => {
     assert.equal(g.length, 5);
     assert.deepEqual([...new Set(g.slice(1))].sort(), ['a', 'b']);
   });
+
+  it('a record with no negatives (or no positive) is refused by query, never filled with undefined passages; Rng.int(0) throws', () => {
+    const base = { query: 'q without negatives', pos: ['p'], neg: [] as string[], raw: {}, bytes: new Uint8Array(), line: 1 };
+    assert.throws(() => drawGroup(base, 3, new Rng(1)), /the record of query "q without negatives" has no negatives, but group_size is 3/);
+    assert.deepEqual(drawGroup(base, 1, new Rng(1)), ['p'], 'group_size 1 needs none');
+    assert.throws(() => drawGroup({ ...base, pos: [], neg: ['n'] }, 2, new Rng(1)), /has no positive passage/);
+    assert.throws(() => new Rng(1).int(0), /Rng\.int\(0\): needs an integer n ≥ 1/);
+  });
 });
 
 describe('GradCache', () => {

@@ -1,6 +1,7 @@
 /** encode: embed a file of texts into a .npy matrix or JSONL of {text, embedding}. */
 import { checkOutput, DataError, parseObject, readLines, writeAtomically } from '../data/jsonl.js';
 import type { Embeddings } from '../models/encoder.js';
+import { SkipReport } from '../data/records.js';
 import { npyHeader } from '../util/npy.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 
@@ -13,9 +14,15 @@ export interface EncodeFileOptions extends ModelOptions {
   /** Without `template`: the model's saved prompt for this role (as sentence-transformers' prompt_name). */
   promptName?: 'query' | 'passage';
   maxLength?: number;
+  /** Skip bad JSONL records (counted and reported) instead of stopping. */
+  skipInvalid?: boolean;
 }
 
-export async function readTexts(path: string): Promise<string[]> {
+/**
+ * The texts of a `.txt` (one per line) or JSONL file (`text` or `query`). A bad record stops the
+ * read naming file, line and field — or, given `skips`, is counted there and left out.
+ */
+export async function readTexts(path: string, skips?: SkipReport): Promise<string[]> {
   const texts: string[] = [];
   const isText = /\.txt$/i.test(path);
   for await (const l of readLines(path)) {
@@ -23,10 +30,15 @@ export async function readTexts(path: string): Promise<string[]> {
       texts.push(l.text);
       continue;
     }
-    const o = parseObject(path, l);
-    const field = 'text' in o ? 'text' : 'query';
-    if (typeof o[field] !== 'string') throw new DataError(path, l.line, o[field] === undefined ? 'missing (need "text" or "query")' : 'expected a string', field);
-    texts.push(o[field] as string);
+    try {
+      const o = parseObject(path, l);
+      const field = 'text' in o ? 'text' : 'query';
+      if (typeof o[field] !== 'string') throw new DataError(path, l.line, o[field] === undefined ? 'missing (need "text" or "query")' : 'expected a string', field);
+      texts.push(o[field] as string);
+    } catch (e) {
+      if (!(skips && e instanceof DataError)) throw e;
+      skips.add(e);
+    }
   }
   return texts;
 }
@@ -43,8 +55,9 @@ export function npyBytes(e: Embeddings): Buffer {
 export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
   const { options: o, reads } = await modelReads(job);
   checkOutput(o.output, [o.input, ...reads]);
-  const texts = await readTexts(o.input);
-  requireRecords(texts.length, o.input);
+  const skips = new SkipReport();
+  const texts = await readTexts(o.input, o.skipInvalid ? skips : undefined);
+  requireRecords(texts.length, o.input, skips.total);
   const [e] = await withEncoder(o, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }]]), { normalizeFromModel: true });
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
@@ -54,5 +67,6 @@ export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
     });
   }
   log(o.quiet, `encode: ${e.count} texts → ${o.output} (${e.count} × ${e.dim})`);
+  if (o.skipInvalid) log(o.quiet, `encode: ${skips.summary()}${skips.total ? '\nencode: the rows are the valid records, in order' : ''}`);
   return e;
 }

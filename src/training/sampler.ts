@@ -32,8 +32,11 @@ export function drawGroup(r: QueryRecord, groupSize: number, rng: Rng): string[]
 
 /** One query's example: its group of passages, with their teacher scores when the record has them. */
 export function drawExample(r: QueryRecord, groupSize: number, rng: Rng): TrainExample {
-  const pos = rng.int(r.pos.length);
   const want = groupSize - 1;
+  // Every caller's records are checked when read (records.ts); a library caller's may not be.
+  if (r.pos.length === 0) throw new Error(`the record of query ${JSON.stringify(r.query.slice(0, 60))} has no positive passage`);
+  if (want > 0 && r.neg.length === 0) throw new Error(`the record of query ${JSON.stringify(r.query.slice(0, 60))} has no negatives, but group_size is ${groupSize}`);
+  const pos = rng.int(r.pos.length);
   let negs: number[] = [];
   const all = r.neg.map((_, i) => i);
   if (want === 0) negs = [];

@@ -17,6 +17,7 @@ export class Rng {
 
   /** Integer in [0, n). */
   int(n: number): number {
+    if (!(Number.isInteger(n) && n >= 1)) throw new Error(`Rng.int(${n}): needs an integer n ≥ 1 (there is nothing to pick from)`);
     return Math.floor(this.next() * n);
   }
 
