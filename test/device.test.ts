@@ -38,7 +38,7 @@ describe('several encoders (--devices)', () => {
     assert.deepEqual(parseDevices('cpu:2x1'), [{ device: 'cpu', threads: 1 }, { device: 'cpu', threads: 1 }]);
     assert.deepEqual(parseDevices('cuda:0,cuda:1'), [{ device: 'cuda:0' }, { device: 'cuda:1' }]);
     assert.throws(() => parseDevices('cpu:0x1'), /workers and threads must be at least 1/);
-    assert.throws(() => parseDevices('cuda:0,tpu'), /--device "tpu"/);
+    assert.throws(() => parseDevices('cuda:0,tpu'), /--devices "cuda:0,tpu": "tpu" is not a device; expected cpu:NxT/);
     const words = ['lift', 'drag', 'flutter of a swept wing', 'boundary layer', 'shock wave at Mach 2', '一架飞机要起飞了。'];
     // 45 texts in blocks of 8 (6 blocks), with repeats across blocks
     const texts = Array.from({ length: 45 }, (_, i) => `${words[i % 6]} ${i % 7 === 0 ? '' : String(i).repeat(1 + (i % 5))}`);

@@ -156,3 +156,16 @@ describe('weights and vocabulary errors name their files', () => {
     await assert.rejects(train(resolveConfig({ model_name_or_path: big, train_data: join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), output_dir: join(tempDir(), 'o'), max_steps: 1 }).config, { quiet: true }), /tokenizer\.json: has token ids up to 5000/);
   });
 });
+
+describe('more errors that named nothing (issue 22, item 9)', () => {
+  it('"devices" that is no device list, eval on a folder that is not a complete BEIR folder, an HF_ENDPOINT that is not a URL', async () => {
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', train_data: 't', output_dir: 'o', devices: 'lots' }), /"devices": --devices "lots": "lots" is not a device; expected cpu:NxT/);
+    const partial = join(tempDir(), 'beir');
+    mkdirSync(join(partial, 'qrels'), { recursive: true });
+    writeFileSync(join(partial, 'queries.jsonl'), '{"_id": "1", "text": "q"}\n');
+    const { evaluate } = await import('../src/jobs/evaluate.js');
+    await assert.rejects(evaluate({ model: TINY_BERT, data: partial, quiet: true }), new RegExp(`${partial}: a folder, but not a BEIR folder: no corpus\\.jsonl`));
+    const { hubSnapshot } = await import('../src/models/hub.js');
+    await assert.rejects(hubSnapshot('org/model', { env: { HF_ENDPOINT: 'notaurl', HF_HOME: tempDir() } }), /HF_ENDPOINT "notaurl" is not an http\(s\) URL/);
+  });
+});

@@ -2,7 +2,7 @@
  * BEIR folders: `corpus.jsonl` ({_id, title, text}), `queries.jsonl` ({_id, text}) and
  * `qrels/<split>.tsv` (query-id, corpus-id, score; graded scores kept).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, parseObject, readLines } from './jsonl.js';
 
@@ -112,5 +112,11 @@ export async function loadBeir(dir: string, split = 'test', withTitle = true): P
 }
 
 export function isBeirFolder(dir: string): boolean {
-  return existsSync(join(dir, 'corpus.jsonl')) && existsSync(join(dir, 'queries.jsonl'));
+  if (existsSync(join(dir, 'corpus.jsonl')) && existsSync(join(dir, 'queries.jsonl'))) return true;
+  // A folder that is not a complete BEIR folder is named by what it lacks (it is no JSONL file either).
+  if (existsSync(dir) && statSync(dir).isDirectory()) {
+    const missing = ['corpus.jsonl', 'queries.jsonl', 'qrels'].filter((f) => !existsSync(join(dir, f)));
+    throw new Error(`${dir}: a folder, but not a BEIR folder: no ${missing.join(', no ')} (a BEIR folder has corpus.jsonl, queries.jsonl and qrels/<split>.tsv)`);
+  }
+  return false;
 }

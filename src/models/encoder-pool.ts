@@ -33,7 +33,11 @@ export function parseDevices(spec: string): Slot[] {
   }
   const slots = spec.split(',').map((s) => {
     if (!s.trim()) throw new Error(`--devices "${spec}": an empty entry`);
-    parseDevice(s);
+    try {
+      parseDevice(s);
+    } catch {
+      throw new Error(`--devices "${spec}": "${s.trim()}" is not a device; expected cpu:NxT (N workers × T threads) or a list of cpu, cuda[:i], webgpu, dml[:i], coreml`);
+    }
     return { device: s.trim() };
   });
   if (slots.filter((s) => parseDevice(s.device).name === 'webgpu').length > 1) {

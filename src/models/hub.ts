@@ -91,6 +91,7 @@ export async function hubSnapshot(repo: string, o: HubOptions = {}): Promise<str
   const root = join(hubCacheDir(env), `models--${repo.replace('/', '--')}`);
   if (offline(env)) return cachedSnapshot(root, repo, revision);
   const endpoint = (env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/$/, '');
+  if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) throw new Error(`HF_ENDPOINT ${JSON.stringify(env.HF_ENDPOINT)} is not an http(s) URL (the default is https://huggingface.co)`);
   const auth = token(env);
   const headers: Record<string, string> = auth ? { authorization: `Bearer ${auth}` } : {};
 

@@ -286,7 +286,11 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   parseDevice(c.device);
   if (c.devices !== null) {
     if (typeof c.devices !== 'string') throw new Error(`${source}: "devices" must be a string such as "cpu:2x1" or "cuda:0,cuda:1", got ${JSON.stringify(c.devices)}`);
-    parseDevices(c.devices);
+    try {
+      parseDevices(c.devices);
+    } catch (e) {
+      throw new Error(`${source}: "devices": ${(e as Error).message}`);
+    }
     if (c.device !== 'cpu') throw new Error(`${source}: give "device" (one process) or "devices" (data-parallel workers), not both`);
   }
   if (!['kl_div', 'margin_mse'].includes(c.kd_loss_type)) throw new Error(`${source}: "kd_loss_type" must be kl_div or margin_mse, got ${JSON.stringify(c.kd_loss_type)}`);
