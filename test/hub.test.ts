@@ -35,6 +35,9 @@ let endpoint = '';
 const log: { url: string; range?: string }[] = [];
 /** Bytes after which the CDN drops the connection (once), or null. */
 let dropAfter: number | null = null;
+/** Send this many bytes of the next CDN body, then nothing (a stalled server), keeping the connection open. */
+let stallAfter: number | null = null;
+const stalled: ServerResponse[] = [];
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url!, 'http://x');
@@ -84,6 +87,13 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
       const n = dropAfter;
       dropAfter = null;
       res.write(part.subarray(0, n), () => res.destroy());
+      return;
+    }
+    if (stallAfter !== null) {
+      const n = stallAfter;
+      stallAfter = null;
+      res.write(part.subarray(0, n));
+      stalled.push(res);
       return;
     }
     return void res.end(part);
@@ -177,6 +187,19 @@ describe('Hub ids (local server)', () => {
     assert.ok(log.some((l) => l.url.startsWith('/cdn/') && l.range && /^bytes=[1-9]\d*-$/.test(l.range)), 'resumed with a Range header');
     assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']), 'the resumed file is byte-identical');
     assert.deepEqual(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete')), []);
+  });
+
+  it('a server that stalls mid-body is given up after HF_HUB_DOWNLOAD_TIMEOUT seconds, naming the file and how far; the next run resumes', { timeout: 60_000 }, async () => {
+    const cache = tempDir();
+    const env = { HF_ENDPOINT: endpoint, HF_HUB_CACHE: cache, HF_HUB_DOWNLOAD_TIMEOUT: '1' };
+    stallAfter = 50_000;
+    await assert.rejects(resolveModel('org/tiny-bert', { env }), /download of model\.safetensors was cut at 50000 of 421920 bytes \(no data for 1 s \(HF_HUB_DOWNLOAD_TIMEOUT\)\); run again to resume/);
+    for (const r of stalled.splice(0)) r.destroy();
+    const root = join(cache, 'models--org--tiny-bert');
+    assert.deepEqual(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete')), [`${sha256(FILES['model.safetensors'])}.incomplete`]);
+    const dir = await resolveModel('org/tiny-bert', { env });
+    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']));
+    await assert.rejects(resolveModel('org/tiny-bert', { env: { ...env, HF_HUB_DOWNLOAD_TIMEOUT: 'soon' } }), /HF_HUB_DOWNLOAD_TIMEOUT "soon": expected seconds > 0/);
   });
 
   it('the CLI and train configs take Hub ids (model_name_or_path: "org/tiny-bert")', async () => {

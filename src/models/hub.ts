@@ -57,6 +57,31 @@ function statusError(status: number, repo: string, what: string, endpoint: strin
   return new Error(`${repo}: ${endpoint} answered ${status} for ${what}`);
 }
 
+/**
+ * Seconds without a byte after which a Hub request or download is given up (the
+ * `.incomplete` kept for the next run): HF_HUB_DOWNLOAD_TIMEOUT, as huggingface_hub reads it;
+ * default 10.
+ */
+export function stallSeconds(env: NodeJS.ProcessEnv): number {
+  const v = env.HF_HUB_DOWNLOAD_TIMEOUT;
+  if (v === undefined || v === '') return 10;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`HF_HUB_DOWNLOAD_TIMEOUT ${JSON.stringify(v)}: expected seconds > 0`);
+  return n;
+}
+
+/** An abort signal that fires when `poke` has not been called for `seconds` (a stalled server). */
+function stallSignal(seconds: number): { signal: AbortSignal; poke: () => void; stop: () => void } {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout;
+  const poke = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => ac.abort(new Error(`no data for ${seconds} s (HF_HUB_DOWNLOAD_TIMEOUT)`)), seconds * 1000);
+  };
+  poke();
+  return { signal: ac.signal, poke, stop: () => clearTimeout(timer) };
+}
+
 async function request(url: string, init: RequestInit, what: string): Promise<Response> {
   try {
     return await fetch(url, init);
@@ -96,7 +121,7 @@ export async function hubSnapshot(repo: string, o: HubOptions = {}): Promise<str
   const headers: Record<string, string> = auth ? { authorization: `Bearer ${auth}` } : {};
 
   const infoUrl = `${endpoint}/api/models/${repo}/revision/${encodeURIComponent(revision)}`;
-  const res = await request(infoUrl, { headers }, `${repo}@${revision}`);
+  const res = await request(infoUrl, { headers, signal: AbortSignal.timeout(stallSeconds(env) * 1000) }, `${repo}@${revision}`);
   if (!res.ok) throw statusError(res.status, repo, `revision ${revision}`, endpoint, !!auth);
   let info: { sha: string; siblings: { rfilename: string }[] };
   try {
@@ -166,7 +191,11 @@ async function fetchFile(endpoint: string, repo: string, sha: string, file: stri
 async function download(url: string, blob: string, size: number, file: string, headers: Record<string, string>, o: HubOptions): Promise<void> {
   const partial = `${blob}.incomplete`;
   const have = existsSync(partial) ? statSync(partial).size : 0;
-  const res = await request(url, { headers: have > 0 ? { ...headers, range: `bytes=${have}-` } : headers }, file);
+  const stall = stallSignal(stallSeconds(o.env ?? process.env));
+  const res = await request(url, { headers: have > 0 ? { ...headers, range: `bytes=${have}-` } : headers, signal: stall.signal }, file).catch((e) => {
+    stall.stop();
+    throw e;
+  });
   if (!res.ok || !res.body) throw new Error(`download of ${file} failed: HTTP ${res.status}`);
   const resumed = res.status === 206;
   const fd = openSync(partial, resumed ? 'a' : 'w');
@@ -176,13 +205,16 @@ async function download(url: string, blob: string, size: number, file: string, h
   bar?.tick(written);
   try {
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      stall.poke();
       writeSync(fd, chunk);
       written += chunk.byteLength;
       bar?.tick(chunk.byteLength);
     }
   } catch (e) {
-    throw new Error(`download of ${file} was cut at ${written} of ${total} bytes (${(e as Error).message}); run again to resume from ${partial}`);
+    const why = stall.signal.aborted ? (stall.signal.reason as Error).message : (e as Error).message;
+    throw new Error(`download of ${file} was cut at ${written} of ${total} bytes (${why}); run again to resume from ${partial}`);
   } finally {
+    stall.stop();
     closeSync(fd);
     bar?.done();
   }
