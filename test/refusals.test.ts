@@ -158,13 +158,30 @@ describe('weights and vocabulary errors name their files', () => {
 });
 
 describe('more errors that named nothing (issue 22, item 9)', () => {
-  it('"devices" that is no device list, eval on a folder that is not a complete BEIR folder, an HF_ENDPOINT that is not a URL', async () => {
+  it('"devices" that is no device list, eval on a folder that is not a complete BEIR folder, a torn or bad log.jsonl and a corrupt train_config.json for report, an HF_ENDPOINT that is not a URL', async () => {
     assert.throws(() => resolveConfig({ model_name_or_path: 'm', train_data: 't', output_dir: 'o', devices: 'lots' }), /"devices": --devices "lots": "lots" is not a device; expected cpu:NxT/);
     const partial = join(tempDir(), 'beir');
     mkdirSync(join(partial, 'qrels'), { recursive: true });
     writeFileSync(join(partial, 'queries.jsonl'), '{"_id": "1", "text": "q"}\n');
     const { evaluate } = await import('../src/jobs/evaluate.js');
     await assert.rejects(evaluate({ model: TINY_BERT, data: partial, quiet: true }), new RegExp(`${partial}: a folder, but not a BEIR folder: no corpus\\.jsonl`));
+    // report: a torn last log line (a run stopped mid-write) is left out and said; a bad line or train_config.json is named.
+    const run = join(tempDir(), 'run');
+    mkdirSync(run);
+    const report = () => spawnSync(process.execPath, [join(ROOT, 'dist', 'src', 'cli.js'), 'report', run], { encoding: 'utf8', env: { ...process.env, EMBEDTUNE_QUIET: '' } });
+    writeFileSync(join(run, 'log.jsonl'), '{"step": 1, "loss": 2.0}\n{"step": 2, "lo');
+    let r = report();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /log\.jsonl:2: a torn last line \(the run stopped while writing it\), left out/);
+    writeFileSync(join(run, 'log.jsonl'), '{"step": 1, "loss": 2.0}\n{"step": 2, "lo\n{"step": 3}\n');
+    r = report();
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /log\.jsonl:2: not valid JSON/);
+    writeFileSync(join(run, 'log.jsonl'), '{"step": 1, "loss": 2.0}\n');
+    writeFileSync(join(run, 'train_config.json'), '{bad');
+    r = report();
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /train_config\.json: not valid JSON/);
     const { hubSnapshot } = await import('../src/models/hub.js');
     await assert.rejects(hubSnapshot('org/model', { env: { HF_ENDPOINT: 'notaurl', HF_HOME: tempDir() } }), /HF_ENDPOINT "notaurl" is not an http\(s\) URL/);
   });

@@ -8,15 +8,33 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../data/jsonl.js';
+import { readJsonFile } from '../util/json.js';
 
 const require = createRequire(import.meta.url);
 
 function readJson(path: string): unknown {
-  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null;
+  return existsSync(path) ? readJsonFile(path) : null;
 }
 
+/**
+ * The records of a JSONL file a run writes. A bad line names file and line; a torn last line (the
+ * run stopped while writing it) is left out and said so on stderr.
+ */
 function readJsonl(path: string): Record<string, unknown>[] {
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const out: Record<string, unknown>[] = [];
+  lines.forEach((l, i) => {
+    if (!l) return;
+    try {
+      out.push(JSON.parse(l));
+    } catch (e) {
+      const torn = lines.slice(i + 1).every((x) => !x) && !readFileSync(path, 'utf8').endsWith('\n');
+      if (!torn) throw new Error(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      process.stderr.write(`report: ${path}:${i + 1}: a torn last line (the run stopped while writing it), left out\n`);
+    }
+  });
+  return out;
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
