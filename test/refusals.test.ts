@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { merge, runShard } from '../src/jobs/shard.js';
@@ -184,5 +184,17 @@ describe('more errors that named nothing (issue 22, item 9)', () => {
     assert.match(r.stderr, /train_config\.json: not valid JSON/);
     const { hubSnapshot } = await import('../src/models/hub.js');
     await assert.rejects(hubSnapshot('org/model', { env: { HF_ENDPOINT: 'notaurl', HF_HOME: tempDir() } }), /HF_ENDPOINT "notaurl" is not an http\(s\) URL/);
+  });
+});
+
+describe('a full disk names the file', () => {
+  it('train writing log.jsonl on a full device (/dev/full: ENOSPC) exits 1 naming log.jsonl', { skip: !existsSync('/dev/full') && 'no /dev/full here' }, async () => {
+    const { symlinkSync } = await import('node:fs');
+    const out = join(tempDir(), 'run');
+    mkdirSync(out);
+    symlinkSync('/dev/full', join(out, 'log.jsonl'));
+    const { train } = await import('../src/jobs/train.js');
+    const config = resolveConfig({ model_name_or_path: TINY_BERT, train_data: join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), output_dir: out, max_steps: 2, per_device_train_batch_size: 4, group_size: 2, max_query_len: 16, max_passage_len: 16, threads: 1 }).config;
+    await assert.rejects(train(config, { quiet: true }), new RegExp(`${join(out, 'log.jsonl')}: ENOSPC`));
   });
 });

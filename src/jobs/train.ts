@@ -5,7 +5,7 @@
  * bit-identical), evaluates every `eval_steps` (keeping the best as `best/`), and exports
  * the model in Hugging Face + sentence-transformers + ONNX layout to `output_dir`.
  */
-import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync as fsAppend, existsSync, readdirSync, readFileSync, statSync, writeFileSync as fsWrite } from 'node:fs';
 import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
@@ -29,6 +29,18 @@ import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
 import { log } from './common.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
+
+
+/** fs writes whose failures (a full disk: ENOSPC names no path) name the file. */
+function named<T>(path: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+const writeFileSync = (path: string, data: string) => named(path, () => fsWrite(path, data));
+const appendFileSync = (path: string, data: string) => named(path, () => fsAppend(path, data));
 
 export interface TrainResult {
   steps: number;
