@@ -9,7 +9,7 @@ import { evaluate } from '../src/jobs/evaluate.js';
 import { mine } from '../src/jobs/mine.js';
 import { merge, parseShard, runShard, type ShardJob, shardRows } from '../src/jobs/shard.js';
 import { floatToHalf, halfToFloat } from '../src/models/safetensors.js';
-import { CRANFIELD, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
+import { CRANFIELD, FIXTURES, TINY_BERT, TINY_XLMR, tempDir } from './helpers.js';
 
 let dir: string;
 let input: string;
@@ -164,5 +164,45 @@ describe('shard checks', () => {
       }
       assert.equal(at, n);
     }
+  });
+});
+
+describe('a model whose weights are sharded (model.safetensors.index.json)', () => {
+  it('encode --cache-dir, score --cache-dir and --shard work on it (they read a model.safetensors that is not there)', async () => {
+    const { cpSync, mkdirSync } = await import('node:fs');
+    const { readSafetensors, writeSafetensors } = await import('../src/models/safetensors.js');
+    const { score } = await import('../src/jobs/score.js');
+    const split = (src: string) => {
+      const to = join(tempDir(), 'sharded');
+      cpSync(src, to, { recursive: true });
+      rmSync(join(to, 'model.safetensors'));
+      const names = [...readSafetensors(join(src, 'model.safetensors')).entries()];
+      const half = names.length >> 1;
+      const files = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
+      writeSafetensors(join(to, files[0]!), new Map(names.slice(0, half)));
+      writeSafetensors(join(to, files[1]!), new Map(names.slice(half)));
+      writeFileSync(join(to, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(names.map(([n], i) => [n, files[i < half ? 0 : 1]])) }));
+      return to;
+    };
+    const model = split(TINY_BERT);
+    const out = tempDir();
+    const texts = join(out, 'texts.txt');
+    writeFileSync(texts, readFileSync(input, 'utf8').trim().split('\n').map((l) => JSON.parse(l).query).join('\n') + '\n');
+    const plain = join(out, 'plain.npy');
+    await encodeFile({ model: TINY_BERT, input: texts, output: plain, quiet: true, threads: 1 });
+    for (const pass of [1, 2]) {
+      const cached = join(out, `cached-${pass}.npy`);
+      await encodeFile({ model, input: texts, output: cached, quiet: true, threads: 1, cacheDir: join(out, 'cache') });
+      assert.deepEqual(bytes(cached), bytes(plain), `pass ${pass} (${pass === 2 ? 'from the cache' : 'filling it'})`);
+    }
+    const shards = join(out, 'shards');
+    const merged = join(out, 'merged.npy');
+    for (const index of [0, 1]) await runShard('encode', { model, input: texts, output: merged, quiet: true, threads: 1, blockTexts: 8 }, { index, count: 2 }, shards);
+    await merge(shards, { quiet: true });
+    assert.deepEqual(bytes(merged), bytes(plain));
+    const reranker = split(join(FIXTURES, 'models', 'tiny-xlmr-reranker'));
+    const scored = join(out, 'scored.jsonl');
+    await score({ reranker, input, output: scored, cacheDir: join(out, 'rcache'), quiet: true, threads: 1 });
+    assert.ok(readFileSync(scored, 'utf8').includes('pos_scores'));
   });
 });
