@@ -98,7 +98,6 @@ function groups(slots: DeviceSlot[], bytes: number): number[][] {
 /** Bytes of weights per AdamW run (see groups; DeviceState.create takes another). */
 const GROUP_BYTES = 256 << 20;
 
-
 export class DeviceState {
   /** One `add` session per tensor rank, made on first use. */
   private readonly adders = new Map<number, Session>();
