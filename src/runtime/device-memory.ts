@@ -21,6 +21,12 @@ export function copyGraph(shapes: number[][]): Graph {
   return g;
 }
 
+/** Runs a copy session (copyGraph) on `ts`: its outputs, in order, where the session keeps them. */
+export async function copyIn(copy: Session, ts: ort.Tensor[]): Promise<ort.Tensor[]> {
+  const out = await copy.run(Object.fromEntries(ts.map((t, i) => [`x${i}`, t])));
+  return ts.map((_, i) => out[`y${i}`]!);
+}
+
 /**
  * Host tensors copied into device memory once (a copy session on `runtime.device`), by name: an
  * inference session on the same device then takes them without an upload per run. The device
@@ -34,14 +40,14 @@ export function copyGraph(shapes: number[][]): Graph {
 export async function uploadTensors(tensors: Record<string, ort.Tensor>, runtime: RuntimeOptions): Promise<{ tensors: Record<string, ort.Tensor>; release: () => Promise<void> }> {
   const names = Object.keys(tensors);
   const copy = await Session.create(copyGraph(names.map((n) => [...tensors[n]!.dims])), { ...runtime, deviceOutputs: () => true });
-  const out = await copy.run(Object.fromEntries(names.map((n, i) => [`x${i}`, tensors[n]!]))).catch(async (e) => {
+  const out = await copyIn(copy, names.map((n) => tensors[n]!)).catch(async (e) => {
     await copy.release();
     throw e;
   });
   return {
-    tensors: Object.fromEntries(names.map((n, i) => [n, out[`y${i}`]!])),
+    tensors: Object.fromEntries(names.map((n, i) => [n, out[i]!])),
     release: async () => {
-      for (const t of Object.values(out)) t.dispose();
+      for (const t of out) t.dispose();
       await copy.release();
     },
   };

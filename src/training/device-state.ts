@@ -11,7 +11,7 @@
 import ort from 'onnxruntime-node';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { copyGraph } from '../runtime/device-memory.js';
+import { copyGraph, copyIn } from '../runtime/device-memory.js';
 import { floatTensor, Session, type RuntimeOptions } from '../runtime/session.js';
 
 export interface DeviceSlot {
@@ -81,7 +81,8 @@ function zerosGraph(slots: DeviceSlot[]): Graph {
 /**
  * Consecutive slots in runs of at most `bytes` (one slot alone when larger): AdamW runs a group
  * at a time, so the new weights and moments of one group, not of the whole model, exist beside
- * the old ones (bge-m3: 4× its weights on the device at the peak instead of 7×).
+ * the old ones: at the peak, weights, two moments and gradients (4 copies of the trained
+ * weights) plus one group's new state, where one run over all would hold 7 copies.
  */
 function groups(slots: DeviceSlot[], bytes: number): number[][] {
   const out: number[][] = [];
@@ -135,15 +136,11 @@ export class DeviceState {
     };
     const adamw = [];
     for (const group of groups(slots, groupBytes)) adamw.push({ slots: group, session: await Session.create(adamwGraph(group.map((i) => slots[i]!), k), onDevice) });
-    const upload = async (s: Session, ts: ort.Tensor[]) => {
-      const out = await s.run(Object.fromEntries(ts.map((t, i) => [`x${i}`, t])));
-      return ts.map((_, i) => out[`y${i}`]!);
-    };
-    const w = await upload(sessions.upload, slots.map((s) => floatTensor(s.data, s.shape)));
+    const w = await copyIn(sessions.upload, slots.map((s) => floatTensor(s.data, s.shape)));
     // (Device buffers belong to the session that made them: every session here lives as long as the state.)
     const zeroFeed = () => Object.fromEntries(slots.map((s, i) => [`shape${i}`, new ort.Tensor('int64', BigInt64Array.from(s.shape, BigInt), [s.shape.length])]));
     const [m, v] = [await sessions.zeros.run(zeroFeed()), await sessions.zeros.run(zeroFeed())].map((out) => slots.map((_, i) => out[`z${i}`]!));
-    const frozenOnDevice = sessions.uploadFrozen ? await upload(sessions.uploadFrozen, frozen.map((f) => f.tensor)) : [];
+    const frozenOnDevice = sessions.uploadFrozen ? await copyIn(sessions.uploadFrozen, frozen.map((f) => f.tensor)) : [];
     return new DeviceState(slots, frozen.map((f) => f.name), k, sessions, adamw, w, m!, v!, frozenOnDevice, runtime);
   }
 
@@ -235,10 +232,7 @@ export class DeviceState {
 
   /** Uploads the slots' host weights and the given moments (a resumed checkpoint), replacing the device state. */
   async push(m: Float32Array[], v: Float32Array[]): Promise<void> {
-    const up = async (data: Float32Array[]) => {
-      const out = await this.sessions.upload.run(Object.fromEntries(data.map((d, i) => [`x${i}`, floatTensor(d, this.slots[i]!.shape)])));
-      return data.map((_, i) => out[`y${i}`]!);
-    };
+    const up = (data: Float32Array[]) => copyIn(this.sessions.upload, data.map((d, i) => floatTensor(d, this.slots[i]!.shape)));
     const [w, m1, v1] = [await up(this.slots.map((s) => s.data)), await up(m), await up(v)];
     for (const t of [...this.w, ...this.m, ...this.v]) t.dispose();
     [this.w, this.m, this.v] = [w, m1, v1];
