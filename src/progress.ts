@@ -1,8 +1,9 @@
 /**
  * Progress for long loops: a bar with rate and ETA on a TTY, plain periodic lines otherwise
  * (logs, CI), nothing when quiet. Always on stderr so stdout stays machine-readable. With
- * `EMBEDTUNE_PROGRESS=json` (the CLI's `--progress json`) every update is one JSON line
+ * `format: 'json'` (the CLI's `--progress json`) every update is one JSON line
  * `{"progress": label, "done", "total", "rate", "eta", "info"}`, for a UI or a job runner to read.
+ * Jobs take their reporter from the run (run.ts); nothing here reads the environment.
  */
 import cliProgress from 'cli-progress';
 
@@ -12,19 +13,29 @@ export interface Progress {
   done(): void;
 }
 
+/** Opens a progress display for a loop of `total` steps: what a run hands down to the layers it calls. */
+export type Reporter = (label: string, total: number) => Progress;
+
+export type ProgressFormat = 'bar' | 'json';
+
 export interface ProgressOptions {
   quiet?: boolean;
+  /** `bar` (default): a bar on a terminal, plain lines in logs; `json`: one JSON line per update. */
+  format?: ProgressFormat;
   /** Seconds between plain lines when stderr is not a TTY. */
   interval?: number;
 }
 
 const silent: Progress = { tick() {}, done() {} };
 
+/** The reporter that shows nothing: what layers below a job use when given none. */
+export const noProgress: Reporter = () => silent;
+
 export function progress(label: string, total: number, options: ProgressOptions = {}): Progress {
-  if (options.quiet || process.env.EMBEDTUNE_QUIET === '1' || total === 0) return silent;
+  if (options.quiet || total === 0) return silent;
   const start = Date.now();
   let count = 0;
-  if (process.env.EMBEDTUNE_PROGRESS === 'json') {
+  if (options.format === 'json') {
     let last = 0;
     const line = (info: string, final = false) => {
       const s = (Date.now() - start) / 1000;

@@ -7,7 +7,9 @@ import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
+import { openRun } from '../run.js';
 import { float32Value } from '../util/float.js';
+import { DEFAULTS } from '../options.js';
 
 const BOM = new Uint8Array([0xef, 0xbb, 0xbf]);
 const NEWLINE = new Uint8Array([0x0a]);
@@ -39,8 +41,9 @@ export interface CleanResult {
  *   console.log(`${r.dropped} of ${r.total} queries were near-duplicates`);
  */
 export async function clean(job: CleanOptions): Promise<CleanResult> {
-  const { options: o, reads } = await modelReads(job);
-  const threshold = o.threshold ?? 0.7;
+  await using run = openRun(job);
+  const { options: o, reads } = await modelReads(job, run);
+  const threshold = o.threshold ?? DEFAULTS.clean.threshold;
   if (!(threshold > -1 && threshold <= 1)) throw new Error(`threshold must be in (-1, 1], got ${threshold}`);
   const report = o.report ?? sidePath(o.output, '.dropped.jsonl');
   checkOutput(o.output, [o.input, ...reads]);
@@ -57,10 +60,10 @@ export async function clean(job: CleanOptions): Promise<CleanResult> {
   }
 
   requireRecords(queries.length, o.input, skips.total);
-  const result = await withEncoder(o, async (encoder) => {
+  const result = await withEncoder(o, run, async (encoder) => {
     requireNormalized(encoder, 'clean');
-    const [emb] = await encodeAll(encoder, [[queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, role: 'query', label: 'clean: encode queries', quiet: o.quiet, cacheDir: o.cacheDir }]]);
-    return greedyDedup(emb, threshold, { threads: o.threads, quiet: o.quiet });
+    const [emb] = await encodeAll(encoder, [[queries, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.queryTemplate, role: 'query', label: 'clean: encode queries', quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir }]]);
+    return greedyDedup(emb!, threshold, { threads: o.threads, progress: run.progress });
   });
 
   // Pass 2: stream the input again and copy the kept records' bytes unchanged (a BOM, CRLF);
@@ -82,14 +85,14 @@ export async function clean(job: CleanOptions): Promise<CleanResult> {
         for (let j = 0; j < queries.length; j++) {
           if (result.keep[j]) continue;
           const m = result.matchedRow[j];
-          await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m], matched_query: queries[m], score: float32Value(result.matchedScore[j]) });
+          await w.writeJson({ line: lines[j], query: queries[j], matched_line: lines[m!], matched_query: queries[m!], score: float32Value(result.matchedScore[j]!) });
         }
       },
     },
   ]);
   const kept = result.keep.reduce((a, b) => a + b, 0);
   const summary = { total: queries.length, kept, dropped: queries.length - kept, skipped: skips.total, report };
-  log(o.quiet, `clean: ${summary.total} queries, kept ${kept}, dropped ${summary.dropped} (threshold ${threshold}); report: ${report}`);
-  if (o.skipInvalid) log(o.quiet, `clean: ${skips.summary()}`);
+  run.log(`clean: ${summary.total} queries, kept ${kept}, dropped ${summary.dropped} (threshold ${threshold}); report: ${report}`);
+  if (o.skipInvalid) run.log(`clean: ${skips.summary()}`);
   return summary;
 }

@@ -3,7 +3,7 @@ import { type EncodeOptions, Encoder, type EncoderOptions, type Embeddings } fro
 import { EncoderPool, parseDevices } from '../models/encoder-pool.js';
 import type { Pooling } from '../models/pooling.js';
 import { resolveModel } from '../models/resolve.js';
-import { progress } from '../progress.js';
+import { openRun, type Run, type RunOptions } from '../run.js';
 
 /**
  * What jobs need of an encoder: an Encoder, or a stand-in (a shard run's writer, a merge's
@@ -24,9 +24,10 @@ export interface BlockEncoder extends TextEncoder {
   readonly pooling: Pooling;
   readonly blockTexts: number;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
-export interface ModelOptions extends EncoderOptions {
+export interface ModelOptions extends EncoderOptions, RunOptions {
   /** Several encoders in worker threads: `cpu:NxT` or `cuda:0,cuda:1` (see encoder-pool.ts). */
   devices?: string;
   /** Run the model's session on this thread instead of one worker thread (the default). */
@@ -36,34 +37,30 @@ export interface ModelOptions extends EncoderOptions {
   batchSize?: number;
   /** On-disk embedding cache directory; unset = no cache. */
   cacheDir?: string;
-  quiet?: boolean;
 }
 
 /**
- * Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path. Jobs that
- * compare cosine similarities normalise unless told not to; `encode` (`normalizeFromModel`)
- * follows the model's modules.json as sentence-transformers does.
+ * Runs `fn` with an Encoder, loading (and afterwards closing) it when given a path; the model's
+ * download, if any, shows progress as `run` does. Jobs that compare cosine similarities
+ * normalise unless told not to; `encode` (`normalizeFromModel`) follows the model's modules.json
+ * as sentence-transformers does.
  */
-export async function withEncoder<T>(o: ModelOptions, fn: (e: TextEncoder) => Promise<T>, { normalizeFromModel = false } = {}): Promise<T> {
+export async function withEncoder<T>(o: ModelOptions, run: Run, fn: (e: TextEncoder) => Promise<T>, { normalizeFromModel = false } = {}): Promise<T> {
   if (typeof o.model !== 'string') return fn(o.model);
-  const encoder = await loadEncoder({ ...o, model: o.model }, normalizeFromModel);
-  try {
-    return await fn(encoder);
-  } finally {
-    await encoder.close();
-  }
+  await using encoder = await loadEncoder({ ...o, model: o.model }, run, normalizeFromModel);
+  return await fn(encoder);
 }
 
 /**
  * What a job reads besides its data files — the model folder (a Hub id or alias resolved to its
  * snapshot, which the returned options then load) and the cache — so its outputs are checked
  * against them before any work.
- * @example const { options, reads } = await modelReads(o); checkOutput(o.output, [o.input, ...reads]);
+ * @example const { options, reads } = await modelReads(o, run); checkOutput(o.output, [o.input, ...reads]);
  */
-export async function modelReads<T extends ModelOptions>(o: T): Promise<{ options: T; reads: string[] }> {
+export async function modelReads<T extends ModelOptions>(o: T, run: Run): Promise<{ options: T; reads: string[] }> {
   const cache = o.cacheDir ? [o.cacheDir] : [];
   if (typeof o.model !== 'string') return { options: o, reads: [o.model.dir, ...cache] };
-  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
+  const dir = await resolveModel(o.model, { revision: o.revision, progress: run.progress });
   return { options: { ...o, model: dir }, reads: [dir, ...cache] };
 }
 
@@ -71,8 +68,8 @@ export async function modelReads<T extends ModelOptions>(o: T): Promise<{ option
  * Resolves and loads the model a job names (see withEncoder for `normalizeFromModel`): in one
  * worker thread, or with `devices` a pool of workers, or (`inThread`) on this thread.
  */
-export async function loadEncoder(o: ModelOptions & { model: string }, normalizeFromModel = false): Promise<BlockEncoder> {
-  const dir = await resolveModel(o.model, { revision: o.revision, progress: (label, total) => progress(label, total, { quiet: o.quiet }) });
+export async function loadEncoder(o: ModelOptions & { model: string }, run: Run = openRun(o), normalizeFromModel = false): Promise<BlockEncoder> {
+  const dir = await resolveModel(o.model, { revision: o.revision, progress: run.progress });
   const normalize = o.normalize ?? (normalizeFromModel ? undefined : true);
   const options = { pooling: o.pooling, normalize, dimensions: o.dimensions, threads: o.threads, blockTexts: o.blockTexts, quantize: o.quantize, device: o.device };
   if (o.devices && o.device) throw new Error('give --device or --devices, not both');
@@ -106,6 +103,7 @@ export function requireRecords(count: number, input: string, skipped = 0): void 
   throw new Error(`${input}: no records to work on${skipped ? ` (all ${skipped} were invalid and skipped)` : ' (the file is empty)'}`);
 }
 
+/** A summary line on stderr unless quiet (a job with a run uses `run.log`). */
 export function log(quiet: boolean | undefined, message: string): void {
   if (!quiet) process.stderr.write(message + '\n');
 }

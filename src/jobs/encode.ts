@@ -4,6 +4,7 @@ import type { Embeddings } from '../models/encoder.js';
 import { SkipReport } from '../data/records.js';
 import { npyHeader } from '../util/npy.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { openRun } from '../run.js';
 
 export interface EncodeFileOptions extends ModelOptions {
   /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
@@ -53,20 +54,21 @@ export function npyBytes(e: Embeddings): Buffer {
  *   await encodeFile({ model: 'models/bge-small-en', input: 'texts.txt', output: 'emb.npy' });
  */
 export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
-  const { options: o, reads } = await modelReads(job);
+  await using run = openRun(job);
+  const { options: o, reads } = await modelReads(job, run);
   checkOutput(o.output, [o.input, ...reads]);
   const skips = new SkipReport();
   const texts = await readTexts(o.input, o.skipInvalid ? skips : undefined);
   requireRecords(texts.length, o.input, skips.total);
-  const [e] = await withEncoder(o, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, cacheDir: o.cacheDir }]]), { normalizeFromModel: true });
+  const [e] = (await withEncoder(o, run, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir }]]), { normalizeFromModel: true })) as [Embeddings];
   if (/\.npy$/i.test(o.output)) {
-    await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e)));
+    await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e!)));
   } else {
     await writeAtomically(o.output, async (w) => {
       for (let i = 0; i < e.count; i++) await w.writeJson({ text: texts[i], embedding: Array.from(e.data.subarray(i * e.dim, (i + 1) * e.dim)) });
     });
   }
-  log(o.quiet, `encode: ${e.count} texts → ${o.output} (${e.count} × ${e.dim})`);
-  if (o.skipInvalid) log(o.quiet, `encode: ${skips.summary()}${skips.total ? '\nencode: the rows are the valid records, in order' : ''}`);
+  run.log(`encode: ${e.count} texts → ${o.output} (${e.count} × ${e.dim})`);
+  if (o.skipInvalid) run.log(`encode: ${skips.summary()}${skips.total ? '\nencode: the rows are the valid records, in order' : ''}`);
   return e;
 }

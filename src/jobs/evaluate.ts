@@ -16,6 +16,8 @@ import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { openRun } from '../run.js';
+import { DEFAULTS } from '../options.js';
 
 export interface EvaluateOptions extends ModelOptions {
   /** A query–positive JSONL file (spec mode) or a BEIR folder. */
@@ -114,19 +116,16 @@ function negativeTexts(path: string, l: Line): string[] {
 /** Embeds queries and corpus and returns each query's ranking of corpus ids (best first). */
 export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'model'>, set: RetrievalSet, depth: number): Promise<Map<string, string[]>> {
   const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
-  return withEncoder(o, async (encoder) => {
-    const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
+  await using run = openRun(o);
+  return withEncoder(o, run, async (encoder) => {
+    const common = { batchSize: o.batchSize, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir };
     const [q, c] = await encodeAll(encoder, [
       [qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' }],
       [set.corpus.map((d) => d.text), { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage', label: 'eval: encode corpus' }],
     ]);
-    const search = await ExactSearch.create({ threads: o.threads });
-    try {
-      const top = await topIds(search, q, c, set.corpus.map((d) => d.id), depth, { label: 'eval: search', quiet: o.quiet });
-      return new Map(qids.map((qid, i) => [qid, top[i]]));
-    } finally {
-      await search.close();
-    }
+    await using search = await ExactSearch.create({ threads: o.threads });
+    const top = await topIds(search, q!, c!, set.corpus.map((d) => d.id), depth, { label: 'eval: search', progress: run.progress });
+    return new Map(qids.map((qid, i) => [qid, top[i]!]));
   });
 }
 
@@ -145,14 +144,14 @@ export async function topIds(search: ExactSearch, q: Vectors, c: Vectors, ids: s
   let fetch = Math.min(c.count, depth + 8);
   while (pending.length) {
     const sub = pending.length === q.count ? q : { dim: q.dim, count: pending.length, data: gatherRows(q, pending) };
-    const hits = await search.search(sub, c, fetch, pending.length === q.count ? o : { ...o, quiet: true });
+    const hits = await search.search(sub, c, fetch, pending.length === q.count ? o : { ...o, progress: undefined });
     const k = hits.k;
     const deeper: number[] = [];
     pending.forEach((qi, i) => {
       const s = hits.scores.subarray(i * k, (i + 1) * k);
       const cut = Math.min(depth, k) - 1;
       if (k < c.count && cut >= 0 && s[k - 1] === s[cut]) return deeper.push(qi);
-      const row = Array.from(hits.indices.subarray(i * k, (i + 1) * k), (j, r) => ({ id: ids[j], score: s[r] }));
+      const row = Array.from(hits.indices.subarray(i * k, (i + 1) * k), (j, r) => ({ id: ids[j]!, score: s[r]! }));
       out[qi] = tiesById(row).slice(0, depth);
     });
     pending = deeper;
@@ -177,9 +176,10 @@ export function tiesById(row: { id: string; score: number }[]): string[] {
 
 /** Evaluates an in-memory retrieval set (e.g. a held-out subset of a BEIR folder's queries). */
 export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'model'>, set: RetrievalSet, ks: number[]): Promise<EvaluationResult> {
-  const rankings = await rank(o, set, ks[ks.length - 1]);
+  await using run = openRun(o);
+  const rankings = await rank({ ...o, run }, set, ks[ks.length - 1]!);
   const { metrics, queries } = meanMetrics(rankings, set.qrels, ks);
-  log(o.quiet, `eval: ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
+  run.log(`eval: ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
   return { metrics, queries, corpusSize: set.corpus.length, ks };
 }
 
@@ -189,19 +189,20 @@ export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data'
  *   console.log(r.metrics['ndcg@10']);
  */
 export async function evaluate(job: EvaluateOptions): Promise<EvaluationResult> {
-  const { options: o, reads } = await modelReads(job);
-  const ks = [...new Set(o.ks ?? [1, 3, 5, 10])].sort((a, b) => a - b);
+  await using run = openRun(job);
+  const { options: o, reads } = await modelReads({ ...job, run }, run);
+  const ks = [...new Set(o.ks ?? DEFAULTS.eval.ks)].sort((a, b) => a - b);
   if (ks.some((k) => !Number.isInteger(k) || k < 1)) throw new Error(`k values must be positive integers, got ${ks.join(',')}`);
   const beir = isBeirFolder(o.data);
   if (o.output) checkOutput(o.output, [o.data, ...(o.negatives ? [o.negatives] : []), ...reads]);
   let set: RetrievalSet;
   if (beir) {
-    const dataset = await loadBeir(o.data, o.split ?? 'test');
+    const dataset = await loadBeir(o.data, o.split ?? DEFAULTS.eval.split);
     const warning = unknownIdsWarning(o.data, dataset.unknown);
-    if (warning) log(o.quiet, `eval: ${warning}`);
+    if (warning) run.log(`eval: ${warning}`);
     set = dataset;
   } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
-  if (o.skipInvalid && set.skips) log(o.quiet, `eval: ${set.skips.summary()}`);
+  if (o.skipInvalid && set.skips) run.log(`eval: ${set.skips.summary()}`);
   const result: EvaluationResult = await evaluateSet(o, set, ks);
   if (o.skipInvalid && set.skips) result.skipped = { total: set.skips.total, reasons: Object.fromEntries(set.skips.counts) };
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');

@@ -14,12 +14,16 @@ import { ExactSearch, type TopK } from '../search/topk.js';
 import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
-import { encodeAll, log, modelReads, type ModelOptions, requireRecords, sidePath, withEncoder } from './common.js';
+import { encodeAll, modelReads, type ModelOptions, requireRecords, sidePath, type TextEncoder, withEncoder } from './common.js';
+import { openRun, type Run } from '../run.js';
+import { Scope } from '../util/scope.js';
+import type { Embeddings } from '../models/encoder.js';
 import { checkReranker, rerankerFolders, rerankGuard, resolveReranker, type RerankOptions } from './rerank-guard.js';
 import { formatRows, OUTPUT_FORMATS, type OutputFormat } from './mine-formats.js';
 import type { PairTruncation } from '../models/tokenizer.js';
 import { float32Value } from '../util/float.js';
 import { describeScores, formatScoreTable, histogram, round, type ScoreSummary } from './stats.js';
+import { DEFAULTS } from '../options.js';
 
 export interface MineOptions extends ModelOptions {
   input: string;
@@ -182,32 +186,23 @@ interface QueryGroup {
   existing: Set<string>;
 }
 
-/**
- * @example
- *   await mine({ model: 'models/bge-small-en', input: 'train.jsonl', output: 'train.mined.jsonl',
- *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
- */
-export async function mine(job: MineOptions): Promise<MineResult> {
-  const { options: resolved, reads: modelFolder } = await modelReads(job);
-  const o = { ...resolved, reranker: await resolveReranker(resolved.reranker) };
-  const rangeMin = o.rangeMin ?? 10;
-  const rangeMax = o.rangeMax ?? 210;
-  const want = o.numNegatives ?? 15;
+/** The settings a run mines with, checked, defaults filled in. */
+function mineSettings(o: MineOptions) {
+  const rangeMin = o.rangeMin ?? DEFAULTS.mine.rangeMin;
+  const rangeMax = o.rangeMax ?? DEFAULTS.mine.rangeMax;
+  const want = o.numNegatives ?? DEFAULTS.mine.numNegatives;
   if (!(Number.isInteger(rangeMin) && Number.isInteger(rangeMax) && rangeMin >= 0 && rangeMax > rangeMin)) {
     throw new Error(`need integers 0 ≤ rangeMin < rangeMax, got ${rangeMin}..${rangeMax}`);
   }
   if (!(Number.isInteger(want) && want >= 1)) throw new Error(`numNegatives must be a positive integer, got ${want}`);
-  const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
-  const reads = [o.input, ...(o.candidatePool ? [o.candidatePool] : []), ...modelFolder, ...rerankerFolders(o.reranker)];
-  checkOutput(o.output, reads);
-  checkOutput(statsPath, [o.output, ...reads]);
-  const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
-  await checkReranker(o);
-  const format = o.outputFormat ?? 'seed';
+  const format = o.outputFormat ?? DEFAULTS.mine.outputFormat;
   if (!OUTPUT_FORMATS.includes(format)) throw new Error(`outputFormat must be one of ${OUTPUT_FORMATS.join(', ')}, got "${format}"`);
   if (o.index !== undefined && o.index !== 'exact' && o.index !== 'hnsw') throw new Error(`index must be exact or hnsw, got "${o.index}"`);
+  return { rangeMin, rangeMax, want, format, sampling: o.sampling ?? DEFAULTS.mine.sampling, seed: o.seed ?? DEFAULTS.mine.seed };
+}
 
-  // Pass 1: group records by query text (duplicates share their positives) and build the pool.
+/** Pass 1: records grouped by query text (duplicates share their positives), and the candidate pool. */
+async function collectQueries(o: MineOptions, readOptions: { requirePositives: boolean; skipInvalid?: boolean }) {
   const skips = new SkipReport();
   const groups = new Map<string, QueryGroup>();
   const pool = new TextPool();
@@ -224,102 +219,130 @@ export async function mine(job: MineOptions): Promise<MineResult> {
   requireRecords(records, o.input, skips.total);
   if (o.candidatePool) (await readCandidatePool(o.candidatePool)).forEach((t) => pool.add(t));
   if (pool.texts.length === 0) throw new Error(`${o.input}: the candidate pool is empty`);
-  const queries = [...groups.keys()];
   // Positives outside the pool still need embeddings for the margin guard.
   const extraPositives = new TextPool();
   for (const g of groups.values()) for (const p of g.positives) if (pool.get(p) === undefined) extraPositives.add(p);
+  return { skips, groups, pool, shape: shape as RecordShape, records, extraPositives, queries: [...groups.keys()] };
+}
 
-  const rng = new Rng(o.seed ?? 42);
-  const chosen = new Map<string, string[]>();
-  const posScores: number[] = [];
-  const negScores: number[] = [];
-  // Per query: its positives, their embedding scores, and the window of candidates.
-  const positiveLists = queries.map((q) => [...groups.get(q)!.positives]);
-  const queryIndex = new Map(queries.map((q, i) => [q, i]));
-  const positiveScores: number[][] = [];
-  let windows: { text: string; score: number; rerank?: number }[][] = [];
+type Collected = Awaited<ReturnType<typeof collectQueries>>;
+type Candidate = { text: string; score: number; rerank?: number };
+
+/**
+ * Encodes queries, pool and stray positives, searches the pool (exactly, or through an HNSW
+ * index) and returns each query's positive scores and window of candidates.
+ */
+async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s: ReturnType<typeof mineSettings>, run: Run) {
+  const { groups, pool, queries, extraPositives } = c;
+  const common = { batchSize: o.batchSize, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir };
+  const passage = { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage' as const };
+  // A pool bigger than memory: its rows go to a temp file beside the output, searched a block at a time.
+  await using scope = new Scope();
+  const file = o.poolOnDisk ?? pool.texts.length * encoder.dim * 4 > POOL_IN_MEMORY_BYTES ? RowFile.create(tempPathFor(o.output), encoder.dim, pool.texts.length) : undefined;
+  if (file) scope.defer(() => file.remove());
+  const [q, p, x] = (await encodeAll(encoder, [
+    [queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' }],
+    [pool.texts, { ...passage, label: 'mine: encode pool', ...(file && { sink: (rows: Float32Array) => file.append(rows) }) }],
+    [extraPositives.texts, { ...passage, label: 'mine: encode positives' }],
+  ])) as [Embeddings, Embeddings, Embeddings];
+  const d = q.dim;
+  const poolRow = (row: number) => (file ? file.rows(row, row + 1).slice() : p.data.subarray(row * d, (row + 1) * d));
+  const dot = (qi: number, vec: Float32Array, row: number) => {
+    let sum = 0;
+    for (let k = 0; k < d; k++) sum += q.data[qi * d + k]! * vec[row * d + k]!;
+    return sum;
+  };
+  // sentence-transformers' depth: range_max + the most positives of any query (+ its kept
+  // negatives with keepExisting); the window is what passes the exclusions and filters in it.
+  let maxExcluded = 0;
+  for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + (o.keepExisting ? g.existing.size : 0));
+  const depth = s.rangeMax + maxExcluded;
+  let hits: TopK;
   let approximate: { recall: number; queries: number } | undefined;
+  if (o.index === 'hnsw') {
+    const index = await HnswSearch.build(file ?? p, { threads: o.threads, label: 'mine: index', progress: run.progress });
+    hits = index.search(q, depth);
+    // How much of the exact ranking the index finds, checked on a sample of the queries.
+    approximate = await sampledRecall(q, file ?? p, hits, { threads: o.threads });
+    const low = approximate.recall < 0.9 ? ' — low: these embeddings have little neighbourhood structure for the graph; exact search (no --index) finds all' : '';
+    run.log(`mine: --index hnsw found ${(100 * approximate.recall).toFixed(1)}% of the exact top ${hits.k} on ${approximate.queries} sampled queries${low}`);
+  } else {
+    await using search = await ExactSearch.create({ threads: o.threads });
+    hits = await search.search(q, file ?? p, depth, { label: 'mine: search', progress: run.progress });
+  }
 
-  await withEncoder(o, async (encoder) => {
-    const common = { batchSize: o.batchSize, quiet: o.quiet, cacheDir: o.cacheDir };
-    const passage = { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage' as const };
-    // A pool bigger than memory: its rows go to a temp file beside the output, searched a block at a time.
-    const file = o.poolOnDisk ?? pool.texts.length * encoder.dim * 4 > POOL_IN_MEMORY_BYTES ? RowFile.create(tempPathFor(o.output), encoder.dim, pool.texts.length) : undefined;
-    try {
-      const [q, p, x] = await encodeAll(encoder, [
-        [queries, { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'mine: encode queries' }],
-        [pool.texts, { ...passage, label: 'mine: encode pool', ...(file && { sink: (rows: Float32Array) => file.append(rows) }) }],
-        [extraPositives.texts, { ...passage, label: 'mine: encode positives' }],
-      ]);
-      const d = q.dim;
-      const poolRow = (row: number) => (file ? file.rows(row, row + 1).slice() : p.data.subarray(row * d, (row + 1) * d));
-      const dot = (qi: number, vec: Float32Array, row: number) => {
-        let s = 0;
-        for (let k = 0; k < d; k++) s += q.data[qi * d + k] * vec[row * d + k];
-        return s;
-      };
-      // sentence-transformers' depth: range_max + the most positives of any query (+ its kept
-      // negatives with keepExisting); the window is what passes the exclusions and filters in it.
-      let maxExcluded = 0;
-      for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + (o.keepExisting ? g.existing.size : 0));
-      const depth = rangeMax + maxExcluded;
-      let hits: TopK;
-      if (o.index === 'hnsw') {
-        const index = await HnswSearch.build(file ?? p, { threads: o.threads, label: 'mine: index', quiet: o.quiet });
-        hits = index.search(q, depth);
-        // How much of the exact ranking the index finds, checked on a sample of the queries.
-        approximate = await sampledRecall(q, file ?? p, hits, { threads: o.threads });
-        const low = approximate.recall < 0.9 ? ' — low: these embeddings have little neighbourhood structure for the graph; exact search (no --index) finds all' : '';
-        log(o.quiet, `mine: --index hnsw found ${(100 * approximate.recall).toFixed(1)}% of the exact top ${hits.k} on ${approximate.queries} sampled queries${low}`);
-      } else {
-        const search = await ExactSearch.create({ threads: o.threads });
-        hits = await search.search(q, file ?? p, depth, { label: 'mine: search', quiet: o.quiet });
-        await search.close();
+  const positiveLists = queries.map((query) => [...groups.get(query)!.positives]);
+  const positiveScores: number[][] = [];
+  const windows: Candidate[][] = [];
+  queries.forEach((query, qi) => {
+    const g = groups.get(query)!;
+    // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
+    const candidates = function* () {
+      for (let j = 0; j < hits.k; j++) {
+        const row = hits.indices[qi * hits.k + j]!;
+        if (row < 0) break; // the approximate index found no more
+        const text = pool.texts[row]!;
+        if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+        yield { text, score: hits.scores[qi * hits.k + j]! };
       }
-
-      queries.forEach((query, qi) => {
-        const g = groups.get(query)!;
-        // Ranked candidates, best first; a query's own text, its positives and (--keep-existing) its negatives excluded.
-        const candidates = function* () {
-          for (let j = 0; j < hits.k; j++) {
-            if (hits.indices[qi * hits.k + j] < 0) break; // the approximate index found no more
-            const text = pool.texts[hits.indices[qi * hits.k + j]];
-            if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
-            yield { text, score: hits.scores[qi * hits.k + j] };
-          }
-        };
-        const scores = positiveLists[qi]!.map((t) => {
-          const row = pool.get(t);
-          // float32, as the search's candidate scores: one precision on both sides of the margins.
-          return Math.fround(row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!));
-        });
-        posScores.push(...scores);
-        positiveScores.push(scores);
-        windows.push(negativeWindow(candidates(), Math.min(...scores), { rangeMin, rangeMax, ...o }));
-      });
-    } finally {
-      file?.remove();
-    }
+    };
+    const scores = positiveLists[qi]!.map((t) => {
+      const row = pool.get(t);
+      // float32, as the search's candidate scores: one precision on both sides of the margins.
+      return Math.fround(row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!));
+    });
+    positiveScores.push(scores);
+    windows.push(negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax }));
   });
+  return { positiveLists, positiveScores, windows, approximate };
+}
 
+/**
+ * @example
+ *   await mine({ model: 'models/bge-small-en', input: 'train.jsonl', output: 'train.mined.jsonl',
+ *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
+ */
+export async function mine(job: MineOptions): Promise<MineResult> {
+  await using run = openRun(job);
+  const { options: resolved, reads: modelFolder } = await modelReads(job, run);
+  const o = { ...resolved, reranker: await resolveReranker(resolved.reranker) };
+  const s = mineSettings(o);
+  const statsPath = o.statsPath ?? sidePath(o.output, '.stats.json');
+  const reads = [o.input, ...(o.candidatePool ? [o.candidatePool] : []), ...modelFolder, ...rerankerFolders(o.reranker)];
+  checkOutput(o.output, reads);
+  checkOutput(statsPath, [o.output, ...reads]);
+  const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
+  await checkReranker(o);
+
+  const collected = await collectQueries(o, readOptions);
+  const { queries, records, pool, skips } = collected;
+  const ranked = await withEncoder(o, run, (encoder) => rankWindows(encoder, o, collected, s, run));
+  const { positiveLists, approximate } = ranked;
   const guarded = o.reranker
-    ? await rerankGuard(queries, positiveLists, windows, { ...o, reranker: o.reranker, label: o.rerankLabel, truncation: o.rerankTruncation })
+    ? await rerankGuard(queries, positiveLists, ranked.windows, { ...o, reranker: o.reranker, label: o.rerankLabel, truncation: o.rerankTruncation, progress: run.progress })
     : undefined;
-  if (guarded) windows = guarded.kept;
+  const windows = guarded ? guarded.kept : ranked.windows;
+
+  // Choose each query's negatives from its window (seeded), keeping the scores to write.
+  const rng = new Rng(s.seed);
+  const chosen = new Map<string, string[]>();
+  const posScores = ranked.positiveScores.flat();
+  const negScores: number[] = [];
   const written = new Map<string, { pos: number[]; neg: number[] }>();
   let at = 0;
   queries.forEach((query, qi) => {
     const window = windows[qi]!;
-    const picked = o.sampling === 'top' ? window.slice(0, want) : rng.sample(window, want);
+    const picked = s.sampling === 'top' ? window.slice(0, s.want) : rng.sample(window, s.want);
     picked.forEach((c) => negScores.push(c.score));
     chosen.set(query, picked.map((c) => c.text));
-    const pos = guarded ? guarded.scores.positives.slice(at, (at += positiveLists[qi]!.length)) : positiveScores[qi]!;
+    const pos = guarded ? guarded.scores.positives.slice(at, (at += positiveLists[qi]!.length)) : ranked.positiveScores[qi]!;
     if (o.outputScores) written.set(query, { pos, neg: picked.map((c) => c.rerank ?? c.score) });
   });
 
   // Pass 2: write every record with its new negatives, other fields unchanged; the stats are
   // written with it, so the two always come from the same run.
-  const negField = FIELDS[shape].neg;
+  const negField = FIELDS[collected.shape].neg;
+  const queryIndex = new Map(queries.map((q, i) => [q, i]));
   let short = 0;
   const positives = describeScores(posScores);
   const negatives = describeScores(negScores);
@@ -329,13 +352,13 @@ export async function mine(job: MineOptions): Promise<MineResult> {
       fill: async (w) => {
         for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
           const fresh = chosen.get(r.query)!;
-          if (fresh.length < want) short++;
+          if (fresh.length < s.want) short++;
           const negatives = o.keepExisting ? [...r.neg, ...fresh.filter((t) => !r.neg.includes(t))] : fresh;
-          const s = written.get(r.query);
+          const sc = written.get(r.query);
           // Scores of this record's own positives and its negatives (kept old ones have none: null).
-          const scores = s && { pos_scores: r.pos.map((t) => float32Value(s.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? float32Value(s.neg[fresh.indexOf(t)]!) : null)) };
-          if (format === 'seed') await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
-          else for (const row of formatRows(format, { query: r.query, positives: r.pos, negatives, scores: scores && { pos: scores.pos_scores, neg: scores.neg_scores } }, want)) await w.writeJson(row);
+          const scores = sc && { pos_scores: r.pos.map((t) => float32Value(sc.pos[positiveLists[queryIndex.get(r.query)!]!.indexOf(t)]!)), neg_scores: negatives.map((t) => (fresh.includes(t) ? float32Value(sc.neg[fresh.indexOf(t)]!) : null)) };
+          if (s.format === 'seed') await w.writeJson({ ...r.raw, [negField]: negatives, ...scores });
+          else for (const row of formatRows(s.format, { query: r.query, positives: r.pos, negatives, scores: scores && { pos: scores.pos_scores, neg: scores.neg_scores } }, s.want)) await w.writeJson(row);
         }
       },
     },
@@ -364,15 +387,15 @@ export async function mine(job: MineOptions): Promise<MineResult> {
           pool_size: pool.texts.length,
           short,
           skipped: skips.total,
-          settings: { outputFormat: format, rangeMin, rangeMax, numNegatives: want, sampling: o.sampling ?? 'random', seed: o.seed ?? 42, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting, rankBeforeFilters: !!o.rankBeforeFilters },
+          settings: { outputFormat: s.format, rangeMin: s.rangeMin, rangeMax: s.rangeMax, numNegatives: s.want, sampling: s.sampling, seed: s.seed, absoluteMargin: o.absoluteMargin, relativeMargin: o.relativeMargin, maxScore: o.maxScore, minScore: o.minScore, keepExisting: !!o.keepExisting, rankBeforeFilters: !!o.rankBeforeFilters },
         };
         await w.write(JSON.stringify(stats, (_, v) => (typeof v === 'number' ? round(v) : v), 2) + '\n');
       },
     },
   ]);
-  log(o.quiet, formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
-  if (guarded) log(o.quiet, `mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
-  log(o.quiet, `mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${want} negatives; stats: ${statsPath}`);
-  if (o.skipInvalid) log(o.quiet, `mine: ${skips.summary()}`);
+  run.log(formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
+  if (guarded) run.log(`mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
+  run.log(`mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${s.want} negatives; stats: ${statsPath}`);
+  if (o.skipInvalid) run.log(`mine: ${skips.summary()}`);
   return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath };
 }

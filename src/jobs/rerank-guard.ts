@@ -11,7 +11,8 @@ import { beirFiles, loadBeir } from '../data/beir.js';
 import { readConfig } from '../models/config.js';
 import { classifierLabels, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { resolveModel } from '../models/resolve.js';
-import { scorePairs } from './score.js';
+import { scorePairs, withReranker } from './score.js';
+import type { Reporter } from '../progress.js';
 import type { PairTruncation } from '../models/tokenizer.js';
 
 export interface RerankOptions {
@@ -29,7 +30,8 @@ export interface RerankOptions {
   threads?: number;
   device?: string;
   cacheDir?: string;
-  quiet?: boolean;
+  /** Shows the scoring's progress (a run's `run.progress`). */
+  progress?: Reporter;
 }
 
 export interface Guarded {
@@ -113,12 +115,8 @@ export async function rerankGuard(queries: readonly string[], positives: readonl
     const oracle = await qrelsOracle(o.reranker);
     scores = Float32Array.from(pairs, ([q, p]) => oracle(q, p));
   } else {
-    const model = typeof o.reranker === 'string' ? await RerankerThread.load(o.reranker, { threads: o.threads, label: o.label, device: o.device }) : o.reranker;
-    try {
-      scores = await scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, truncation: o.truncation, cacheDir: o.cacheDir, quiet: o.quiet, progressLabel: 'mine: rerank' });
-    } finally {
-      if (typeof o.reranker === 'string') await model.close();
-    }
+    const load = () => RerankerThread.load(o.reranker as string, { threads: o.threads, label: o.label, device: o.device });
+    scores = await withReranker(o.reranker, load, (model) => scorePairs(model, pairs, { batchSize: o.batchSize, sigmoid: o.sigmoid, label: o.label, truncation: o.truncation, cacheDir: o.cacheDir, progress: o.progress, progressLabel: 'mine: rerank' }));
   }
   const out: Guarded = { kept: [], scores: { positives: [], kept: [], dropped: [] } };
   let at = 0;

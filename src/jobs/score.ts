@@ -9,11 +9,14 @@ import { readRecords, SkipReport } from '../data/records.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { type CrossEncoderOptions, type Reranker, RerankerThread } from '../models/cross-encoder.js';
 import { log, requireRecords } from './common.js';
+import { openRun, type RunOptions } from '../run.js';
+import type { Reporter } from '../progress.js';
 import type { PairTruncation } from '../models/tokenizer.js';
 import { float32Value } from '../util/float.js';
 import { resolveModel } from '../models/resolve.js';
+import { DEFAULTS } from '../options.js';
 
-export interface ScoreJobOptions extends CrossEncoderOptions {
+export interface ScoreJobOptions extends CrossEncoderOptions, RunOptions {
   /** Reranker folder, alias or Hub id; or an already loaded CrossEncoder (left open). */
   reranker: string | Reranker;
   input: string;
@@ -27,7 +30,6 @@ export interface ScoreJobOptions extends CrossEncoderOptions {
   truncation?: PairTruncation;
   cacheDir?: string;
   skipInvalid?: boolean;
-  quiet?: boolean;
 }
 
 export interface ScoreJobResult {
@@ -43,10 +45,10 @@ const pairKey = (q: string, p: string) => `${q}\u0000${p}`;
  * Scores pairs with a reranker, with an optional on-disk cache.
  * @example const s = await scorePairs(reranker, [['what is lift?', 'Lift is …']], { cacheDir: '.cache' });
  */
-export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [string, string])[], o: Omit<ScoreJobOptions, 'reranker' | 'input' | 'output'> & { progressLabel?: string } = {}): Promise<Float32Array> {
+export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [string, string])[], o: Omit<ScoreJobOptions, 'reranker' | 'input' | 'output'> & { progressLabel?: string; progress?: Reporter } = {}): Promise<Float32Array> {
   const maxLength = Math.min(o.maxLength ?? reranker.maxLength, reranker.maxLength);
   const cache = o.cacheDir
-    ? EmbeddingCache.open(o.cacheDir, JSON.stringify({ reranker: EmbeddingCache.modelFingerprint(reranker.dir), maxLength, truncation: o.truncation ?? 'longest_first', sigmoid: !!o.sigmoid, label: o.label ?? 0, kind: 'pair-score' }), 1)
+    ? EmbeddingCache.open(o.cacheDir, JSON.stringify({ reranker: EmbeddingCache.modelFingerprint(reranker.dir), maxLength, truncation: o.truncation ?? DEFAULTS.score.truncation, sigmoid: !!o.sigmoid, label: o.label ?? 0, kind: 'pair-score' }), 1)
     : undefined;
   const out = new Float32Array(pairs.length);
   const todo: number[] = [];
@@ -55,7 +57,7 @@ export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [
     if (hit) out[i] = hit[0]!;
     else todo.push(i);
   });
-  const scores = await reranker.score(todo.map((i) => pairs[i]!), { batchSize: o.batchSize, maxLength, truncation: o.truncation, sigmoid: o.sigmoid, quiet: o.quiet, label: o.progressLabel ?? 'score: pairs' });
+  const scores = await reranker.score(todo.map((i) => pairs[i]!), { batchSize: o.batchSize, maxLength, truncation: o.truncation, sigmoid: o.sigmoid, progress: o.progress, label: o.progressLabel ?? 'score: pairs' });
   todo.forEach((i, j) => {
     out[i] = scores[j]!;
     cache?.put(pairKey(pairs[i]![0], pairs[i]![1]), scores.subarray(j, j + 1));
@@ -65,11 +67,22 @@ export async function scorePairs(reranker: Reranker, pairs: readonly (readonly [
 }
 
 /**
+ * Runs `fn` with the reranker given, or with the one `load` loads (closed afterwards, also on error).
+ * @example await withReranker('models/bge-reranker-base', () => RerankerThread.load(dir, {}), (r) => r.score(pairs));
+ */
+export async function withReranker<T>(given: string | Reranker, load: () => Promise<Reranker>, fn: (r: Reranker) => Promise<T>): Promise<T> {
+  if (typeof given !== 'string') return fn(given);
+  await using reranker = await load();
+  return await fn(reranker);
+}
+
+/**
  * @example
  *   await score({ reranker: 'models/bge-reranker-base', input: 'mined.jsonl', output: 'scored.jsonl' });
  */
 export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
-  const folder = typeof o.reranker === 'string' ? await resolveModel(o.reranker, { revision: o.revision }) : o.reranker.dir;
+  await using run = openRun(o);
+  const folder = typeof o.reranker === 'string' ? await resolveModel(o.reranker, { revision: o.revision, progress: run.progress }) : o.reranker.dir;
   checkOutput(o.output, [o.input, folder, ...(o.cacheDir ? [o.cacheDir] : [])]);
   const readOptions = { requirePositives: true, skipInvalid: o.skipInvalid };
   const skips = new SkipReport();
@@ -85,19 +98,13 @@ export async function score(o: ScoreJobOptions): Promise<ScoreJobResult> {
     [...r.pos, ...r.neg].forEach((p) => add(r.query, p));
   }
   requireRecords(records, o.input, skips.total);
-  const reranker = typeof o.reranker === 'string' ? await RerankerThread.load(folder, o) : o.reranker;
-  let scores: Float32Array;
-  try {
-    scores = await scorePairs(reranker, pairs, o);
-  } finally {
-    if (typeof o.reranker === 'string') await reranker.close();
-  }
+  const scores = await withReranker(o.reranker, () => RerankerThread.load(folder, o), (reranker) => scorePairs(reranker, pairs, { ...o, progress: run.progress }));
   const of = (q: string, p: string) => float32Value(scores[index.get(pairKey(q, p))!]!);
   await writeAtomically(o.output, async (w) => {
     for await (const r of readRecords(o.input, readOptions, new SkipReport())) {
       await w.writeJson({ ...r.raw, pos_scores: r.pos.map((p) => of(r.query, p)), neg_scores: r.neg.map((p) => of(r.query, p)) });
     }
   });
-  log(o.quiet, `score: ${records} records, ${pairs.length} distinct pairs → ${o.output}${skips.total ? `\nscore: ${skips.summary()}` : ''}`);
+  run.log(`score: ${records} records, ${pairs.length} distinct pairs → ${o.output}${skips.total ? `\nscore: ${skips.summary()}` : ''}`);
   return { records, pairs: pairs.length, skipped: skips.total };
 }

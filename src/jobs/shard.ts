@@ -9,6 +9,7 @@
  * with `dtype: 'f16'` float16 (half the files; the merge then works on rows rounded to half
  * precision, so its output is no longer byte-identical to the unsharded run's).
  */
+import { openRun, type RunOptions } from '../run.js';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -184,19 +185,18 @@ export async function runShard(job: ShardJob, options: ModelOptions & { model: s
   } catch (e) {
     throw withPath(folder, e);
   }
-  const encoder = await loadEncoder(options, JOBS[job].normalizeFromModel);
+  await using run = openRun(options);
+  await using encoder = await loadEncoder(options, run, JOBS[job].normalizeFromModel);
   // Threads, cache and verbosity don't change a row: shards may differ in them.
-  const { quiet: _q, threads: _t, cacheDir: _c, ...recorded } = options;
+  const { quiet: _q, threads: _t, cacheDir: _c, progressFormat: _p, run: _r, ...recorded } = options;
   const writer = new ShardWriter(encoder, folder, { format: 'embedtune-shard/1', job, shard, options: recorded }, dtype);
   try {
-    await JOBS[job].run({ ...options, model: writer } as never);
+    await JOBS[job].run({ ...options, run, model: writer } as never);
   } catch (e) {
     if (!(e instanceof ShardWritten)) throw e;
     const idle = e.rows === 0 ? ` (nothing to do here: shards take whole blocks of ${encoder.blockTexts} texts, and this job has fewer blocks than shards)` : '';
-    log(options.quiet, `${job}: shard ${shard.index + 1} of ${shard.count}: ${e.rows} texts encoded${idle} → ${folder}; run \`embedtune merge ${dir}\` once all ${shard.count} are done`);
+    run.log(`${job}: shard ${shard.index + 1} of ${shard.count}: ${e.rows} texts encoded${idle} → ${folder}; run \`embedtune merge ${dir}\` once all ${shard.count} are done`);
     return { folder, rows: e.rows };
-  } finally {
-    await encoder.close();
   }
   throw new Error(`${job}: finished without encoding anything to shard`);
 }
@@ -213,16 +213,16 @@ class ShardReplay implements TextEncoder {
     private readonly folder: string,
     private readonly shards: Manifest[],
   ) {
-    this.normalize = shards[0].encoder.normalize;
-    this.dim = shards[0].encoder.dim;
-    this.dtype = shards[0].encoder.dtype ?? 'f32';
-    this.dir = String(shards[0].options.model);
+    this.normalize = shards[0]!.encoder.normalize;
+    this.dim = shards[0]!.encoder.dim;
+    this.dtype = shards[0]!.encoder.dtype ?? 'f32';
+    this.dir = String(shards[0]!.options.model);
   }
 
   async encode(texts: readonly string[], o: EncodeOptions = {}): Promise<Embeddings> {
     const k = this.next++;
-    const call = this.shards[0].calls[k];
-    if (!call) throw new Error(`merge: the job encodes more than the shards recorded (${this.shards[0].calls.length} calls)`);
+    const call = this.shards[0]!.calls[k];
+    if (!call) throw new Error(`merge: the job encodes more than the shards recorded (${this.shards[0]!.calls.length} calls)`);
     if (texts.length !== call.count || textsHash(texts) !== call.texts) {
       throw new Error(`merge: the texts of "${call.label}" differ from those the shards encoded (${call.count} texts then, ${texts.length} now): did an input file change?`);
     }
@@ -246,7 +246,7 @@ class ShardReplay implements TextEncoder {
   }
 
   async endOfEncoding(): Promise<void> {
-    if (this.next !== this.shards[0].calls.length) throw new Error(`merge: the job encoded ${this.next} lists, the shards ${this.shards[0].calls.length}`);
+    if (this.next !== this.shards[0]!.calls.length) throw new Error(`merge: the job encoded ${this.next} lists, the shards ${this.shards[0]!.calls.length}`);
   }
 }
 
@@ -307,25 +307,25 @@ function readShards(dir: string): Manifest[] {
   const first = shards[0];
   const name = (m: Manifest) => `shard-${m.shard.index}-of-${m.shard.count}`;
   for (const m of shards.slice(1)) {
-    if (m.shard.count !== first.shard.count) throw new Error(`merge: ${name(m)} and ${name(first)} come from runs with different shard counts`);
-    if (m.job !== first.job) throw new Error(`merge: ${name(m)} is a ${m.job} shard, ${name(first)} a ${first.job} shard`);
-    if (m.encoder.fingerprint !== first.encoder.fingerprint) throw new Error(`merge: ${name(m)} was encoded with another model than ${name(first)} (model files differ)`);
-    for (const key of new Set([...Object.keys(m.options), ...Object.keys(first.options)])) {
-      if (JSON.stringify(m.options[key]) !== JSON.stringify(first.options[key])) throw new Error(`merge: ${name(m)} and ${name(first)} differ in "${key}" (${JSON.stringify(m.options[key])} vs ${JSON.stringify(first.options[key])})`);
+    if (m.shard.count !== first!.shard.count) throw new Error(`merge: ${name(m)} and ${name(first!)} come from runs with different shard counts`);
+    if (m.job !== first!.job) throw new Error(`merge: ${name(m)} is a ${m.job} shard, ${name(first!)} a ${first!.job} shard`);
+    if (m.encoder.fingerprint !== first!.encoder.fingerprint) throw new Error(`merge: ${name(m)} was encoded with another model than ${name(first!)} (model files differ)`);
+    for (const key of new Set([...Object.keys(m.options), ...Object.keys(first!.options)])) {
+      if (JSON.stringify(m.options[key]) !== JSON.stringify(first!.options[key])) throw new Error(`merge: ${name(m)} and ${name(first!)} differ in "${key}" (${JSON.stringify(m.options[key])} vs ${JSON.stringify(first!.options[key])})`);
     }
-    if (JSON.stringify(m.encoder) !== JSON.stringify(first.encoder)) throw new Error(`merge: ${name(m)} and ${name(first)} differ in pooling, normalisation, width or --shard-dtype (${JSON.stringify(m.encoder)} vs ${JSON.stringify(first.encoder)})`);
-    if (JSON.stringify(m.calls.map((c) => [c.count, c.texts, c.settings])) !== JSON.stringify(first.calls.map((c) => [c.count, c.texts, c.settings]))) {
-      throw new Error(`merge: ${name(m)} and ${name(first)} encoded different texts or settings`);
+    if (JSON.stringify(m.encoder) !== JSON.stringify(first!.encoder)) throw new Error(`merge: ${name(m)} and ${name(first!)} differ in pooling, normalisation, width or --shard-dtype (${JSON.stringify(m.encoder)} vs ${JSON.stringify(first!.encoder)})`);
+    if (JSON.stringify(m.calls.map((c) => [c.count, c.texts, c.settings])) !== JSON.stringify(first!.calls.map((c) => [c.count, c.texts, c.settings]))) {
+      throw new Error(`merge: ${name(m)} and ${name(first!)} encoded different texts or settings`);
     }
   }
-  const count = first.shard.count;
+  const count = first!.shard.count;
   const have = new Set(shards.map((m) => m.shard.index));
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !have.has(i));
   if (missing.length) throw new Error(`merge: missing ${missing.map((i) => `shard-${i}-of-${count}`).join(', ')} in ${dir}`);
   // Every shard holds exactly its slice of every list, so together they cover each list once.
   for (const m of shards) {
     for (const c of m.calls) {
-      const want = shardRows(c.count, m.shard, first.encoder.blockTexts);
+      const want = shardRows(c.count, m.shard, first!.encoder.blockTexts);
       if (!Array.isArray(c.rows) || c.rows[0] !== want[0] || c.rows[1] !== want[1]) {
         throw new Error(`merge: ${join(dir, name(m), 'manifest.json')}: "${c.label}" records rows ${JSON.stringify(c.rows)}, but shard ${m.shard.index} of ${count} encodes rows [${want}] of ${c.count}`);
       }
@@ -339,11 +339,12 @@ function readShards(dir: string): Manifest[] {
  * the unsharded command would have.
  * @example await merge('out.shards');
  */
-export async function merge(dir: string, o: { quiet?: boolean } = {}): Promise<{ job: ShardJob; result: unknown }> {
+export async function merge(dir: string, o: RunOptions = {}): Promise<{ job: ShardJob; result: unknown }> {
+  await using run = openRun(o);
   const shards = readShards(dir);
   const first = shards[0];
   const replay = new ShardReplay(dir, shards);
-  log(o.quiet, `merge: ${first.shard.count} ${first.job} shard(s) from ${dir}`);
-  const result = await JOBS[first.job].run({ ...first.options, quiet: o.quiet, model: replay } as never);
-  return { job: first.job, result };
+  run.log(`merge: ${first!.shard.count} ${first!.job} shard(s) from ${dir}`);
+  const result = await JOBS[first!.job].run({ ...first!.options, run, model: replay } as never);
+  return { job: first!.job, result };
 }

@@ -17,7 +17,7 @@ import { exportModel } from '../models/export.js';
 import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModel } from '../models/resolve.js';
-import { progress } from '../progress.js';
+import { openRun, type Run, type RunOptions } from '../run.js';
 import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
 import type { TrainConfig } from '../training/config.js';
 import { epochBatches, scheduleSteps } from '../training/sampler.js';
@@ -27,7 +27,6 @@ import { parseDevices } from '../models/encoder-pool.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
-import { log } from './common.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
 
 
@@ -74,7 +73,7 @@ function teacherScores(file: string, r: QueryRecord, field: string, count: numbe
   return v as number[];
 }
 
-async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryRecord[]> {
+async function loadTrainRecords(c: TrainConfig, run: Run): Promise<QueryRecord[]> {
   const records: QueryRecord[] = [];
   const skips = new SkipReport();
   for (const file of trainFiles(c.train_data)) {
@@ -100,7 +99,7 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
       records.push(rec);
     }
   }
-  if (c.skip_invalid) log(quiet, `train: ${skips.summary()}`);
+  if (c.skip_invalid) run.log(`train: ${skips.summary()}`);
   if (records.length === 0) throw new Error(`train_data: ${c.train_data} has no usable records`);
   return records;
 }
@@ -110,14 +109,13 @@ async function loadTrainRecords(c: TrainConfig, quiet?: boolean): Promise<QueryR
  *   const { config } = loadTrainConfig('examples/bert-small.json');
  *   await train(config);
  */
-export async function train(c: TrainConfig, o: { quiet?: boolean } = {}): Promise<TrainResult> {
-  const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: (label, total) => progress(label, total, o) });
-  const release = claimRunDir(c.output_dir, { model: modelDir, data: { train_data: c.train_data, eval_data: c.eval_data, eval_negatives: c.eval_negatives } });
-  try {
-    return await trainIn(c, modelDir, o);
-  } finally {
-    release();
-  }
+export async function train(c: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
+  // The run owns the trainer (its sessions and worker threads) and the claim on output_dir:
+  // released in that order however the run ends.
+  await using run = openRun(o);
+  const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: run.progress });
+  run.defer(claimRunDir(c.output_dir, { model: modelDir, data: { train_data: c.train_data, eval_data: c.eval_data, eval_negatives: c.eval_negatives } }));
+  return await trainIn(c, modelDir, run);
 }
 
 /** A run's LoRA settings; targets default to the architecture's attention projections. */
@@ -138,8 +136,8 @@ export function trainingTemplates(c: TrainConfig, modelDir: string): Templates {
   return { query: pick(c.query_template, 'query'), passage: pick(c.passage_template, 'passage') };
 }
 
-async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean }): Promise<TrainResult> {
-  const records = await loadTrainRecords(c, o.quiet);
+/** What a run trains: the model, its batches and schedule, as the config and the data decide them. */
+function planRun(c: TrainConfig, modelDir: string, records: QueryRecord[], run: Run) {
   const config = readConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
@@ -147,19 +145,16 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps * (devices?.length ?? 1);
   if (devices) {
     const negatives = c.embedding_negatives_cross_device ? `each query sees all ${batchSize} queries' passages (embedding_negatives_cross_device)` : 'each worker\'s loss sees its own slice only (embedding_negatives_cross_device false); losses and gradients averaged';
-    log(o.quiet, `train: ${devices.length} data-parallel workers (${c.devices}), ${batchSize / devices.length} queries each per batch of ${batchSize}; ${negatives}`);
+    run.log(`train: ${devices.length} data-parallel workers (${c.devices}), ${batchSize / devices.length} queries each per batch of ${batchSize}; ${negatives}`);
   }
   const sampler = { batchSize, groupSize: c.group_size, noDuplicates: c.no_duplicates };
   // Steps as the epochs will really cut their batches (duplicate-free batching varies per epoch).
   const byEpochs = c.max_steps <= 0;
   const totalSteps = byEpochs ? scheduleSteps(records, sampler, c.seed, c.num_train_epochs) : c.max_steps;
-  // Whole epochs run to their end; a fractional count (1.5) stops where the schedule ends.
-  const stepBound = !byEpochs || !Number.isInteger(c.num_train_epochs);
-  const warmupSteps = c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * totalSteps);
   // Gradient accumulation is GradCache: the loss sees the whole effective batch.
   const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
   if (c.gradient_accumulation_steps > 1) {
-    log(o.quiet, `train: gradient_accumulation_steps ${c.gradient_accumulation_steps}: one contrastive batch of ${batchSize} queries (GradCache slices of ${miniBatchSize}), not the sum of ${c.gradient_accumulation_steps} separate batch losses as in Hugging Face's Trainer`);
+    run.log(`train: gradient_accumulation_steps ${c.gradient_accumulation_steps}: one contrastive batch of ${batchSize} queries (GradCache slices of ${miniBatchSize}), not the sum of ${c.gradient_accumulation_steps} separate batch losses as in Hugging Face's Trainer`);
   }
   const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
   const tooBig = dims?.find((d) => d > config.hiddenSize);
@@ -167,142 +162,160 @@ async function trainIn(c: TrainConfig, modelDir: string, o: { quiet?: boolean })
   const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
   requireEndToken(config, tokenizer, pooling, modelDir);
   requireVocabulary(config, tokenizer, modelDir);
-  const templates = trainingTemplates(c, modelDir);
+  return {
+    config, tokenizer, devices, sampler, totalSteps, pooling, miniBatchSize, dims,
+    // Whole epochs run to their end; a fractional count (1.5) stops where the schedule ends.
+    stepBound: !byEpochs || !Number.isInteger(c.num_train_epochs),
+    templates: trainingTemplates(c, modelDir),
+    maxQueryLength: Math.min(c.max_query_len, limit),
+    maxPassageLength: Math.min(c.max_passage_len, limit),
+    lora: c.lora ? loraOptions(c, config) : undefined,
+  };
+}
+
+type Plan = ReturnType<typeof planRun>;
+
+/** Loads the weights (adding LoRA adapters) and builds the trainer the plan describes. */
+async function createTrainer(c: TrainConfig, modelDir: string, p: Plan, run: Run): Promise<Trainer> {
   const weights = loadWeights(modelDir);
-  const lora = c.lora ? loraOptions(c, config) : undefined;
-  if (lora) {
-    const layers = loraLayers(weights, lora, config);
-    addAdapters(weights, layers, lora.rank, config, c.seed);
-    log(o.quiet, `train: LoRA r=${lora.rank} alpha=${lora.alpha} on ${layers.length} layers (${lora.targets.join(', ')}); the base weights stay fixed`);
+  if (p.lora) {
+    const layers = loraLayers(weights, p.lora, p.config);
+    addAdapters(weights, layers, p.lora.rank, p.config, c.seed);
+    run.log(`train: LoRA r=${p.lora.rank} alpha=${p.lora.alpha} on ${layers.length} layers (${p.lora.targets.join(', ')}); the base weights stay fixed`);
   }
-  const runConfig = lora ? { ...config, loraScale: lora.alpha / lora.rank } : config;
-  const trainer = await withWeightFiles(modelDir, () => Trainer.create(runConfig, tokenizer, weights, {
-    trainOnly: lora ? ADAPTER : undefined,
+  const runConfig = p.lora ? { ...p.config, loraScale: p.lora.alpha / p.lora.rank } : p.config;
+  return withWeightFiles(modelDir, () => Trainer.create(runConfig, p.tokenizer, weights, {
+    trainOnly: p.lora ? ADAPTER : undefined,
     device: c.device,
-    devices,
+    devices: p.devices,
     crossDevice: c.embedding_negatives_cross_device,
     distill: c.knowledge_distillation ? { type: c.kd_loss_type as DistillType, weight: c.kd_weight, teacherTemperature: c.teacher_temperature } : undefined,
-    pooling,
+    pooling: p.pooling,
     normalize: c.normalize,
     temperature: c.embedding_temperature,
-    matryoshkaDims: dims,
-    matryoshkaWeights: dims && c.matryoshka_weights.length ? c.matryoshka_weights : undefined,
+    matryoshkaDims: p.dims,
+    matryoshkaWeights: p.dims && c.matryoshka_weights.length ? c.matryoshka_weights : undefined,
     learningRate: c.learning_rate,
     weightDecay: c.weight_decay,
     beta1: c.adam_beta1,
     beta2: c.adam_beta2,
     epsilon: c.adam_epsilon,
-    warmupSteps,
-    totalSteps,
+    warmupSteps: c.warmup_steps > 0 ? c.warmup_steps : Math.ceil(c.warmup_ratio * p.totalSteps),
+    totalSteps: p.totalSteps,
     schedule: c.lr_scheduler_type,
     maxGradNorm: c.max_grad_norm,
-    miniBatchSize: miniBatchSize ?? undefined,
-    maxQueryLength: Math.min(c.max_query_len, limit),
-    maxPassageLength: Math.min(c.max_passage_len, limit),
-    queryTemplate: templates.query,
-    passageTemplate: templates.passage,
+    miniBatchSize: p.miniBatchSize ?? undefined,
+    maxQueryLength: p.maxQueryLength,
+    maxPassageLength: p.maxPassageLength,
+    queryTemplate: p.templates.query,
+    passageTemplate: p.templates.passage,
     threads: c.threads ?? undefined,
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
   }));
-  // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
-  // save) closes the trainer: its worker threads would otherwise keep the process alive.
-  try {
-    const logPath = join(c.output_dir, 'log.jsonl');
-    writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+}
 
-    let state: TrainState = { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
-    if (c.resume_from_checkpoint) {
-      const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
-      const path = resumePath(c.output_dir, explicit, (msg) => log(o.quiet, msg));
-      state = await loadCheckpoint(path, trainer);
-      // Forget log lines the interrupted run wrote after this checkpoint.
-      if (existsSync(logPath)) {
-        // A line torn by the kill is dropped with the rest of what came after the checkpoint.
-        const step = (l: string) => {
-          try {
-            return JSON.parse(l).step as number;
-          } catch {
-            return Infinity;
-          }
-        };
-        const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && step(l) <= state.step);
-        writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
-      }
-      log(o.quiet, `train: resumed from ${path} at step ${state.step}`);
-    } else if (existsSync(logPath)) writeFileSync(logPath, '');
-
-    const evalSet: RetrievalSet | undefined = c.eval_data
-      ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
-      : undefined;
-    const evaluateNow = async () => {
-      const encoder = await trainer.encoder(modelDir);
-      try {
-        return await evaluateSet({ model: encoder, quiet: true, queryTemplate: templates.query, passageTemplate: templates.passage, maxQueryLength: trainer.o.maxQueryLength, maxPassageLength: trainer.o.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
-      } finally {
-        await encoder.close();
-      }
-    };
-    const exportTo = async (dir: string) => {
-      const trained = await trainer.hfWeights();
-      exportModel(dir, { baseDir: modelDir, config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, config) : trained, pooling, normalize: c.normalize, templates, keepOthers: dir === c.output_dir });
-      if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
-    };
-
-    const started = Date.now();
-    const bar = progress('train', totalSteps, o);
-    bar.tick(state.step);
-    let window: number[] = [];
-    let lastLoss = NaN;
-    let lastLogged = NaN;
-    let best: TrainResult['best'];
-    try {
-      while (stepBound ? state.step < totalSteps : state.epoch < c.num_train_epochs) {
-        const rng = new Rng(state.epochRng);
-        const batches = epochBatches(records, sampler, rng);
-        const left = records.length - batches.reduce((n, b) => n + b.length, 0);
-        if (left > 0 && state.batchInEpoch === 0) log(o.quiet, `train: epoch ${state.epoch + 1}: ${left} pair(s) left out: alone in a batch without hard negatives (group_size 1) they have no negative, and joining the batch before would repeat a text`);
-        for (let b = state.batchInEpoch; b < batches.length && (!stepBound || state.step < totalSteps); b++) {
-          const r = await trainer.step(batches[b]);
-          state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
-          window.push(r.loss);
-          lastLoss = r.loss;
-          bar.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}`);
-          if (state.step % c.logging_steps === 0 || state.step === 1) {
-            const loss = window.reduce((a, x) => a + x, 0) / window.length;
-            lastLogged = loss;
-            appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
-            window = [];
-          }
-          if (evalSet && state.step % c.eval_steps === 0) {
-            const result = await evaluateNow();
-            const metric = result.metrics[c.metric_for_best_model];
-            if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
-            appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
-            if (state.bestMetric === null || metric > state.bestMetric) {
-              state = { ...state, bestMetric: metric };
-              best = { step: state.step, metric };
-              await exportTo(join(c.output_dir, 'best'));
-            }
-          }
-          if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
-        }
-        if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
-      }
-    } catch (e) {
-      bar.done();
-      if (e instanceof NonFiniteError) {
-        const last = listCheckpoints(c.output_dir).reverse().find((k) => checkCheckpoint(k.path) === null);
-        throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
-      }
-      throw e;
-    }
-    bar.done();
-    if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
-    await exportTo(c.output_dir);
-    log(o.quiet, `train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
-    return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
-  } finally {
-    await trainer.close();
+/** The state a run starts from: fresh, or a checkpoint's (the log cut back to it). */
+async function startState(c: TrainConfig, trainer: Trainer, logPath: string, run: Run): Promise<TrainState> {
+  if (!c.resume_from_checkpoint) {
+    if (existsSync(logPath)) writeFileSync(logPath, '');
+    return { step: 0, epoch: 0, batchInEpoch: 0, epochRng: new Rng(c.seed).seedState, bestMetric: null };
   }
+  const explicit = typeof c.resume_from_checkpoint === 'string' ? c.resume_from_checkpoint : undefined;
+  const path = resumePath(c.output_dir, explicit, (msg) => run.log(msg));
+  const state = await loadCheckpoint(path, trainer);
+  // Forget log lines the interrupted run wrote after this checkpoint.
+  if (existsSync(logPath)) {
+    // A line torn by the kill is dropped with the rest of what came after the checkpoint.
+    const step = (l: string) => {
+      try {
+        return JSON.parse(l).step as number;
+      } catch {
+        return Infinity;
+      }
+    };
+    const keep = readFileSync(logPath, 'utf8').split('\n').filter((l) => l && step(l) <= state.step);
+    writeFileSync(logPath, keep.map((l) => l + '\n').join(''));
+  }
+  run.log(`train: resumed from ${path} at step ${state.step}`);
+  return state;
+}
+
+async function trainIn(c: TrainConfig, modelDir: string, run: Run): Promise<TrainResult> {
+  const records = await loadTrainRecords(c, run);
+  const p = planRun(c, modelDir, records, run);
+  // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
+  // save) releases the trainer with the run: its worker threads would keep the process alive.
+  const trainer = run.use(await createTrainer(c, modelDir, p, run));
+  const logPath = join(c.output_dir, 'log.jsonl');
+  writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+  let state = await startState(c, trainer, logPath, run);
+
+  const evalSet: RetrievalSet | undefined = c.eval_data
+    ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
+    : undefined;
+  const evaluateNow = async () => {
+    await using encoder = await trainer.encoder(modelDir);
+    return await evaluateSet({ model: encoder, quiet: true, queryTemplate: p.templates.query, passageTemplate: p.templates.passage, maxQueryLength: p.maxQueryLength, maxPassageLength: p.maxPassageLength }, evalSet!, [1, 3, 5, 10]);
+  };
+  const exportTo = async (dir: string) => {
+    const trained = await trainer.hfWeights();
+    const lora = p.lora;
+    exportModel(dir, { baseDir: modelDir, config: p.config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, p.config) : trained, pooling: p.pooling, normalize: c.normalize, templates: p.templates, keepOthers: dir === c.output_dir });
+    if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
+  };
+
+  const started = Date.now();
+  const bar = run.progress('train', p.totalSteps);
+  bar.tick(state.step);
+  let window: number[] = [];
+  let lastLoss = NaN;
+  let lastLogged = NaN;
+  let best: TrainResult['best'];
+  try {
+    while (p.stepBound ? state.step < p.totalSteps : state.epoch < c.num_train_epochs) {
+      const rng = new Rng(state.epochRng);
+      const batches = epochBatches(records, p.sampler, rng);
+      const left = records.length - batches.reduce((n, b) => n + b.length, 0);
+      if (left > 0 && state.batchInEpoch === 0) run.log(`train: epoch ${state.epoch + 1}: ${left} pair(s) left out: alone in a batch without hard negatives (group_size 1) they have no negative, and joining the batch before would repeat a text`);
+      for (let b = state.batchInEpoch; b < batches.length && (!p.stepBound || state.step < p.totalSteps); b++) {
+        const r = await trainer.step(batches[b]!);
+        state = { ...state, step: state.step + 1, batchInEpoch: b + 1 };
+        window.push(r.loss);
+        lastLoss = r.loss;
+        bar.tick(1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)}`);
+        if (state.step % c.logging_steps === 0 || state.step === 1) {
+          const loss = window.reduce((a, x) => a + x, 0) / window.length;
+          lastLogged = loss;
+          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
+          window = [];
+        }
+        if (evalSet && state.step % c.eval_steps === 0) {
+          const result = await evaluateNow();
+          const metric = result.metrics[c.metric_for_best_model];
+          if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
+          appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
+          if (state.bestMetric === null || metric > state.bestMetric) {
+            state = { ...state, bestMetric: metric };
+            best = { step: state.step, metric };
+            await exportTo(join(c.output_dir, 'best'));
+          }
+        }
+        if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+      }
+      if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
+    }
+  } catch (e) {
+    if (e instanceof NonFiniteError) {
+      const last = listCheckpoints(c.output_dir).reverse().find((k) => checkCheckpoint(k.path) === null);
+      throw new Error(`${e.message}. Last good checkpoint: ${last ? last.path : 'none'}`);
+    }
+    throw e;
+  } finally {
+    bar.done();
+  }
+  if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+  await exportTo(c.output_dir);
+  run.log(`train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
+  return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
 }

@@ -33,6 +33,9 @@ function crossEntropy(q: Value, p: Value, labels: Value, temperature: number): V
 export function infoNCE(q: Value, p: Value, labels: Value, o: InfoNCEOptions): Value {
   const dims = o.matryoshkaDims ?? [];
   if (dims.length === 0) return crossEntropy(q, p, labels, o.temperature);
+  const width = q.shape[1];
+  const wrong = dims.find((d) => !Number.isInteger(d) || d < 1 || (typeof width === 'number' && d > width));
+  if (wrong !== undefined) throw new Error(`matryoshka dimension ${wrong} is not an integer in 1..${width} (the embedding's size)`);
   let loss: Value | undefined;
   dims.forEach((d, i) => {
     const cut = (x: Value) => {

@@ -8,7 +8,8 @@ import { Graph, type Value } from '../graph/graph.js';
 import { type Feed, floatTensor, Session } from '../runtime/session.js';
 import { deviceResident, uploadTensors } from '../runtime/device-memory.js';
 import { padBatch } from './batch.js';
-import { progress } from '../progress.js';
+import { Scope } from '../util/scope.js';
+import { noProgress, type Reporter } from '../progress.js';
 import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
 import { isDecoder, type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
@@ -86,6 +87,9 @@ export interface EncodeOptions {
   role?: 'query' | 'passage';
   /** Label for the progress bar. */
   label?: string;
+  /** Shows progress (a run's `run.progress`); default none. */
+  progress?: Reporter;
+  /** No notes on stderr (a damaged cache's). */
   quiet?: boolean;
   /** Directory of an on-disk embedding cache; texts found there are not re-encoded. */
   cacheDir?: string;
@@ -111,10 +115,10 @@ export interface EncodeOptions {
 export async function encodeToSink(enc: { dim: number; blockTexts: number; encode(texts: readonly string[], o: EncodeOptions): Promise<Embeddings> }, texts: readonly string[], options: EncodeOptions): Promise<Embeddings> {
   const [lo, hi] = options.rows ?? [0, texts.length];
   const step = enc.blockTexts * 16;
-  const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+  const bar = (options.progress ?? noProgress)(options.label ?? 'encode', hi - lo);
   for (let b0 = lo; b0 < hi; b0 += step) {
     const b1 = Math.min(hi, b0 + step);
-    const part = await enc.encode(texts, { ...options, sink: undefined, rows: [b0, b1], quiet: true });
+    const part = await enc.encode(texts, { ...options, sink: undefined, rows: [b0, b1], progress: undefined });
     options.sink!(part.data);
     bar.tick(b1 - b0);
   }
@@ -290,14 +294,18 @@ export class Encoder {
     const feed: Feed = {};
     for (const [name, u] of params.used) if (params.values.has(name)) feed[name] = floatTensor(u.data, u.shape);
     const runtime = { threads: options.threads, device: options.device, profilePrefix: options.profilePrefix };
-    const session = await Session.create(graph, runtime);
+    // Released if anything after it fails (a device upload, a bad maxLength); the encoder owns them after.
+    await using scope = new Scope();
+    const session = scope.use(await Session.create(graph, runtime));
     const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
     // Fed weights go to a WebGPU device once, not with every batch.
     const onDevice = mode === 'input' && deviceResident(options.device) ? await uploadTensors(feed, runtime) : undefined;
+    if (onDevice) scope.defer(onDevice.release);
     const encoder = new Encoder(dir, config, tokenizer, session, pooling, normalize, dimensions ?? config.hiddenSize, limit, mode === 'input' ? (onDevice?.tensors ?? feed) : {});
     encoder.releaseDevice = onDevice?.release;
     if (options.maxLength !== undefined) encoder.defaultMaxLength = encoder.resolveMaxLength(options.maxLength);
     encoder.quantize = options.quantize;
+    scope.move();
     return encoder;
   }
 
@@ -350,7 +358,7 @@ export class Encoder {
       ? EmbeddingCache.open(options.cacheDir, this.cacheKey(maxLength, template), this.dim)
       : undefined;
     if (cache?.corrupt && !options.quiet) process.stderr.write(`embedding cache ${options.cacheDir}: ${cache.corrupt} damaged entries (checksum or values) not used; those texts are encoded again\n`);
-    const shown = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
+    const shown = (options.progress ?? noProgress)(options.label ?? 'encode', hi - lo);
     const bar = {
       tick: (n: number) => {
         shown.tick(n);
@@ -365,23 +373,23 @@ export class Encoder {
       const todo: number[] = [];
       const inBlock = new Set<string>();
       for (let i = b0; i < Math.min(hi, b0 + block); i++) {
-        const hit = options.known?.[i] ?? cache?.get(texts[i]);
+        const hit = options.known?.[i] ?? cache?.get(texts[i]!);
         if (hit) out.set(hit, (i - lo) * this.dim);
-        else if (!inBlock.has(texts[i])) todo.push(i);
-        inBlock.add(texts[i]);
+        else if (!inBlock.has(texts[i]!)) todo.push(i);
+        inBlock.add(texts[i]!);
       }
       bar.tick(Math.min(hi, b0 + block) - b0 - todo.length);
-      const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i], template), maxLength));
+      const ids = todo.map((i) => this.tokenizer.encode(applyTemplate(texts[i]!, template), maxLength));
       // Longest first: the slowest batches come early, so the ETA is honest.
-      const order = ids.map((_, j) => j).sort((a, b) => ids[b].length - ids[a].length || a - b);
+      const order = ids.map((_, j) => j).sort((a, b) => ids[b]!.length - ids[a]!.length || a - b);
       for (let start = 0; start < order.length; ) {
-        const batch = order.slice(start, start + this.textsPerBatch(options.batchSize ?? 32, ids[order[start]].length, budget));
+        const batch = order.slice(start, start + this.textsPerBatch(options.batchSize ?? 32, ids[order[start]!]!.length, budget));
         start += batch.length;
-        const rows = await this.runBatch(batch.map((j) => ids[j]));
+        const rows = await this.runBatch(batch.map((j) => ids[j]!));
         batch.forEach((j, r) => {
           const row = rows.subarray(r * this.dim, (r + 1) * this.dim);
-          out.set(row, (todo[j] - lo) * this.dim);
-          cache?.put(texts[todo[j]], row);
+          out.set(row, (todo[j]! - lo) * this.dim);
+          cache?.put(texts[todo[j]!]!, row);
         });
         bar.tick(batch.length);
         this.encodedCount += batch.length;
@@ -407,7 +415,7 @@ export class Encoder {
   private async runBatch(batch: number[][]): Promise<Float32Array> {
     const feed = padBatch(batch, this.config.padTokenId, '', this.session.inputNames.includes('token_type_ids'));
     const result = await this.session.run({ ...this.feed, ...feed }, [this.output]);
-    return result[this.output].data as Float32Array;
+    return result[this.output]!.data as Float32Array;
   }
 
   /** The embedding-cache key of an encode with these options (an EncoderPool keeps the cache). */
@@ -432,6 +440,10 @@ export class Encoder {
   async close(): Promise<void> {
     await this.session.release();
     await this.releaseDevice?.();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import type { Graph } from '../graph/graph.js';
 import { needsExternalData, serialize } from '../graph/onnx.js';
+import { settled, tracked } from '../util/atomic.js';
 import { checkThreads, deviceError, executionProviders, parseDevice } from './device.js';
 
 export interface RuntimeOptions {
@@ -59,13 +60,25 @@ const hostBytes = (ts: Iterable<ort.Tensor | null>) => {
 
 export type Feed = Record<string, ort.Tensor>;
 
+/** Sessions created and not yet released (run.ts's liveResources). */
+let live = 0;
+
+/** How many onnxruntime sessions are open now. */
+export function liveSessions(): number {
+  return live;
+}
+
 export class Session {
+  private released = false;
+
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly cleanup?: () => void,
     /** Set when the session runs on a device: its host↔device bytes are counted here. */
     private readonly transfer?: Transfer,
-  ) {}
+  ) {
+    live++;
+  }
 
   /** Builds an ORT session for `graph`. */
   static async create(graph: Graph, options: RuntimeOptions = {}): Promise<Session> {
@@ -104,12 +117,23 @@ export class Session {
       const { model } = serialize(graph);
       return new Session(await ort.InferenceSession.create(model, sessionOptions), undefined, transfer);
     }
-    const dir = mkdtempSync(join(tmpdir(), 'embedtune-onnx-'));
-    const { model, external } = serialize(graph, { externalDataLocation: 'model.onnx_data' });
-    writeFileSync(join(dir, 'model.onnx'), model);
-    await writeChunks(join(dir, 'model.onnx_data'), external);
-    const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), sessionOptions);
-    return new Session(session, () => rmSync(dir, { recursive: true, force: true }), transfer);
+    // A graph past protobuf's 2 GiB goes through a temp folder, kept while the session lives
+    // (onnxruntime may map the weights) and removed with it, or on Ctrl-C (it is tracked).
+    const dir = tracked(mkdtempSync(join(tmpdir(), 'embedtune-onnx-')));
+    const remove = () => {
+      rmSync(dir, { recursive: true, force: true });
+      settled(dir);
+    };
+    try {
+      const { model, external } = serialize(graph, { externalDataLocation: 'model.onnx_data' });
+      writeFileSync(join(dir, 'model.onnx'), model);
+      await writeChunks(join(dir, 'model.onnx_data'), external);
+      const session = await ort.InferenceSession.create(join(dir, 'model.onnx'), sessionOptions);
+      return new Session(session, remove, transfer);
+    } catch (e) {
+      remove();
+      throw e;
+    }
   }
 
   get inputNames(): readonly string[] {
@@ -134,9 +158,17 @@ export class Session {
     this.session.endProfiling();
   }
 
+  /** Frees the session (and its temp folder); a second call does nothing. */
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    live--;
     await this.session.release();
     this.cleanup?.();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
   }
 }
 

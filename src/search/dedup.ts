@@ -8,7 +8,7 @@
 import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { floatTensor, Session } from '../runtime/session.js';
-import { progress } from '../progress.js';
+import { noProgress, type Reporter } from '../progress.js';
 import type { Vectors } from './topk.js';
 
 export interface DedupResult {
@@ -39,9 +39,9 @@ function dedupGraph(): Graph {
 export async function greedyDedup(
   v: Vectors,
   threshold: number,
-  o: { blockRows?: number; threads?: number; quiet?: boolean } = {},
+  o: { blockRows?: number; threads?: number; progress?: Reporter } = {},
 ): Promise<DedupResult> {
-  const session = await Session.create(dedupGraph(), { threads: o.threads });
+  await using session = await Session.create(dedupGraph(), { threads: o.threads });
   const d = v.dim;
   const keep = new Uint8Array(v.count);
   const matchedRow = new Int32Array(v.count).fill(-1);
@@ -52,7 +52,7 @@ export async function greedyDedup(
   const keptRow = new Int32Array(v.count + 1).fill(-1);
   let m = 1;
   const blockRows = o.blockRows ?? 512;
-  const bar = progress('dedup', v.count, { quiet: o.quiet });
+  const bar = (o.progress ?? noProgress)('dedup', v.count);
   try {
     for (let b0 = 0; b0 < v.count; b0 += blockRows) {
       const nb = Math.min(blockRows, v.count - b0);
@@ -61,20 +61,20 @@ export async function greedyDedup(
         // Past the first kept row, the zero placeholder is left out.
         kept: m > 1 ? floatTensor(kept.subarray(d, m * d), [m - 1, d]) : floatTensor(kept.subarray(0, d), [1, d]),
       });
-      const maxKept = out.max_kept.data as Float32Array;
-      const argKept = out.argmax_kept.data as BigInt64Array;
-      const inBlock = out.in_block.data as Float32Array;
+      const maxKept = out.max_kept!.data as Float32Array;
+      const argKept = out.argmax_kept!.data as BigInt64Array;
+      const inBlock = out.in_block!.data as Float32Array;
       const keptInBlock: number[] = [];
       for (let i = 0; i < nb; i++) {
         let best = -Infinity;
         let bestRow = -1;
         if (m > 1) {
-          best = maxKept[i];
-          bestRow = keptRow[Number(argKept[i]) + 1];
+          best = maxKept[i]!;
+          bestRow = keptRow[Number(argKept[i]) + 1]!;
         }
         for (const j of keptInBlock) {
-          if (inBlock[i * nb + j] > best) {
-            best = inBlock[i * nb + j];
+          if (inBlock[i * nb + j]! > best) {
+            best = inBlock[i * nb + j]!;
             bestRow = b0 + j;
           }
         }
@@ -94,7 +94,6 @@ export async function greedyDedup(
     }
   } finally {
     bar.done();
-    await session.release();
   }
   return { keep, matchedRow, matchedScore };
 }

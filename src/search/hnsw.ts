@@ -6,7 +6,7 @@
  * row), so the scores are the rows' own and only recall is approximate (bench/README.md).
  */
 import { createRequire } from 'node:module';
-import { progress } from '../progress.js';
+import { noProgress, type Reporter } from '../progress.js';
 import type { RowSource } from './rows.js';
 import { ExactSearch, type TopK, type Vectors } from './topk.js';
 
@@ -21,7 +21,8 @@ export interface HnswOptions {
   quantization?: 'i8' | 'f16' | 'f32';
   threads?: number;
   label?: string;
-  quiet?: boolean;
+  /** Shows progress (a run's `run.progress`); default none. */
+  progress?: Reporter;
 }
 
 /* usearch's JavaScript binding, as far as it is used here. */
@@ -66,7 +67,7 @@ export class HnswSearch {
       quantization: o.quantization ?? 'i8',
     });
     const block = 16384;
-    const bar = progress(o.label ?? 'index', corpus.count, o);
+    const bar = (o.progress ?? noProgress)(o.label ?? 'index', corpus.count);
     for (let lo = 0; lo < corpus.count; lo += block) {
       const hi = Math.min(corpus.count, lo + block);
       const rows = isSource(corpus) ? corpus.rows(lo, hi) : corpus.data.subarray(lo * corpus.dim, hi * corpus.dim);
@@ -106,7 +107,7 @@ export class HnswSearch {
           const row = key(qi, j);
           const v = vector(row);
           let s = 0;
-          for (let t = 0; t < d; t++) s += queries.data[qi * d + t] * v[t];
+          for (let t = 0; t < d; t++) s += queries.data[qi * d + t]! * v[t]!;
           return { row, score: Math.fround(s) };
         })
           .sort((a, b) => b.score - a.score || a.row - b.row)
@@ -147,13 +148,12 @@ export async function sampledRecall(queries: Vectors, corpus: Vectors | RowSourc
   const picked = Array.from({ length: n }, (_, i) => Math.floor((i * queries.count) / n));
   const sample: Vectors = { data: new Float32Array(n * d), dim: d, count: n };
   picked.forEach((qi, i) => sample.data.set(queries.data.subarray(qi * d, (qi + 1) * d), i * d));
-  const search = await ExactSearch.create({ threads: o.threads });
-  const exact = await search.search(sample, corpus, hits.k, { quiet: true });
-  await search.close();
+  await using search = await ExactSearch.create({ threads: o.threads });
+  const exact = await search.search(sample, corpus, hits.k);
   let found = 0;
   picked.forEach((qi, i) => {
     const truth = new Set(exact.indices.subarray(i * exact.k, (i + 1) * exact.k));
-    for (let j = 0; j < hits.k; j++) if (truth.has(hits.indices[qi * hits.k + j])) found++;
+    for (let j = 0; j < hits.k; j++) if (truth.has(hits.indices[qi * hits.k + j]!)) found++;
   });
   return { recall: found / (n * exact.k), queries: n };
 }

@@ -6,7 +6,7 @@
 import { Graph } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import { floatTensor, int64Tensor, Session } from '../runtime/session.js';
-import { progress } from '../progress.js';
+import { noProgress, type Reporter } from '../progress.js';
 import type { RowSource } from './rows.js';
 
 /** Row-major float32 vectors: `count` rows of `dim`. */
@@ -32,7 +32,8 @@ export interface SearchOptions {
   queryRows?: number;
   threads?: number;
   label?: string;
-  quiet?: boolean;
+  /** Shows progress (a run's `run.progress`); default none. */
+  progress?: Reporter;
 }
 
 export function topKGraph(): Graph {
@@ -58,12 +59,12 @@ function mergeInto(k: number, bestS: Float32Array, bestI: Int32Array, have: numb
   let n = 0;
   const limit = Math.min(k, have + kc);
   while (n < limit) {
-    const takeOld = b >= kc || (a < have && oldS[a] >= s[r * kc + b]);
+    const takeOld = b >= kc || (a < have && oldS[a]! >= s[r * kc + b]!);
     if (takeOld) {
-      bestS[row * k + n] = oldS[a];
-      bestI[row * k + n] = oldI[a++];
+      bestS[row * k + n] = oldS[a]!;
+      bestI[row * k + n] = oldI[a++]!;
     } else {
-      bestS[row * k + n] = s[r * kc + b];
+      bestS[row * k + n] = s[r * kc + b]!;
       bestI[row * k + n] = Number(idx[r * kc + b]) + offset;
       b++;
     }
@@ -100,7 +101,7 @@ export class ExactSearch {
     const queryRows = o.queryRows ?? 256;
     const d = corpus.dim;
     const chunks = Math.ceil(corpus.count / chunkRows);
-    const bar = progress(o.label ?? 'search', Math.ceil(queries.count / queryRows) * chunks, o);
+    const bar = (o.progress ?? noProgress)(o.label ?? 'search', Math.ceil(queries.count / queryRows) * chunks);
     // Corpus chunks outside, query blocks inside: each chunk is read once (a RowSource on disk
     // is streamed through once), and every query's running top-k merges the chunks in order.
     let have = 0;
@@ -116,8 +117,8 @@ export class ExactSearch {
           corpus: chunk,
           k: int64Tensor(BigInt64Array.of(BigInt(kc)), [1]),
         });
-        const s = out.scores.data as Float32Array;
-        const idx = out.indices.data as BigInt64Array;
+        const s = out.scores!.data as Float32Array;
+        const idx = out.indices!.data as BigInt64Array;
         for (let r = 0; r < nq; r++) n = mergeInto(kk, scores, indices, have, s, idx, c0, kc, q0 + r, r);
         bar.tick();
       }
@@ -129,5 +130,9 @@ export class ExactSearch {
 
   async close(): Promise<void> {
     await this.session.release();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

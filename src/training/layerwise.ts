@@ -12,6 +12,7 @@
  * For models that give their parts (ArchitectureBuilder.layerwise): BERT, XLM-RoBERTa, Qwen2/3
  * (whose final RMSNorm runs in the head part, with its gradient).
  */
+import { Scope } from '../util/scope.js';
 import '../runtime/no-telemetry.js'; // before onnxruntime-node loads
 import ort from 'onnxruntime-node';
 import { Graph } from '../graph/graph.js';
@@ -93,14 +94,20 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
 
   const [ef, eb, lf, lb, hf, hb] = [embedPart(false), embedPart(true), layerPart(false), layerPart(true), headPart(false), headPart(true)];
   // With the state on a device, layer states and gradients stay there too (all but the pooled embedding).
-  const open = (g: Graph) => Session.create(g, onDevice ? { ...runtime, deviceOutputs: (n) => n !== 'embedding' } : runtime);
-  return {
+  // The six sessions are released together if one of them cannot be made.
+  await using scope = new Scope();
+  const open = async (g: Graph) => scope.use(await Session.create(g, onDevice ? { ...runtime, deviceOutputs: (n) => n !== 'embedding' } : runtime));
+  const sessions = {
     embed: await open(ef.graph),
     embedVjp: eb.grads!.names.length || eb.grads!.sparse.length ? await open(eb.graph) : undefined,
     layer: await open(lf.graph),
     layerVjp: await open(lb.graph),
     head: await open(hf.graph),
     headVjp: await open(hb.graph),
+  };
+  scope.move();
+  return {
+    ...sessions,
     embedNames: [...eb.params.values.keys()],
     layerNames: [...lb.params.values.keys()],
     embedDense: eb.grads!.names,
@@ -160,8 +167,8 @@ const floats = (dims: number[]) => floatTensor(new Float32Array(dims.reduce((a, 
  * embeddings and the kept states (x₀ … x_L).
  */
 export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState, layers: number, ids: Feed): Promise<{ embedding: Float32Array; states: ort.Tensor[] }> {
-  const mask = ids.attention_mask;
-  const [b, len] = mask.dims;
+  const mask = maskOf(ids);
+  const [b, len] = mask.dims as [number, number];
   const h = s.hidden;
   if (st.device) {
     const states = [(await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids })).hidden!];
@@ -171,14 +178,21 @@ export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState,
     return { embedding: embedding.data as Float32Array, states };
   }
   const states: ort.Tensor[] = [floats([b, len, h])];
-  await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids }, { hidden: states[0] });
+  await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids }, { hidden: states[0]! });
   for (let l = 0; l < layers; l++) {
     states.push(floats([b, len, h]));
-    await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l], attention_mask: mask }, { out: states[l + 1] });
+    await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: mask }, { out: states[l + 1]! });
   }
   const embedding = floats([b, h]);
-  await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers], attention_mask: mask }, { embedding });
+  await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: mask }, { embedding });
   return { embedding: embedding.data as Float32Array, states };
+}
+
+/** The attention mask of a batch's feed (every encoder feed has one). */
+function maskOf(ids: Feed): ort.Tensor {
+  const mask = ids.attention_mask;
+  if (!mask) throw new Error('layerwise: the batch has no attention_mask');
+  return mask;
 }
 
 /** One slice of a batch for the backward pass: its inputs, kept states and d loss / d embedding. */
@@ -196,34 +210,34 @@ export interface BackwardSlice {
 export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState, slices: BackwardSlice[]): Promise<void> {
   if (st.device) return backwardOnDevice(s, st, st.device, slices);
   const h = s.hidden;
-  const layers = slices[0].states.length - 1;
+  const layers = slices[0]!.states.length - 1;
   // Per slice, two d-hidden buffers used in turn: one is a layer's upstream gradient, the other its result.
-  const dx = slices.map(({ ids }) => [floats([...ids.attention_mask.dims, h]), floats([...ids.attention_mask.dims, h])]);
+  const dx = slices.map(({ ids }) => [floats([...maskOf(ids).dims, h]), floats([...maskOf(ids).dims, h])] as const);
   for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
-    const grad_embedding = floatTensor(dEmbedding, [ids.attention_mask.dims[0], h]);
-    const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i][0] };
+    const grad_embedding = floatTensor(dEmbedding, [maskOf(ids).dims[0]!, h]);
+    const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i]![0] };
     for (const n of s.headDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.headPartials.get(n)!;
-    await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers], attention_mask: ids.attention_mask, grad_embedding }, fetches);
+    await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding }, fetches);
     if (i > 0) for (const n of s.headDense) addInto(st.grads.get(n)!, s.headPartials.get(n)!);
   }
   for (let l = layers - 1; l >= 0; l--) {
-    const [from, to] = [(layers - 1 - l) % 2, (layers - l) % 2];
+    const [from, to] = [(layers - 1 - l) % 2, (layers - l) % 2] as [0 | 1, 0 | 1];
     for (const [i, { ids, states }] of slices.entries()) {
-      const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i][to] };
+      const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i]![to] };
       for (const n of s.layerDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(inLayer(s, n, l))! : s.layerPartials.get(n)!;
-      await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l], attention_mask: ids.attention_mask, grad_out: dx[i][from] }, fetches);
+      await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: maskOf(ids), grad_out: dx[i]![from] }, fetches);
       if (i > 0) for (const n of s.layerDense) addInto(st.grads.get(inLayer(s, n, l))!, s.layerPartials.get(n)!);
       states[l + 1] = undefined as unknown as ort.Tensor; // no longer needed
     }
   }
   if (!s.embedVjp) return;
   for (const [i, { ids }] of slices.entries()) {
-    const [b, len] = ids.attention_mask.dims;
+    const [b, len] = maskOf(ids).dims as [number, number];
     const fetches: Record<string, ort.Tensor> = {};
     for (const n of s.embedDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.embedPartials.get(n)!;
     const rows = s.embedSparse.flatMap((t) => t.parts.map((p) => ({ name: t.name, ...p, values: floats([b, len, h]), ids: new ort.Tensor('int64', new BigInt64Array(b * len), [b, len]) })));
     for (const r of rows) [fetches[r.grad], fetches[r.rows]] = [r.values, r.ids];
-    await s.embedVjp.run({ ...weightFeed(s, st, s.embedNames, null), ...ids, grad_hidden: dx[i][layers % 2] }, fetches);
+    await s.embedVjp.run({ ...weightFeed(s, st, s.embedNames, null), ...ids, grad_hidden: dx[i]![(layers % 2) as 0 | 1] }, fetches);
     if (i > 0) for (const n of s.embedDense) addInto(st.grads.get(n)!, s.embedPartials.get(n)!);
     for (const r of rows) st.addRows(r.name, r.ids.data as BigInt64Array, r.values.data as Float32Array);
   }
@@ -232,17 +246,17 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
 /** layerwiseBackward with states and gradients on the device; each state is released once used. */
 async function backwardOnDevice(s: LayerwiseSessions, st: LayerwiseState, d: NonNullable<LayerwiseState['device']>, slices: BackwardSlice[]): Promise<void> {
   const h = s.hidden;
-  const layers = slices[0].states.length - 1;
+  const layers = slices[0]!.states.length - 1;
   const dx: ort.Tensor[] = [];
   for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
-    const grad_embedding = floatTensor(dEmbedding, [ids.attention_mask.dims[0], h]);
-    const out = await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: ids.attention_mask, grad_embedding });
+    const grad_embedding = floatTensor(dEmbedding, [maskOf(ids).dims[0]!, h]);
+    const out = await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding });
     dx[i] = out[`${GRAD_PREFIX}hidden`]!;
     await sumOnDevice(d, out, s.headDense);
   }
   for (let l = layers - 1; l >= 0; l--) {
     for (const [i, { ids, states }] of slices.entries()) {
-      const out = await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: ids.attention_mask, grad_out: dx[i]! });
+      const out = await s.layerVjp.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: maskOf(ids), grad_out: dx[i]! });
       dx[i]!.dispose();
       states[l + 1]!.dispose();
       dx[i] = out[`${GRAD_PREFIX}hidden`]!;
@@ -266,5 +280,5 @@ function weightFeed(s: LayerwiseSessions, st: LayerwiseState, names: string[], l
 
 function addInto(target: ort.Tensor, part: ort.Tensor): void {
   const [t, p] = [target.data as Float32Array, part.data as Float32Array];
-  for (let j = 0; j < t.length; j++) t[j] += p[j];
+  for (let j = 0; j < t.length; j++) t[j]! += p[j]!;
 }

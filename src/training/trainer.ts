@@ -12,7 +12,9 @@ import type { Pooling } from '../models/pooling.js';
 import { type NamedTensor } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
 import type { Tokenizer } from '../models/tokenizer.js';
-import { type Feed, floatTensor, int64Tensor, Session, Transfer } from '../runtime/session.js';
+import { type Feed, floatTensor, int64Tensor, type RuntimeOptions, Session, Transfer } from '../runtime/session.js';
+import type { Graph } from '../graph/graph.js';
+import { Scope } from '../util/scope.js';
 import { deviceResident } from '../runtime/device-memory.js';
 import { DeviceState } from './device-state.js';
 import type { DistillOptions } from '../losses/distill.js';
@@ -37,7 +39,7 @@ function teacherFeed(batch: TrainExample[], group: number): Feed {
 
 /** The loss inputs of a batch: each query's positive column, and the teacher's scores when distilling. */
 function lossFeedOf(batch: TrainExample[], distill: boolean): Feed {
-  const group = batch[0].passages.length;
+  const group = batch[0]!.passages.length;
   const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]);
   return { labels, ...(distill && teacherFeed(batch, group)) };
 }
@@ -169,6 +171,8 @@ export class Trainer {
     /** Weights, moments and gradients in device memory (WebGPU; see device-state.ts). */
     private readonly device?: DeviceState,
     transfer?: Transfer,
+    /** Every session, worker and device buffer the trainer holds: released by close(). */
+    private readonly owned = new Scope(),
   ) {
     this.transfer = transfer ?? new Transfer();
   }
@@ -203,7 +207,8 @@ export class Trainer {
     shareWeights(weights);
     // Linear weights are transposed in place, once, before the workers see them.
     embedGraph(config, weights, { pooling: o.pooling, normalize: o.normalize }, 'adopt');
-    const group = await DataParallel.start(config, weights, o);
+    await using scope = new Scope();
+    const group = scope.use(await DataParallel.start(config, weights, o));
     const slots: Slot[] = group.slots.map((w) => {
       const data = weights.get(w.name)!.data;
       return { name: w.name, data, decay: decays(w.name), shape: w.shape, transposed: w.transposed, tensor: floatTensor(data, w.shape), grad: group.sum(w.name), gradTensor: null, parts: [] };
@@ -213,7 +218,7 @@ export class Trainer {
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
     const transposedBase = new Set(group.frozen.filter((f) => f.transposed).map((f) => f.name));
-    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, {}, group.withTypes, base, transposedBase, group);
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, {}, group.withTypes, base, transposedBase, group, undefined, undefined, scope.move());
   }
 
   private static async build(config: ModelConfig, tokenizer: Tokenizer | null, weights: Map<string, NamedTensor>, o: TrainerOptions, role?: WorkerRole): Promise<Trainer> {
@@ -228,23 +233,27 @@ export class Trainer {
     const fixed = (n: string) => (o.freezeEmbeddings && EMBEDDING_TABLE.test(n)) || (o.trainOnly !== undefined && !o.trainOnly.test(n));
     const grad = { sparse: !onDevice && (o.sparseEmbeddings ?? true), frozen: new Set([...weights.keys()].filter(fixed)) };
     const sessions: Sessions = {};
+    // What is made here is released if a later part fails (a graph refused, a device out of memory).
+    await using scope = new Scope();
+    const open = async (graph: Graph, options: RuntimeOptions) => scope.use(await Session.create(graph, options));
     // Linear weights are transposed in place, once: from here on `weights` is in graph layout
     // (a worker's come so already).
     const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt');
     let built: TrainGraph;
     if (o.recompute) {
       const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice));
-      sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+      scope.defer(() => releaseLayerwise(lw));
+      sessions.lossGrad = await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
     } else if (o.miniBatchSize || role?.crossDevice) {
       built = vjpGraph(config, weights, pooling, grad, 'graph');
-      sessions.vjp = await Session.create(built.graph, { ...runtime, ...gradsOnDevice });
-      sessions.embed = await Session.create(whole.graph, runtime);
-      sessions.lossGrad = await Session.create(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+      sessions.vjp = await open(built.graph, { ...runtime, ...gradsOnDevice });
+      sessions.embed = await open(whole.graph, runtime);
+      sessions.lossGrad = await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
     } else {
       built = stepGraph(config, weights, pooling, loss, grad, 'graph');
-      sessions.step = await Session.create(built.graph, { ...runtime, ...gradsOnDevice });
+      sessions.step = await open(built.graph, { ...runtime, ...gradsOnDevice });
     }
     const slot = (name: string, parts: Slot['parts']): Slot => {
       const u = built.params.used.get(name)!;
@@ -261,12 +270,12 @@ export class Trainer {
     const adamw = { weightDecay: o.weightDecay, beta1: o.beta1, beta2: o.beta2, eps: o.epsilon };
     const optimizer = new AdamW(role || onDevice ? [] : slots, adamw);
     const k = { weightDecay: o.weightDecay, beta1: o.beta1 ?? 0.9, beta2: o.beta2 ?? 0.999, eps: o.epsilon ?? 1e-8 };
-    const device = onDevice ? await DeviceState.create(slots, frozen, k, runtime) : undefined;
+    const device = onDevice ? scope.use(await DeviceState.create(slots, frozen, k, runtime)) : undefined;
     const withTypes = (sessions.step ?? sessions.vjp ?? sessions.layerwise!.embed).inputNames.some((n) => n.endsWith('token_type_ids'));
     const trained = new Set(slots.map((s) => s.name));
     const base = new Map([...weights].filter(([n]) => !trained.has(n)));
     const transposedBase = new Set(built.frozen.filter((n) => built.params.used.get(n)?.transposed));
-    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base, transposedBase, undefined, device, transfer);
+    return new Trainer(config, tokenizer, o, slots, frozen, optimizer, sessions, withTypes, base, transposedBase, undefined, device, transfer, scope.move());
   }
 
   private tokenize(text: string, template: string | undefined, maxLength: number): number[] {
@@ -309,12 +318,12 @@ export class Trainer {
   /** Adds the row gradients of one run's outputs into per-slot accumulators. */
   private addRows(out: Record<string, ort.Tensor>, acc: (RowGradients | null)[]): void {
     this.slots.forEach((s, i) => {
-      for (const p of s.parts) acc[i]!.add(out[p.rows].data as BigInt64Array, out[p.grad].data as Float32Array);
+      for (const p of s.parts) acc[i]!.add(out[p.rows]!.data as BigInt64Array, out[p.grad]!.data as Float32Array);
     });
   }
 
   private rowAccumulators(): (RowGradients | null)[] {
-    return this.slots.map((s) => (s.grad ? null : new RowGradients(s.shape[1])));
+    return this.slots.map((s) => (s.grad ? null : new RowGradients(s.shape[1]!)));
   }
 
   /** Token ids of a batch's queries and passages (each example's passages in turn). */
@@ -330,7 +339,7 @@ export class Trainer {
     if (this.group) {
       const parts = this.group.split(batch).map((b) => ({ ...this.tokenizeBatch(b), lossFeed: lossFeedOf(b, !!this.o.distill) }));
       const r = await this.group.gradients(parts, lossFeedOf(batch, !!this.o.distill));
-      this.grads = this.slots.map((s) => s.grad ?? r.sparse.get(s.name) ?? { rows: new Int32Array(0), values: new Float32Array(0), width: s.shape[1] });
+      this.grads = this.slots.map((s) => s.grad ?? r.sparse.get(s.name) ?? { rows: new Int32Array(0), values: new Float32Array(0), width: s.shape[1]! });
       return r.loss;
     }
     const { q, p } = this.tokenizeBatch(batch);
@@ -350,18 +359,18 @@ export class Trainer {
       );
       if (this.device) {
         this.deviceGrads = this.slots.map((s) => out[GRAD_PREFIX + s.name]!);
-        return (out.loss.data as Float32Array)[0];
+        return (out.loss!.data as Float32Array)[0]!;
       }
       const rows = this.rowAccumulators();
       this.addRows(out, rows);
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
-      return (out.loss.data as Float32Array)[0];
+      return (out.loss!.data as Float32Array)[0]!;
     }
     const dim = this.config.hiddenSize;
     const { queries, passages } = await this.embedPass(q, p);
     const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(queries, [q.length, dim]), passages: floatTensor(passages, [p.length, dim]), ...lossFeed });
-    await this.backwardPass(lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array);
-    return (lg.loss.data as Float32Array)[0];
+    await this.backwardPass(lg[`${GRAD_PREFIX}queries`]!.data as Float32Array, lg[`${GRAD_PREFIX}passages`]!.data as Float32Array);
+    return (lg.loss!.data as Float32Array)[0]!;
   }
 
   /** Token id lists cut into GradCache's slices (the whole list when there is no mini-batch size). */
@@ -391,7 +400,7 @@ export class Trainer {
         runs.push(tower);
       }
       this.kept = { towers, runs };
-      return { queries: concat(runs[0].map((r) => r.embedding)), passages: concat(runs[1].map((r) => r.embedding)) };
+      return { queries: concat(runs[0]!.map((r) => r.embedding)), passages: concat(runs[1]!.map((r) => r.embedding)) };
     }
     const embed = this.sessions.embed!;
     const embedAll = async (ids: number[][]) => {
@@ -399,7 +408,7 @@ export class Trainer {
       let row = 0;
       for (const s of this.slices(ids)) {
         const r = await embed.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes) });
-        out.set(r.embedding.data as Float32Array, row * dim);
+        out.set(r.embedding!.data as Float32Array, row * dim);
         row += s.length;
       }
       return out;
@@ -434,9 +443,9 @@ export class Trainer {
       const backward: BackwardSlice[] = kept.towers.flatMap((slices, t) => {
         let at = 0;
         return slices.map((ids, i) => {
-          const n = kept.runs[t][i].embedding.length;
+          const n = kept.runs[t]![i]!.embedding.length;
           at += n;
-          return { ids, states: kept.runs[t][i].states, dEmbedding: seeds[t].subarray(at - n, at) };
+          return { ids, states: kept.runs[t]![i]!.states, dEmbedding: seeds[t]!.subarray(at - n, at) };
         });
       });
       const state = this.layerwiseState(rows);
@@ -453,7 +462,7 @@ export class Trainer {
       this.slots.forEach((slot, i) => {
         const g = slot.grad;
         const d = partial[i];
-        if (g && d) for (let j = 0; j < g.length; j++) g[j] += d[j];
+        if (g && d) for (let j = 0; j < g.length; j++) g[j]! += d[j]!;
       });
     });
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
@@ -580,13 +589,11 @@ export class Trainer {
     this.optimizer.step = optimizerStep;
   }
 
+  /** Releases every session, worker thread and device buffer (gradients first: their session made them). */
   async close(): Promise<void> {
-    await this.group?.close();
-    const { layerwise, ...plain } = this.sessions;
-    for (const s of Object.values(plain)) await s?.release();
-    if (layerwise) await releaseLayerwise(layerwise);
     for (const g of this.deviceGrads) g.dispose();
-    await this.device?.release();
+    this.deviceGrads = [];
+    await this.owned.dispose();
   }
 
   /** Stops profiling every session; ORT writes `<profilePrefix>-<graph name>_<date>.json` for each. */
