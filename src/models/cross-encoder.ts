@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { progress } from '../progress.js';
+import { noProgress, type Reporter } from '../progress.js';
 import { Session } from '../runtime/session.js';
 import { padBatch } from './batch.js';
 import { type ModelConfig, readConfig } from './config.js';
@@ -21,7 +21,7 @@ import { dense, Params } from './params.js';
 import { pool } from './pooling.js';
 import { resolveModel } from './resolve.js';
 import { type PairTruncation, TextTokenizer } from './tokenizer.js';
-import { Member, type Reply } from '../util/worker-rpc.js';
+import { Member } from '../util/worker-rpc.js';
 
 export interface CrossEncoderOptions {
   threads?: number;
@@ -45,7 +45,8 @@ export interface ScoreOptions {
   /** σ(logit) instead of the logit (sentence-transformers' CrossEncoder default for one label). */
   sigmoid?: boolean;
   label?: string;
-  quiet?: boolean;
+  /** Shows progress (a run's `run.progress`); default none. */
+  progress?: Reporter;
   /** Called with each batch's pair count (how a worker thread reports progress). */
   onTick?: (pairs: number) => void;
 }
@@ -56,6 +57,7 @@ export interface Reranker {
   readonly maxLength: number;
   score(pairs: readonly (readonly [string, string])[], o?: ScoreOptions): Promise<Float32Array>;
   close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** The classification head on the first token's state: [batch, hidden] → [batch, labels]. */
@@ -133,7 +135,7 @@ export class CrossEncoder implements Reranker {
     const order = encoded.map((_, i) => i).sort((a, b) => encoded[b]!.ids.length - encoded[a]!.ids.length || a - b);
     const out = new Float32Array(pairs.length);
     const size = o.batchSize ?? 32;
-    const bar = progress(o.label ?? 'score', pairs.length, { quiet: o.quiet });
+    const bar = (o.progress ?? noProgress)(o.label ?? 'score', pairs.length);
     const withTypes = this.session.inputNames.includes('token_type_ids');
     for (let start = 0; start < order.length; start += size) {
       const batch = order.slice(start, start + size).map((i) => encoded[i]!);
@@ -151,13 +153,18 @@ export class CrossEncoder implements Reranker {
   async close(): Promise<void> {
     await this.session.release();
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
-interface RerankerReply extends Reply {
-  dir?: string;
-  maxLength?: number;
-  scores?: Float32Array;
-}
+/** What a reranker worker is asked (reranker-worker.ts answers). */
+export type RerankerProtocol = {
+  load: { request: { nameOrDir: string; options: CrossEncoderOptions }; reply: { dir: string; maxLength: number } };
+  score: { request: { pairs: readonly (readonly [string, string])[]; options: Omit<ScoreOptions, 'progress' | 'onTick'> }; reply: { scores: Float32Array } };
+  close: { request: object; reply: object };
+};
 
 /**
  * A CrossEncoder in a worker thread: the same scores, with the main thread left free for the
@@ -169,16 +176,16 @@ interface RerankerReply extends Reply {
  */
 export class RerankerThread implements Reranker {
   private constructor(
-    private readonly member: Member<RerankerReply>,
+    private readonly member: Member<RerankerProtocol>,
     readonly dir: string,
     readonly maxLength: number,
   ) {}
 
   static async load(nameOrDir: string, o: CrossEncoderOptions = {}): Promise<RerankerThread> {
-    const member = new Member<RerankerReply>(new Worker(new URL('./reranker-worker.js', import.meta.url)), 'a reranker worker');
+    const member = new Member<RerankerProtocol>(new Worker(new URL('./reranker-worker.js', import.meta.url)), 'a reranker worker');
     try {
-      const r = await member.ask({ kind: 'load', nameOrDir, options: { threads: o.threads, device: o.device, label: o.label, revision: o.revision } });
-      return new RerankerThread(member, r.dir!, r.maxLength!);
+      const r = await member.ask('load', { nameOrDir, options: { threads: o.threads, device: o.device, label: o.label, revision: o.revision } });
+      return new RerankerThread(member, r.dir, r.maxLength);
     } catch (e) {
       await member.worker.terminate();
       throw e;
@@ -186,18 +193,22 @@ export class RerankerThread implements Reranker {
   }
 
   async score(pairs: readonly (readonly [string, string])[], o: ScoreOptions = {}): Promise<Float32Array> {
-    const bar = progress(o.label ?? 'score', pairs.length, { quiet: o.quiet });
-    const { onTick, ...options } = o;
-    const r = await this.member.ask({ kind: 'score', pairs, options: { ...options, quiet: true } }, [], (n) => {
+    const bar = (o.progress ?? noProgress)(o.label ?? 'score', pairs.length);
+    const { onTick, progress: _progress, ...options } = o;
+    const r = await this.member.ask('score', { pairs, options }, [], (n) => {
       bar.tick(n);
       onTick?.(n);
     });
     bar.done();
-    return r.scores!;
+    return r.scores;
   }
 
   async close(): Promise<void> {
-    await this.member.ask({ kind: 'close' }).catch(() => undefined);
+    await this.member.ask('close', {}).catch(() => undefined);
     await this.member.worker.terminate();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

@@ -6,8 +6,8 @@
  * event loop (progress, Ctrl-C) stays free while they work.
  */
 import { Worker } from 'node:worker_threads';
-import { progress } from '../progress.js';
-import { Member, type Reply } from '../util/worker-rpc.js';
+import { noProgress } from '../progress.js';
+import { Member } from '../util/worker-rpc.js';
 import { checkThreads, parseDevice } from '../runtime/device.js';
 import { EmbeddingCache } from './cache.js';
 import { BLOCK_TEXTS, type EncodeOptions, type EncoderOptions, type Embeddings, encodeToSink, shareRows } from './encoder.js';
@@ -47,11 +47,13 @@ export function parseDevices(spec: string): Slot[] {
   return slots;
 }
 
-interface PoolReply extends Reply {
-  rows?: Float32Array;
-  key?: string;
-  info?: { dim: number; normalize: boolean; pooling: Pooling; dir: string };
-}
+/** What an encoder worker is asked (encoder-worker.ts answers). */
+export type EncoderProtocol = {
+  load: { request: { dir: string; options: EncoderOptions }; reply: { info: { dim: number; normalize: boolean; pooling: Pooling; dir: string } } };
+  cacheKey: { request: { options: EncodeOptions }; reply: { key: string } };
+  encode: { request: { texts: string[]; options: EncodeOptions }; reply: { rows: Float32Array } };
+  close: { request: object; reply: object };
+};
 
 /**
  * @example
@@ -61,7 +63,7 @@ interface PoolReply extends Reply {
  */
 export class EncoderPool {
   private constructor(
-    private readonly members: Member<PoolReply>[],
+    private readonly members: Member<EncoderProtocol>[],
     readonly dir: string,
     readonly dim: number,
     readonly normalize: boolean,
@@ -71,9 +73,9 @@ export class EncoderPool {
 
   static async load(dir: string, o: EncoderOptions & { devices: Slot[] }): Promise<EncoderPool> {
     const { devices, ...options } = o;
-    const members = devices.map(() => new Member<PoolReply>(new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: null }), 'an encoder worker'));
+    const members = devices.map(() => new Member<EncoderProtocol>(new Worker(new URL('./encoder-worker.js', import.meta.url), { workerData: null }), 'an encoder worker'));
     try {
-      const infos = await Promise.all(members.map((m, i) => m.ask({ kind: 'load', dir, options: { ...options, device: devices[i]!.device, threads: devices[i]!.threads ?? options.threads } })));
+      const infos = await Promise.all(members.map((m, i) => m.ask('load', { dir, options: { ...options, device: devices[i]!.device, threads: devices[i]!.threads ?? options.threads } })));
       const info = infos[0]!.info!;
       return new EncoderPool(members, info.dir, info.dim, info.normalize, info.pooling, o.blockTexts ?? BLOCK_TEXTS);
     } catch (e) {
@@ -90,12 +92,13 @@ export class EncoderPool {
     const e: Embeddings = { data: new Float32Array((hi - lo) * this.dim), dim: this.dim, count: hi - lo };
     const starts: number[] = [];
     for (let b = lo; b < hi; b += block) starts.push(b);
-    const bar = progress(options.label ?? 'encode', hi - lo, { quiet: options.quiet });
-    const { rows: _rows, cacheDir: _cache, sink: _sink, onTick: _tick, ...rest } = options;
+    const bar = (options.progress ?? noProgress)(options.label ?? 'encode', hi - lo);
+    // What a worker is told: no functions (they cannot be posted) and no cache (it lives here).
+    const { rows: _rows, cacheDir: _cache, sink: _sink, onTick: _tick, progress: _progress, ...rest } = options;
     // The cache lives here, in one thread: hits go to the workers as known rows (planned as the
     // Encoder plans its own hits), fresh rows come back into it.
-    const cache = options.cacheDir ? EmbeddingCache.open(options.cacheDir, (await this.members[0]!.ask({ kind: 'cacheKey', options: rest })).key!, this.dim) : undefined;
-    const work = async (m: Member<PoolReply>) => {
+    const cache = options.cacheDir ? EmbeddingCache.open(options.cacheDir, (await this.members[0]!.ask('cacheKey', { options: rest })).key, this.dim) : undefined;
+    const work = async (m: Member<EncoderProtocol>) => {
       for (let b = starts.shift(); b !== undefined; b = starts.shift()) {
         const end = Math.min(hi, b + block);
         const known: Record<number, Float32Array> = {};
@@ -103,7 +106,7 @@ export class EncoderPool {
           const hit = cache.get(texts[i]!);
           if (hit) known[i - b] = hit;
         }
-        const r = await m.ask({ kind: 'encode', texts: texts.slice(b, end), options: { ...rest, quiet: true, known } }, [], (n) => bar.tick(n));
+        const r = await m.ask('encode', { texts: texts.slice(b, end), options: { ...rest, known } }, [], (n) => bar.tick(n));
         e.data.set(r.rows!, (b - lo) * this.dim);
         if (cache) {
           const seen = new Set<string>();
@@ -123,8 +126,12 @@ export class EncoderPool {
 
   async close(): Promise<void> {
     await Promise.all(this.members.map(async (m) => {
-      await m.ask({ kind: 'close' }).catch(() => undefined);
+      await m.ask('close', {}).catch(() => undefined);
       await m.worker.terminate();
     }));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

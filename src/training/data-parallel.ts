@@ -22,7 +22,7 @@ import type ort from 'onnxruntime-node';
 import type { ModelConfig } from '../models/config.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { type Feed, floatTensor, Session } from '../runtime/session.js';
-import { Member, type Reply } from '../util/worker-rpc.js';
+import { Member } from '../util/worker-rpc.js';
 import { GRAD_PREFIX, lossGradGraph } from './graphs.js';
 import { RowGradients, type SparseGrad } from './optimizer.js';
 import type { TrainerOptions } from './trainer.js';
@@ -47,15 +47,27 @@ export function shareWeights(weights: Map<string, NamedTensor>): void {
   }
 }
 
-interface WorkerReply extends Reply {
-  slots?: { name: string; shape: number[]; transposed: boolean; grad: Float32Array | null }[];
-  frozen?: { name: string; transposed: boolean }[];
-  withTypes?: boolean;
-  loss?: number;
-  queries?: Float32Array;
-  passages?: Float32Array;
-  sparse?: [string, SparseGrad][];
-}
+/** Row gradients of lookup tables, by tensor name (dense ones are in shared memory). */
+type RowGrads = { sparse: [string, SparseGrad][] };
+
+/** What a training worker is asked (train-worker.ts answers). */
+export type TrainProtocol = {
+  load: {
+    request: { config: ModelConfig; weights: [string, NamedTensor][]; options: TrainerOptions; role: WorkerRole };
+    reply: { slots: { name: string; shape: number[]; transposed: boolean; grad: Float32Array | null }[]; frozen: { name: string; transposed: boolean }[]; withTypes: boolean };
+  };
+  /** Every worker's dense gradient buffers, for the reduction. */
+  peers: { request: { buffers: Map<string, Float32Array>[] }; reply: object };
+  /** Loss and gradients of the worker's own slice (its own loss). */
+  gradients: { request: { q: number[][]; p: number[][]; lossFeed: PlainFeed }; reply: RowGrads & { loss: number } };
+  /** Cross-device pass 1: the slice's embeddings. */
+  embed: { request: { q: number[][]; p: number[][] }; reply: { queries: Float32Array; passages: Float32Array } };
+  /** Cross-device pass 2: gradients from the embeddings' gradients. */
+  backward: { request: { dq: Float32Array; dp: Float32Array }; reply: RowGrads };
+  /** Sums range `part` of `of` of every tensor over the peers' buffers into the first's, times `scale`. */
+  reduce: { request: { part: number; of: number; scale: number }; reply: object };
+  close: { request: object; reply: object };
+};
 
 /** One slice of a batch: token ids (p: each query's group in turn) and its own loss inputs. */
 export interface BatchPart {
@@ -71,7 +83,7 @@ export interface BatchPart {
  */
 export class DataParallel {
   private constructor(
-    private readonly members: Member<WorkerReply>[],
+    private readonly members: Member<TrainProtocol>[],
     /** Each worker's dense gradient buffers by tensor name (shared memory). */
     private readonly buffers: Map<string, Float32Array>[],
     readonly slots: { name: string; shape: number[]; transposed: boolean }[],
@@ -86,20 +98,20 @@ export class DataParallel {
     const devices = o.devices!;
     // One worker holds the whole batch: its own loss is the cross-device one, in one pass.
     const crossDevice = (o.crossDevice ?? true) && devices.length > 1;
-    const members = devices.map(() => new Member<WorkerReply>(new Worker(new URL('./train-worker.js', import.meta.url)), 'a training worker'));
+    const members = devices.map(() => new Member<TrainProtocol>(new Worker(new URL('./train-worker.js', import.meta.url)), 'a training worker'));
     try {
       const { devices: _d, ...rest } = o;
       const replies = await Promise.all(
         members.map((m, i) => {
           const options: TrainerOptions = { ...rest, device: devices[i]!.device, threads: devices[i]!.threads ?? o.threads, profilePrefix: o.profilePrefix && `${o.profilePrefix}-worker${i}` };
-          return m.ask({ kind: 'load', config, weights: [...weights], options, role: { crossDevice } });
+          return m.ask('load', { config, weights: [...weights], options, role: { crossDevice } });
         }),
       );
-      const buffers = replies.map((r) => new Map(r.slots!.filter((s) => s.grad).map((s) => [s.name, s.grad!])));
-      await Promise.all(members.map((m) => m.ask({ kind: 'peers', buffers })));
+      const buffers = replies.map((r) => new Map(r.slots.filter((s) => s.grad).map((s) => [s.name, s.grad!])));
+      await Promise.all(members.map((m) => m.ask('peers', { buffers })));
       const lossGrad = crossDevice ? await Session.create(lossGradGraph(config.hiddenSize, { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill, normalized: o.normalize }), { threads: 1 }) : undefined;
       const first = replies[0]!;
-      return new DataParallel(members, buffers, first.slots!.map(({ grad: _g, ...s }) => s), first.frozen!, first.withTypes!, lossGrad, config.hiddenSize);
+      return new DataParallel(members, buffers, first.slots.map(({ grad: _g, ...s }) => s), first.frozen, first.withTypes, lossGrad, config.hiddenSize);
     } catch (e) {
       await Promise.all(members.map((m) => m.worker.terminate()));
       throw e;
@@ -129,44 +141,45 @@ export class DataParallel {
   async gradients(parts: BatchPart[], whole: Feed): Promise<{ loss: number; sparse: Map<string, SparseGrad> }> {
     const active = this.members.slice(0, parts.length);
     let loss: number;
-    let replies: WorkerReply[];
+    let replies: RowGrads[];
     let scale = 1;
     if (this.lossGrad) {
-      const embedded = await Promise.all(active.map((m, w) => m.ask({ kind: 'embed', q: parts[w]!.q, p: parts[w]!.p })));
+      const embedded = await Promise.all(active.map((m, w) => m.ask('embed', { q: parts[w]!.q, p: parts[w]!.p })));
       const joined = (key: 'queries' | 'passages') => {
-        const out = new Float32Array(embedded.reduce((n, r) => n + r[key]!.length, 0));
-        embedded.reduce((at, r) => (out.set(r[key]!, at), at + r[key]!.length), 0);
+        const out = new Float32Array(embedded.reduce((n, r) => n + r[key].length, 0));
+        embedded.reduce((at, r) => (out.set(r[key], at), at + r[key].length), 0);
         return out;
       };
       const [queries, passages] = [joined('queries'), joined('passages')];
       const d = this.dim;
       const lg = await this.lossGrad.run({ queries: floatTensor(queries, [queries.length / d, d]), passages: floatTensor(passages, [passages.length / d, d]), ...whole });
-      loss = (lg.loss.data as Float32Array)[0];
-      const [dq, dp] = [lg[`${GRAD_PREFIX}queries`].data as Float32Array, lg[`${GRAD_PREFIX}passages`].data as Float32Array];
+      loss = (lg.loss!.data as Float32Array)[0]!;
+      const [dq, dp] = [lg[`${GRAD_PREFIX}queries`]!.data as Float32Array, lg[`${GRAD_PREFIX}passages`]!.data as Float32Array];
       let [qi, pi] = [0, 0];
       replies = await Promise.all(
         active.map((m, w) => {
           const [nq, np] = [parts[w]!.q.length * d, parts[w]!.p.length * d];
-          const message = { kind: 'backward', dq: dq.slice(qi, qi + nq), dp: dp.slice(pi, pi + np) };
+          const message = { dq: dq.slice(qi, qi + nq), dp: dp.slice(pi, pi + np) };
           [qi, pi] = [qi + nq, pi + np];
-          return m.ask(message);
+          return m.ask('backward', message);
         }),
       );
     } else {
-      replies = await Promise.all(active.map((m, w) => m.ask({ kind: 'gradients', q: parts[w]!.q, p: parts[w]!.p, lossFeed: plainFeed(parts[w]!.lossFeed) })));
+      const own = await Promise.all(active.map((m, w) => m.ask('gradients', { q: parts[w]!.q, p: parts[w]!.p, lossFeed: plainFeed(parts[w]!.lossFeed) })));
       scale = 1 / active.length;
-      loss = replies.reduce((s, r) => s + r.loss!, 0) * scale;
+      loss = own.reduce((s, r) => s + r.loss, 0) * scale;
+      replies = own;
     }
     // Every active worker sums a range of each tensor over all active workers' buffers into the first's.
-    if (active.length > 1 || scale !== 1) await Promise.all(active.map((m, w) => m.ask({ kind: 'reduce', part: w, of: active.length, scale })));
-    return { loss, sparse: mergeRows(replies.map((r) => r.sparse!), scale) };
+    if (active.length > 1 || scale !== 1) await Promise.all(active.map((m, w) => m.ask('reduce', { part: w, of: active.length, scale })));
+    return { loss, sparse: mergeRows(replies.map((r) => r.sparse), scale) };
   }
 
   async close(): Promise<void> {
     await this.lossGrad?.release();
     await Promise.all(
       this.members.map(async (m) => {
-        await m.ask({ kind: 'close' }).catch(() => undefined);
+        await m.ask('close', {}).catch(() => undefined);
         await m.worker.terminate();
       }),
     );
@@ -184,7 +197,7 @@ function mergeRows(perWorker: [string, SparseGrad][][], scale: number): Map<stri
   return new Map(
     [...acc].map(([name, a]) => {
       const g = a.finish();
-      if (scale !== 1) for (let j = 0; j < g.values.length; j++) g.values[j] *= scale;
+      if (scale !== 1) for (let j = 0; j < g.values.length; j++) g.values[j]! *= scale;
       return [name, g];
     }),
   );
@@ -200,8 +213,8 @@ export function reduceRange(buffers: Map<string, Float32Array>[], part: number, 
     const sources = buffers.slice(1, of).map((b) => b.get(name)!);
     for (let j = from; j < to; j++) {
       let s = target[j];
-      for (const b of sources) s += b[j];
-      target[j] = s * scale;
+      for (const b of sources) s! += b[j]!;
+      target[j] = s! * scale;
     }
   }
 }

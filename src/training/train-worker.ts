@@ -6,8 +6,9 @@
 import ort from 'onnxruntime-node';
 import type { NamedTensor } from '../models/safetensors.js';
 import type { Feed } from '../runtime/session.js';
-import { type PlainFeed, reduceRange } from './data-parallel.js';
+import { type PlainFeed, reduceRange, type TrainProtocol } from './data-parallel.js';
 import { Trainer } from './trainer.js';
+import type { SparseGrad } from './optimizer.js';
 import { serve } from '../util/worker-rpc.js';
 
 let trainer: Trainer | undefined;
@@ -25,32 +26,51 @@ const refresh = (t: Trainer) => t.slots.forEach((s, i) => s.data.set(master[i]!)
 /** Publishes the dense gradients; returns the row gradients, by table name. */
 function publish(t: Trainer) {
   t.slots.forEach((s) => s.grad && published.get(s.name)!.set(s.grad));
-  return t.slots.flatMap((s, i) => (s.grad ? [] : [[s.name, t.grads[i]]]));
+  // A slot without a dense buffer is a lookup table: its gradient is rows.
+  return t.slots.flatMap((s, i): [string, SparseGrad][] => (s.grad ? [] : [[s.name, t.grads[i] as SparseGrad]]));
 }
 
-serve(async (m) => {
-  if (m.kind === 'load') {
+const ready = () => {
+  if (!trainer) throw new Error('training worker: asked to work before "load"');
+  return trainer;
+};
+
+serve<TrainProtocol>({
+  load: async (m) => {
     const shared = new Map<string, NamedTensor>(m.weights);
     const own = new Map([...shared].map(([n, t]) => [n, { ...t, data: t.data.slice() }]));
     const t = (trainer = await Trainer.worker(m.config, own, m.options, m.role));
     master = t.slots.map((s) => shared.get(s.name)!.data);
     published = new Map(t.slots.filter((s) => s.grad).map((s) => [s.name, new Float32Array(new SharedArrayBuffer(s.grad!.length * 4))]));
     return { slots: t.slots.map((s) => ({ name: s.name, shape: s.shape, transposed: s.transposed, grad: published.get(s.name) ?? null })), frozen: t.frozenNames(), withTypes: t.typed };
-  }
-  if (m.kind === 'peers') peers = m.buffers;
-  else if (m.kind === 'gradients') {
-    refresh(trainer!);
-    const loss = await trainer!.gradientsOf(m.q, m.p, tensors(m.lossFeed));
-    return { loss, sparse: publish(trainer!) };
-  } else if (m.kind === 'embed') {
-    refresh(trainer!);
-    return trainer!.embedPass(m.q, m.p);
-  } else if (m.kind === 'backward') {
-    await trainer!.backwardPass(m.dq, m.dp);
-    return { sparse: publish(trainer!) };
-  } else if (m.kind === 'reduce') reduceRange(peers, m.part, m.of, m.scale);
-  else {
+  },
+  peers: async (m) => {
+    peers = m.buffers;
+    return {};
+  },
+  gradients: async (m) => {
+    const t = ready();
+    refresh(t);
+    const loss = await t.gradientsOf(m.q, m.p, tensors(m.lossFeed));
+    return { loss, sparse: publish(t) };
+  },
+  embed: async (m) => {
+    const t = ready();
+    refresh(t);
+    return t.embedPass(m.q, m.p);
+  },
+  backward: async (m) => {
+    const t = ready();
+    await t.backwardPass(m.dq, m.dp);
+    return { sparse: publish(t) };
+  },
+  reduce: async (m) => {
+    reduceRange(peers, m.part, m.of, m.scale);
+    return {};
+  },
+  close: async () => {
     await trainer?.close();
     trainer = undefined;
-  }
+    return {};
+  },
 });
