@@ -3,9 +3,9 @@
  * never held in memory and invalid UTF-8 is reported with its line number. Output goes to a
  * temp file beside the target and is renamed into place only when complete.
  */
-import { closeSync, createReadStream, openSync, readSync, createWriteStream, existsSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync, existsSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { settled, tempPathFor, tracked, withPath } from '../util/atomic.js';
+import { tempPathFor, withPath } from '../util/atomic.js';
 import { isWithin, realPath } from '../util/paths.js';
 
 /** Bad input: names the file, the 1-based line and (where known) the field. */
@@ -149,115 +149,4 @@ export function assertNotInput(output: string, inputs: string[]): void {
   }
 }
 
-/**
- * Writes lines to `<dir>/.<name>.<random>.tmp` and renames it onto `path` in `commit()`.
- * `abort()` removes the temp file. Readers never see a half-written output.
- */
-export class AtomicWriter {
-  private readonly tmp: string;
-  private readonly stream: WriteStream;
-  private failed: Error | undefined;
-
-  constructor(readonly path: string) {
-    this.tmp = tracked(tempPathFor(path));
-    this.stream = createWriteStream(this.tmp);
-    this.stream.on('error', (e) => (this.failed = withPath(this.path, e)));
-  }
-
-  async write(text: string | Uint8Array): Promise<void> {
-    if (this.failed) throw this.failed;
-    if (this.stream.write(text)) return;
-    // Wait for room, or for the error (a missing directory, a full disk) that means there never will be.
-    await new Promise<void>((resolve, reject) => {
-      const done = (e?: Error) => {
-        this.stream.off('drain', done).off('error', done);
-        if (e) reject(withPath(this.path, e));
-        else resolve();
-      };
-      this.stream.on('drain', done).on('error', done);
-    });
-  }
-
-  async writeBytes(bytes: Uint8Array): Promise<void> {
-    await this.write(bytes);
-  }
-
-  async writeJson(value: unknown): Promise<void> {
-    await this.write(JSON.stringify(value) + '\n');
-  }
-
-  async commit(): Promise<void> {
-    await this.finish();
-    this.publish();
-  }
-
-  /** Completes the temp file (everything written and closed) without renaming it. */
-  async finish(): Promise<void> {
-    if (this.failed) throw this.failed;
-    await new Promise<void>((res, rej) => this.stream.end((e?: Error | null) => (e ? rej(withPath(this.path, e)) : res())));
-    if (this.failed) throw this.failed;
-  }
-
-  /** Renames the finished temp file onto the output path. */
-  publish(): void {
-    renameSync(this.tmp, this.path);
-    settled(this.tmp);
-  }
-
-  abort(): void {
-    this.stream.destroy();
-    rmSync(this.tmp, { force: true });
-    settled(this.tmp);
-  }
-}
-
-/** Runs `fill` against an AtomicWriter for `path`, committing on success, cleaning up on error. */
-export async function writeAtomically(path: string, fill: (w: AtomicWriter) => Promise<void>): Promise<void> {
-  const w = new AtomicWriter(path);
-  try {
-    await fill(w);
-    await w.commit();
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
-}
-
-/** One of several outputs written together: its path and what goes in it. */
-export interface Output {
-  path: string;
-  fill: (w: AtomicWriter) => Promise<void>;
-}
-
-/**
- * Writes outputs that belong together — a main output first, then its companions (a report,
- * stats) — so that a kill never leaves files of two different runs side by side. Each is filled
- * in order (a companion may use what filling the main output counted) and completed in its temp
- * file; then the old companions are removed, the main output renamed into place, and the
- * companions after it. Killed at any point, the folder holds the old set, the new set, or a main
- * output (old or new) with no companion: never a new main output beside an old report.
- * `afterPublish` runs after each rename (tests use it to stop midway, as a kill would).
- * @example
- *   await writeTogether([{ path: 'clean.jsonl', fill: (w) => w.write(lines) }, { path: 'clean.dropped.jsonl', fill: (w) => w.write(report) }]);
- */
-export async function writeTogether(outputs: Output[], afterPublish?: (path: string) => void): Promise<void> {
-  const writers: AtomicWriter[] = [];
-  try {
-    for (const o of outputs) {
-      const w = new AtomicWriter(o.path);
-      writers.push(w);
-      await o.fill(w);
-      await w.finish();
-    }
-    for (const w of writers.slice(1)) rmSync(w.path, { force: true });
-    for (const w of writers) {
-      w.publish();
-      afterPublish?.(w.path);
-    }
-  } catch (e) {
-    for (const w of writers) w.abort();
-    throw e;
-  }
-}
-
-export { writeFileAtomic } from '../util/atomic.js';
+export { AtomicWriter, type Output, writeAtomically, writeFileAtomic, writeTogether } from '../util/atomic.js';

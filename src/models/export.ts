@@ -8,10 +8,9 @@
  * (ONNX external data: protobuf caps a file at 2 GiB), which onnxruntime reads from the model's
  * path and transformers.js with `use_external_data_format: true`.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { settled, tracked, writeAtomicSync } from '../util/atomic.js';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { publish, replaceFolder, settled, tempPathFor, tracked, writeAtomicSync } from '../util/atomic.js';
+import { join, resolve } from 'node:path';
 import { Graph } from '../graph/graph.js';
 import { needsExternalData, serializeParts } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
@@ -113,27 +112,15 @@ function place(tmp: string, target: string, o: Pick<ExportOptions, 'overwrite' |
   if (clashes.length && !ours && !o.overwrite) {
     throw new Error(`refusing to export into ${target}: it holds ${clashes.slice(0, 4).join(', ')}${clashes.length > 4 ? ', …' : ''} and is not an earlier embedtune export; choose another folder, or pass --overwrite to replace it`);
   }
-  if (!present.length) {
-    rmSync(target, { recursive: true, force: true });
-    renameSync(tmp, target);
-  } else if (o.keepOthers) {
-    rmSync(join(target, EXPORT_MARKER), { force: true });
-    for (const f of files.filter((f) => f !== EXPORT_MARKER)) {
-      rmSync(join(target, f), { recursive: true, force: true });
-      renameSync(join(tmp, f), join(target, f));
-    }
-    renameSync(join(tmp, EXPORT_MARKER), join(target, EXPORT_MARKER));
-    rmSync(tmp, { recursive: true, force: true });
-  } else {
-    const old = tracked(`${tmp}.old`);
-    try {
-      renameSync(target, old);
-      renameSync(tmp, target);
-      rmSync(old, { recursive: true, force: true });
-    } finally {
-      settled(old);
-    }
+  if (!o.keepOthers) return replaceFolder(tmp, target, present.length > 0);
+  // Each file synced and renamed in; the marker last.
+  rmSync(join(target, EXPORT_MARKER), { force: true });
+  for (const f of files.filter((f) => f !== EXPORT_MARKER)) {
+    rmSync(join(target, f), { recursive: true, force: true });
+    publish(join(tmp, f), join(target, f));
   }
+  publish(join(tmp, EXPORT_MARKER), join(target, EXPORT_MARKER));
+  rmSync(tmp, { recursive: true, force: true });
 }
 
 /**
@@ -143,7 +130,7 @@ function place(tmp: string, target: string, o: Pick<ExportOptions, 'overwrite' |
  */
 export function exportModel(outDir: string, o: ExportOptions): void {
   const target = resolve(outDir);
-  const tmp = tracked(join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`));
+  const tmp = tracked(tempPathFor(target));
   mkdirSync(join(tmp, 'onnx'), { recursive: true });
   mkdirSync(join(tmp, '1_Pooling'));
   try {

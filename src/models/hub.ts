@@ -14,9 +14,10 @@
  * only once its blob is complete. HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1 work as in
  * Python. @huggingface/hub's cache helpers have neither progress nor resumption, hence fetch.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { publish } from '../util/atomic.js';
 
 export const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
@@ -221,5 +222,5 @@ async function download(url: string, blob: string, size: number, file: string, h
   if (Number.isFinite(size) && written !== size) {
     throw new Error(`download of ${file} was cut at ${written} of ${size} bytes; run again to resume from ${partial}`);
   }
-  renameSync(partial, blob);
+  publish(partial, blob);
 }

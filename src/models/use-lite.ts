@@ -13,7 +13,8 @@
  * weights and vocabulary as a model directory the rest of embedtune loads like any other.
  */
 import { createRequire } from 'node:module';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFolderAtomicSync } from '../util/atomic.js';
 import { dirname, join } from 'node:path';
 import { homedir } from 'node:os';
 import type { Graph, Value } from '../graph/graph.js';
@@ -156,31 +157,28 @@ export function convertUseLite(outDir: string): void {
     const shape = w.shape.length === 4 ? w.shape.slice(2) : w.shape; // 1×1 conv kernels are matrices
     tensors.set(ours, { shape, data: w.data as Float32Array });
   }
-  const tmp = `${outDir}.${process.pid}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(join(tmp, '1_Pooling'), { recursive: true });
-  const config = {
-    model_type: 'use-lite',
-    source: `${USE_PACKAGE}@0.2.0 (Apache-2.0)`,
-    vocab_size: tensors.get('embeddings.weight')!.shape[0],
-    embedding_size: 256,
-    hidden_size: 512,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    intermediate_size: 1536,
-    max_position_embeddings: 128,
-    layer_norm_eps: 1e-6,
-    pad_token_id: 0,
-    hidden_act: 'relu',
-  };
-  writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  writeFileSync(join(tmp, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
-  copyFileSync(join(src, 'vocab.json'), join(tmp, 'vocab.json'));
-  writeFileSync(join(tmp, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 512, pooling_mode_mean_tokens: true }, null, 2) + '\n');
-  writeSafetensors(join(tmp, 'model.safetensors'), tensors, { metadata: { source: config.source } });
-  rmSync(outDir, { recursive: true, force: true });
-  mkdirSync(dirname(outDir), { recursive: true });
-  renameSync(tmp, outDir);
+  writeFolderAtomicSync(outDir, (tmp) => {
+    mkdirSync(join(tmp, '1_Pooling'));
+    const config = {
+      model_type: 'use-lite',
+      source: `${USE_PACKAGE}@0.2.0 (Apache-2.0)`,
+      vocab_size: tensors.get('embeddings.weight')!.shape[0],
+      embedding_size: 256,
+      hidden_size: 512,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      intermediate_size: 1536,
+      max_position_embeddings: 128,
+      layer_norm_eps: 1e-6,
+      pad_token_id: 0,
+      hidden_act: 'relu',
+    };
+    writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    writeFileSync(join(tmp, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'UseTokenizer', model_max_length: 128 }, null, 2) + '\n');
+    copyFileSync(join(src, 'vocab.json'), join(tmp, 'vocab.json'));
+    writeFileSync(join(tmp, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: 512, pooling_mode_mean_tokens: true }, null, 2) + '\n');
+    writeSafetensors(join(tmp, 'model.safetensors'), tensors, { metadata: { source: config.source } });
+  });
 }
 
 /** Where converted models live: $EMBEDTUNE_HOME or ~/.cache/embedtune. */

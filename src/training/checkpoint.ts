@@ -6,12 +6,12 @@
  * tells, and `--resume` falls back past incomplete ones. Older checkpoints beyond
  * `save_total_limit` are removed only after the new one is in place.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { readJsonObject } from '../util/json.js';
 import { join } from 'node:path';
 import { type NamedTensor, readHeader, readSafetensors, readSafetensorsInto, writeSafetensors } from '../models/safetensors.js';
 import { transpose2d } from '../models/params.js';
-import { settled, tracked, writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomic, writeFolderAtomic } from '../util/atomic.js';
 import type { Trainer } from './trainer.js';
 
 export interface TrainState {
@@ -52,23 +52,17 @@ export function listCheckpoints(outDir: string): { step: number; path: string }[
  */
 export async function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): Promise<string> {
   const final = join(outDir, `checkpoint-${state.step}`);
-  const tmp = tracked(join(outDir, `.checkpoint-${state.step}.tmp`));
-  rmSync(tmp, { recursive: true, force: true });
   try {
-    mkdirSync(tmp, { recursive: true });
-    const saved = await trainer.saveState();
-    writeSafetensors(join(tmp, WEIGHTS), saved.weights);
-    writeSafetensors(join(tmp, MOMENTS), saved.moments);
-    const files = Object.fromEntries([WEIGHTS, MOMENTS].map((f) => [f, statSync(join(tmp, f)).size]));
-    const full: SavedState = { ...state, optimizerStep: saved.optimizerStep, transposed: saved.transposed, files };
-    writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(full, null, 2) + '\n');
-    rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
+    await writeFolderAtomic(final, async (tmp) => {
+      const saved = await trainer.saveState();
+      writeSafetensors(join(tmp, WEIGHTS), saved.weights);
+      writeSafetensors(join(tmp, MOMENTS), saved.moments);
+      const files = Object.fromEntries([WEIGHTS, MOMENTS].map((f) => [f, statSync(join(tmp, f)).size]));
+      const full: SavedState = { ...state, optimizerStep: saved.optimizerStep, transposed: saved.transposed, files };
+      writeFileAtomic(join(tmp, 'state.json'), JSON.stringify(full, null, 2) + '\n');
+    });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
     throw new Error(`checkpoint ${final} was not saved: ${(e as Error).message}`);
-  } finally {
-    settled(tmp);
   }
   if (keep !== null && keep > 0) for (const old of listCheckpoints(outDir).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
   return final;
