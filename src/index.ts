@@ -22,3 +22,6 @@ export { queryMetrics, meanMetrics, METRICS } from './evaluation/metrics.js';
 export { loadRecords, readRecords, SkipReport, type QueryRecord } from './data/records.js';
 export { loadBeir } from './data/beir.js';
 export { DataError } from './data/jsonl.js';
+export { openRun, Run, type RunOptions, liveResources } from './run.js';
+export { progress, type Progress, type Reporter } from './progress.js';
+export { COMMANDS, DEFAULTS, type CommandSpec, type OptionSpec } from './options.js';

@@ -4,6 +4,7 @@
  * train queries, mines hard negatives from the corpus, fine-tunes, evaluates base and
  * fine-tuned on the held-out test queries, and writes an HTML report.
  */
+import { openRun, type RunOptions } from '../run.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadBeir } from '../data/beir.js';
@@ -17,13 +18,15 @@ import { evaluateSet, type EvaluationResult, type RetrievalSet } from './evaluat
 import { mine } from './mine.js';
 import { writeReport } from './report.js';
 import { train } from './train.js';
+import { DEFAULTS } from '../options.js';
 
-export interface DemoOptions {
+export interface DemoOptions extends RunOptions {
   /** Model directory or alias (default `use-lite`). */
-  model: string;
+  model?: string;
   /** BEIR folder (default: the bundled Cranfield collection). */
-  data: string;
-  outDir: string;
+  data?: string;
+  /** Where every step's output goes (default `runs/demo`). */
+  outDir?: string;
   /** Fraction of judged queries held out for testing (default 0.3). */
   testFraction?: number;
   seed?: number;
@@ -32,7 +35,6 @@ export interface DemoOptions {
   /** Peak learning rate (default 5e-5, for a pretrained model). */
   learningRate?: number;
   threads?: number;
-  quiet?: boolean;
   /** A cross-encoder (or `qrels:DIR`) that drops likely false negatives while mining. */
   reranker?: string;
 }
@@ -49,11 +51,14 @@ export interface DemoResult {
 const KS = [1, 3, 5, 10];
 
 export async function demo(o: DemoOptions): Promise<DemoResult> {
-  const out = o.outDir;
+  // One run for every step: each shows its progress as the demo does.
+  await using run = openRun(o);
+  const out = o.outDir ?? DEFAULTS.demo.outDir;
+  const model = o.model ?? DEFAULTS.demo.model;
   mkdirSync(out, { recursive: true });
-  const set = await loadBeir(o.data);
+  const set = await loadBeir(o.data ?? DEFAULTS.demo.data);
   const judged = [...set.queries.keys()].filter((q) => set.qrels.has(q));
-  const seed = o.seed ?? 13;
+  const seed = o.seed ?? DEFAULTS.demo.seed;
   const test = new Set(new Rng(seed).sample(judged, Math.round(judged.length * (o.testFraction ?? 0.3))));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   const p = (f: string) => join(out, f);
@@ -67,8 +72,8 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   await writeAtomically(p('corpus.jsonl'), async (w) => {
     for (const d of set.corpus) await w.writeJson({ text: d.text });
   });
-  log(o.quiet, `demo: ${judged.length - test.size} train / ${test.size} test queries (seed ${seed}), corpus ${set.corpus.length}`);
-  const common = { model: o.model, threads: o.threads, quiet: o.quiet, cacheDir: join(out, 'cache') };
+  run.log(`demo: ${judged.length - test.size} train / ${test.size} test queries (seed ${seed}), corpus ${set.corpus.length}`);
+  const common = { model, threads: o.threads, run, cacheDir: join(out, 'cache') };
 
   const cleaned = await clean({ ...common, input: p('train.jsonl'), output: p('train.clean.jsonl'), threshold: 0.9 });
   await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, statsPath: p('mine.stats.json'), reranker: o.reranker });
@@ -76,7 +81,7 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const { records } = await loadRecords(p('train.mined.jsonl'), { requirePositives: true });
   // A query whose every candidate the reranker dropped has no negative to train with: left out.
   const bare = records.filter((r) => !r.neg.length).length;
-  if (bare) log(o.quiet, `demo: ${bare} training queries have no negatives left after the reranker and are left out`);
+  if (bare) run.log(`demo: ${bare} training queries have no negatives left after the reranker and are left out`);
   await writeAtomically(p('train.pairs.jsonl'), async (w) => {
     for (const r of records) if (r.neg.length) for (const pos of r.pos) await w.writeJson({ query: r.query, pos_passage: [pos], neg_passage: r.neg });
   });
@@ -86,11 +91,11 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   writeFileAtomic(p('eval.base.json'), JSON.stringify(base, null, 2) + '\n');
   const runDir = p('model');
   const { config } = resolveConfig({
-    model_name_or_path: o.model,
+    model_name_or_path: model,
     train_data: p('train.pairs.jsonl'),
     output_dir: runDir,
     per_device_train_batch_size: 32,
-    num_train_epochs: o.epochs ?? 3,
+    num_train_epochs: o.epochs ?? DEFAULTS.demo.epochs,
     learning_rate: o.learningRate ?? 5e-5,
     warmup_ratio: 0.1,
     weight_decay: 0.01,
@@ -105,11 +110,11 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
     seed,
     threads: o.threads ?? null,
   });
-  await train(config, { quiet: o.quiet });
+  await train(config, { run });
   const tuned = await evaluateSet({ ...common, model: runDir, cacheDir: undefined, quiet: true }, testSet, KS);
   writeFileAtomic(p('eval.tuned.json'), JSON.stringify(tuned, null, 2) + '\n');
   const report = writeReport(out);
-  const row = (name: string) => `${name.padEnd(10)} ${KS.map((k) => `${(base.metrics[`${name}@${k}`]).toFixed(4)} → ${(tuned.metrics[`${name}@${k}`]).toFixed(4)}`).join('   ')}`;
-  log(o.quiet, `demo: held-out test queries, base → fine-tuned (@${KS.join(', @')}):\n${['ndcg', 'mrr', 'hit', 'recall'].map(row).join('\n')}\ndemo: report: ${report}`);
+  const row = (name: string) => `${name.padEnd(10)} ${KS.map((k) => `${base.metrics[`${name}@${k}`]!.toFixed(4)} → ${tuned.metrics[`${name}@${k}`]!.toFixed(4)}`).join('   ')}`;
+  run.log(`demo: held-out test queries, base → fine-tuned (@${KS.join(', @')}):\n${['ndcg', 'mrr', 'hit', 'recall'].map(row).join('\n')}\ndemo: report: ${report}`);
   return { trainQueries: judged.length - test.size, testQueries: test.size, kept: cleaned.kept, base, tuned, report };
 }

@@ -17,7 +17,23 @@ import type { TrainConfig } from '../training/config.js';
  * @example
  *   await exportCheckpoint({ checkpoint: 'runs/ft/checkpoint-200', output: 'models/ft-200', dtype: 'BF16' });
  */
-export async function exportCheckpoint(o: { checkpoint: string; output: string; model?: string; dtype?: SafeDType; revision?: string; adapterOnly?: boolean; overwrite?: boolean }): Promise<void> {
+export interface ExportJobOptions {
+  /** A checkpoint-N folder of a train run. */
+  checkpoint: string;
+  /** Where to write the model. */
+  output: string;
+  /** The base model (default: from the run's train_config.json). */
+  model?: string;
+  /** model.safetensors storage (default: the base model's). */
+  dtype?: SafeDType;
+  revision?: string;
+  /** A LoRA run: the adapter alone, in PEFT's layout. */
+  adapterOnly?: boolean;
+  /** Replace the output folder even if it is not an earlier embedtune export. */
+  overwrite?: boolean;
+}
+
+export async function exportCheckpoint(o: ExportJobOptions): Promise<void> {
   const problem = checkCheckpoint(o.checkpoint);
   if (problem) throw new Error(`${o.checkpoint}: not a complete checkpoint (${problem})`);
   const runConfig = join(dirname(o.checkpoint), 'train_config.json');
