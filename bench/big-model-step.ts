@@ -22,11 +22,11 @@ import { exportModel } from '../src/models/export.js';
 import type { Pooling } from '../src/models/pooling.js';
 import { ADAPTER, addAdapters, loraLayers, mergeAdapters } from '../src/training/lora.js';
 
-const [mode, dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2);
+const [mode, dir, batchFile, stepsArg, threadsArg, extraArg] = process.argv.slice(2) as [string, string, string, string?, string?, string?];
 if (mode === 'encode') {
   const texts = JSON.parse(readFileSync(batchFile, 'utf8')) as string[];
   const t0 = performance.now();
-  const encoder = await Encoder.load(dir, { pooling: (threadsArg as Pooling | undefined) ?? 'cls', threads: Number(stepsArg) });
+  const encoder = await Encoder.load(dir!, { pooling: (threadsArg as Pooling | undefined) ?? 'cls', threads: Number(stepsArg) });
   const loadSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   await encoder.encode(texts, { batchSize: 16, maxLength: 256, quiet: true });
@@ -39,11 +39,11 @@ const pooling = extra.pooling ?? 'cls';
 const batch = JSON.parse(readFileSync(batchFile, 'utf8')) as { examples: { query: string; passages: string[] }[]; temperature: number; queryTokens: number; passageTokens: number };
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const t0 = performance.now();
-const config = readConfig(dir);
-const tokenizer = loadTokenizer(dir);
+const config = readConfig(dir!);
+const tokenizer = loadTokenizer(dir!);
 let loadSeconds = NaN;
 const weights = () => {
-  const w = loadWeights(dir); // handed over, not kept: the trainer owns the weights (as in the train job)
+  const w = loadWeights(dir!); // handed over, not kept: the trainer owns the weights (as in the train job)
   loadSeconds = (performance.now() - t0) / 1000;
   if (extra.lora) addAdapters(w, loraLayers(w, { ...extra.lora, dropout: 0 }, config), extra.lora.rank, config, 1);
   return w;

@@ -14,9 +14,9 @@ const dir = join(tmpdir(), 'embedtune-minilm-l6');
 if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, MINILM_L6);
 const docs = readFileSync(join(repoRoot, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
 const long = docs.filter((d) => d.split(' ').length > 200);
-const texts = Array.from({ length: n }, (_, i) => long[i % long.length]);
+const texts = Array.from({ length: n }, (_, i) => long[i % long.length]!);
 const enc = await Encoder.load(dir, { pooling: 'mean', threads });
-const lengths = texts.slice(0, 32).map((t) => enc.tokenize(t, { maxLength: 128 }).length);
+const lengths = texts.slice(0, 32).map((t) => enc.tokenize(t!, { maxLength: 128 }).length);
 if (Math.min(...lengths) !== 128) throw new Error('texts must fill 128 tokens');
 await enc.encode(texts.slice(0, 64), { maxLength: 128, quiet: true }); // warm-up
 const t0 = performance.now();

@@ -21,8 +21,8 @@ function around(centres: Vectors, count: number, seed: number, pick: (i: number)
   for (let i = 0; i < count; i++) {
     const c = pick(i);
     let s = 0;
-    for (let j = 0; j < d; j++) s += (noise.data[i * d + j] = centres.data[c * d + j] + 0.35 * noise.data[i * d + j]) ** 2;
-    for (let j = 0; j < d; j++) noise.data[i * d + j] /= Math.sqrt(s);
+    for (let j = 0; j < d; j++) s += (noise.data[i * d + j] = centres.data[c * d + j]! + 0.35 * noise.data[i * d + j]!) ** 2;
+    for (let j = 0; j < d; j++) noise.data[i * d + j]! /= Math.sqrt(s);
   }
   return noise;
 }
@@ -37,15 +37,15 @@ const time = async <T>(f: () => Promise<T> | T): Promise<[T, number]> => {
   return [r, (performance.now() - t0) / 1000];
 };
 const exact = await ExactSearch.create({ threads });
-const [want, exactSeconds] = await time(() => exact.search(queries, pool, K, { quiet: true }));
+const [want, exactSeconds] = await time(() => exact.search(queries, pool, K, {}));
 await exact.close();
-const [index, buildSeconds] = await time(() => HnswSearch.build(pool, { threads, quantization, quiet: true }));
+const [index, buildSeconds] = await time(() => HnswSearch.build(pool, { threads, quantization }));
 const [got, searchSeconds] = await time(() => index.search(queries, K));
 const recall = (k: number) => {
   let hit = 0;
   for (let i = 0; i < queries.count; i++) {
     const truth = new Set(want.indices.subarray(i * K, i * K + k));
-    for (let j = 0; j < k; j++) if (truth.has(got.indices[i * K + j])) hit++;
+    for (let j = 0; j < k; j++) if (truth.has(got.indices[i * K + j]!)) hit++;
   }
   return Number((hit / (queries.count * k)).toFixed(4));
 };

@@ -273,7 +273,7 @@ export function unitVectors(n: number, d: number, seed: number): Vectors {
     let s = 0;
     for (let j = 0; j < d; j++) s += (data[i * d + j] = rng.normal()) ** 2;
     const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < d; j++) data[i * d + j] *= inv;
+    for (let j = 0; j < d; j++) data[i * d + j]! *= inv;
   }
   return { data, dim: d, count: n };
 }

@@ -83,7 +83,7 @@ export function learnMerges(count: number): string[][] {
     corpus = corpus.map(({ symbols, n }) => {
       const out: string[] = [];
       for (let i = 0; i < symbols.length; i++) {
-        if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) out.push(a + b), i++;
+        if (i + 1 < symbols.length && symbols[i] === a && symbols[i + 1] === b) out.push(a! + b!), i++;
         else out.push(symbols[i]!);
       }
       return { symbols: out, n };
@@ -97,7 +97,7 @@ export function qwenTokenizer(merges: number, vocabSize?: number): { json: objec
   const vocab: Record<string, number> = {};
   for (const c of bytesToUnicode()) vocab[c] = Object.keys(vocab).length;
   const learned = learnMerges(merges);
-  for (const [a, b] of learned) vocab[a + b] ??= Object.keys(vocab).length;
+  for (const [a, b] of learned) vocab[a! + b!] ??= Object.keys(vocab).length;
   let size = Object.keys(vocab).length;
   while (vocabSize !== undefined && size < vocabSize - SPECIALS.length) vocab[`<unused_${size}>`] = size++;
   const added = SPECIALS.map((content, i) => ({ id: size + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));

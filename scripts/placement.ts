@@ -123,7 +123,7 @@ export async function placements(device: string, trainModel = join(repoRoot, 'te
       rows.push(...collect(dir, `encode ${name}`));
     }
     const ce = await CrossEncoder.load(join(repoRoot, 'test', 'fixtures', 'models', 'tiny-xlmr-reranker'), { device, threads: 1, profilePrefix: prefix });
-    await ce.score([[TEXTS[0]!, TEXTS[1]!], [TEXTS[1]!, TEXTS[2]!]], { quiet: true });
+    await ce.score([[TEXTS[0]!, TEXTS[1]!], [TEXTS[1]!, TEXTS[2]!]], {});
     await ce.close();
     rows.push(...collect(dir, 'score tiny-xlmr-reranker'));
     const { records } = await loadRecords(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), { requirePositives: true });

@@ -25,7 +25,7 @@ const queries = unitVectors(1000, d, 2);
 const made = (performance.now() - t0) / 1000;
 const search = await ExactSearch.create({ threads });
 const t1 = performance.now();
-const hits = await search.search(queries, pool, 220, { quiet: true });
+const hits = await search.search(queries, pool, 220, {});
 const seconds = (performance.now() - t1) / 1000;
 await search.close();
 if (pool instanceof RowFile) pool.remove();

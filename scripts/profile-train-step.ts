@@ -16,7 +16,7 @@ const threads = Number(process.argv[2] ?? 2);
 const dir = join(tmpdir(), 'embedtune-minilm-l6');
 if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, MINILM_L6);
 const docs = rf(join(repoRoot, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string).filter((d) => d.split(' ').length > 200);
-const batch = Array.from({ length: 32 }, (_, i) => ({ query: docs[i % docs.length], passages: [0, 1, 2, 3].map((j) => docs[(i * 4 + j + 7) % docs.length]) }));
+const batch = Array.from({ length: 32 }, (_, i) => ({ query: docs[i % docs.length]!, passages: [0, 1, 2, 3].map((j) => docs[(i * 4 + j + 7) % docs.length]!) }));
 const prefix = join(tmpdir(), `embedtune-profile-${process.pid}`);
 const trainer = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
   pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 10,
@@ -26,7 +26,7 @@ await trainer.step(batch);
 await trainer.step(batch);
 trainer.endProfiling();
 await trainer.close();
-const file = readdirSync(tmpdir()).filter((f) => f.startsWith(`embedtune-profile-${process.pid}`)).map((f) => join(tmpdir(), f))[0];
+const file = readdirSync(tmpdir()).filter((f) => f.startsWith(`embedtune-profile-${process.pid}`)).map((f) => join(tmpdir(), f))[0]!;
 const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
 const byOp = new Map<string, number>();
 let total = 0;

@@ -23,8 +23,8 @@ if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, MINILM_L6
 const docs = readFileSync(join(repoRoot, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string);
 const long = docs.filter((d) => d.split(' ').length > 200);
 const batch = Array.from({ length: 32 }, (_, i) => ({
-  query: long[i % long.length],
-  passages: [0, 1, 2, 3].map((j) => long[(i * 4 + j + 7) % long.length].split(' ').reverse().join(' ')),
+  query: long[i % long.length]!,
+  passages: [0, 1, 2, 3].map((j) => long[(i * 4 + j + 7) % long.length]!.split(' ').reverse().join(' ')),
 }));
 const trainer = await Trainer.create(readConfig(dir), TextTokenizer.load(dir), loadWeights(dir), {
   pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 100,
@@ -40,5 +40,5 @@ for (let i = 0; i < steps; i++) {
   times.push((performance.now() - t0) / 1000);
 }
 times.sort((a, b) => a - b);
-console.log(JSON.stringify({ model: 'MiniLM-L6 shape (random)', batch: 32, groupSize: 4, queryTokens: 32, passageTokens: 128, threads: threads ?? 'all', mode, medianStepSeconds: +times[times.length >> 1].toFixed(3), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
+console.log(JSON.stringify({ model: 'MiniLM-L6 shape (random)', batch: 32, groupSize: 4, queryTokens: 32, passageTokens: 128, threads: threads ?? 'all', mode, medianStepSeconds: +times[times.length >> 1]!.toFixed(3), peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
 await trainer.close();

@@ -86,7 +86,7 @@ describe('CLI on the Cranfield slice', () => {
       [['convert', '--beir', CRANFIELD, '-o', join(CRANFIELD, 'queries.jsonl')], /refusing to write .*queries\.jsonl: it is (an input file|inside .*cranfield, a folder this command reads)/],
     ];
     for (const [args, message] of cases) {
-      const r = run(args[0] === 'convert' ? args : [args[0], ...m, ...args.slice(1)], dir);
+      const r = run(args[0] === 'convert' ? args : [args[0]!, ...m, ...args.slice(1)], dir);
       assert.equal(r.code, 1, args.join(' '));
       assert.match(r.err, message, args.join(' '));
       assert.doesNotMatch(r.err, /encode|\d+\/\d+/, 'nothing was encoded first');
@@ -134,10 +134,10 @@ describe('CLI on the Cranfield slice', () => {
       ['eval', '-d', 'empty.jsonl', '-o', 'z4.json'],
       ['encode', '-i', 'empty.txt', '-o', 'z5.npy'],
     ]) {
-      const r = run([args[0], ...m, ...args.slice(1)], dir);
+      const r = run([args[0]!, ...m, ...args.slice(1)], dir);
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.err}`);
       assert.match(r.err, /: no records to work on \((the file is empty|all 2 were invalid and skipped)\)/, args.join(' '));
-      assert.equal(existsSync(join(dir, args[args.indexOf('-o') + 1])), false);
+      assert.equal(existsSync(join(dir, args[args.indexOf('-o') + 1]!)), false);
     }
   });
 
@@ -238,8 +238,8 @@ describe('interrupts', () => {
       fired[String(inThread)] = n;
       await e.close();
     }
-    assert.ok(fired.false >= 20, `worker thread: the timer fired ${fired.false} times`);
-    assert.ok(fired.true <= 3, `this thread: the timer fired ${fired.true} times`);
+    assert.ok(fired.false! >= 20, `worker thread: the timer fired ${fired.false} times`);
+    assert.ok(fired.true! <= 3, `this thread: the timer fired ${fired.true} times`);
   });
 
   it('Ctrl-C while an output is being written: exit 130, the temp file removed, no output, the old output untouched', async () => {

@@ -29,7 +29,7 @@ function largestDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>)
   let worst = 0;
   for (const [name, x] of a) {
     const y = b.get(name)!;
-    for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j] - y[j]));
+    for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j]! - y[j]!));
   }
   return worst;
 }
@@ -148,25 +148,25 @@ describe('data-parallel training', () => {
     const cross = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1') });
     try {
       const [batch] = await batches(1, 8);
-      const halves = [batch.slice(0, 4), batch.slice(4)];
+      const halves = [batch!.slice(0, 4), batch!.slice(4)];
       const parts: { loss: number; grads: Float32Array[] }[] = [];
       for (const h of halves) {
         const loss = await one.computeGradients(h);
-        parts.push({ loss, grads: one.slots.map((s, i) => Float32Array.from(toDense(one.grads[i], s.data.length))) });
+        parts.push({ loss, grads: one.slots.map((s, i) => Float32Array.from(toDense(one.grads[i]!, s.data.length))) });
       }
-      const loss = await two.computeGradients(batch);
-      const mean = (parts[0].loss + parts[1].loss) / 2;
+      const loss = await two.computeGradients(batch!);
+      const mean = (parts[0]!.loss + parts[1]!.loss) / 2;
       assert.ok(Math.abs(loss - mean) <= 1e-6 * mean, `loss ${loss}, per-worker average ${mean}`);
       two.slots.forEach((s, i) => {
-        const g = toDense(two.grads[i], s.data.length);
+        const g = toDense(two.grads[i]!, s.data.length);
         for (let j = 0; j < g.length; j++) {
-          const want = (parts[0].grads[i][j] + parts[1].grads[i][j]) / 2;
-          assert.ok(Math.abs(g[j] - want) <= 1e-6 + 1e-4 * Math.abs(want), `${s.name}[${j}]: ${g[j]} vs ${want}`);
+          const want = (parts[0]!.grads[i]![j]! + parts[1]!.grads[i]![j]!) / 2;
+          assert.ok(Math.abs(g[j]! - want) <= 1e-6 + 1e-4 * Math.abs(want), `${s.name}[${j}]: ${g[j]} vs ${want}`);
         }
       });
       // Cross-device negatives see all 8 queries' passages: a different (larger-batch) loss.
-      const whole = await cross.computeGradients(batch);
-      assert.ok(Math.abs(whole - (await one.computeGradients(batch))) <= 1e-5 * whole);
+      const whole = await cross.computeGradients(batch!);
+      assert.ok(Math.abs(whole - (await one.computeGradients(batch!))) <= 1e-5 * whole);
       assert.ok(Math.abs(whole - mean) > 1e-3, `cross-device ${whole} vs per-worker ${mean}`);
     } finally {
       await Promise.all([one.close(), two.close(), cross.close()]);

@@ -54,9 +54,9 @@ describe('record validation names file, line and field', () => {
     const p = file(`{"query": "a", "pos": ["p"], "neg": ["n"], "prompt": "x", "type": "normal"}\n{"query": "b", "pos": ["q"]}\n`);
     const { records, shape } = await loadRecords(p, { requirePositives: true });
     assert.equal(shape, 'bge');
-    assert.deepEqual(records[0].neg, ['n']);
-    assert.equal(records[0].raw.prompt, 'x');
-    assert.deepEqual(records[1].neg, []);
+    assert.deepEqual(records[0]!.neg, ['n']);
+    assert.equal(records[0]!.raw.prompt, 'x');
+    assert.deepEqual(records[1]!.neg, []);
   });
 
   it('accepts CRLF, a BOM and trailing blank lines', async () => {
@@ -154,7 +154,7 @@ describe('outputs written together (main + report)', () => {
 
   it('a failure while filling leaves both old files and no temp file; success replaces both', async () => {
     const { dir, main, side, outputs } = setup();
-    await assert.rejects(writeTogether([outputs[0], { path: side, fill: async () => { throw new Error('report failed'); } }]), /report failed/);
+    await assert.rejects(writeTogether([outputs[0]!, { path: side, fill: async () => { throw new Error('report failed'); } }]), /report failed/);
     assert.deepEqual([read(main), read(side)], ['old main\n', 'old report\n']);
     assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
     await writeTogether(outputs);
@@ -169,7 +169,7 @@ describe('BEIR', () => {
     assert.equal(set.queries.size, 60);
     const grades = new Set([...set.qrels.values()].flatMap((m) => [...m.values()]));
     assert.ok(grades.size > 1, 'graded scores are kept');
-    assert.ok(set.corpus[0].text.length > 0);
+    assert.ok(set.corpus[0]!.text.length > 0);
   });
 
   it('counts qrels that name unknown queries (ignored) or documents (kept as relevant), and convert and eval say so', async () => {

@@ -45,21 +45,21 @@ describe('training-step gradients match PyTorch', () => {
       const out = await session.run(feed);
       await session.release();
 
-      const loss = (out.loss.data as Float32Array)[0];
-      assert.ok(Math.abs(loss - losses[c.name]) < 1e-5, `loss ${loss} vs ${losses[c.name]}`);
+      const loss = (out.loss!.data as Float32Array)[0];
+      assert.ok(Math.abs(loss! - losses[c.name]) < 1e-5, `loss ${loss} vs ${losses[c.name]}`);
       const ref = readSafetensors(join(FIXTURES, 'reference', `grad-${c.name}.safetensors`));
       assert.deepEqual([...ref.keys()].sort(), [...names].sort(), 'the same tensors get gradients');
       let worst = 0;
       for (const n of names) {
         const u = params.used.get(n)!;
-        let got = { shape: u.shape, data: out[GRAD_PREFIX + n].data as Float32Array };
+        let got = { shape: u.shape, data: out[GRAD_PREFIX + n]!.data as Float32Array };
         if (u.transposed) got = transpose2d(got); // back to PyTorch's [out, in]
         const want = ref.get(n)!;
         let diff = 0;
         let norm = 0;
         for (let i = 0; i < want.data.length; i++) {
-          diff += (got.data[i] - want.data[i]) ** 2;
-          norm += want.data[i] ** 2;
+          diff += (got.data[i]! - want.data[i]!) ** 2;
+          norm += want.data[i]! ** 2;
         }
         if (/attention\.self\.key\.bias$/.test(n)) {
           // A key bias adds the same q·b to every score of a row, which softmax cancels: its

@@ -57,7 +57,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   if (info?.[1] === 'org/not-json') return void res.writeHead(200).end('{"sha": "abc", "sibl');
   if (info) {
     if (info[1] === 'org/gated' && !repoOk(info[1])) return void res.writeHead(401).end('{"error":"Access to model org/gated is restricted."}');
-    if (!repoOk(info[1]) || !['main', SHA].includes(info[2])) return void res.writeHead(404).end('{"error":"Repository not found"}');
+    if (!repoOk(info[1]!) || !['main', SHA].includes(info[2]!)) return void res.writeHead(404).end('{"error":"Repository not found"}');
     res.writeHead(200, { 'content-type': 'application/json' });
     return void res.end(JSON.stringify({ id: info[1], sha: SHA, siblings: Object.keys(FILES).map((rfilename) => ({ rfilename })) }));
   }
@@ -68,10 +68,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     if (file === 'tokenizer_config.json' && url.pathname.includes('/resolve/')) {
       return void res.writeHead(307, { location: `/api/resolve-cache/models/${repo}/${SHA}/${file}`, 'x-repo-commit': SHA }).end();
     }
-    if (!repoOk(repo)) return void res.writeHead(repo === 'org/gated' ? 401 : 404).end();
-    const body = FILES[file];
+    if (!repoOk(repo!)) return void res.writeHead(repo === 'org/gated' ? 401 : 404).end();
+    const body = FILES[file!];
     if (!body) return void res.writeHead(404).end();
-    if (LFS.has(file)) {
+    if (LFS.has(file!)) {
       res.writeHead(302, { location: `http://${req.headers.host}/cdn/${sha256(body)}?file=${file}`, 'x-repo-commit': SHA, 'x-linked-etag': `"${sha256(body)}"`, 'x-linked-size': String(body.length), etag: `"${gitSha(body)}"` });
       return void res.end();
     }
@@ -81,8 +81,8 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   if (url.pathname.startsWith('/cdn/')) {
     const body = FILES[url.searchParams.get('file')!];
     const from = Number(/bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
-    const part = body.subarray(from);
-    res.writeHead(from ? 206 : 200, { 'content-length': String(part.length), ...(from ? { 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` } : {}) });
+    const part = body!.subarray(from);
+    res.writeHead(from ? 206 : 200, { 'content-length': String(part.length), ...(from ? { 'content-range': `bytes ${from}-${body!.length - 1}/${body!.length}` } : {}) });
     if (dropAfter !== null) {
       const n = dropAfter;
       dropAfter = null;
@@ -127,13 +127,13 @@ describe('Hub ids (local server)', () => {
     assert.equal(dir, join(root, 'snapshots', SHA));
     assert.equal(readFileSync(join(root, 'refs', 'main'), 'utf8'), SHA);
     assert.ok(lstatSync(join(dir, 'config.json')).isSymbolicLink());
-    assert.equal(readlinkSync(join(dir, 'config.json')), join('..', '..', 'blobs', gitSha(FILES['config.json'])));
-    assert.equal(readlinkSync(join(dir, 'model.safetensors')), join('..', '..', 'blobs', sha256(FILES['model.safetensors'])), 'LFS blobs are named by sha256');
-    assert.equal(readlinkSync(join(dir, '1_Pooling', 'config.json')), join('..', '..', '..', 'blobs', gitSha(FILES['1_Pooling/config.json'])));
-    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']));
+    assert.equal(readlinkSync(join(dir, 'config.json')), join('..', '..', 'blobs', gitSha(FILES['config.json']!)));
+    assert.equal(readlinkSync(join(dir, 'model.safetensors')), join('..', '..', 'blobs', sha256(FILES['model.safetensors']!)), 'LFS blobs are named by sha256');
+    assert.equal(readlinkSync(join(dir, '1_Pooling', 'config.json')), join('..', '..', '..', 'blobs', gitSha(FILES['1_Pooling/config.json']!)));
+    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']!));
     assert.ok(!log.some((l) => /pytorch_model|README/.test(l.url)), 'nothing unneeded is fetched');
     assert.ok(log.some((l) => l.url.startsWith('/api/resolve-cache/')), 'a redirect within the Hub is followed');
-    assert.ok(readFileSync(join(dir, 'tokenizer_config.json')).equals(FILES['tokenizer_config.json']));
+    assert.ok(readFileSync(join(dir, 'tokenizer_config.json')).equals(FILES['tokenizer_config.json']!));
     const a = await Encoder.load(dir, { threads: 1 });
     const b = await Encoder.load(TINY_BERT, { threads: 1, pooling: 'mean' });
     assert.equal(a.pooling, 'mean', 'the Hub folder\'s 1_Pooling config is read');
@@ -181,11 +181,11 @@ describe('Hub ids (local server)', () => {
     const root = join(cache, 'models--org--tiny-bert');
     assert.ok(!existsSync(join(root, 'snapshots', SHA, 'model.safetensors')), 'no snapshot link to a partial blob');
     const partial = readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete'));
-    assert.deepEqual(partial, [`${sha256(FILES['model.safetensors'])}.incomplete`]);
+    assert.deepEqual(partial, [`${sha256(FILES['model.safetensors']!)}.incomplete`]);
     log.length = 0;
     const dir = await resolveModel('org/tiny-bert', { env });
     assert.ok(log.some((l) => l.url.startsWith('/cdn/') && l.range && /^bytes=[1-9]\d*-$/.test(l.range)), 'resumed with a Range header');
-    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']), 'the resumed file is byte-identical');
+    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']!), 'the resumed file is byte-identical');
     assert.deepEqual(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete')), []);
   });
 
@@ -196,9 +196,9 @@ describe('Hub ids (local server)', () => {
     await assert.rejects(resolveModel('org/tiny-bert', { env }), /download of model\.safetensors was cut at 50000 of 421920 bytes \(no data for 1 s \(HF_HUB_DOWNLOAD_TIMEOUT\)\); run again to resume/);
     for (const r of stalled.splice(0)) r.destroy();
     const root = join(cache, 'models--org--tiny-bert');
-    assert.deepEqual(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete')), [`${sha256(FILES['model.safetensors'])}.incomplete`]);
+    assert.deepEqual(readdirSync(join(root, 'blobs')).filter((f) => f.endsWith('.incomplete')), [`${sha256(FILES['model.safetensors']!)}.incomplete`]);
     const dir = await resolveModel('org/tiny-bert', { env });
-    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']));
+    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']!));
     await assert.rejects(resolveModel('org/tiny-bert', { env: { ...env, HF_HUB_DOWNLOAD_TIMEOUT: 'soon' } }), /HF_HUB_DOWNLOAD_TIMEOUT "soon": expected seconds > 0/);
   });
 

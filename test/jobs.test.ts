@@ -28,7 +28,7 @@ async function embed(texts: string[], e: Encoder = bertEnc) {
   const r = await e.encode(texts, { quiet: true });
   return (i: number, j: number) => {
     let s = 0;
-    for (let k = 0; k < r.dim; k++) s += r.data[i * r.dim + k] * r.data[j * r.dim + k];
+    for (let k = 0; k < r.dim; k++) s += r.data[i * r.dim + k]! * r.data[j * r.dim + k]!;
     return s;
   };
 }
@@ -37,7 +37,7 @@ describe('clean', () => {
   it('drops queries at or above the threshold against kept ones, in input order, copying kept lines unchanged', async () => {
     const lines = readFileSync(records, 'utf8').trim().split('\n').slice(0, 30);
     // Plant exact duplicates (with different positives and an extra field) after their originals.
-    const dup = (i: number) => JSON.stringify({ ...JSON.parse(lines[i]), pos_passage: ['other'], note: i });
+    const dup = (i: number) => JSON.stringify({ ...JSON.parse(lines[i]!), pos_passage: ['other'], note: i });
     const input = [...lines.slice(0, 10), dup(2), ...lines.slice(10), dup(12)];
     const inPath = join(dir, 'clean-in.jsonl');
     writeFileSync(inPath, input.join('\n') + '\n');
@@ -65,7 +65,7 @@ describe('clean', () => {
 
   it('keeps a UTF-8 BOM and CRLF line endings byte-identical', async () => {
     const lines = readFileSync(records, 'utf8').trim().split('\n').slice(0, 8);
-    const dup = JSON.stringify({ ...JSON.parse(lines[1]), note: 'duplicate' });
+    const dup = JSON.stringify({ ...JSON.parse(lines[1]!), note: 'duplicate' });
     const inPath = join(dir, 'clean-crlf.jsonl');
     writeFileSync(inPath, '\ufeff' + [...lines.slice(0, 4), dup, ...lines.slice(4)].join('\r\n') + '\r\n');
     const out = join(dir, 'clean-crlf-out.jsonl');
@@ -100,7 +100,7 @@ describe('mine', () => {
     const e = await bertEnc.encode([...qs, ...pool], { quiet: true });
     const score = (qi: number, pi: number) => {
       let s = 0;
-      for (let k = 0; k < e.dim; k++) s += e.data[qi * e.dim + k] * e.data[(qs.length + pi) * e.dim + k];
+      for (let k = 0; k < e.dim; k++) s += e.data[qi * e.dim + k]! * e.data[(qs.length + pi) * e.dim + k]!;
       return s;
     };
     src.forEach((rec, ri) => {
@@ -199,14 +199,14 @@ describe('evaluate', () => {
     qids.forEach((q, i) => {
       const s = set.corpus.map((d, j) => {
         let x = 0;
-        for (let k = 0; k < e.dim; k++) x += e.data[i * e.dim + k] * e.data[(qids.length + j) * e.dim + k];
+        for (let k = 0; k < e.dim; k++) x += e.data[i * e.dim + k]! * e.data[(qids.length + j) * e.dim + k]!;
         return { id: d.id, x, j };
       });
       s.sort((a, b) => b.x - a.x || a.j - b.j);
       rankings.set(q, s.map((z) => z.id));
     });
     const expected = meanMetrics(rankings, set.qrels, [1, 5, 10]).metrics;
-    for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k] - v) < 1e-9, `${k}: ${r.metrics[k]} vs ${v}`);
+    for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k]! - v) < 1e-9, `${k}: ${r.metrics[k]} vs ${v}`);
     assert.equal(JSON.parse(readFileSync(join(dir, 'ev.json'), 'utf8')).metrics['ndcg@10'], r.metrics['ndcg@10']);
   });
 
@@ -230,7 +230,7 @@ describe('evaluate', () => {
       'hit@3': 1, 'mrr@3': (1 + 0.5 + 1) / 3, 'recall@3': 1, 'precision@3': (1 / 3 + 2 / 3 + 1) / 3, 'map@3': (1 + (1 / 2 + 2 / 3) / 2 + 1) / 3,
       'ndcg@3': (1 + (1 / l3 + 1 / 2) / (1 + 1 / l3) + (1 + 2 / l3 + 1) / (2 + 2 / l3 + 1 / 2)) / 3,
     };
-    for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k] - v) < 1e-12, `${k}: ${r.metrics[k]} vs ${v}`);
+    for (const [k, v] of Object.entries(expected)) assert.ok(Math.abs(r.metrics[k]! - v) < 1e-12, `${k}: ${r.metrics[k]} vs ${v}`);
   });
 
   it('--skip-invalid counts and reports bad records and bad negatives lines', async () => {
@@ -254,8 +254,8 @@ describe('evaluate', () => {
     assert.equal(r.queries, 60);
     assert.equal(r.corpusSize, 466);
     assert.deepEqual(r.ks, [1, 3, 5, 10]);
-    for (const k of r.ks) assert.ok(r.metrics[`hit@${k}`] >= r.metrics[`mrr@${k}`]);
-    assert.ok(r.metrics['hit@10'] > 0, 'some relevant document is found');
+    for (const k of r.ks) assert.ok(r.metrics[`hit@${k}`]! >= r.metrics[`mrr@${k}`]!);
+    assert.ok(r.metrics['hit@10']! > 0, 'some relevant document is found');
   });
 });
 

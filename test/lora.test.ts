@@ -43,14 +43,14 @@ describe('LoRA gradients match PEFT', () => {
       feed.labels = int64Tensor(BigInt64Array.from(entry.queryIds.map((_: unknown, i: number) => BigInt(i * 2))), [entry.queryIds.length, 1]);
       const out = await session.run(feed);
       await session.release();
-      assert.ok(Math.abs((out.loss.data as Float32Array)[0] - losses[c.name]) < 1e-5, `loss ${(out.loss.data as Float32Array)[0]} vs ${losses[c.name]}`);
+      assert.ok(Math.abs((out.loss!.data as Float32Array)[0]! - losses[c.name]) < 1e-5, `loss ${(out.loss!.data as Float32Array)[0]} vs ${losses[c.name]}`);
       const ref = new Map([...readSafetensors(join(REF, `grad-${c.name}.safetensors`))].map(([n, t]) => [n.replace('base_model.model.', '').replace('.default.', '.'), t]));
       for (const n of names) {
         const u = params.used.get(n)!;
-        const got = transpose2d({ shape: u.shape, data: out[GRAD_PREFIX + n].data as Float32Array }); // back to PEFT's layout
+        const got = transpose2d({ shape: u.shape, data: out[GRAD_PREFIX + n]!.data as Float32Array }); // back to PEFT's layout
         const want = ref.get(n)!;
         let [diff, norm] = [0, 0];
-        for (let i = 0; i < want.data.length; i++) [diff, norm] = [diff + (got.data[i] - want.data[i]) ** 2, norm + want.data[i] ** 2];
+        for (let i = 0; i < want.data.length; i++) [diff, norm] = [diff + (got.data[i]! - want.data[i]!) ** 2, norm + want.data[i]! ** 2];
         assert.ok(Math.sqrt(diff) <= 1e-5 * Math.sqrt(norm), `${n}: relative error ${Math.sqrt(diff / norm)}`);
       }
     });
@@ -79,7 +79,7 @@ describe('LoRA training', () => {
     const adapter = readAdapter(join(out, 'adapter'), base);
     assert.deepEqual(adapter.options, { rank: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] });
     const expected = mergeAdapters(new Map([...base, ...adapter.tensors]), 2, readConfig(TINY_QWEN3));
-    for (const [n, t] of expected) assert.ok(t.data.every((x, i) => Math.abs(x - merged.get(n)!.data[i]) < 1e-6), n);
+    for (const [n, t] of expected) assert.ok(t.data.every((x, i) => Math.abs(x - merged.get(n)!.data[i]!) < 1e-6), n);
     // base + adapter through the graph's LoRA path = the merged model.
     const withAdapter = new Map([...base, ...adapter.tensors]);
     const viaAdapter = await Encoder.fromWeights(TINY_QWEN3, { ...readConfig(TINY_QWEN3), loraScale: 2 }, (await Encoder.load(TINY_QWEN3)).tokenizer, withAdapter, { threads: 1 });
@@ -87,7 +87,7 @@ describe('LoRA training', () => {
     const texts = ['一架飞机要起飞了。', 'lift'];
     const a = await viaAdapter.encode(texts, { quiet: true });
     const b = await plain.encode(texts, { quiet: true });
-    assert.ok(a.data.every((x, i) => Math.abs(x - b.data[i]) < 1e-5));
+    assert.ok(a.data.every((x, i) => Math.abs(x - b.data[i]!) < 1e-5));
     await viaAdapter.close();
     await plain.close();
     // export --adapter-only from a checkpoint.

@@ -10,26 +10,26 @@ describe('metrics (sentence-transformers InformationRetrievalEvaluator definitio
     const m = queryMetrics(['a', 'b', 'x', 'c'], rel('x'), [1, 3, 5]);
     assert.equal(m['hit@1'], 0);
     assert.equal(m['hit@3'], 1);
-    close(m['mrr@3'], 1 / 3);
+    close(m['mrr@3']!, 1 / 3);
     assert.equal(m['mrr@1'], 0);
-    close(m['ndcg@3'], 1 / Math.log2(4)); // ideal DCG = 1
-    close(m['recall@3'], 1);
-    close(m['precision@3'], 1 / 3);
-    close(m['precision@5'], 1 / 5);
-    close(m['map@3'], 1 / 3 / 1); // (1/3) / min(3, 1)
+    close(m['ndcg@3']!, 1 / Math.log2(4)); // ideal DCG = 1
+    close(m['recall@3']!, 1);
+    close(m['precision@3']!, 1 / 3);
+    close(m['precision@5']!, 1 / 5);
+    close(m['map@3']!, 1 / 3 / 1); // (1/3) / min(3, 1)
   });
 
   it('several relevant documents', () => {
     // relevant: r1, r2, r3; ranking hits at ranks 1 and 3
     const m = queryMetrics(['r1', 'n1', 'r2', 'n2', 'n3'], rel('r1', 'r2', 'r3'), [3, 5]);
-    close(m['mrr@3'], 1);
-    close(m['recall@3'], 2 / 3);
-    close(m['precision@3'], 2 / 3);
+    close(m['mrr@3']!, 1);
+    close(m['recall@3']!, 2 / 3);
+    close(m['precision@3']!, 2 / 3);
     const dcg = 1 + 1 / Math.log2(4);
     const idcg = 1 + 1 / Math.log2(3) + 1 / Math.log2(4);
-    close(m['ndcg@3'], dcg / idcg);
-    close(m['map@3'], (1 / 1 + 2 / 3) / 3);
-    close(m['map@5'], (1 / 1 + 2 / 3) / 3);
+    close(m['ndcg@3']!, dcg / idcg);
+    close(m['map@3']!, (1 / 1 + 2 / 3) / 3);
+    close(m['map@5']!, (1 / 1 + 2 / 3) / 3);
   });
 
   it('graded relevance uses grades as gains', () => {
@@ -38,7 +38,7 @@ describe('metrics (sentence-transformers InformationRetrievalEvaluator definitio
       ['b', 1],
     ]);
     const m = queryMetrics(['b', 'a'], grades, [2]);
-    close(m['ndcg@2'], (1 + 3 / Math.log2(3)) / (3 + 1 / Math.log2(3)));
+    close(m['ndcg@2']!, (1 + 3 / Math.log2(3)) / (3 + 1 / Math.log2(3)));
   });
 
   it('no relevant document retrieved gives zeros', () => {
@@ -58,8 +58,8 @@ describe('metrics (sentence-transformers InformationRetrievalEvaluator definitio
     ]);
     const { metrics, queries } = meanMetrics(rankings, qrels, [1, 2]);
     assert.equal(queries, 2);
-    close(metrics['hit@1'], 0.5);
-    close(metrics['mrr@2'], (1 + 0.5) / 2);
+    close(metrics['hit@1']!, 0.5);
+    close(metrics['mrr@2']!, (1 + 0.5) / 2);
   });
 
   it('dcg of an empty list is 0', () => assert.equal(dcgAtK([], 5), 0));
@@ -85,7 +85,7 @@ describe('ranking ties', () => {
     const queries = new Float32Array([1, 0, 0, 1]); // the second query ties on every row (score 0)
     const search = await ExactSearch.create({ threads: 1 });
     try {
-      const top = await topIds(search, { data: queries, dim: 2, count: 2 }, { data: corpus, dim: 2, count: n }, ids, 3, { quiet: true });
+      const top = await topIds(search, { data: queries, dim: 2, count: 2 }, { data: corpus, dim: 2, count: n }, ids, 3, {});
       assert.deepEqual(top[0], ['c060', 'c001', 'c002']);
       assert.deepEqual(top[1], ['c001', 'c002', 'c003']);
     } finally {

@@ -96,9 +96,9 @@ describe('model loading errors', () => {
 describe('transposeInPlace', () => {
   it('moves [r, c] to [c, r] for square and non-square shapes, with no copy of the matrix', () => {
     for (const [rows, cols] of [[1, 1], [1, 5], [5, 1], [3, 3], [2, 3], [7, 4], [64, 256], [256, 64]]) {
-      const m = Float32Array.from({ length: rows * cols }, (_, i) => i);
-      transposeInPlace(m, rows, cols);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) assert.equal(m[c * rows + r], r * cols + c, `${rows}×${cols} [${r}, ${c}]`);
+      const m = Float32Array.from({ length: rows! * cols! }, (_, i) => i);
+      transposeInPlace(m, rows!, cols!);
+      for (let r = 0; r < rows!; r++) for (let c = 0; c < cols!; c++) assert.equal(m[c * rows! + r], r * cols! + c, `${rows}×${cols} [${r}, ${c}]`);
     }
   });
 });

@@ -96,7 +96,7 @@ describe('clipping and schedules', () => {
     assert.ok(Math.abs(globalNorm(g) - 1) < 1e-6);
     const small = [Float32Array.of(0.3)];
     clipGradNorm(small, 1);
-    assert.equal(small[0][0], Float32Array.of(0.3)[0]);
+    assert.equal(small[0]![0], Float32Array.of(0.3)[0]);
   });
 
   it('warms up linearly from 0, then decays', () => {

@@ -30,8 +30,8 @@ describe('demo pipeline and HTML report', () => {
     const before = await evaluateSet({ model: TINY_BERT, pooling: 'mean', quiet: true }, fit, [10]);
     const after = await evaluateSet({ model: join(out, 'model'), quiet: true }, fit, [10]);
     assert.equal(before.queries, 157);
-    assert.ok(after.metrics['ndcg@10'] > 1.2 * before.metrics['ndcg@10'], `nDCG@10 on training queries ${before.metrics['ndcg@10']} → ${after.metrics['ndcg@10']}`);
-    assert.ok(after.metrics['mrr@10'] > before.metrics['mrr@10']);
+    assert.ok(after.metrics['ndcg@10']! > 1.2 * before.metrics['ndcg@10']!, `nDCG@10 on training queries ${before.metrics['ndcg@10']} → ${after.metrics['ndcg@10']}`);
+    assert.ok(after.metrics['mrr@10']! > before.metrics['mrr@10']!);
     const html = readFileSync(r.report, 'utf8');
     assert.doesNotMatch(html, /<(script|link)[^>]+(src|href)=["']?https?:/i, 'self-contained: nothing loaded from the network');
     assert.match(html, /<table id="metrics">.*ndcg@10/s);

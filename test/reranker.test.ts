@@ -17,7 +17,7 @@ describe('cross-encoders match PyTorch', () => {
     it(`${name}: pair ids, token types and logits (batched, padded) at every max length`, async () => {
       const model = await CrossEncoder.load(join(FIXTURES, 'models', name), { threads: 1 });
       for (const [maxLength, rows] of Object.entries(ref.models[name]!)) {
-        const scores = await model.score(ref.pairs, { maxLength: Number(maxLength), batchSize: 5, quiet: true, truncation: 'only_second' });
+        const scores = await model.score(ref.pairs, { maxLength: Number(maxLength), batchSize: 5, truncation: 'only_second' });
         let compared = 0;
         rows.forEach((r, i) => {
           const [a, b] = ref.pairs[i]!;
@@ -34,11 +34,11 @@ describe('cross-encoders match PyTorch', () => {
       // In a worker thread (as the jobs run it): the same scores bit for bit, progress reported back.
       const thread = await RerankerThread.load(join(FIXTURES, 'models', name), { threads: 1 });
       let ticked = 0;
-      assert.deepEqual(await thread.score(ref.pairs, { batchSize: 5, quiet: true, onTick: (n) => (ticked += n) }), await model.score(ref.pairs, { batchSize: 5, quiet: true }));
+      assert.deepEqual(await thread.score(ref.pairs, { batchSize: 5, onTick: (n) => (ticked += n) }), await model.score(ref.pairs, { batchSize: 5 }));
       assert.equal(ticked, ref.pairs.length);
       await thread.close();
-      const sig = await model.score(ref.pairs.slice(0, 3), { sigmoid: true, quiet: true });
-      const raw = await model.score(ref.pairs.slice(0, 3), { quiet: true });
+      const sig = await model.score(ref.pairs.slice(0, 3), { sigmoid: true });
+      const raw = await model.score(ref.pairs.slice(0, 3), {});
       raw.forEach((x, i) => assert.ok(Math.abs(sig[i]! - 1 / (1 + Math.exp(-x))) < 1e-7));
       await model.close();
     });
@@ -59,7 +59,7 @@ describe('pairs too long for the reranker are cut as its library cuts them', () 
       for (const rule of ['longest_first', 'flag'] as const) {
         for (const [maxLength, rows] of Object.entries(cuts.models[name]![rule])) {
           const truncation = rule === 'longest_first' ? undefined : rule;
-          const scores = await model.score(cuts.pairs, { maxLength: Number(maxLength), batchSize: 3, quiet: true, truncation });
+          const scores = await model.score(cuts.pairs, { maxLength: Number(maxLength), batchSize: 3, truncation });
           rows.forEach((r, i) => {
             const [a, b] = cuts.pairs[i]!;
             const mine = model.tokenizer.encodePair(a, b, Number(maxLength), truncation);
@@ -106,7 +106,7 @@ describe('score job', () => {
     assert.equal(reranker.scoredCount, 5);
     const written = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     for (const [i, w] of written.entries()) {
-      const want = await reranker.score([...w.pos, ...w.neg].map((p: string) => [rows[i]!.query, p] as [string, string]), { quiet: true });
+      const want = await reranker.score([...w.pos, ...w.neg].map((p: string) => [rows[i]!.query, p] as [string, string]), {});
       assert.deepEqual(Object.keys(w), [...Object.keys(rows[i]!), 'pos_scores', 'neg_scores'], 'fields kept, scores added');
       [...w.pos_scores, ...w.neg_scores].forEach((s: number, j: number) => assert.ok(Math.abs(s - want[j]!) < 1e-6));
     }
@@ -182,7 +182,7 @@ describe('mine --reranker', () => {
     for (const [i, m] of mined.entries()) {
       assert.deepEqual(scored[i].pos_scores, m.pos_scores, `record ${i}: positives`);
       assert.deepEqual(scored[i].neg_scores, m.neg_scores, `record ${i}: negatives`);
-      const raw = await model.score(m.pos_passage.map((p: string) => [m.query, p] as [string, string]), { quiet: true });
+      const raw = await model.score(m.pos_passage.map((p: string) => [m.query, p] as [string, string]), {});
       raw.forEach((x, j) => assert.equal(Math.fround(m.pos_scores[j]), x, 'lossless'));
     }
     await model.close();

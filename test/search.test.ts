@@ -14,14 +14,14 @@ function randomUnit(n: number, d: number, seed: number): Vectors {
   for (let i = 0; i < n; i++) {
     let norm = 0;
     for (let j = 0; j < d; j++) norm += (data[i * d + j] = rng.normal()) ** 2;
-    for (let j = 0; j < d; j++) data[i * d + j] /= Math.sqrt(norm);
+    for (let j = 0; j < d; j++) data[i * d + j]! /= Math.sqrt(norm);
   }
   return { data, dim: d, count: n };
 }
 
 const dot = (a: Vectors, i: number, b: Vectors, j: number) => {
   let s = 0;
-  for (let k = 0; k < a.dim; k++) s += a.data[i * a.dim + k] * b.data[j * b.dim + k];
+  for (let k = 0; k < a.dim; k++) s += a.data[i * a.dim + k]! * b.data[j * b.dim + k]!;
   return s;
 };
 
@@ -30,11 +30,11 @@ describe('exact top-k', () => {
     const q = randomUnit(37, 16, 1);
     const c = randomUnit(1000, 16, 2);
     const search = await ExactSearch.create({ threads: 1 });
-    const got = await search.search(q, c, 10, { chunkRows: 128, queryRows: 8, quiet: true });
+    const got = await search.search(q, c, 10, { chunkRows: 128, queryRows: 8 });
     for (let i = 0; i < q.count; i++) {
-      const brute = Array.from({ length: c.count }, (_, j) => [dot(q, i, c, j), j]).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      const brute = Array.from({ length: c.count }, (_, j) => [dot(q, i, c, j), j]).sort((a, b) => b[0]! - a[0]! || a[1]! - b[1]!);
       assert.deepEqual(Array.from(got.indices.subarray(i * 10, i * 10 + 10)), brute.slice(0, 10).map((x) => x[1]));
-      for (let r = 0; r < 10; r++) assert.ok(Math.abs(got.scores[i * 10 + r] - brute[r][0]) < 1e-5);
+      for (let r = 0; r < 10; r++) assert.ok(Math.abs(got.scores[i * 10 + r]! - brute[r]![0]!) < 1e-5);
     }
     await search.close();
   });
@@ -46,7 +46,7 @@ describe('exact top-k', () => {
     const q: Vectors = { data: Float32Array.of(1, 0, 0, 0), dim: d, count: 1 };
     const search = await ExactSearch.create({ threads: 1 });
     for (const chunkRows of [3, 10]) {
-      const got = await search.search(q, c, 5, { chunkRows, quiet: true });
+      const got = await search.search(q, c, 5, { chunkRows });
       assert.deepEqual(Array.from(got.indices), [2, 4, 7, 9, 0]);
     }
     await search.close();
@@ -54,7 +54,7 @@ describe('exact top-k', () => {
 
   it('returns min(k, corpus) columns', async () => {
     const search = await ExactSearch.create({ threads: 1 });
-    const got = await search.search(randomUnit(2, 8, 3), randomUnit(3, 8, 4), 10, { quiet: true });
+    const got = await search.search(randomUnit(2, 8, 3), randomUnit(3, 8, 4), 10, {});
     assert.equal(got.k, 3);
     assert.equal(got.indices.length, 6);
     await search.close();
@@ -71,18 +71,18 @@ describe('approximate top-k (HNSW)', () => {
     const q: Vectors = { data: new Float32Array(50 * d), dim: d, count: 50 };
     const place = (out: Float32Array, i: number, centre: number, spread: number, from: number) => {
       let norm = 0;
-      for (let j = 0; j < d; j++) norm += (out[i * d + j] = centres.data[centre * d + j] + spread * noise.data[from * d + j]) ** 2;
-      for (let j = 0; j < d; j++) out[i * d + j] /= Math.sqrt(norm);
+      for (let j = 0; j < d; j++) norm += (out[i * d + j] = centres.data[centre * d + j]! + spread * noise.data[from * d + j]!) ** 2;
+      for (let j = 0; j < d; j++) out[i * d + j]! /= Math.sqrt(norm);
     };
     for (let i = 0; i < n; i++) place(c.data, i, i % 60, 0.6, i);
     for (let i = 0; i < 50; i++) place(q.data, i, (i * 7) % 60, 0.6, n + i);
     const exact = await ExactSearch.create({ threads: 1 });
-    const want = await exact.search(q, c, k, { quiet: true });
+    const want = await exact.search(q, c, k, {});
     await exact.close();
     const file = RowFile.create(join(tempDir(), 'rows.npy'), d, n);
     file.append(c.data);
     for (const corpus of [c, file]) {
-      const index = await HnswSearch.build(corpus, { threads: 1, quiet: true });
+      const index = await HnswSearch.build(corpus, { threads: 1 });
       assert.equal(index.size, n);
       const got = index.search(q, k);
       assert.equal(got.k, k);
@@ -91,8 +91,8 @@ describe('approximate top-k (HNSW)', () => {
         const row = Array.from(got.indices.subarray(i * k, (i + 1) * k));
         found += row.filter((r) => want.indices.subarray(i * k, (i + 1) * k).includes(r)).length;
         for (let j = 0; j < k; j++) {
-          assert.ok(Math.abs(got.scores[i * k + j] - dot(q, i, c, row[j])) <= 1e-6, 'scores are the rows\' own');
-          if (j > 0) assert.ok(got.scores[i * k + j - 1] >= got.scores[i * k + j], 'best first');
+          assert.ok(Math.abs(got.scores[i * k + j]! - dot(q, i, c, row[j]!)) <= 1e-6, 'scores are the rows\' own');
+          if (j > 0) assert.ok(got.scores[i * k + j - 1]! >= got.scores[i * k + j]!, 'best first');
         }
       }
       assert.ok(found / (q.count * k) >= 0.98, `recall@${k} ${found / (q.count * k)}`);
@@ -116,10 +116,10 @@ describe('greedy dedup', () => {
     for (let i = 0; i < n; i++) {
       const c = rng.int(40);
       let norm = 0;
-      for (let k = 0; k < d; k++) norm += (v.data[i * d + k] = centres.data[c * d + k] + 0.15 * rng.normal()) ** 2;
-      for (let k = 0; k < d; k++) v.data[i * d + k] /= Math.sqrt(norm);
+      for (let k = 0; k < d; k++) norm += (v.data[i * d + k] = centres.data[c * d + k]! + 0.15 * rng.normal()) ** 2;
+      for (let k = 0; k < d; k++) v.data[i * d + k]! /= Math.sqrt(norm);
     }
-    const got = await greedyDedup(v, 0.8, { blockRows: 64, threads: 1, quiet: true });
+    const got = await greedyDedup(v, 0.8, { blockRows: 64, threads: 1 });
     const kept: number[] = [];
     for (let i = 0; i < n; i++) {
       let best = -Infinity;
@@ -131,7 +131,7 @@ describe('greedy dedup', () => {
       if (best >= 0.8) {
         assert.equal(got.keep[i], 0, `row ${i} should be dropped`);
         assert.equal(got.matchedRow[i], bestJ);
-        assert.ok(Math.abs(got.matchedScore[i] - best) < 1e-5);
+        assert.ok(Math.abs(got.matchedScore[i]! - best) < 1e-5);
       } else {
         assert.equal(got.keep[i], 1, `row ${i} should be kept`);
         kept.push(i);
@@ -143,7 +143,7 @@ describe('greedy dedup', () => {
   it('keeps everything at threshold 1 unless exact duplicates', async () => {
     const v = randomUnit(5, 4, 7);
     v.data.set(v.data.subarray(0, 4), 12); // row 3 = row 0
-    const got = await greedyDedup(v, 0.99999, { quiet: true });
+    const got = await greedyDedup(v, 0.99999, {});
     assert.deepEqual(Array.from(got.keep), [1, 1, 1, 0, 1]);
     assert.equal(got.matchedRow[3], 0);
   });

@@ -22,7 +22,7 @@ before(async () => {
   await beirToRecords({ beir: CRANFIELD, output: all, quiet: true });
   const lines = readFileSync(all, 'utf8').trim().split('\n').slice(0, 40);
   // Repeats of earlier queries in later blocks (and shards): dropped by clean, equal rows everywhere.
-  const again = (i: number) => JSON.stringify({ ...JSON.parse(lines[i]), note: `copy of ${i}` });
+  const again = (i: number) => JSON.stringify({ ...JSON.parse(lines[i]!), note: `copy of ${i}` });
   input = join(dir, 'records.jsonl');
   writeFileSync(input, [...lines, again(1), again(9), again(17), again(30), again(3)].join('\n') + '\n');
 });
@@ -154,12 +154,12 @@ describe('shard checks', () => {
   });
 
   it('gives every shard whole blocks, together every row once', () => {
-    for (const [n, block, count] of [[45, 8, 3], [10, 4, 5], [0, 8, 2], [100, 7, 1]]) {
-      const parts = Array.from({ length: count }, (_, index) => shardRows(n, { index, count }, block));
+    for (const [n, block, count] of [[45, 8, 3], [10, 4, 5], [0, 8, 2], [100, 7, 1]] as [number, number, number][]) {
+      const parts = Array.from({ length: count }, (_, index) => shardRows(n!, { index, count }, block));
       let at = 0;
       for (const [lo, hi] of parts) {
         assert.equal(lo, at);
-        assert.ok(lo % block === 0 && (hi % block === 0 || hi === n));
+        assert.ok(lo % block! === 0 && (hi % block! === 0 || hi === n));
         at = hi;
       }
       assert.equal(at, n);

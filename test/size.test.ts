@@ -106,10 +106,10 @@ describe('ONNX past 2 GB', () => {
         input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
       };
-      const hidden = (await session.run(feed)).last_hidden_state.data as Float32Array;
+      const hidden = (await session.run(feed)).last_hidden_state!.data as Float32Array;
       const h = config.hiddenSize;
       const mean = new Float32Array(h);
-      for (let t = 0; t < ids.length; t++) for (let j = 0; j < h; j++) mean[j] += hidden[t * h + j] / ids.length;
+      for (let t = 0; t < ids.length; t++) for (let j = 0; j < h; j++) mean[j]! += hidden[t * h + j]! / ids.length;
       const norm = Math.hypot(...mean);
       assert.ok(maxAbsDiff(mean.map((x) => x / norm), ours.data.subarray(i * h, (i + 1) * h)) <= 1e-4, text);
     }
@@ -157,7 +157,7 @@ describe('export streams', () => {
     };
     for (const [file, tolerance] of [['model.onnx', 1e-5], ['model_fp16.onnx', 5e-3], ['model_quantized.onnx', 0.1]] as const) {
       const session = await ort.InferenceSession.create(join(out, 'onnx', file));
-      const got = (await session.run(feed)).sentence_embedding.data as Float32Array;
+      const got = (await session.run(feed)).sentence_embedding!.data as Float32Array;
       await session.release();
       assert.ok(maxAbsDiff(got, ours.data) <= tolerance, `${file}: ${maxAbsDiff(got, ours.data)}`);
     }
@@ -227,7 +227,7 @@ describe('weights on disk', () => {
     const full = readSafetensors(join(dir, 'f32', 'model.safetensors'));
     const half = readSafetensors(join(dir, 'f16', 'model.safetensors'));
     for (const [n, t] of full) for (let i = 0; i < t.data.length; i++) {
-      assert.ok(Math.abs(half.get(n)!.data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -25, `${n}[${i}]`);
+      assert.ok(Math.abs(half.get(n)!.data[i]! - t.data[i]!) <= Math.abs(t.data[i]!) * 2 ** -11 + 2 ** -25, `${n}[${i}]`);
     }
     assert.equal(cli(['export', '--checkpoint', join(out, 'checkpoint-2'), '-o', join(dir, 'bad'), '--dtype', 'f8']).code, 1);
     const before = readFileSync(join(base, 'model.safetensors'));

@@ -49,8 +49,8 @@ describe('training on the Chinese slice', () => {
     assert.ok(log.at(-1).loss < log[0].loss * 0.8, `loss ${log[0].loss} → ${log.at(-1).loss}`);
     for (const k of ['step', 'loss', 'lr', 'grad_norm', 'seconds']) assert.ok(k in log[0], `log has ${k}`);
     const tuned = await evaluate({ model: out, data: devPath, negatives: negPath, quiet: true, maxQueryLength: 32, maxPassageLength: 64 });
-    assert.ok(tuned.metrics['hit@1'] >= base.metrics['hit@1'] + 0.05, `hit@1 ${base.metrics['hit@1']} → ${tuned.metrics['hit@1']}`);
-    assert.ok(tuned.metrics['mrr@10'] >= base.metrics['mrr@10'] + 0.1, `mrr@10 ${base.metrics['mrr@10']} → ${tuned.metrics['mrr@10']}`);
+    assert.ok(tuned.metrics['hit@1']! >= base.metrics['hit@1']! + 0.05, `hit@1 ${base.metrics['hit@1']} → ${tuned.metrics['hit@1']}`);
+    assert.ok(tuned.metrics['mrr@10']! >= base.metrics['mrr@10']! + 0.1, `mrr@10 ${base.metrics['mrr@10']} → ${tuned.metrics['mrr@10']}`);
     assert.ok(result.steps >= 150);
 
     // The export keeps every base tensor name and carries the pooling for sentence-transformers.
@@ -241,7 +241,7 @@ describe('config', () => {
     assert.deepEqual(ignored.sort(), ['sharding', 'use_flash_attention']);
     const { notes } = resolveConfig({ model_name_or_path: 'm', train_data: 'd', output_dir: 'o', bf16: true, fp16: false });
     assert.equal(notes.length, 1, 'bf16: true is answered; fp16: false needs no word');
-    assert.match(notes[0], /^bf16: true — embedtune computes in float32 on CPU .*export keeps the base model's dtype/);
+    assert.match(notes[0]!, /^bf16: true — embedtune computes in float32 on CPU .*export keeps the base model's dtype/);
     assert.equal(config.recompute, true, 'recompute is honoured (gradient checkpointing)');
   });
 
@@ -286,7 +286,7 @@ describe('sampler', () => {
     }
     for (const ex of all) {
       const r = byQuery.get(ex.query)!;
-      assert.ok(r.pos.has(ex.passages[0]));
+      assert.ok(r.pos.has(ex.passages[0]!));
       const negs = ex.passages.slice(1);
       assert.equal(new Set(negs).size, 4, 'negatives without replacement');
       assert.ok(negs.every((n) => r.neg.has(n)));
@@ -301,7 +301,7 @@ describe('sampler', () => {
     // Pairs that share passages (one record per query–positive pair, as the demo trains), so
     // duplicate-free batching defers records and the batch count moves between epochs.
     const { records: base } = await loadRecords(ZH, { requirePositives: true });
-    const records = base.slice(0, 60).flatMap((r, i) => [r, { ...r, query: `${r.query} (${i})`, pos: [base[(i + 1) % 60].pos[0]] }]);
+    const records = base.slice(0, 60).flatMap((r, i) => [r, { ...r, query: `${r.query} (${i})`, pos: [base[(i + 1) % 60]!.pos[0]!] }]);
     const o = { batchSize: 16, groupSize: 3 };
     let state = new Rng(5).seedState;
     const counts: number[] = [];
@@ -311,8 +311,8 @@ describe('sampler', () => {
       state = rng.seedState;
     }
     assert.ok(new Set(counts).size > 1, `epochs cut different batch counts: ${counts}`);
-    assert.equal(scheduleSteps(records, o, 5, 3), counts[0] + counts[1] + counts[2]);
-    assert.equal(scheduleSteps(records, o, 5, 1.5), counts[0] + Math.ceil(counts[1] / 2));
+    assert.equal(scheduleSteps(records, o, 5, 3), counts[0]! + counts[1]! + counts[2]!);
+    assert.equal(scheduleSteps(records, o, 5, 1.5), counts[0]! + Math.ceil(counts[1]! / 2));
   });
 
   it('keeps batches free of duplicate queries and passages', () => {
@@ -343,7 +343,7 @@ describe('sampler', () => {
     for (let seed = 1; seed <= 6; seed++) {
       const b = epochBatches(clash, { batchSize: 4, groupSize: 1 }, new Rng(seed));
       assert.deepEqual(b.map((x) => x.length), [4], `seed ${seed}`);
-      const texts = b[0].flatMap((e) => [e.query, ...e.passages]);
+      const texts = b[0]!.flatMap((e) => [e.query, ...e.passages]);
       assert.equal(new Set(texts).size, texts.length);
     }
     // with hard negatives a one-pair batch still has negatives: kept as it is
@@ -376,17 +376,17 @@ describe('GradCache', () => {
     const fused = await Trainer.create(config, tok, loadWeights(model), o);
     const cached = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: 3 });
     const [batch] = epochBatches(records, { batchSize: 10, groupSize: 3 }, new Rng(2));
-    const la = await fused.computeGradients(batch);
-    const lb = await cached.computeGradients(batch);
+    const la = await fused.computeGradients(batch!);
+    const lb = await cached.computeGradients(batch!);
     assert.ok(Math.abs(la - lb) < 1e-5);
     fused.slots.forEach((s, i) => {
       let diff = 0;
       let norm = 0;
-      const a = toDense(fused.grads[i], s.data.length);
-      const b = toDense(cached.grads[i], s.data.length);
+      const a = toDense(fused.grads[i]!, s.data.length);
+      const b = toDense(cached.grads[i]!, s.data.length);
       for (let j = 0; j < a.length; j++) {
-        diff += (a[j] - b[j]) ** 2;
-        norm += a[j] ** 2;
+        diff += (a[j]! - b[j]!) ** 2;
+        norm += a[j]! ** 2;
       }
       assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${s.name}: ${Math.sqrt(diff)} vs ${Math.sqrt(norm)}`);
     });
@@ -407,13 +407,13 @@ describe('embedding tables', () => {
       const dense = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini, sparseEmbeddings: false });
       const sparse = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini });
       assert.equal(sparse.slots.find((s) => /word_embeddings|embed_tokens/.test(s.name))!.grad, null, 'the word table gets row gradients');
-      assert.equal(await dense.computeGradients(batch), await sparse.computeGradients(batch));
+      assert.equal(await dense.computeGradients(batch!), await sparse.computeGradients(batch!));
       dense.slots.forEach((s, i) => {
-        const a = toDense(dense.grads[i], s.data.length);
-        const b = toDense(sparse.grads[sparse.slots.findIndex((x) => x.name === s.name)], s.data.length);
+        const a = toDense(dense.grads[i]!, s.data.length);
+        const b = toDense(sparse.grads[sparse.slots.findIndex((x) => x.name === s.name)]!, s.data.length);
         let diff = 0;
         let norm = 0;
-        for (let k = 0; k < a.length; k++) [diff, norm] = [diff + (a[k] - b[k]) ** 2, norm + a[k] ** 2];
+        for (let k = 0; k < a.length; k++) [diff, norm] = [diff + (a[k]! - b[k]!) ** 2, norm + a[k]! ** 2];
         assert.ok(Math.sqrt(diff) <= 1e-6 * Math.sqrt(norm) + 1e-9, `${model} ${s.name}: ${Math.sqrt(diff)} of ${Math.sqrt(norm)}`);
       });
       await dense.close();
@@ -428,7 +428,7 @@ describe('embedding tables', () => {
     assert.ok(trainer.slots.every((s) => !EMBEDDING_TABLE.test(s.name)));
     assert.ok(trainer.slots.some((s) => s.name === 'embeddings.LayerNorm.weight'));
     const { records } = await loadRecords(ZH, { requirePositives: true });
-    await trainer.step(epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3))[0]);
+    await trainer.step(epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3))[0]!);
     const after = await trainer.hfWeights();
     for (const [name, t] of before) {
       const same = t.data.every((x, k) => x === after.get(name)!.data[k]);
@@ -461,7 +461,7 @@ describe('AdamW keys and templates', () => {
     const r = await train(config, { quiet: true });
     assert.equal(r.steps, Math.ceil(perEpoch * 1.5));
     const lrs = readFileSync(join(dir, 'run', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr as number);
-    assert.ok(lrs.every((lr, i) => i === 0 || lr <= lrs[i - 1]), `cosine never rises again: ${lrs.map((x) => x.toExponential(1)).join(' ')}`);
+    assert.ok(lrs.every((lr, i) => i === 0 || lr <= lrs[i - 1]!), `cosine never rises again: ${lrs.map((x) => x.toExponential(1)).join(' ')}`);
   });
 
   it('templates put the text in verbatim ($$ and $& are text)', () => {
@@ -480,15 +480,15 @@ describe('recompute (gradient checkpointing)', () => {
       const fused = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling });
       const layered = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling, recompute: true, miniBatchSize: mini });
       assert.deepEqual(layered.slots.map((s) => s.name).sort(), fused.slots.map((s) => s.name).sort());
-      const la = await fused.computeGradients(batch);
-      const lb = await layered.computeGradients(batch);
+      const la = await fused.computeGradients(batch!);
+      const lb = await layered.computeGradients(batch!);
       assert.ok(Math.abs(la - lb) <= 1e-6 * la, `loss ${la} vs ${lb}`);
       let [diffAll, normAll, worst, largest] = [0, 0, 0, 0];
       fused.slots.forEach((s, i) => {
-        const a = toDense(fused.grads[i], s.data.length);
-        const b = toDense(layered.grads[layered.slots.findIndex((x) => x.name === s.name)], s.data.length);
+        const a = toDense(fused.grads[i]!, s.data.length);
+        const b = toDense(layered.grads[layered.slots.findIndex((x) => x.name === s.name)]!, s.data.length);
         let [diff, norm] = [0, 0];
-        for (let k = 0; k < a.length; k++) [diff, norm, worst, largest] = [diff + (a[k] - b[k]) ** 2, norm + a[k] ** 2, Math.max(worst, Math.abs(a[k] - b[k])), Math.max(largest, Math.abs(a[k]))];
+        for (let k = 0; k < a.length; k++) [diff, norm, worst, largest] = [diff + (a[k]! - b[k]!) ** 2, norm + a[k]! ** 2, Math.max(worst, Math.abs(a[k]! - b[k]!)), Math.max(largest, Math.abs(a[k]!))];
         [diffAll, normAll] = [diffAll + diff, normAll + norm];
         // float32 rounding of differently fused kernels; a key bias's true gradient is 0 (softmax cancels it)
         if (!/key\.bias$/.test(s.name)) assert.ok(Math.sqrt(diff) <= 1e-5 * Math.sqrt(norm), `${s.name}: relative ${Math.sqrt(diff / norm)}`);
@@ -538,7 +538,7 @@ describe('export', () => {
       const mine = await ours.encode(texts, { quiet: true });
       const data = theirs.data as Float32Array;
       let m = 0;
-      for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i] - mine.data[i]));
+      for (let i = 0; i < data.length; i++) m = Math.max(m, Math.abs(data[i]! - mine.data[i]!));
       assert.ok(m <= 1e-4, `${model}: max abs diff ${m}`);
       assert.equal(ours.pooling, pooling, 'pooling travels with the model');
       await ours.close();
@@ -571,7 +571,7 @@ describe('export', () => {
     // int8 is an approximation of the float model, not a different one
     for (let i = 0; i < texts.length; i++) {
       let dot = 0;
-      for (let k = 0; k < exact.dim; k++) dot += exact.data[i * exact.dim + k] * ours8.data[i * exact.dim + k];
+      for (let k = 0; k < exact.dim; k++) dot += exact.data[i * exact.dim + k]! * ours8.data[i * exact.dim + k]!;
       assert.ok(dot > 0.99, `text ${i}: cosine int8 vs f32 ${dot}`);
     }
     assert.ok(maxAbsDiff(exact.data, ours8.data) > 0, 'int8 really ran');
@@ -600,7 +600,7 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
       await s.release();
       const want = ref.losses[type];
       const close = (a: number, b: number) => Math.abs(a - b) <= 1e-5 * Math.max(1, Math.abs(b));
-      assert.ok(close((out.loss.data as Float32Array)[0]!, want.loss), `${type} loss ${(out.loss.data as Float32Array)[0]} vs ${want.loss}`);
+      assert.ok(close((out.loss!.data as Float32Array)[0]!, want.loss), `${type} loss ${(out.loss!.data as Float32Array)[0]} vs ${want.loss}`);
       for (const [name, grads] of [['queries', want.grad_queries], ['passages', want.grad_passages]] as const) {
         const mine = out[`grad.${name}`]!.data as Float32Array;
         (grads as number[][]).flat().forEach((g, i) => assert.ok(close(mine[i]!, g), `${type} d/d${name}[${i}]: ${mine[i]} vs ${g}`));
@@ -630,9 +630,9 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
       assert.ok(Math.abs(la - lb) < 1e-5 && Math.abs(la - lr) < 1e-5, `${type}: ${la} vs ${lb} (GradCache) vs ${lr} (recompute)`);
       assert.ok(la > lp, `${type}: the distillation term adds to InfoNCE (${la} vs ${lp})`);
       fused.slots.forEach((s, i) => {
-        const a = toDense(fused.grads[i], s.data.length);
+        const a = toDense(fused.grads[i]!, s.data.length);
         for (const other of [cached, layered]) {
-          const b = toDense(other.grads[i], s.data.length);
+          const b = toDense(other.grads[i]!, s.data.length);
           let [diff, norm] = [0, 0];
           for (let j = 0; j < a.length; j++) [diff, norm] = [diff + (a[j]! - b[j]!) ** 2, norm + a[j]! ** 2];
           assert.ok(Math.sqrt(diff) <= 1e-4 * Math.sqrt(norm) + 1e-7, `${type} ${s.name}`);

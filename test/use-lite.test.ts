@@ -33,7 +33,7 @@ describe('USE-Lite against the original (tfjs) implementation', () => {
     assert.equal(enc.dim, 512);
     const out = await enc.encode(ref.sentences, { batchSize: 16 });
     let m = 0;
-    for (let i = 0; i < out.data.length; i++) m = Math.max(m, Math.abs(out.data[i] - refEmb[i]));
+    for (let i = 0; i < out.data.length; i++) m = Math.max(m, Math.abs(out.data[i]! - refEmb[i]!));
     assert.ok(m <= 1e-4, `max abs diff ${m}`);
     if (process.env.EMBEDTUNE_VERBOSE) console.log('USE-Lite max abs diff', m);
     await enc.close();
@@ -66,9 +66,9 @@ describe('USE-Lite trains and exports like any architecture', () => {
       input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
     });
-    const onnx = result.sentence_embedding.data as Float32Array;
+    const onnx = result.sentence_embedding!.data as Float32Array;
     let worst = 0;
-    for (let i = 0; i < onnx.length; i++) worst = Math.max(worst, Math.abs(onnx[i] - e.data[i]));
+    for (let i = 0; i < onnx.length; i++) worst = Math.max(worst, Math.abs(onnx[i]! - e.data[i]!));
     assert.ok(worst <= 1e-4, `exported ONNX vs encode: ${worst}`);
     await session.release();
   });

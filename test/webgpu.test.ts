@@ -57,7 +57,7 @@ describe('WebGPU', () => {
     const pairs = TEXTS.map((t, i) => [TEXTS[(i + 1) % TEXTS.length]!, t] as [string, string]);
     for (const name of ['tiny-bert-reranker', 'tiny-xlmr-reranker']) {
       const [gpu, cpu] = [await CrossEncoder.load(model(name), { device: 'webgpu', threads: 1 }), await CrossEncoder.load(model(name), { threads: 1 })];
-      const [a, b] = [await gpu.score(pairs, { quiet: true }), await cpu.score(pairs, { quiet: true })];
+      const [a, b] = [await gpu.score(pairs, {}), await cpu.score(pairs, {})];
       await Promise.all([gpu.close(), cpu.close()]);
       assert.ok(maxAbsDiff(a, b) <= 1e-5, `${name}: ${maxAbsDiff(a, b)}`);
     }

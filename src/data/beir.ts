@@ -72,9 +72,9 @@ export async function readQrels(path: string): Promise<Map<string, Map<string, n
     const score = Number(cols[2]);
     if (!Number.isFinite(score)) throw new DataError(path, l.line, `score "${cols[2]}" is not a number`, 'score');
     if (score <= 0) continue;
-    const q = cols[0].trim();
+    const q = cols[0]!.trim();
     if (!out.has(q)) out.set(q, new Map());
-    out.get(q)!.set(cols[1].trim(), score);
+    out.get(q)!.set(cols[1]!.trim(), score);
   }
   return out;
 }

@@ -12,7 +12,7 @@ export type MetricTable = Record<string, number>;
 
 export function dcgAtK(relevances: readonly number[], k: number): number {
   let s = 0;
-  for (let i = 0; i < Math.min(relevances.length, k); i++) s += relevances[i] / Math.log2(i + 2);
+  for (let i = 0; i < Math.min(relevances.length, k); i++) s += relevances[i]! / Math.log2(i + 2);
   return s;
 }
 
@@ -52,14 +52,14 @@ export function meanMetrics(rankings: ReadonlyMap<string, readonly string[]>, qr
     for (const [name, v] of Object.entries(queryMetrics(ranking, rel, ks))) sums[name] = (sums[name] ?? 0) + v;
   }
   const metrics: MetricTable = {};
-  for (const m of METRICS) for (const k of ks) metrics[`${m}@${k}`] = n ? sums[`${m}@${k}`] / n : 0;
+  for (const m of METRICS) for (const k of ks) metrics[`${m}@${k}`] = n ? sums[`${m}@${k}`]! / n : 0;
   return { metrics, queries: n };
 }
 
 /** A fixed-width table: one row per metric, one column per k. */
 export function formatMetrics(metrics: MetricTable, ks: readonly number[]): string {
   const header = ['metric', ...ks.map((k) => `@${k}`)];
-  const rows = METRICS.map((m) => [m, ...ks.map((k) => metrics[`${m}@${k}`].toFixed(4))]);
-  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((r) => r[i].length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padStart(widths[i])).join('  ')).join('\n');
+  const rows = METRICS.map((m) => [m, ...ks.map((k) => metrics[`${m}@${k}`]!.toFixed(4))]);
+  const widths = header.map((_, i) => Math.max(...[header, ...rows].map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((c, i) => c.padStart(widths[i]!)).join('  ')).join('\n');
 }

@@ -26,24 +26,24 @@ export function gradients(graph: Graph, output: Value, wrt: Value[], seed?: Valu
   // … and that the output depends on (backward reach).
   const needed = new Set([output.name]);
   for (let i = nodes.length - 1; i >= 0; i--) {
-    if (nodes[i].outputs.some((o) => needed.has(o))) nodes[i].inputs.forEach((x) => x && needed.add(x));
+    if (nodes[i]!.outputs.some((o) => needed.has(o))) nodes[i]!.inputs.forEach((x) => x && needed.add(x));
   }
 
   const grads = new Map<string, Value>();
   grads.set(output.name, seed ?? scalar(output, 1));
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i];
-    const dys = n.outputs.map((o) => grads.get(o));
+    const dys = n!.outputs.map((o) => grads.get(o));
     if (dys.every((d) => d === undefined)) continue;
-    const onPath = n.inputs.map((x) => !!x && live.has(x) && needed.has(x) && graph.values.get(x)!.dtype === 'float32');
+    const onPath = n!.inputs.map((x) => !!x && live.has(x) && needed.has(x) && graph.values.get(x)!.dtype === 'float32');
     if (!onPath.some(Boolean)) continue;
-    const rule = GRADIENTS.get(n.op);
-    if (!rule) throw new Error(`gradients: no gradient rule for ${n.op} (node output ${n.outputs[0]})`);
+    const rule = GRADIENTS.get(n!.op);
+    if (!rule) throw new Error(`gradients: no gradient rule for ${n!.op} (node output ${n!.outputs[0]})`);
     const dxs = rule(
-      { inputs: n.inputs.map((x) => (x ? graph.values.get(x) : undefined)), outputs: n.outputs.map((o) => graph.values.get(o)!), attrs: n.attrs },
+      { inputs: n!.inputs.map((x) => (x ? graph.values.get(x) : undefined)), outputs: n!.outputs.map((o) => graph.values.get(o)!), attrs: n!.attrs },
       dys,
     );
-    n.inputs.forEach((x, j) => {
+    n!.inputs.forEach((x, j) => {
       const dx = dxs[j];
       if (!x || !onPath[j] || !dx) return;
       const prev = grads.get(x);

@@ -90,7 +90,7 @@ export class Graph {
 
   /** Marks `value` as a graph output called `name` (an Identity node renames it if needed). */
   output(value: Value, name: string, shape: Dim[] = value.shape): Value {
-    const v = value.name === name ? value : this.node('Identity', [value], {}, [{ dtype: value.dtype, shape: value.shape }], [name])[0];
+    const v = value.name === name ? value : this.node('Identity', [value], {}, [{ dtype: value.dtype, shape: value.shape }], [name])[0]!;
     this.outputs.push({ name, dtype: value.dtype, shape });
     return v;
   }
@@ -99,7 +99,7 @@ export class Graph {
   node(op: string, inputs: (Value | null)[], attrs: Record<string, Attr>, outs: { dtype: DType; shape: Dim[] }[], names?: string[]): Value[] {
     const outNames = names ?? outs.map(() => this.fresh(op));
     this.nodes.push({ op, inputs: inputs.map((v) => (v ? v.name : '')), outputs: outNames, attrs });
-    return outNames.map((n, i) => this.track(new Value(this, n, outs[i].dtype, outs[i].shape)));
+    return outNames.map((n, i) => this.track(new Value(this, n, outs[i]!.dtype, outs[i]!.shape)));
   }
 }
 

@@ -60,9 +60,9 @@ export function liveParts(graph: Graph): { nodes: Graph['nodes']; initializers: 
   const keep: boolean[] = new Array(graph.nodes.length).fill(false);
   for (let i = graph.nodes.length - 1; i >= 0; i--) {
     const n = graph.nodes[i];
-    if (!n.outputs.some((o) => needed.has(o))) continue;
+    if (!n!.outputs.some((o) => needed.has(o))) continue;
     keep[i] = true;
-    n.inputs.forEach((x) => x && needed.add(x));
+    n!.inputs.forEach((x) => x && needed.add(x));
   }
   return { nodes: graph.nodes.filter((_, i) => keep[i]), initializers: [...graph.initializers].filter(([name]) => needed.has(name)) };
 }

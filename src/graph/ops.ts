@@ -42,7 +42,7 @@ export function broadcastShapes(a: Dim[], b: Dim[]): Dim[] {
 
 function node1(op: string, inputs: (Value | null)[], attrs: Record<string, Attr>, dtype: DType, shape: Dim[]): Value {
   const first = inputs.find((v): v is Value => !!v)!;
-  return first.graph.node(op, inputs, attrs, [{ dtype, shape }])[0];
+  return first.graph.node(op, inputs, attrs, [{ dtype, shape }])[0]!;
 }
 
 /** Sums `dy` down to the shape of `x`, undoing broadcasting. */
@@ -75,7 +75,7 @@ export const mul = (a: Value, b: Value) => binary('Mul', a, b);
 rule('Mul', ({ inputs: [a, b] }, [dy]) => [unbroadcast(mul(dy!, b!), a!), unbroadcast(mul(dy!, a!), b!)]);
 
 export const div = (a: Value, b: Value) => binary('Div', a, b);
-rule('Div', ({ inputs: [a, b], outputs: [y] }, [dy]) => [unbroadcast(div(dy!, b!), a!), unbroadcast(neg(div(mul(dy!, y), b!)), b!)]);
+rule('Div', ({ inputs: [a, b], outputs: [y] }, [dy]) => [unbroadcast(div(dy!, b!), a!), unbroadcast(neg(div(mul(dy!, y!), b!)), b!)]);
 
 export const max = (a: Value, b: Value) => binary('Max', a, b);
 rule('Max', ({ inputs: [a, b] }, [dy]) => {
@@ -87,20 +87,20 @@ export const neg = (a: Value) => node1('Neg', [a], {}, a.dtype, a.shape);
 rule('Neg', (_, [dy]) => [neg(dy!)]);
 
 export const exp = (a: Value) => node1('Exp', [a], {}, a.dtype, a.shape);
-rule('Exp', ({ outputs: [y] }, [dy]) => [mul(dy!, y)]);
+rule('Exp', ({ outputs: [y] }, [dy]) => [mul(dy!, y!)]);
 
 export const log = (a: Value) => node1('Log', [a], {}, a.dtype, a.shape);
 rule('Log', ({ inputs: [x] }, [dy]) => [div(dy!, x!)]);
 
 export const sqrt = (a: Value) => node1('Sqrt', [a], {}, a.dtype, a.shape);
-rule('Sqrt', ({ outputs: [y] }, [dy]) => [div(mul(dy!, scalar(y, 0.5)), y)]);
+rule('Sqrt', ({ outputs: [y] }, [dy]) => [div(mul(dy!, scalar(y!, 0.5)), y!)]);
 
 export const erf = (a: Value) => node1('Erf', [a], {}, a.dtype, a.shape);
 // d/dx erf(x) = 2/√π · exp(−x²)
 rule('Erf', ({ inputs: [x] }, [dy]) => [mul(dy!, mul(exp(neg(mul(x!, x!))), scalar(x!, 2 / Math.sqrt(Math.PI))))]);
 
 export const tanh = (a: Value) => node1('Tanh', [a], {}, a.dtype, a.shape);
-rule('Tanh', ({ outputs: [y] }, [dy]) => [mul(dy!, sub(scalar(y, 1), mul(y, y)))]);
+rule('Tanh', ({ outputs: [y] }, [dy]) => [mul(dy!, sub(scalar(y!, 1), mul(y!, y!)))]);
 
 export const sin = (a: Value) => node1('Sin', [a], {}, a.dtype, a.shape);
 rule('Sin', ({ inputs: [x] }, [dy]) => [mul(dy!, cos(x!))]);
@@ -109,7 +109,7 @@ export const cos = (a: Value) => node1('Cos', [a], {}, a.dtype, a.shape);
 rule('Cos', ({ inputs: [x] }, [dy]) => [neg(mul(dy!, sin(x!)))]);
 
 export const sigmoid = (a: Value) => node1('Sigmoid', [a], {}, a.dtype, a.shape);
-rule('Sigmoid', ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y, sub(scalar(y, 1), y)))]);
+rule('Sigmoid', ({ outputs: [y] }, [dy]) => [mul(dy!, mul(y!, sub(scalar(y!, 1), y!)))]);
 
 export const relu = (a: Value) => node1('Relu', [a], {}, a.dtype, a.shape);
 rule('Relu', ({ inputs: [x] }, [dy]) => [mul(dy!, cast(greater(x!, scalar(x!, 0)), 'float32'))]);
@@ -118,7 +118,7 @@ export const identity = (a: Value) => node1('Identity', [a], {}, a.dtype, a.shap
 rule('Identity', (_, [dy]) => [dy]);
 
 export const cast = (a: Value, to: DType) => node1('Cast', [a], { to: onnxType(to) }, to, a.shape);
-rule('Cast', ({ inputs: [a], outputs: [y] }, [dy]) => [a!.dtype === 'float32' && y.dtype === 'float32' ? dy : undefined]);
+rule('Cast', ({ inputs: [a], outputs: [y] }, [dy]) => [a!.dtype === 'float32' && y!.dtype === 'float32' ? dy : undefined]);
 
 // Comparisons and integer plumbing: no gradients.
 export const equal = (a: Value, b: Value) => node1('Equal', [a, b], {}, 'bool', broadcastShapes(a.shape, b.shape));
@@ -140,13 +140,13 @@ export const zerosLike = (like: Value) => expand(like.graph.constant(f32([0], []
 /** Swaps the last two axes. */
 export const transposeLast = (a: Value) => {
   const perm = [...a.shape.keys()];
-  [perm[a.rank - 2], perm[a.rank - 1]] = [perm[a.rank - 1], perm[a.rank - 2]];
+  [perm[a.rank - 2], perm[a.rank - 1]] = [perm[a.rank - 1]!, perm[a.rank - 2]!];
   return transpose(a, perm);
 };
 
 export function matmul(a: Value, b: Value): Value {
   const batch = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  return node1('MatMul', [a, b], {}, a.dtype, [...batch, a.shape[a.rank - 2], b.shape[b.rank - 1]]);
+  return node1('MatMul', [a, b], {}, a.dtype, [...batch, a.shape[a.rank - 2]!, b.shape[b.rank - 1]!]);
 }
 rule('MatMul', ({ inputs: [a, b] }, [dy]) => {
   const da = unbroadcast(matmul(dy!, transposeLast(b!)), a!);
@@ -160,7 +160,7 @@ rule('MatMul', ({ inputs: [a, b] }, [dy]) => {
 });
 
 /** `a @ bᵀ` for 2-D inputs, as one Gemm so b is never transposed in memory. */
-export const matmulTransB = (a: Value, b: Value) => node1('Gemm', [a, b], { transB: 1 }, a.dtype, [a.shape[0], b.shape[0]]);
+export const matmulTransB = (a: Value, b: Value) => node1('Gemm', [a, b], { transB: 1 }, a.dtype, [a.shape[0]!, b.shape[0]!]);
 rule('Gemm', ({ inputs: [a, b], attrs }, [dy]) => {
   if (attrs.transB !== 1 || attrs.transA) throw new Error('Gemm gradient: only transB=1 is supported');
   return [matmul(dy!, b!), matmul(transpose(dy!, [1, 0]), a!)];
@@ -197,7 +197,7 @@ export function quantizedMatmul(x: Value, w: Value, wZero: Value, wScale: Value)
 
 // ---------------------------------------------------------------- shape ops
 
-export const transpose = (a: Value, perm: number[]) => node1('Transpose', [a], { perm }, a.dtype, perm.map((p) => a.shape[p]));
+export const transpose = (a: Value, perm: number[]) => node1('Transpose', [a], { perm }, a.dtype, perm.map((p) => a.shape[p]!));
 rule('Transpose', ({ attrs }, [dy]) => {
   const perm = attrs.perm as number[];
   const inverse = perm.map((_, i) => perm.indexOf(i));
@@ -206,7 +206,7 @@ rule('Transpose', ({ attrs }, [dy]) => {
 
 /** Reshape; 0 copies the input dimension, -1 is inferred (ONNX rules). */
 export function reshape(a: Value, dims: number[]): Value {
-  const out: Dim[] = dims.map((d, i) => (d === 0 ? a.shape[i] : d === -1 ? '?' : d));
+  const out: Dim[] = dims.map((d, i) => (d === 0 ? a.shape[i]! : d === -1 ? '?' : d));
   const known = a.shape.every((d) => typeof d === 'number') && out.filter((d) => d === '?').length === 1;
   if (known) {
     const total = (a.shape as number[]).reduce((x, y) => x * y, 1);
@@ -224,7 +224,7 @@ export function unsqueeze(a: Value, axes: number[]): Value {
   const at = new Set(axes.map((x) => norm(x, rank)));
   const out: Dim[] = [];
   let j = 0;
-  for (let i = 0; i < rank; i++) out.push(at.has(i) ? 1 : a.shape[j++]);
+  for (let i = 0; i < rank; i++) out.push(at.has(i) ? 1 : a.shape[j++]!);
   return node1('Unsqueeze', [a, ints(a, axes)], {}, a.dtype, out);
 }
 rule('Unsqueeze', ({ inputs: [a] }, [dy]) => [reshapeLike(dy!, a!)]);
@@ -240,11 +240,11 @@ export const expand = (a: Value, shapeValue: Value, outShape?: Dim[]) =>
 rule('Expand', ({ inputs: [a] }, [dy]) => [unbroadcast(dy!, a!)]);
 
 export function concat(xs: Value[], axis: number): Value {
-  const ax = norm(axis, xs[0].rank);
+  const ax = norm(axis, xs[0]!.rank);
   const dims = xs.map((x) => x.shape[ax]);
-  const out = [...xs[0].shape];
+  const out = [...xs[0]!.shape];
   out[ax] = dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((a, b) => a + b, 0) : '?';
-  return node1('Concat', xs, { axis }, xs[0].dtype, out);
+  return node1('Concat', xs, { axis }, xs[0]!.dtype, out);
 }
 // Each input gets its stretch of dy along the axis (runtime offsets: sizes may be symbolic).
 rule('Concat', ({ inputs, attrs }, [dy]) => {
@@ -252,7 +252,7 @@ rule('Concat', ({ inputs, attrs }, [dy]) => {
   const sizes = inputs.map((x) => slice(shape(x!), [ax], [ax + 1], [0]));
   let start: Value = ints(dy!, [0]);
   return inputs.map((x, i) => {
-    const end = add(start, sizes[i]);
+    const end = add(start, sizes[i]!);
     const part = node1('Slice', [dy!, start, end, ints(dy!, [ax])], {}, dy!.dtype, x!.shape);
     start = end;
     return part;
@@ -269,7 +269,7 @@ export function slice(a: Value, starts: number[], ends: Value | number[], axes: 
     const ax = norm(axis, a.rank);
     const d = a.shape[ax];
     const e = Array.isArray(ends) ? ends[i] : undefined;
-    out[ax] = e !== undefined && typeof d === 'number' ? Math.min(e, d) - starts[i] : e !== undefined && e - starts[i] === 1 ? 1 : '?';
+    out[ax] = e !== undefined && typeof d === 'number' ? Math.min(e, d) - starts[i]! : e !== undefined && e - starts[i]! === 1 ? 1 : '?';
   });
   const e = Array.isArray(ends) ? ints(a, ends) : ends;
   return node1('Slice', [a, ints(a, starts), e, ints(a, axes)], {}, a.dtype, out);
@@ -302,7 +302,7 @@ rule('Gather', ({ inputs: [table, indices], attrs }, [dy]) => {
 export const gatherElements = (a: Value, indices: Value, axis: number) =>
   node1('GatherElements', [a, indices], { axis }, a.dtype, indices.shape);
 rule('GatherElements', ({ inputs: [a, indices], attrs }, [dy]) => [
-  node1('ScatterElements', [zerosLike(a!), indices!, dy!], { axis: attrs.axis, reduction: 'add' }, 'float32', a!.shape),
+  node1('ScatterElements', [zerosLike(a!), indices!, dy!], { axis: attrs.axis!, reduction: 'add' }, 'float32', a!.shape),
 ]);
 
 // ---------------------------------------------------------------- reductions
@@ -326,7 +326,7 @@ rule('ReduceMean', ({ inputs: [a], outputs: [y], attrs }, [dy]) => {
   const ax = (attrs.axes as number[]).map((x) => norm(x, a!.rank)).sort((x, y) => x - y);
   const kept = attrs.keepdims === 0 ? unsqueeze(dy!, ax) : dy!;
   // divide by the number of reduced elements = size(a) / size(y), known only at runtime
-  const count = div(cast(reduceProd(shape(a!)), 'float32'), cast(reduceProd(shape(y)), 'float32'));
+  const count = div(cast(reduceProd(shape(a!)), 'float32'), cast(reduceProd(shape(y!)), 'float32'));
   return [expand(div(kept, count), shape(a!), a!.shape)];
 });
 
@@ -339,7 +339,7 @@ export const reduceMax = (a: Value, axes: number[], keepdims = true) =>
 rule('ReduceMax', ({ inputs: [a], outputs: [y], attrs }, [dy]) => {
   const ax = (attrs.axes as number[]).map((x) => norm(x, a!.rank)).sort((x, y) => x - y);
   const keep = (v: Value) => (attrs.keepdims === 0 ? unsqueeze(v, ax) : v);
-  const hit = cast(equal(a!, keep(y)), 'float32');
+  const hit = cast(equal(a!, keep(y!)), 'float32');
   return [mul(hit, div(keep(dy!), reduceSum(hit, ax, true)))];
 });
 export const argMax = (a: Value, axis: number, keepdims = true) =>
@@ -352,14 +352,14 @@ export function topK(a: Value, k: Value): [Value, Value] {
     { dtype: 'float32', shape: shp },
     { dtype: 'int64', shape: shp },
   ]);
-  return [values, indices];
+  return [values!, indices!];
 }
 
 // ---------------------------------------------------------------- normalisations
 
 export const softmax = (a: Value, axis = -1) => node1('Softmax', [a], { axis }, a.dtype, a.shape);
 // dx = y ⊙ (dy − Σ dy ⊙ y)
-rule('Softmax', ({ outputs: [y], attrs }, [dy]) => [mul(y, sub(dy!, reduceSum(mul(dy!, y), [attrs.axis as number], true)))]);
+rule('Softmax', ({ outputs: [y], attrs }, [dy]) => [mul(y!, sub(dy!, reduceSum(mul(dy!, y!), [attrs.axis as number], true)))]);
 
 /**
  * log softmax as (x − m) − log Σ exp(x − m), m = max x: ops every provider has (onnxruntime's
@@ -378,13 +378,13 @@ export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number):
     { dtype: 'float32', shape: x.shape },
     { dtype: 'float32', shape: stat },
     { dtype: 'float32', shape: stat },
-  ])[0];
+  ])[0]!;
 }
 // x̂ = (x − μ)/σ;  g = dy ⊙ γ;  dx = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / σ
 rule('LayerNormalization', ({ inputs: [x, scale, bias], outputs: [, mean, invStd] }, [dy]) => {
-  const xhat = mul(sub(x!, mean), invStd);
+  const xhat = mul(sub(x!, mean!), invStd!);
   const g = mul(dy!, scale!);
-  const dx = mul(invStd, sub(sub(g, reduceMean(g, [-1])), mul(xhat, reduceMean(mul(g, xhat), [-1]))));
+  const dx = mul(invStd!, sub(sub(g, reduceMean(g, [-1])), mul(xhat, reduceMean(mul(g, xhat), [-1]))));
   return [dx, unbroadcast(mul(dy!, xhat), scale!), unbroadcast(dy!, bias!)];
 });
 

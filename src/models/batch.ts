@@ -14,7 +14,7 @@ export function padBatch(batch: readonly number[][], padId: number, prefix = '',
   const types = new BigInt64Array(b * s);
   batch.forEach((ids, r) => {
     for (let t = 0; t < ids.length; t++) {
-      inputIds[r * s + t] = BigInt(ids[t]);
+      inputIds[r * s + t] = BigInt(ids[t]!);
       mask[r * s + t] = 1n;
       if (typeIds) types[r * s + t] = BigInt(typeIds[r]![t]!);
     }

@@ -38,8 +38,8 @@ export function transposeInPlace(data: Float32Array, rows: number, cols: number)
     for (let i = 0; i < rows; i++) {
       for (let j = i + 1; j < cols; j++) {
         const t = data[i * cols + j];
-        data[i * cols + j] = data[j * cols + i];
-        data[j * cols + i] = t;
+        data[i * cols + j] = data[j * cols + i]!;
+        data[j * cols + i] = t!;
       }
     }
     return;
@@ -52,7 +52,7 @@ export function transposeInPlace(data: Float32Array, rows: number, cols: number)
     do {
       const next = (at * rows) % last;
       const t = data[next];
-      data[next] = carried;
+      data[next] = carried!;
       carried = t;
       moved[next] = 1;
       at = next;
@@ -61,9 +61,9 @@ export function transposeInPlace(data: Float32Array, rows: number, cols: number)
 }
 
 export function transpose2d(t: NamedTensor): NamedTensor {
-  const [rows, cols] = t.shape;
+  const [rows, cols] = t.shape as [number, number];
   const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c]!;
   return { shape: [cols, rows], data: out };
 }
 
@@ -196,9 +196,9 @@ export class Params {
     const scale = new Float32Array(outFeatures);
     for (let o = 0; o < outFeatures; o++) {
       let m = 0;
-      for (let i = 0; i < inFeatures; i++) m = Math.max(m, Math.abs(at(i, o)));
+      for (let i = 0; i < inFeatures; i++) m = Math.max(m, Math.abs(at(i, o)!));
       scale[o] = m > 0 ? m / 127 : 1;
-      for (let i = 0; i < inFeatures; i++) q[i * outFeatures + o] = Math.round(at(i, o) / scale[o]);
+      for (let i = 0; i < inFeatures; i++) q[i * outFeatures + o] = Math.round(at(i, o)! / scale[o]!);
     }
     const g = this.graph;
     return {

@@ -84,7 +84,7 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
     }
     const ranges = [...tensors].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
     for (let i = 1; i < ranges.length; i++) {
-      if (ranges[i][1].begin < ranges[i - 1][1].end) throw new Error(`${path}: tensors ${ranges[i - 1][0]} and ${ranges[i][0]} overlap in the file`);
+      if (ranges[i]![1].begin < ranges[i - 1]![1].end) throw new Error(`${path}: tensors ${ranges[i - 1]![0]} and ${ranges[i]![0]} overlap in the file`);
     }
     return { path, tensors, metadata, size };
   } finally {
@@ -96,7 +96,7 @@ export function readHeader(path: string, fd?: number): SafetensorsHeader {
 function checkFinite(target: Float32Array): void {
   for (let i = 0; i < target.length; i++) {
     const x = target[i];
-    if (x - x !== 0) throw new Error(`value ${x} at index ${i}: weights must be finite`);
+    if (x! - x! !== 0) throw new Error(`value ${x} at index ${i}: weights must be finite`);
   }
 }
 
@@ -128,8 +128,8 @@ function readRaw(fd: number, entry: HeaderEntry, target: Float32Array): void {
       if (r === 0) throw new Error('unexpected end of file');
       done += r;
     }
-    if (entry.dtype === 'BF16') for (let i = 0; i < n; i++) bits[start + i] = halves[i] << 16;
-    else for (let i = 0; i < n; i++) target[start + i] = halfToFloat(halves[i]);
+    if (entry.dtype === 'BF16') for (let i = 0; i < n; i++) bits[start + i] = halves[i]! << 16;
+    else for (let i = 0; i < n; i++) target[start + i] = halfToFloat(halves[i]!);
   }
 }
 
@@ -211,17 +211,17 @@ const u32 = new Uint32Array(f32.buffer);
 export function floatToBf16(x: number): number {
   f32[0] = x;
   const b = u32[0];
-  if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) return ((b >>> 16) | 0x40) & 0xffff; // quiet NaN
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  if ((b! & 0x7f800000) === 0x7f800000 && b! & 0x7fffff) return ((b! >>> 16) | 0x40) & 0xffff; // quiet NaN
+  return ((b! + 0x7fff + ((b! >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 /** float32 → IEEE half bits, rounding to nearest even; overflow gives ±Infinity. */
 export function floatToHalf(x: number): number {
   f32[0] = x;
   const b = u32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  let mant = b & 0x7fffff;
+  const sign = (b! >>> 16) & 0x8000;
+  const exp = (b! >>> 23) & 0xff;
+  let mant = b! & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
   let e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
@@ -247,7 +247,7 @@ function headerBytes(names: string[], tensors: Map<string, NamedTensor>, dtype: 
     const t = tensors.get(name)!;
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new Error(`tensor ${name}: shape [${t.shape}] does not match ${t.data.length} values`);
-    const length = count * BYTES[dtype];
+    const length = count * BYTES[dtype]!;
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + length] };
     offset += length;
   }
@@ -273,7 +273,7 @@ function* tensorChunks(data: Float32Array, dtype: SafeDType): Generator<Uint8Arr
   const halves = new Uint16Array(Math.min(data.length, CHUNK / 2));
   for (let start = 0; start < data.length; start += halves.length) {
     const n = Math.min(halves.length, data.length - start);
-    for (let i = 0; i < n; i++) halves[i] = convert(data[start + i]);
+    for (let i = 0; i < n; i++) halves[i] = convert(data[start + i]!);
     yield new Uint8Array(halves.buffer, 0, 2 * n);
   }
 }

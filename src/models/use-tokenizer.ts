@@ -33,7 +33,7 @@ export class UseTokenizer {
   ) {
     for (let id = RESERVED; id < vocabulary.length; id++) {
       let node = this.root;
-      for (const ch of vocabulary[id][0]) {
+      for (const ch of vocabulary[id]![0]) {
         let next = node.children.get(ch);
         if (!next) node.children.set(ch, (next = { children: new Map() }));
         node = next;
@@ -63,23 +63,23 @@ export class UseTokenizer {
     // candidates[end] holds (start, id, score) of every piece ending at `end`, by ascending start.
     const candidates: { start: number; id: number; score: number }[][] = Array.from({ length: n + 1 }, () => []);
     for (let i = 0; i < n; i++) {
-      let node = this.root.children.get(symbols[i]);
+      let node = this.root.children.get(symbols[i]!);
       let found = false;
       for (let j = i; j < n && node; j++) {
         if (node.id !== undefined) {
-          candidates[j + 1].push({ start: i, id: node.id, score: this.vocabulary[node.id][1] });
+          candidates[j + 1]!.push({ start: i, id: node.id, score: this.vocabulary[node.id]![1] });
           found = true;
         }
-        node = node.children.get(symbols[j + 1]);
+        node = node.children.get(symbols[j + 1]!);
       }
-      if (!found) candidates[i + 1].push({ start: i, id: 0, score: 0 }); // unknown character
+      if (!found) candidates[i + 1]!.push({ start: i, id: 0, score: 0 }); // unknown character
     }
     const best = new Float64Array(n + 1);
     const word = new Int32Array(n + 1);
     for (let end = 0; end <= n; end++) {
-      for (const c of candidates[end]) {
-        const score = c.score + best[c.start];
-        if (best[end] === 0 || score >= best[end]) {
+      for (const c of candidates[end]!) {
+        const score = c.score + best[c.start]!;
+        if (best[end] === 0 || score >= best[end]!) {
           best[end] = score;
           word[end] = c.id;
         }
@@ -87,7 +87,7 @@ export class UseTokenizer {
     }
     const ids: number[] = [];
     // The original steps back by the piece's UTF-16 length (not its code points); kept for parity.
-    for (let at = n; at > 0; at -= this.vocabulary[word[at]][0].length) ids.push(word[at]);
+    for (let at = n; at > 0; at -= this.vocabulary[word[at]!]![0].length) ids.push(word[at]!);
     const merged: number[] = [];
     let previousUnknown = false;
     for (const id of ids) {

@@ -79,19 +79,19 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
     if (l) sparseTables.set(n, l);
   }
   const names = trained.filter((n) => !sparseTables.has(n));
-  const rowValues = [...sparseTables.values()].flatMap((nodes) => nodes.map((node) => graph.values.get(node.outputs[0])!));
+  const rowValues = [...sparseTables.values()].flatMap((nodes) => nodes.map((node) => graph.values.get(node.outputs[0]!)!));
   const wrt = [...names.map((n) => params.values.get(n)!), ...rowValues, ...extra];
   if (wrt.length === 0) return { names, sparse: [], frozen }; // nothing here trains (LoRA: the embeddings)
   const grads = gradients(graph, of, wrt, seed);
-  names.forEach((n, i) => graph.output(grads[i], GRAD_PREFIX + n, params.values.get(n)!.shape));
-  extra.forEach((v, i) => graph.output(grads[names.length + rowValues.length + i], GRAD_PREFIX + v.name, v.shape));
+  names.forEach((n, i) => graph.output(grads[i]!, GRAD_PREFIX + n, params.values.get(n)!.shape));
+  extra.forEach((v, i) => graph.output(grads[names.length + rowValues.length + i]!, GRAD_PREFIX + v.name, v.shape));
   let k = names.length;
   const sparse = [...sparseTables].map(([name, nodes]) => ({
     name,
     parts: nodes.map((node, j) => {
       const part = { grad: `${GRAD_PREFIX}${name}#${j}`, rows: `${ROWS_PREFIX}${name}#${j}` };
-      graph.output(grads[k++], part.grad);
-      graph.output(graph.values.get(node.inputs[1])!, part.rows);
+      graph.output(grads[k++]!, part.grad);
+      graph.output(graph.values.get(node.inputs[1]!)!, part.rows);
       return part;
     }),
   }));
@@ -136,7 +136,7 @@ export function lossGradGraph(dim: number, loss: InfoNCEOptions & { distill?: Di
   const l = contrastive(graph, q, p, labels, loss);
   graph.output(l, 'loss', []);
   const [dq, dp] = gradients(graph, l, [q, p]);
-  graph.output(dq, `${GRAD_PREFIX}queries`, q.shape);
-  graph.output(dp, `${GRAD_PREFIX}passages`, p.shape);
+  graph.output(dq!, `${GRAD_PREFIX}queries`, q.shape);
+  graph.output(dp!, `${GRAD_PREFIX}passages`, p.shape);
   return graph;
 }

@@ -78,14 +78,14 @@ export class AdamW {
     this.params.forEach((p, i) => {
       const [w, g, m, v] = [p.data, grads[i], this.m[i], this.v[i]];
       k.shrink = p.decay ? 1 - lr * this.wd : 1;
-      if (!isSparse(g)) return adamw(w, m, v, 0, w.length, g, 0, k);
+      if (!isSparse(g!)) return adamw(w, m!, v!, 0, w.length, g!, 0, k);
       let next = 0; // first element not yet updated
       g.rows.forEach((r, row) => {
-        adamwNoGrad(w, m, v, next, r * g.width, k);
-        adamw(w, m, v, r * g.width, (r + 1) * g.width, g.values, row * g.width, k);
+        adamwNoGrad(w, m!, v!, next, r * g.width, k);
+        adamw(w, m!, v!, r * g.width, (r + 1) * g.width, g.values, row * g.width, k);
         next = (r + 1) * g.width;
       });
-      adamwNoGrad(w, m, v, next, w.length, k);
+      adamwNoGrad(w, m!, v!, next, w.length, k);
     });
   }
 }
@@ -105,9 +105,9 @@ function adamw(w: Float32Array, m: Float32Array, v: Float32Array, from: number, 
   const [c1, c2] = [1 - b1, 1 - b2];
   for (let j = from, t = at; j < to; j++, t++) {
     const gj = g[t];
-    m[j] = b1 * m[j] + c1 * gj;
-    v[j] = b2 * v[j] + c2 * gj * gj;
-    w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
+    m[j] = b1 * m[j]! + c1 * gj!;
+    v[j] = b2 * v[j]! + c2 * gj! * gj!;
+    w[j] = w[j]! * shrink - (stepSize * m[j]!) / (Math.sqrt(v[j]!) / bc2Sqrt + eps);
   }
 }
 
@@ -115,9 +115,9 @@ function adamw(w: Float32Array, m: Float32Array, v: Float32Array, from: number, 
 function adamwNoGrad(w: Float32Array, m: Float32Array, v: Float32Array, from: number, to: number, k: StepScalars): void {
   const { b1, b2, eps, bc2Sqrt, stepSize, shrink } = k;
   for (let j = from; j < to; j++) {
-    m[j] = b1 * m[j] + 0;
-    v[j] = b2 * v[j] + 0;
-    w[j] = w[j] * shrink - (stepSize * m[j]) / (Math.sqrt(v[j]) / bc2Sqrt + eps);
+    m[j] = b1 * m[j]! + 0;
+    v[j] = b2 * v[j]! + 0;
+    w[j] = w[j]! * shrink - (stepSize * m[j]!) / (Math.sqrt(v[j]!) / bc2Sqrt + eps);
   }
 }
 
@@ -126,7 +126,7 @@ export function globalNorm(grads: Grad[]): number {
   let s = 0;
   for (const g0 of grads) {
     const g = isSparse(g0) ? g0.values : g0;
-    for (let j = 0; j < g.length; j++) s += g[j] * g[j];
+    for (let j = 0; j < g.length; j++) s += g[j]! * g[j]!;
   }
   return Math.sqrt(s);
 }
@@ -137,7 +137,7 @@ export function clipGradNorm(grads: Grad[], maxNorm: number): number {
   const scale = maxNorm / (norm + 1e-6);
   if (scale < 1) for (const g0 of grads) {
     const g = isSparse(g0) ? g0.values : g0;
-    for (let j = 0; j < g.length; j++) g[j] *= scale;
+    for (let j = 0; j < g.length; j++) g[j]! *= scale;
   }
   return norm;
 }
@@ -169,7 +169,7 @@ export class RowGradients {
       const r = Number(ids[t]);
       let acc = this.rows.get(r);
       if (!acc) this.rows.set(r, (acc = new Float32Array(w)));
-      for (let j = 0; j < w; j++) acc[j] += grads[t * w + j];
+      for (let j = 0; j < w; j++) acc[j]! += grads[t * w + j]!;
     }
   }
 

@@ -64,7 +64,7 @@ export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions,
   const order = records.map((_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
+    [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const examples = order.map((i) => drawExample(records[i]!, o.groupSize, rng));
   const noDup = o.noDuplicates ?? true;
@@ -83,13 +83,13 @@ export function epochBatches(records: readonly QueryRecord[], o: SamplerOptions,
       } else waiting.push(e);
     };
     deferred.forEach(place); // records that waited go first
-    while (batch.length < o.batchSize && next < examples.length) place(examples[next++]);
+    while (batch.length < o.batchSize && next < examples.length) place(examples[next++]!);
     deferred = waiting;
     if (batch.length === 1 && o.groupSize === 1 && o.batchSize > 1) {
       const prev = batches[batches.length - 1];
       const texts = (b: TrainExample[]) => b.flatMap((e) => [e.query, ...e.passages]);
       const taken = new Set(prev ? texts(prev) : []);
-      if (prev && (!noDup || texts(batch).every((t) => !taken.has(t)))) prev.push(batch[0]);
+      if (prev && (!noDup || texts(batch).every((t) => !taken.has(t)))) prev.push(batch[0]!);
       continue;
     }
     batches.push(batch);

@@ -32,9 +32,9 @@ export class Rng {
     const idx = xs.map((_, i) => i);
     for (let i = 0; i < n; i++) {
       const j = i + this.int(idx.length - i);
-      [idx[i], idx[j]] = [idx[j], idx[i]];
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
     }
-    return idx.slice(0, n).sort((a, b) => a - b).map((i) => xs[i]);
+    return idx.slice(0, n).sort((a, b) => a - b).map((i) => xs[i]!);
   }
 
   /** The state, to save and restore (checkpoints). */
