@@ -49,7 +49,7 @@ const weights = () => {
   return w;
 };
 const runConfig = extra.lora ? { ...config, loraScale: extra.lora.alpha / extra.lora.rank } : config;
-const trainer = await Trainer.create(runConfig, tokenizer, weights(), {
+const trainer = await Trainer.fromWeights(runConfig, tokenizer, weights(), {
   trainOnly: extra.lora ? ADAPTER : undefined,
   pooling, normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),

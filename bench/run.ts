@@ -4,7 +4,7 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices,webgpu
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices,webgpu,inf-cl
  *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
  *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
  *   /usr/bin/python3 with Debian's packages)
@@ -132,7 +132,7 @@ async function benchTrain() {
   const dir = modelDir('minilm-l6', MINILM_L6);
   const texts = longTexts(200);
   const batch = Array.from({ length: 32 }, (_, i) => ({ query: texts[i]!, passages: [0, 1, 2, 3].map((j) => texts[32 + ((i * 4 + j) % 160)]!) }));
-  const trainer = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
+  const trainer = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
     pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
     schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128, threads: THREADS,
   });
@@ -526,8 +526,8 @@ async function benchDevices() {
   const texts = longTexts(200);
   const batch = Array.from({ length: 32 }, (_, i) => ({ query: texts[i]!, passages: [0, 1, 2, 3].map((j) => texts[32 + ((i * 4 + j) % 160)]!) }));
   const o = { pooling: 'mean' as const, normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000, schedule: 'constant' as const, maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128 };
-  const single = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, threads: THREADS });
-  const parallel = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, devices: parseDevices(`cpu:${THREADS}x1`) });
+  const single = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, threads: THREADS });
+  const parallel = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...o, devices: parseDevices(`cpu:${THREADS}x1`) });
   const losses: number[][] = [[], []];
   const r = await interleave(
     () => time(async () => losses[1]!.push((await parallel.step(batch)).loss)),
@@ -570,6 +570,62 @@ interface Measured {
   bytesPerStep: { toDevice: number; fromDevice: number };
 }
 
+// ---------------------------------------------------------------- inf_cl (issue 23)
+
+/**
+ * loss_type inf_cl vs contrastive. (1) The loss and its gradient alone, B queries × 8 passages,
+ * 384 wide, one process per point (scripts/infcl-memory.ts): peak RSS at B = 512 … 4,096, and the
+ * batch where each would reach 8 GB, extrapolated from the points (dense: a + b·B², tiled: a + b·B
+ * — the fits are printed with their worst residual). (2) A training step of the MiniLM-L6 shape,
+ * 32 queries × group 8 at 32/128 tokens (GradCache slices of 32 for both), per 1,000 pairs.
+ */
+async function benchInfCl() {
+  const point = (kind: string, b: number) => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'scripts', 'infcl-memory.js'), kind, String(b)], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`infcl-memory ${kind} ${b}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { peakRssMiB: number; seconds: number; loss: number };
+  };
+  const sizes = [512, 1024, 2048, 4096];
+  const measured: Record<string, { b: number; peakRssMiB: number; seconds: number }[]> = { dense: [], tiled: [] };
+  for (const b of sizes) for (const kind of ['dense', 'tiled']) measured[kind]!.push({ b, ...point(kind, b) });
+  // Least squares of rss = a + c·f(B) with f(B) = B² (dense) or B (tiled); the batch at 8 GiB.
+  const fit = (pts: { b: number; peakRssMiB: number }[], f: (b: number) => number) => {
+    const xs = pts.map((p) => f(p.b));
+    const ys = pts.map((p) => p.peakRssMiB);
+    const mx = xs.reduce((a, x) => a + x, 0) / xs.length;
+    const my = ys.reduce((a, y) => a + y, 0) / ys.length;
+    const c = xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0) / xs.reduce((a, x) => a + (x - mx) ** 2, 0);
+    const a = my - c * mx;
+    return { a, c, worstResidualMiB: Math.max(...xs.map((x, i) => Math.abs(a + c * x - ys[i]!))) };
+  };
+  const dense = fit(measured.dense!, (b) => b * b);
+  const tiled = fit(measured.tiled!, (b) => b);
+  const ceiling = { dense: Math.sqrt((8192 - dense.a) / dense.c), tiled: (8192 - tiled.a) / tiled.c };
+  const at = (kind: string, b: number) => measured[kind]!.find((m) => m.b === b)!;
+  rows.push({
+    case: `InfoNCE loss + gradient alone, B queries × 8 passages × 384: peak RSS at B = ${sizes.join(', ')}; batch reaching 8 GiB (extrapolated)`,
+    ours: `inf_cl ${measured.tiled!.map((m) => m.peakRssMiB.toFixed(0)).join(' / ')} MiB; ~${Math.round(ceiling.tiled).toLocaleString('en')} queries`,
+    peer: `contrastive ${measured.dense!.map((m) => m.peakRssMiB.toFixed(0)).join(' / ')} MiB; ~${Math.round(ceiling.dense).toLocaleString('en')} queries`,
+    ratio: ceiling.tiled / ceiling.dense, target: 'inf_cl linear in B', met: tiled.worstResidualMiB < 0.1 * at('tiled', 4096).peakRssMiB, detail: { measured, dense, tiled, ceiling },
+  });
+  rows.push({ case: 'InfoNCE loss + gradient alone at B = 4,096 (32,768 passages): time', ours: `inf_cl ${at('tiled', 4096).seconds.toFixed(1)} s`, peer: `contrastive ${at('dense', 4096).seconds.toFixed(1)} s`, ratio: at('dense', 4096).seconds / at('tiled', 4096).seconds, target: 'recorded', met: true });
+
+  const dir = modelDir('minilm-l6', MINILM_L6);
+  const texts = longTexts(300);
+  const batch = Array.from({ length: 32 }, (_, i) => ({ query: texts[i]!, passages: Array.from({ length: 8 }, (_, j) => texts[32 + ((i * 8 + j) % 256)]!) }));
+  const trainerFor = (infCl: boolean) => Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
+    pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
+    schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128, threads: THREADS, miniBatchSize: 32,
+    ...(infCl ? { infCl: { scale: 1 / 0.05 } } : {}),
+  });
+  const [withDense, withTiled] = [await trainerFor(false), await trainerFor(true)];
+  const r = await interleave(() => time(() => withTiled.step(batch)), () => time(() => withDense.step(batch)));
+  await withDense.close();
+  await withTiled.close();
+  const pairs = 32 * 8;
+  rows.push({ case: 'train step MiniLM-L6 shape, 32 × group 8, 32/128 tokens, GradCache slices of 32: per 1,000 pairs', ours: `inf_cl ${((1000 * r.ours!) / pairs).toFixed(2)} s`, peer: `contrastive ${((1000 * r.theirs!) / pairs).toFixed(2)} s`, ratio: r.theirs! / r.ours!, target: 'recorded', met: true, detail: r });
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -587,6 +643,7 @@ const cases: Record<string, () => Promise<void>> = {
   int8: benchInt8,
   devices: benchDevices,
   webgpu: benchWebgpu,
+  'inf-cl': benchInfCl,
 };
 const peers = await ask({ cmd: 'versions' });
 process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

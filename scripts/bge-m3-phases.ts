@@ -24,7 +24,7 @@ const seconds = async (f: () => unknown) => {
 const records = readFileSync(join(repoRoot, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 const tokenizer = loadTokenizer(dir);
 console.log(JSON.stringify({ phase: 'tokenizer', rssMiB: rss() }));
-const trainer = await Trainer.create(readConfig(dir), tokenizer, loadWeights(dir), {
+const trainer = await Trainer.fromWeights(readConfig(dir), tokenizer, loadWeights(dir), {
   pooling: 'cls', normalize: true, temperature: 0.02, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 100,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 64, threads: Number(threadsArg ?? 2),
 });

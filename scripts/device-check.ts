@@ -77,7 +77,7 @@ async function parity() {
     const losses: number[][] = [];
     for (const d of [device, 'cpu']) {
       const dir = fixture('tiny-xlmr');
-      const t = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...BASE, ...extra, device: d });
+      const t = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...BASE, ...extra, device: d });
       const l = [];
       for (const b of batches) l.push((await t.step(b)).loss);
       await t.close();
@@ -96,7 +96,7 @@ async function measureHere(shape: string, d: string, batch: number, steps: numbe
   const docs = readFileSync(join(repoRoot, 'data', 'cranfield-full', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string).filter((t) => t.split(' ').length > 200);
   const text = (i: number) => docs[i % docs.length]!;
   const examples = Array.from({ length: batch }, (_, i) => ({ query: text(i), passages: [0, 1, 2, 3].map((j) => text(batch + i * 4 + j)) }));
-  const t = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...BASE, maxPassageLength: 128, device: d, stateOnDevice });
+  const t = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), { ...BASE, maxPassageLength: 128, device: d, stateOnDevice });
   const seconds: number[] = [];
   const bytes = [];
   try {

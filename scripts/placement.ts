@@ -140,7 +140,7 @@ export async function placements(device: string, trainModel = join(repoRoot, 'te
       ['train distillation + Matryoshka', { distill: { type: 'kl_div', weight: 0.5 }, matryoshkaDims: [8, 16] }],
     ];
     for (const [label, extra] of modes) {
-      const t = await Trainer.create(readConfig(trainModel), loadTokenizer(trainModel), loadWeights(trainModel), { ...base, ...extra });
+      const t = await Trainer.fromWeights(readConfig(trainModel), loadTokenizer(trainModel), loadWeights(trainModel), { ...base, ...extra });
       for (const b of batches) await t.step(b);
       await t.hfWeights();
       t.endProfiling();

@@ -18,7 +18,7 @@ if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, MINILM_L6
 const docs = rf(join(repoRoot, 'data', 'cranfield', 'corpus.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).text as string).filter((d) => d.split(' ').length > 200);
 const batch = Array.from({ length: 32 }, (_, i) => ({ query: docs[i % docs.length]!, passages: [0, 1, 2, 3].map((j) => docs[(i * 4 + j + 7) % docs.length]!) }));
 const prefix = join(tmpdir(), `embedtune-profile-${process.pid}`);
-const trainer = await Trainer.create(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
+const trainer = await Trainer.fromWeights(readConfig(dir), loadTokenizer(dir), loadWeights(dir), {
   pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 10,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128, threads, profilePrefix: prefix,
 });

@@ -44,8 +44,8 @@ describe('data-parallel training', () => {
       const config = readConfig(model);
       const tok = TextTokenizer.load(model);
       const o = { ...BASE, ...extra } as TrainerOptions;
-      const one = await Trainer.create(config, tok, loadWeights(model), o);
-      const two = await Trainer.create(config, tok, loadWeights(model), { ...o, devices: parseDevices('cpu:2x1') });
+      const one = await Trainer.fromWeights(config, tok, loadWeights(model), o);
+      const two = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, devices: parseDevices('cpu:2x1') });
       try {
         assert.deepEqual(two.slots.map((s) => s.name), one.slots.map((s) => s.name));
         for (const batch of await batches(3, 7)) {
@@ -85,8 +85,8 @@ describe('data-parallel training', () => {
     const scored = records.slice(0, 40).map((r) => ({ ...r, posScores: r.pos.map((t) => t.length / 10), negScores: r.neg.map((t) => t.length / 10) }));
     const list = epochBatches(scored, { batchSize: 6, groupSize: 3 }, new Rng(4)).slice(0, 2);
     const o = { ...BASE, pooling: 'cls', learningRate: 1e-3, trainOnly: ADAPTER, distill: { type: 'kl_div', weight: 0.5 } } as TrainerOptions;
-    const one = await Trainer.create(config, tok, withAdapters(), o);
-    const two = await Trainer.create(config, tok, withAdapters(), { ...o, devices: parseDevices('cpu:2x1') });
+    const one = await Trainer.fromWeights(config, tok, withAdapters(), o);
+    const two = await Trainer.fromWeights(config, tok, withAdapters(), { ...o, devices: parseDevices('cpu:2x1') });
     try {
       assert.ok(two.slots.length > 0 && two.slots.every((s) => ADAPTER.test(s.name)), 'only the adapters train');
       for (const batch of list) {
@@ -109,8 +109,8 @@ describe('data-parallel training', () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);
     const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
-    const one = await Trainer.create(config, tok, loadWeights(TINY_BERT), o);
-    const three = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:3x1') });
+    const one = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
+    const three = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:3x1') });
     try {
       const [seven] = await batches(1, 7);
       const [two] = await batches(1, 2);
@@ -129,8 +129,8 @@ describe('data-parallel training', () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);
     const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
-    const here = await Trainer.create(config, tok, loadWeights(TINY_BERT), o);
-    const worker = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:1x1') });
+    const here = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
+    const worker = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:1x1') });
     try {
       for (const batch of await batches(2, 6)) assert.equal((await worker.step(batch)).loss, (await here.step(batch)).loss);
       assert.equal(largestDiff(weightsOf(here), weightsOf(worker)), 0);
@@ -143,9 +143,9 @@ describe('data-parallel training', () => {
     const config = readConfig(TINY_BERT);
     const tok = TextTokenizer.load(TINY_BERT);
     const o = { ...BASE, pooling: 'cls', maxGradNorm: 0 } as TrainerOptions;
-    const one = await Trainer.create(config, tok, loadWeights(TINY_BERT), o);
-    const two = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1'), crossDevice: false });
-    const cross = await Trainer.create(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1') });
+    const one = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
+    const two = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1'), crossDevice: false });
+    const cross = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1') });
     try {
       const [batch] = await batches(1, 8);
       const halves = [batch!.slice(0, 4), batch!.slice(4)];

@@ -58,7 +58,7 @@ describe('an error leaves no session, worker or temp file behind', () => {
     // Matryoshka dims past the hidden size are refused by the loss graph, built after the encoder's sessions.
     const options = { pooling: 'cls' as const, normalize: true, temperature: 0.05, learningRate: 1e-4, weightDecay: 0, warmupSteps: 0, totalSteps: 1, schedule: 'linear' as const, maxGradNorm: 1, maxQueryLength: 16, maxPassageLength: 16, threads: 1, matryoshkaDims: [10_000] };
     for (const mode of [{ recompute: true }, { miniBatchSize: 2 }] as const) {
-      await failsClean(`Trainer.create ${JSON.stringify(mode)}`, () => Trainer.create(cfg, tok, weights(), { ...options, ...mode }), /matryoshka dimension 10000 is not an integer in 1\.\.32/);
+      await failsClean(`Trainer.create ${JSON.stringify(mode)}`, () => Trainer.fromWeights(cfg, tok, weights(), { ...options, ...mode }), /matryoshka dimension 10000 is not an integer in 1\.\.32/);
     }
   });
 

@@ -250,7 +250,7 @@ describe('config', () => {
     assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', group_size: 0 }), /"group_size" must be a positive integer/);
     assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', learning_rate: '1e-5' }), /"learning_rate" must be number/);
     assert.throws(() => resolveConfig({ output_dir: 'o', train_data: 't' }), /"model_name_or_path" is required/);
-    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', loss_type: 'inf_cl' }), /loss_type "inf_cl" is not supported/);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', loss_type: 'focal' }), /"loss_type" must be contrastive or inf_cl, got "focal"/);
     const bad = (extra: Record<string, unknown>, message: RegExp) => assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', ...extra }), message);
     bad({ adam_beta1: 1 }, /"adam_beta1" must be in \[0, 1\), got 1/);
     bad({ adam_beta2: -0.1 }, /"adam_beta2" must be in \[0, 1\)/);
@@ -373,8 +373,8 @@ describe('GradCache', () => {
     const tok = TextTokenizer.load(model);
     const { records } = await loadRecords(ZH, { requirePositives: true });
     const o = { pooling, normalize: true, temperature: 0.05, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 0, maxQueryLength: 24, maxPassageLength: 40, threads: 1, matryoshkaDims: [16, config.hiddenSize], matryoshkaWeights: [1, 1] };
-    const fused = await Trainer.create(config, tok, loadWeights(model), o);
-    const cached = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: 3 });
+    const fused = await Trainer.fromWeights(config, tok, loadWeights(model), o);
+    const cached = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, miniBatchSize: 3 });
     const [batch] = epochBatches(records, { batchSize: 10, groupSize: 3 }, new Rng(2));
     const la = await fused.computeGradients(batch!);
     const lb = await cached.computeGradients(batch!);
@@ -404,8 +404,8 @@ describe('embedding tables', () => {
       const tok = TextTokenizer.load(model);
       const { records } = await loadRecords(ZH, { requirePositives: true });
       const [batch] = epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3));
-      const dense = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini, sparseEmbeddings: false });
-      const sparse = await Trainer.create(config, tok, loadWeights(model), { ...o, miniBatchSize: mini });
+      const dense = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, miniBatchSize: mini, sparseEmbeddings: false });
+      const sparse = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, miniBatchSize: mini });
       assert.equal(sparse.slots.find((s) => /word_embeddings|embed_tokens/.test(s.name))!.grad, null, 'the word table gets row gradients');
       assert.equal(await dense.computeGradients(batch!), await sparse.computeGradients(batch!));
       dense.slots.forEach((s, i) => {
@@ -424,7 +424,7 @@ describe('embedding tables', () => {
   it('freeze_embeddings trains every other tensor and leaves the tables as they were', async () => {
     const config = readConfig(TINY_XLMR);
     const before = loadWeights(TINY_XLMR);
-    const trainer = await Trainer.create(config, TextTokenizer.load(TINY_XLMR), loadWeights(TINY_XLMR), { ...o, freezeEmbeddings: true });
+    const trainer = await Trainer.fromWeights(config, TextTokenizer.load(TINY_XLMR), loadWeights(TINY_XLMR), { ...o, freezeEmbeddings: true });
     assert.ok(trainer.slots.every((s) => !EMBEDDING_TABLE.test(s.name)));
     assert.ok(trainer.slots.some((s) => s.name === 'embeddings.LayerNorm.weight'));
     const { records } = await loadRecords(ZH, { requirePositives: true });
@@ -477,8 +477,8 @@ describe('recompute (gradient checkpointing)', () => {
     for (const [model, pooling, mini] of [[TINY_BERT, 'cls', undefined], [TINY_XLMR, 'mean', undefined], [TINY_XLMR, 'cls', 4], [TINY_QWEN3, 'last', undefined], [TINY_QWEN2, 'mean', 4]] as const) {
       const config = readConfig(model);
       const tok = TextTokenizer.load(model);
-      const fused = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling });
-      const layered = await Trainer.create(config, tok, loadWeights(model), { ...o, pooling, recompute: true, miniBatchSize: mini });
+      const fused = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, pooling });
+      const layered = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, pooling, recompute: true, miniBatchSize: mini });
       assert.deepEqual(layered.slots.map((s) => s.name).sort(), fused.slots.map((s) => s.name).sort());
       const la = await fused.computeGradients(batch!);
       const lb = await layered.computeGradients(batch!);
@@ -622,10 +622,10 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
     for (const e of batch!) assert.deepEqual(e.teacher, e.passages.map((t) => t.length / 10));
     for (const type of ['kl_div', 'margin_mse'] as const) {
       const o = { pooling: 'mean' as const, normalize: true, temperature: 0.05, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 0, maxQueryLength: 24, maxPassageLength: 40, threads: 1, distill: { type, weight: 0.7 } };
-      const fused = await Trainer.create(config, tok, loadWeights(TINY_XLMR), o);
-      const cached = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, miniBatchSize: 3 });
-      const plain = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, distill: undefined });
-      const layered = await Trainer.create(config, tok, loadWeights(TINY_XLMR), { ...o, recompute: true });
+      const fused = await Trainer.fromWeights(config, tok, loadWeights(TINY_XLMR), o);
+      const cached = await Trainer.fromWeights(config, tok, loadWeights(TINY_XLMR), { ...o, miniBatchSize: 3 });
+      const plain = await Trainer.fromWeights(config, tok, loadWeights(TINY_XLMR), { ...o, distill: undefined });
+      const layered = await Trainer.fromWeights(config, tok, loadWeights(TINY_XLMR), { ...o, recompute: true });
       const [la, lb, lp, lr] = [await fused.computeGradients(batch!), await cached.computeGradients(batch!), await plain.computeGradients(batch!), await layered.computeGradients(batch!)];
       assert.ok(Math.abs(la - lb) < 1e-5 && Math.abs(la - lr) < 1e-5, `${type}: ${la} vs ${lb} (GradCache) vs ${lr} (recompute)`);
       assert.ok(la > lp, `${type}: the distillation term adds to InfoNCE (${la} vs ${lp})`);

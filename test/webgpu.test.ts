@@ -106,7 +106,7 @@ async function trained(dir: string, o: TrainerOptions, withTeacher = false, lora
   const config = lora ? { ...readConfig(dir), loraScale: 2 } : readConfig(dir);
   const weights = loadWeights(dir);
   if (lora) addAdapters(weights, loraLayers(weights, { rank: 2, alpha: 4, dropout: 0, targets: ['query', 'value', 'q_proj', 'v_proj'].filter((t) => [...weights.keys()].some((n) => n.includes(`${t}.weight`))) }, config), 2, config, 1);
-  const t = await Trainer.create(config, TextTokenizer.load(dir), weights, { ...o, trainOnly: lora ? ADAPTER : undefined });
+  const t = await Trainer.fromWeights(config, TextTokenizer.load(dir), weights, { ...o, trainOnly: lora ? ADAPTER : undefined });
   try {
     const steps = [];
     for (const b of await batches(withTeacher)) steps.push(await t.step(b));

@@ -117,7 +117,7 @@ function negativeTexts(path: string, l: Line): string[] {
 export async function rank(o: ModelOptions & Omit<EvaluateOptions, 'data' | 'model'>, set: RetrievalSet, depth: number): Promise<Map<string, string[]>> {
   const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
   await using run = openRun(o);
-  return withEncoder(o, run, async (encoder) => {
+  return await withEncoder(o, run, async (encoder) => {
     const common = { batchSize: o.batchSize, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir };
     const [q, c] = await encodeAll(encoder, [
       [qids.map((id) => set.queries.get(id)!), { ...common, maxLength: o.maxQueryLength, template: o.queryTemplate, role: 'query', label: 'eval: encode queries' }],

@@ -9,7 +9,7 @@ import { appendFileSync as fsAppend, existsSync, readdirSync, readFileSync, stat
 import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
-import { loadRecords, type QueryRecord, SkipReport } from '../data/records.js';
+import { loadRecords, type QueryRecord, type RecordShape, SkipReport, toRecord } from '../data/records.js';
 import { isDecoder, type ModelConfig, readConfig } from '../models/config.js';
 import { loadWeights, positionLimit, requireEndToken, requireVocabulary, savedPooling } from '../models/encoder.js';
 import { withWeightFiles } from '../models/weights.js';
@@ -19,7 +19,7 @@ import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModel } from '../models/resolve.js';
 import { openRun, type Run, type RunOptions } from '../run.js';
 import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
-import type { TrainConfig } from '../training/config.js';
+import { resolveConfig, type TrainConfig } from '../training/config.js';
 import { epochBatches, scheduleSteps } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
 import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
@@ -73,11 +73,33 @@ function teacherScores(file: string, r: QueryRecord, field: string, count: numbe
   return v as number[];
 }
 
-async function loadTrainRecords(c: TrainConfig, run: Run): Promise<QueryRecord[]> {
+/** In-memory records (`train({ train_data: [...] })`) read as a file's are: `train_data:<n>` names item n. */
+function memoryRecords(items: Iterable<TrainRecordInput>, skipInvalid: boolean): { records: QueryRecord[]; skips: SkipReport; shape: RecordShape } {
+  const skips = new SkipReport();
+  const records: QueryRecord[] = [];
+  let shape: RecordShape | undefined;
+  let n = 0;
+  for (const item of items) {
+    n++;
+    try {
+      if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new DataError('train_data', n, 'expected an object {query, pos, neg}');
+      const r = toRecord('train_data', { line: n, text: '', bytes: new Uint8Array(0) }, item as Record<string, unknown>, shape, { requirePositives: true });
+      shape = r.shape;
+      records.push(r.record);
+    } catch (e) {
+      if (!skipInvalid || !(e instanceof DataError)) throw e;
+      skips.add(e);
+    }
+  }
+  return { records, skips, shape: shape ?? 'bge' };
+}
+
+async function loadTrainRecords(c: TrainConfig, run: Run, memory?: Iterable<TrainRecordInput>): Promise<QueryRecord[]> {
   const records: QueryRecord[] = [];
   const skips = new SkipReport();
-  for (const file of trainFiles(c.train_data)) {
-    const r = await loadRecords(file, { requirePositives: true, skipInvalid: c.skip_invalid });
+  const sources = memory ? [{ file: 'train_data', read: async () => memoryRecords(memory, c.skip_invalid) }] : trainFiles(c.train_data).map((file) => ({ file, read: () => loadRecords(file, { requirePositives: true, skipInvalid: c.skip_invalid }) }));
+  for (const { file, read } of sources) {
+    const r = await read();
     r.skips.counts.forEach((n, k) => skips.counts.set(k, (skips.counts.get(k) ?? 0) + n));
     for (const rec of r.records) {
       if (c.group_size > 1 && rec.neg.length === 0) {
@@ -100,23 +122,55 @@ async function loadTrainRecords(c: TrainConfig, run: Run): Promise<QueryRecord[]
     }
   }
   if (c.skip_invalid) run.log(`train: ${skips.summary()}`);
-  if (records.length === 0) throw new Error(`train_data: ${c.train_data} has no usable records`);
+  if (records.length === 0) throw new Error(`train_data: ${memory ? 'the records given' : c.train_data} has no usable records`);
   return records;
 }
 
+/** One training record given in memory: the spec's `{query, pos_passage, neg_passage}` or `{query, pos, neg}`. */
+export type TrainRecordInput = { query: string; pos?: string[]; neg?: string[]; pos_passage?: string[]; neg_passage?: string[]; pos_scores?: number[]; neg_scores?: number[] };
+
 /**
- * @example
- *   const { config } = loadTrainConfig('examples/bert-small.json');
- *   await train(config);
+ * What `train` takes: the JSON config's keys (the spec's names; unset keys take their defaults),
+ * with `train_data` a file, a folder, or the records themselves (an array or any iterable).
  */
-export async function train(c: TrainConfig, o: RunOptions = {}): Promise<TrainResult> {
+export type TrainInput = Partial<Omit<TrainConfig, 'train_data'>> & { model_name_or_path: string; output_dir: string; train_data: string | Iterable<TrainRecordInput> };
+
+/** One line of `log.jsonl`: a training step's loss, or an evaluation's metrics. */
+export type LogEntry = { step: number; epoch: number; loss: number; lr: number; grad_norm: number; seconds: number } | { step: number; eval: Record<string, number> };
+
+export interface TrainOptions extends RunOptions {
+  /** Hears every line written to log.jsonl (each `logging_steps`, each evaluation). */
+  onLog?: (entry: LogEntry) => void;
+  /** Hears every step: its loss, learning rate and gradient norm. */
+  onStep?: (step: { step: number; loss: number; lr: number; gradNorm: number }) => void;
+  /**
+   * Stops the run between two steps: a checkpoint of that step is saved (resume with
+   * `resume_from_checkpoint: true`) and `train` rejects with an AbortError naming it.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Fine-tunes a model from a config with the spec's keys (`emb_argument.json`).
+ * @example
+ *   const result = await train({
+ *     model_name_or_path: 'use-lite', output_dir: 'runs/ft', max_steps: 20, group_size: 2,
+ *     train_data: [{ query: 'what is lift?', pos: ['Lift is the force …'], neg: ['Drag is …'] }],
+ *   }, { onStep: (s) => console.log(s.step, s.loss) });
+ */
+export async function train(input: TrainInput | TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
+  const memory = typeof input.train_data === 'string' ? undefined : input.train_data;
+  const c = resolveConfig({ ...input, train_data: memory ? IN_MEMORY : input.train_data }).config;
   // The run owns the trainer (its sessions and worker threads) and the claim on output_dir:
   // released in that order however the run ends.
   await using run = openRun(o);
   const modelDir = await resolveModel(c.model_name_or_path, { revision: c.revision ?? undefined, progress: run.progress });
-  run.defer(claimRunDir(c.output_dir, { model: modelDir, data: { train_data: c.train_data, eval_data: c.eval_data, eval_negatives: c.eval_negatives } }));
-  return await trainIn(c, modelDir, run);
+  run.defer(claimRunDir(c.output_dir, { model: modelDir, data: { train_data: memory ? null : c.train_data, eval_data: c.eval_data, eval_negatives: c.eval_negatives } }));
+  return await trainIn(c, modelDir, run, o, memory);
 }
+
+/** What train_config.json says of records given in memory. */
+const IN_MEMORY = '(records given in memory)';
 
 /** A run's LoRA settings; targets default to the architecture's attention projections. */
 export function loraOptions(c: TrainConfig, config: ModelConfig): LoraOptions {
@@ -151,8 +205,14 @@ function planRun(c: TrainConfig, modelDir: string, records: QueryRecord[], run: 
   // Steps as the epochs will really cut their batches (duplicate-free batching varies per epoch).
   const byEpochs = c.max_steps <= 0;
   const totalSteps = byEpochs ? scheduleSteps(records, sampler, c.seed, c.num_train_epochs) : c.max_steps;
-  // Gradient accumulation is GradCache: the loss sees the whole effective batch.
-  const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : undefined);
+  // Gradient accumulation is GradCache: the loss sees the whole effective batch. inf_cl runs on
+  // GradCache too, so the encoder's activations stay bounded as the batch grows.
+  const infCl = c.loss_type === 'inf_cl';
+  const miniBatchSize = c.mini_batch_size ?? (c.gradient_accumulation_steps > 1 ? c.per_device_train_batch_size : infCl ? Math.min(32, c.per_device_train_batch_size) : undefined);
+  if (infCl) {
+    const scale = c.inf_cl_temperature ? `scores × 1/embedding_temperature (${c.embedding_temperature}), as inf_cl_temperature asks` : 'scale 1.0 as in the spec: embedding_temperature is not applied (set "inf_cl_temperature": true to apply it)';
+    run.log(`train: loss_type inf_cl: the InfoNCE tile by tile (no ${batchSize} × ${batchSize * c.group_size} score matrix), GradCache slices of ${miniBatchSize}; ${scale}`);
+  }
   if (c.gradient_accumulation_steps > 1) {
     run.log(`train: gradient_accumulation_steps ${c.gradient_accumulation_steps}: one contrastive batch of ${batchSize} queries (GradCache slices of ${miniBatchSize}), not the sum of ${c.gradient_accumulation_steps} separate batch losses as in Hugging Face's Trainer`);
   }
@@ -184,7 +244,7 @@ async function createTrainer(c: TrainConfig, modelDir: string, p: Plan, run: Run
     run.log(`train: LoRA r=${p.lora.rank} alpha=${p.lora.alpha} on ${layers.length} layers (${p.lora.targets.join(', ')}); the base weights stay fixed`);
   }
   const runConfig = p.lora ? { ...p.config, loraScale: p.lora.alpha / p.lora.rank } : p.config;
-  return withWeightFiles(modelDir, () => Trainer.create(runConfig, p.tokenizer, weights, {
+  return withWeightFiles(modelDir, () => Trainer.fromWeights(runConfig, p.tokenizer, weights, {
     trainOnly: p.lora ? ADAPTER : undefined,
     device: c.device,
     devices: p.devices,
@@ -212,6 +272,7 @@ async function createTrainer(c: TrainConfig, modelDir: string, p: Plan, run: Run
     threads: c.threads ?? undefined,
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
+    infCl: c.loss_type === 'inf_cl' ? { scale: c.inf_cl_temperature ? 1 / c.embedding_temperature : 1 } : undefined,
   }));
 }
 
@@ -241,14 +302,23 @@ async function startState(c: TrainConfig, trainer: Trainer, logPath: string, run
   return state;
 }
 
-async function trainIn(c: TrainConfig, modelDir: string, run: Run): Promise<TrainResult> {
-  const records = await loadTrainRecords(c, run);
+/** An AbortSignal's stop: the step's checkpoint saved (unless just saved), and the error that names it. */
+async function stopped(c: TrainConfig, trainer: Trainer, state: TrainState): Promise<Error> {
+  const path = state.step % c.save_steps === 0 ? join(c.output_dir, `checkpoint-${state.step}`) : await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+  const e = new Error(`train: stopped by its AbortSignal after step ${state.step}; checkpoint ${path} (resume with resume_from_checkpoint: true)`);
+  e.name = 'AbortError';
+  return Object.assign(e, { checkpoint: path, step: state.step });
+}
+
+async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptions, memory?: Iterable<TrainRecordInput>): Promise<TrainResult> {
+  const records = await loadTrainRecords(c, run, memory);
   const p = planRun(c, modelDir, records, run);
   // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
   // save) releases the trainer with the run: its worker threads would keep the process alive.
   const trainer = run.use(await createTrainer(c, modelDir, p, run));
   const logPath = join(c.output_dir, 'log.jsonl');
   writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
+  if (o.signal?.aborted) throw Object.assign(new Error('train: stopped by its AbortSignal before the first step'), { name: 'AbortError' });
   let state = await startState(c, trainer, logPath, run);
 
   const evalSet: RetrievalSet | undefined = c.eval_data
@@ -287,7 +357,9 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run): Promise<Trai
         if (state.step % c.logging_steps === 0 || state.step === 1) {
           const loss = window.reduce((a, x) => a + x, 0) / window.length;
           lastLogged = loss;
-          appendFileSync(logPath, JSON.stringify({ step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) }) + '\n');
+          const entry = { step: state.step, epoch: state.epoch + (b + 1) / batches.length, loss, lr: r.lr, grad_norm: r.gradNorm, seconds: (Date.now() - started) / 1000, ...(r.transfer && { bytes_to_device: r.transfer.toDevice, bytes_from_device: r.transfer.fromDevice }) };
+          appendFileSync(logPath, JSON.stringify(entry) + '\n');
+          o.onLog?.(entry);
           window = [];
         }
         if (evalSet && state.step % c.eval_steps === 0) {
@@ -295,6 +367,7 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run): Promise<Trai
           const metric = result.metrics[c.metric_for_best_model];
           if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
           appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
+          o.onLog?.({ step: state.step, eval: result.metrics });
           if (state.bestMetric === null || metric > state.bestMetric) {
             state = { ...state, bestMetric: metric };
             best = { step: state.step, metric };
@@ -302,6 +375,8 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run): Promise<Trai
           }
         }
         if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
+        o.onStep?.({ step: state.step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm });
+        if (o.signal?.aborted) throw await stopped(c, trainer, state);
       }
       if (state.batchInEpoch >= batches.length) state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, epochRng: rng.seedState };
     }

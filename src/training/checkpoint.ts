@@ -51,7 +51,13 @@ export function listCheckpoints(outDir: string): { step: number; path: string }[
  * removes the partial directory, leaves every earlier checkpoint as it was and throws naming the path.
  */
 export async function saveCheckpoint(outDir: string, trainer: Trainer, state: TrainState, keep: number | null): Promise<string> {
-  const final = join(outDir, `checkpoint-${state.step}`);
+  const final = await writeCheckpoint(join(outDir, `checkpoint-${state.step}`), trainer, state);
+  if (keep !== null && keep > 0) for (const old of listCheckpoints(outDir).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
+  return final;
+}
+
+/** Writes the trainer's state as the checkpoint folder `final` (whole, or not at all). */
+export async function writeCheckpoint(final: string, trainer: Trainer, state: TrainState): Promise<string> {
   try {
     await writeFolderAtomic(final, async (tmp) => {
       const saved = await trainer.saveState();
@@ -64,7 +70,6 @@ export async function saveCheckpoint(outDir: string, trainer: Trainer, state: Tr
   } catch (e) {
     throw new Error(`checkpoint ${final} was not saved: ${(e as Error).message}`);
   }
-  if (keep !== null && keep > 0) for (const old of listCheckpoints(outDir).slice(0, -keep)) rmSync(old.path, { recursive: true, force: true });
   return final;
 }
 

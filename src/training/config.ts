@@ -97,6 +97,16 @@ export interface TrainConfig {
   devices: string | null;
   /** With `devices`: every query sees every worker's passages (loss of the whole batch); false: each worker's own, averaged. */
   embedding_negatives_cross_device: boolean;
+  /**
+   * `contrastive` (InfoNCE over the whole score matrix) or `inf_cl`: the same loss computed tile
+   * by tile (Inf-CL), so the batch can grow until the embeddings fill memory; as the spec, at
+   * scale 1.0 (no temperature) unless `inf_cl_temperature`, over GradCache slices.
+   */
+  loss_type: string;
+  /** The spec's Triton tile size for inf_cl: accepted, not used (tiles here: 256 × 4096 scores). */
+  inf_cl_head_dim: number;
+  /** inf_cl: apply `embedding_temperature` (scores × 1/τ) instead of the spec's scale 1.0. */
+  inf_cl_temperature: boolean;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -153,6 +163,9 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   device: 'cpu',
   devices: null,
   embedding_negatives_cross_device: true,
+  loss_type: 'contrastive',
+  inf_cl_head_dim: 64,
+  inf_cl_temperature: false,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -182,7 +195,7 @@ export const IGNORED = new Set([
   'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
   'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
   'save_strategy', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
-  'deepspeed', 'logging_strategy', 'loss_type', 'inf_cl_head_dim', 'tokenizer_name_or_path', 'use_fast_tokenizer',
+  'deepspeed', 'logging_strategy', 'tokenizer_name_or_path', 'use_fast_tokenizer',
 ]);
 
 function editDistance(a: string, b: string): number {
@@ -221,7 +234,6 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     }
     if (IGNORED.has(key)) {
       ignored.push(key);
-      if (key === 'loss_type' && value !== 'contrastive') throw new Error(`${source}: loss_type "${value}" is not supported; only "contrastive" (InfoNCE)`);
       continue;
     }
     if (!(key in DEFAULTS) && !['model_name_or_path', 'output_dir', 'train_data'].includes(key)) {
@@ -293,6 +305,8 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     }
     if (c.device !== 'cpu') throw new Error(`${source}: give "device" (one process) or "devices" (data-parallel workers), not both`);
   }
+  if (!['contrastive', 'inf_cl'].includes(c.loss_type)) throw new Error(`${source}: "loss_type" must be contrastive or inf_cl, got ${JSON.stringify(c.loss_type)}`);
+  if (c.loss_type === 'inf_cl' && c.knowledge_distillation) throw new Error(`${source}: "loss_type" inf_cl has no distillation term (as the spec's SimpleInfclLoss); use contrastive with knowledge_distillation`);
   if (!['kl_div', 'margin_mse'].includes(c.kd_loss_type)) throw new Error(`${source}: "kd_loss_type" must be kl_div or margin_mse, got ${JSON.stringify(c.kd_loss_type)}`);
   range('kd_weight', (x) => x >= 0, '≥ 0');
   range('teacher_temperature', (x) => x > 0, '> 0');

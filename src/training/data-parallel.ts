@@ -24,6 +24,7 @@ import type { NamedTensor } from '../models/safetensors.js';
 import { type Feed, floatTensor, Session } from '../runtime/session.js';
 import { Member } from '../util/worker-rpc.js';
 import { GRAD_PREFIX, lossGradGraph } from './graphs.js';
+import { DenseLoss, type EmbeddingLoss, InfoNceTiled } from '../losses/inf-cl.js';
 import { RowGradients, type SparseGrad } from './optimizer.js';
 import type { TrainerOptions } from './trainer.js';
 
@@ -89,7 +90,7 @@ export class DataParallel {
     readonly slots: { name: string; shape: number[]; transposed: boolean }[],
     readonly frozen: { name: string; transposed: boolean }[],
     readonly withTypes: boolean,
-    private readonly lossGrad: Session | undefined,
+    private readonly lossGrad: EmbeddingLoss | undefined,
     private readonly dim: number,
   ) {}
 
@@ -97,7 +98,8 @@ export class DataParallel {
   static async start(config: ModelConfig, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<DataParallel> {
     const devices = o.devices!;
     // One worker holds the whole batch: its own loss is the cross-device one, in one pass.
-    const crossDevice = (o.crossDevice ?? true) && devices.length > 1;
+    // inf_cl always takes the loss over every worker's passages (the spec's ring over devices does).
+    const crossDevice = ((o.crossDevice ?? true) || !!o.infCl) && devices.length > 1;
     const members = devices.map(() => new Member<TrainProtocol>(new Worker(new URL('./train-worker.js', import.meta.url)), 'a training worker'));
     try {
       const { devices: _d, ...rest } = o;
@@ -109,7 +111,11 @@ export class DataParallel {
       );
       const buffers = replies.map((r) => new Map(r.slots.filter((s) => s.grad).map((s) => [s.name, s.grad!])));
       await Promise.all(members.map((m) => m.ask('peers', { buffers })));
-      const lossGrad = crossDevice ? await Session.create(lossGradGraph(config.hiddenSize, { temperature: o.temperature, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, distill: o.distill, normalized: o.normalize }), { threads: 1 }) : undefined;
+      const settings = { matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, normalized: o.normalize };
+      // inf_cl: every worker's passages in every row's denominator (the ring's result), tile by tile.
+      const lossGrad = !crossDevice ? undefined
+        : o.infCl ? await InfoNceTiled.create({ scale: o.infCl.scale, ...settings }, { threads: 1 })
+        : new DenseLoss(await Session.create(lossGradGraph(config.hiddenSize, { temperature: o.temperature, distill: o.distill, ...settings }), { threads: 1 }), GRAD_PREFIX);
       const first = replies[0]!;
       return new DataParallel(members, buffers, first.slots.map(({ grad: _g, ...s }) => s), first.frozen, first.withTypes, lossGrad, config.hiddenSize);
     } catch (e) {
@@ -152,9 +158,9 @@ export class DataParallel {
       };
       const [queries, passages] = [joined('queries'), joined('passages')];
       const d = this.dim;
-      const lg = await this.lossGrad.run({ queries: floatTensor(queries, [queries.length / d, d]), passages: floatTensor(passages, [passages.length / d, d]), ...whole });
-      loss = (lg.loss!.data as Float32Array)[0]!;
-      const [dq, dp] = [lg[`${GRAD_PREFIX}queries`]!.data as Float32Array, lg[`${GRAD_PREFIX}passages`]!.data as Float32Array];
+      const lg = await this.lossGrad.lossAndGradients(queries, passages, d, whole);
+      loss = lg.loss;
+      const { dq, dp } = lg;
       let [qi, pi] = [0, 0];
       replies = await Promise.all(
         active.map((m, w) => {

@@ -15,6 +15,9 @@ import type { Tokenizer } from '../models/tokenizer.js';
 import { type Feed, floatTensor, int64Tensor, type RuntimeOptions, Session, Transfer } from '../runtime/session.js';
 import type { Graph } from '../graph/graph.js';
 import { Scope } from '../util/scope.js';
+import { DenseLoss, type EmbeddingLoss, InfoNceTiled } from '../losses/inf-cl.js';
+import { createTrainer, evaluateTrainer, exportTrainer, restoreTrainer, saveTrainer, type TrainerSettings, type TrainerSource } from './library.js';
+import type { EvaluationResult, RetrievalSet } from '../jobs/evaluate.js';
 import { deviceResident } from '../runtime/device-memory.js';
 import { DeviceState } from './device-state.js';
 import type { DistillOptions } from '../losses/distill.js';
@@ -85,6 +88,11 @@ export interface TrainerOptions {
    * activation memory of one layer instead of all. BERT and XLM-RoBERTa.
    */
   recompute?: boolean;
+  /**
+   * Inf-CL (the spec's `loss_type: inf_cl`): the InfoNCE taken tile by tile over the embeddings
+   * (losses/inf-cl.ts), on the GradCache path, scores × `scale` (the spec's 1.0: no temperature).
+   */
+  infCl?: { scale: number };
   /** Distill from each example's `teacher` scores (a reranker's) next to InfoNCE. */
   distill?: DistillOptions;
   /** Where the sessions run (see runtime/device.ts). */
@@ -135,7 +143,8 @@ interface Sessions {
   step?: Session;
   embed?: Session;
   vjp?: Session;
-  lossGrad?: Session;
+  /** The loss over embeddings and its gradient, for GradCache and recompute (dense or tiled). */
+  loss?: EmbeddingLoss;
   layerwise?: LayerwiseSessions;
 }
 
@@ -186,10 +195,10 @@ export class Trainer {
    * Builds the training graphs and sessions. The trainer takes `weights` over: tensors it trains
    * are updated in place (no copy is kept; linear weights are held transposed, as [in, out]).
    * @example
-   *   const trainer = await Trainer.create(config, tokenizer, loadWeights(dir), { ...options });
+   *   const trainer = await Trainer.fromWeights(config, tokenizer, loadWeights(dir), { ...options });
    *   const { loss } = await trainer.step(batch);
    */
-  static async create(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
+  static async fromWeights(config: ModelConfig, tokenizer: Tokenizer, weights: Map<string, NamedTensor>, o: TrainerOptions): Promise<Trainer> {
     if (o.devices?.length) return Trainer.dataParallel(config, tokenizer, weights, o);
     return Trainer.build(config, tokenizer, weights, o);
   }
@@ -236,6 +245,10 @@ export class Trainer {
     // What is made here is released if a later part fails (a graph refused, a device out of memory).
     await using scope = new Scope();
     const open = async (graph: Graph, options: RuntimeOptions) => scope.use(await Session.create(graph, options));
+    const embeddingLoss = async (): Promise<EmbeddingLoss> =>
+      o.infCl
+        ? scope.use(await InfoNceTiled.create({ scale: o.infCl.scale, matryoshkaDims: o.matryoshkaDims, matryoshkaWeights: o.matryoshkaWeights, normalized: o.normalize }, runtime))
+        : new DenseLoss(await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime), GRAD_PREFIX);
     // Linear weights are transposed in place, once: from here on `weights` is in graph layout
     // (a worker's come so already).
     const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt');
@@ -243,14 +256,15 @@ export class Trainer {
     if (o.recompute) {
       const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice));
       scope.defer(() => releaseLayerwise(lw));
-      sessions.lossGrad = await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+      sessions.loss = await embeddingLoss();
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
-    } else if (o.miniBatchSize || role?.crossDevice) {
+    } else if (o.miniBatchSize || role?.crossDevice || o.infCl) {
       built = vjpGraph(config, weights, pooling, grad, 'graph');
       sessions.vjp = await open(built.graph, { ...runtime, ...gradsOnDevice });
       sessions.embed = await open(whole.graph, runtime);
-      sessions.lossGrad = await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime);
+      // A data-parallel worker's loss is taken by the main thread.
+      if (!role?.crossDevice) sessions.loss = await embeddingLoss();
     } else {
       built = stepGraph(config, weights, pooling, loss, grad, 'graph');
       sessions.step = await open(built.graph, { ...runtime, ...gradsOnDevice });
@@ -366,11 +380,10 @@ export class Trainer {
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss!.data as Float32Array)[0]!;
     }
-    const dim = this.config.hiddenSize;
     const { queries, passages } = await this.embedPass(q, p);
-    const lg = await this.sessions.lossGrad!.run({ queries: floatTensor(queries, [q.length, dim]), passages: floatTensor(passages, [p.length, dim]), ...lossFeed });
-    await this.backwardPass(lg[`${GRAD_PREFIX}queries`]!.data as Float32Array, lg[`${GRAD_PREFIX}passages`]!.data as Float32Array);
-    return (lg.loss!.data as Float32Array)[0]!;
+    const lg = await this.sessions.loss!.lossAndGradients(queries, passages, this.config.hiddenSize, lossFeed);
+    await this.backwardPass(lg.dq, lg.dp);
+    return lg.loss;
   }
 
   /** Token id lists cut into GradCache's slices (the whole list when there is no mini-batch size). */
@@ -589,6 +602,55 @@ export class Trainer {
     this.optimizer.step = optimizerStep;
   }
 
+  /**
+   * A trainer for `model` — a folder, an alias (`use-lite`) or a Hub id — with every setting
+   * left out defaulted as the train config defaults it (learning rate 1e-5, temperature 0.02,
+   * the model's saved pooling and prompts, …). The pieces the `train` job uses, for a custom loop.
+   * @example
+   *   await using trainer = await Trainer.create('use-lite', { learningRate: 2e-5, totalSteps: 30, temperature: 0.05 });
+   *   for (let i = 0; i < 30; i++) await trainer.step([{ query: 'what is lift?', passages: ['Lift is the force …', 'Drag is …'] }]);
+   *   console.log((await trainer.evaluate('data/cranfield')).metrics['ndcg@10']);
+   *   await trainer.save('runs/mine/checkpoint'); // restore() reads it back
+   *   await trainer.export('runs/mine/model');     // loads in embedtune, sentence-transformers, transformers.js
+   */
+  static async create(model: string, settings: TrainerSettings = {}): Promise<Trainer> {
+    const { trainer, source } = await createTrainer(Trainer.fromWeights, model, settings);
+    trainer.source = source;
+    return trainer;
+  }
+
+  /** What Trainer.create loaded (evaluate, export and the train job need the model folder). */
+  source?: TrainerSource;
+
+  private from(what: string): TrainerSource {
+    if (!this.source) throw new Error(`trainer.${what}: this trainer was built from weights; give it a source ({ dir, templates }) or use Trainer.create`);
+    return this.source;
+  }
+
+  /** Hit rate, MRR, NDCG, … at `ks` of the current weights on a retrieval set, a BEIR folder or a query–positive JSONL. */
+  evaluate(set: RetrievalSet | string, ks: number[] = [1, 3, 5, 10]): Promise<EvaluationResult> {
+    return evaluateTrainer(this, this.from('evaluate'), set, ks);
+  }
+
+  /** Writes weights and AdamW moments as a checkpoint folder `dir` (whole, or not at all). */
+  save(dir: string): Promise<string> {
+    return saveTrainer(this, dir);
+  }
+
+  /** Reads back a folder written by save() (or a train run's checkpoint-N). */
+  restore(dir: string): Promise<void> {
+    return restoreTrainer(this, dir);
+  }
+
+  /** Writes the current weights as a model folder (Hugging Face + sentence-transformers + ONNX). */
+  export(dir: string): Promise<void> {
+    return exportTrainer(this, this.from('export'), dir);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** Releases every session, worker thread and device buffer (gradients first: their session made them). */
   async close(): Promise<void> {
     for (const g of this.deviceGrads) g.dispose();
@@ -598,7 +660,7 @@ export class Trainer {
 
   /** Stops profiling every session; ORT writes `<profilePrefix>-<graph name>_<date>.json` for each. */
   endProfiling(): void {
-    const { layerwise, ...plain } = this.sessions;
+    const { layerwise, loss: _loss, ...plain } = this.sessions;
     for (const s of [...Object.values(plain), ...(layerwise ? layerwiseSessionList(layerwise) : [])]) s?.endProfiling();
     this.device?.endProfiling();
   }
