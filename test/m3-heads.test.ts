@@ -1,0 +1,56 @@
+/**
+ * bge-m3's heads read without Python: torch.save archives through a restricted pickle reader
+ * (values against PyTorch's own, scripts/torch_m3_heads.py), safetensors copies, and refusals.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, cpSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { readM3Heads } from '../src/models/m3-heads.js';
+import { readTorchStateDict } from '../src/models/torch-pickle.js';
+import { FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
+
+const PK = join(FIXTURES, 'reference', 'pickles');
+type Ref = Record<string, Record<string, { shape: number[]; data: number[] }>> & { colbert_bf16: Record<string, number[]>; colbert_f16: Record<string, number[]> };
+const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'm3-heads.json'), 'utf8')) as Ref;
+const same = (a: Float32Array, b: number[]) => a.length === b.length && b.every((x, i) => Math.fround(x) === a[i]);
+
+/** tiny-xlmr's files with the heads beside them: a tiny model in bge-m3's layout. */
+function tinyM3(): string {
+  const dir = join(tempDir(), 'tiny-m3');
+  cpSync(TINY_XLMR, dir, { recursive: true });
+  for (const f of ['sparse_linear.pt', 'colbert_linear.pt']) copyFileSync(join(PK, f), join(dir, f));
+  return dir;
+}
+
+describe('bge-m3 heads', () => {
+  it('reads sparse_linear.pt and colbert_linear.pt as PyTorch saved them, bit for bit', () => {
+    const heads = readM3Heads(tinyM3(), 48);
+    for (const [name, head] of [['sparse_linear', heads.sparse], ['colbert_linear', heads.colbert]] as const) {
+      assert.ok(head, name);
+      assert.deepEqual(head.weight.shape, ref[name]!.weight!.shape);
+      assert.ok(same(head.weight.data as Float32Array, ref[name]!.weight!.data), `${name} weight`);
+      assert.ok(same(head.bias.data as Float32Array, ref[name]!.bias!.data), `${name} bias`);
+    }
+  });
+
+  it('float16 and bfloat16 heads, and a safetensors copy (preferred when present)', () => {
+    for (const [file, want] of [['colbert_f16.pt', ref.colbert_f16], ['colbert_bf16.pt', ref.colbert_bf16]] as const) {
+      const t = readTorchStateDict(join(PK, file));
+      assert.ok(same(t.get('weight')!.data as Float32Array, want.weight!) && same(t.get('bias')!.data as Float32Array, want.bias!), file);
+    }
+    const dir = tinyM3();
+    copyFileSync(join(PK, 'colbert_linear.safetensors'), join(dir, 'colbert_linear.safetensors'));
+    const heads = readM3Heads(dir, 48);
+    assert.match(heads.colbert!.file, /colbert_linear\.safetensors$/);
+    assert.ok(same(heads.colbert!.weight.data as Float32Array, ref.colbert_linear!.weight!.data));
+    assert.deepEqual(readM3Heads(TINY_XLMR, 48), { sparse: undefined, colbert: undefined }, 'a model without heads');
+  });
+
+  it('refuses a pickle that calls anything else, a compressed archive, and a head of the wrong size, by name', () => {
+    assert.throws(() => readTorchStateDict(join(PK, 'evil.pt')), /evil\.pt: refusing the pickled global "os\.system"/);
+    assert.throws(() => readTorchStateDict(join(PK, 'deflated.pt')), /deflated\.pt: entry .* is compressed/);
+    assert.throws(() => readTorchStateDict(join(TINY_XLMR, 'config.json')), /config\.json: not a zip archive/);
+    assert.throws(() => readM3Heads(tinyM3(), 64), /sparse_linear\.pt: weight has shape \[1, 48\], expected \[1, 64\]/);
+  });
+});
