@@ -31,3 +31,5 @@ export type { TrainerSettings } from './training/library.js';
 export type { TrainConfig } from './training/config.js';
 export { score, type ScoreJobOptions } from './jobs/score.js';
 export { exportCheckpoint } from './jobs/export.js';
+export { M3Encoder, colbertScore, sparseScore, type M3Output } from './models/m3.js';
+export { readM3Heads } from './models/m3-heads.js';

@@ -54,3 +54,33 @@ describe('bge-m3 heads', () => {
     assert.throws(() => readM3Heads(tinyM3(), 64), /sparse_linear\.pt: weight has shape \[1, 48\], expected \[1, 64\]/);
   });
 });
+
+describe('bge-m3 outputs: dense, sparse, ColBERT', () => {
+  it('equal a float64 PyTorch reference written from the paper (vectors, lexical weights, and each mode\'s scores)', async () => {
+    const { M3Encoder, colbertScore, sparseScore } = await import('../src/models/m3.js');
+    type Text = { text: string; ids: number[]; dense: number[]; sparse: Record<string, number>; colbert: number[][] };
+    const r = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'm3-outputs.json'), 'utf8')) as { texts: Text[]; scores: Record<'dense' | 'sparse' | 'colbert', number[][]> };
+    await using m3 = await M3Encoder.load(tinyM3(), { threads: 1 });
+    const out = await m3.encode(r.texts.map((t) => t.text));
+    const maxDiff = (a: ArrayLike<number>, b: number[]) => b.reduce((m, x, i) => Math.max(m, Math.abs(a[i]! - x)), 0);
+    r.texts.forEach((t, i) => {
+      const o = out[i]!;
+      assert.ok(maxDiff(o.dense, t.dense) < 1e-5, `dense ${t.text}`);
+      assert.deepEqual([...o.sparse.keys()].sort((a, b) => a - b), Object.keys(t.sparse).map(Number).sort((a, b) => a - b), `sparse tokens ${t.text}`);
+      for (const [id, w] of o.sparse) assert.ok(Math.abs(w - t.sparse[String(id)]!) < 1e-5, `sparse weight ${id}`);
+      assert.equal(o.colbert.length, t.colbert.length * o.colbertDim, `colbert vectors ${t.text}`);
+      assert.ok(maxDiff(o.colbert, t.colbert.flat()) < 1e-5, `colbert ${t.text}`);
+    });
+    for (let i = 0; i < out.length; i++) {
+      for (let j = 0; j < out.length; j++) {
+        assert.ok(Math.abs(sparseScore(out[i]!.sparse, out[j]!.sparse) - r.scores.sparse[i]![j]!) < 1e-5, `sparse ${i},${j}`);
+        assert.ok(Math.abs(colbertScore(out[i]!, out[j]!) - r.scores.colbert[i]![j]!) < 1e-5, `colbert ${i},${j}`);
+      }
+    }
+  });
+
+  it('a folder without the heads is refused by name', async () => {
+    const { M3Encoder } = await import('../src/models/m3.js');
+    await assert.rejects(M3Encoder.load(TINY_XLMR), /bge-m3's heads are missing \(sparse_linear, colbert_linear/);
+  });
+});
