@@ -58,6 +58,7 @@ const PARSERS: Record<Parse, (flag: string, v: string) => unknown> = {
     }
   },
   intList: (flag, v) => v.split(',').map((x) => int(flag, x.trim())),
+  list: (_flag, v) => v.split(',').map((x) => x.trim()).filter(Boolean),
   dtype: (flag, v) => {
     const d = DTYPES[v.toLowerCase()];
     if (!d) throw new InvalidArgumentError(`${flag} must be f32, f16 or bf16, got "${v}"`);

@@ -27,10 +27,10 @@ export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', 
 
 /**
  * How an option's text becomes a value: an integer, an integer ≥ 1, a finite number, a thread
- * count (checked against the cores), comma-separated integers, a weight dtype (f32 → F32), or a
+ * count (checked against the cores), comma-separated integers or words, a weight dtype (f32 → F32), or a
  * JSON value where one parses (`--set`).
  */
-export type Parse = 'int' | 'positive' | 'number' | 'threads' | 'intList' | 'dtype' | 'json';
+export type Parse = 'int' | 'positive' | 'number' | 'threads' | 'intList' | 'list' | 'dtype' | 'json';
 
 export interface OptionSpec<K extends string = string> {
   /** Commander's flags: `-i, --input <file>`, `--normalize`, `--no-normalize`. */
@@ -174,6 +174,8 @@ const evaluate: CommandSpec<keyof EvaluateOptions | 'shard' | 'shardDir' | 'shar
     maxQueryLength,
     maxPassageLength,
     { flags: '-o, --output <file>', key: 'output', help: 'write the metrics as JSON' },
+    { flags: '--modes <list>', key: 'modes', parse: 'list', help: "bge-m3's retrieval modes, comma-separated: dense, sparse, colbert, hybrid (the model folder needs sparse_linear and colbert_linear)" },
+    { flags: '--candidates <n>', key: 'candidates', parse: 'positive', help: 'with --modes: dense and sparse candidates per query that colbert and hybrid rescore (default 100)' },
     skipInvalid,
   ],
 };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readM3Heads } from '../src/models/m3-heads.js';
 import { readTorchStateDict } from '../src/models/torch-pickle.js';
-import { FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
+import { CRANFIELD, FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
 
 const PK = join(FIXTURES, 'reference', 'pickles');
 type Ref = Record<string, Record<string, { shape: number[]; data: number[] }>> & { colbert_bf16: Record<string, number[]>; colbert_f16: Record<string, number[]> };
@@ -82,5 +82,32 @@ describe('bge-m3 outputs: dense, sparse, ColBERT', () => {
   it('a folder without the heads is refused by name', async () => {
     const { M3Encoder } = await import('../src/models/m3.js');
     await assert.rejects(M3Encoder.load(TINY_XLMR), /bge-m3's heads are missing \(sparse_linear, colbert_linear/);
+  });
+});
+
+describe('eval --modes (bge-m3)', () => {
+  it('reports dense, sparse, colbert and hybrid; dense equals plain eval; colbert over every candidate equals brute force', async () => {
+    const { evaluate } = await import('../src/jobs/evaluate.js');
+    const { loadBeir } = await import('../src/data/beir.js');
+    const { meanMetrics } = await import('../src/evaluation/metrics.js');
+    const { M3Encoder, colbertScore } = await import('../src/models/m3.js');
+    const { tiesById } = await import('../src/jobs/evaluate.js');
+    const model = tinyM3();
+    const common = { model, data: CRANFIELD, threads: 1, quiet: true, ks: [1, 10] };
+    const r = await evaluate({ ...common, modes: ['dense', 'sparse', 'colbert', 'hybrid'], candidates: 10_000 });
+    assert.deepEqual(Object.keys(r.modes!), ['dense', 'sparse', 'colbert', 'hybrid']);
+    const plain = await evaluate({ ...common, pooling: 'cls' });
+    for (const [k, v] of Object.entries(plain.metrics)) assert.ok(Math.abs(r.modes!.dense![k]! - v) < 1e-9, `dense ${k}`);
+    assert.deepEqual(r.metrics, r.modes!.dense);
+    // ColBERT brute force: every document scored, ranked by score then id.
+    const set = await loadBeir(CRANFIELD);
+    await using m3 = await M3Encoder.load(model, { threads: 1 });
+    const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
+    const docs = await m3.encode(set.corpus.map((d) => d.text));
+    const queries = await m3.encode(qids.map((q) => set.queries.get(q)!));
+    const rankings = new Map(qids.map((qid, i) => [qid, tiesById(docs.map((d, j) => ({ id: set.corpus[j]!.id, score: colbertScore(queries[i]!, d) }))).slice(0, 10)]));
+    const brute = meanMetrics(rankings, set.qrels, [1, 10]).metrics;
+    for (const [k, v] of Object.entries(brute)) assert.ok(Math.abs(r.modes!.colbert![k]! - v) < 1e-9, `colbert ${k}: ${r.modes!.colbert![k]} vs ${v}`);
+    await assert.rejects(evaluate({ ...common, modes: ['bm25' as never] }), /modes: "bm25" is not one of dense, sparse, colbert, hybrid/);
   });
 });

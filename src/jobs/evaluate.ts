@@ -16,7 +16,8 @@ import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
 import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
-import { openRun } from '../run.js';
+import { openRun, type Run } from '../run.js';
+import { evaluateM3, type M3Mode } from './m3-eval.js';
 import { DEFAULTS } from '../options.js';
 
 export interface EvaluateOptions extends ModelOptions {
@@ -35,6 +36,13 @@ export interface EvaluateOptions extends ModelOptions {
   /** Write the metrics here as JSON. */
   output?: string;
   skipInvalid?: boolean;
+  /**
+   * bge-m3's retrieval modes to report (dense, sparse, colbert, hybrid: jobs/m3-eval.ts); the
+   * model needs its heads. Unset: the embedding alone.
+   */
+  modes?: M3Mode[];
+  /** With `modes`: dense and sparse candidates per query that ColBERT and the hybrid rescore (default 100). */
+  candidates?: number;
 }
 
 export interface EvaluationResult {
@@ -44,6 +52,8 @@ export interface EvaluationResult {
   ks: number[];
   /** With `skipInvalid`: records and negatives lines skipped, by reason. */
   skipped?: { total: number; reasons: Record<string, number> };
+  /** With `modes`: the metrics of each (`metrics` is the first's). */
+  modes?: Record<string, MetricTable>;
 }
 
 export interface RetrievalSet {
@@ -183,6 +193,14 @@ export async function evaluateSet(o: ModelOptions & Omit<EvaluateOptions, 'data'
   return { metrics, queries, corpusSize: set.corpus.length, ks };
 }
 
+/** evaluate with bge-m3's modes: each mode's metrics, the first as `metrics`. */
+async function evaluateModes(o: EvaluateOptions, set: RetrievalSet, ks: number[], run: Run): Promise<EvaluationResult> {
+  if (typeof o.model !== 'string') throw new Error('modes: give the model as a folder or Hub id (its heads are read from there)');
+  const { byMode, queries } = await evaluateM3({ ...o, model: o.model, modes: o.modes! }, set, ks, run);
+  for (const [mode, metrics] of Object.entries(byMode)) run.log(`eval (${mode}): ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(metrics, ks)}`);
+  return { metrics: byMode[o.modes![0]!]!, queries, corpusSize: set.corpus.length, ks, modes: byMode };
+}
+
 /**
  * @example
  *   const r = await evaluate({ model: 'runs/ft', data: 'dev.jsonl', negatives: 'dev_neg.jsonl' });
@@ -203,7 +221,7 @@ export async function evaluate(job: EvaluateOptions): Promise<EvaluationResult> 
     set = dataset;
   } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
   if (o.skipInvalid && set.skips) run.log(`eval: ${set.skips.summary()}`);
-  const result: EvaluationResult = await evaluateSet(o, set, ks);
+  const result: EvaluationResult = o.modes?.length ? await evaluateModes(o, set, ks, run) : await evaluateSet(o, set, ks);
   if (o.skipInvalid && set.skips) result.skipped = { total: set.skips.total, reasons: Object.fromEntries(set.skips.counts) };
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
   return result;
