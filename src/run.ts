@@ -1,9 +1,10 @@
 /**
  * One run of a job: how it reports progress and what it owns. A job opens a Run for its whole
  * life (`await using run = openRun(o)`), hands `run.progress` to the layers it calls and gives
- * the run every session, worker, encoder and temp file it takes (`run.use`, `run.temp`); when the
- * job ends — done, failed or interrupted — the run releases them, last taken first. Nothing is
- * read from globals: a library caller and the CLI pass the same options.
+ * the run every session, worker, encoder and claim it takes (`run.use`, `run.defer`); when the
+ * job ends — done, failed or interrupted — the run releases them, last taken first. Temp files
+ * being written are tracked by the atomic writer (util/atomic.ts), whose pending set Ctrl-C
+ * clears. Progress is not read from globals: a library caller and the CLI pass the same options.
  * @example
  *   await using run = openRun({ quiet: false, progressFormat: 'json' });
  *   const search = run.use(await ExactSearch.create());
@@ -11,8 +12,7 @@
  */
 import { Scope } from './util/scope.js';
 import { type Progress, progress, type ProgressFormat, type Reporter } from './progress.js';
-import { pendingCount, removePending, settled, tracked } from './util/atomic.js';
-import { rmSync } from 'node:fs';
+import { pendingCount, removePending } from './util/atomic.js';
 import { liveSessions } from './runtime/session.js';
 import { liveWorkers, stopWorkers } from './util/worker-rpc.js';
 
@@ -42,19 +42,6 @@ export class Run extends Scope {
   /** A summary line on stderr, unless quiet. */
   log(message: string): void {
     if (!this.quiet) process.stderr.write(message + '\n');
-  }
-
-  /**
-   * A temp file or folder this run writes: removed when the run ends and on Ctrl-C (it is in the
-   * pending set that the CLI's signal handler clears).
-   */
-  temp(path: string): string {
-    tracked(path);
-    this.defer(() => {
-      rmSync(path, { recursive: true, force: true });
-      settled(path);
-    });
-    return path;
   }
 }
 

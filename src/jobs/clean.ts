@@ -6,7 +6,7 @@
 import { checkOutput, startsWithBom, writeTogether } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { greedyDedup } from '../search/dedup.js';
-import { encodeAll, log, modelReads, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
+import { encodeAll, modelReads, type ModelOptions, requireRecords, requireNormalized, sidePath, withEncoder } from './common.js';
 import { openRun } from '../run.js';
 import { float32Value } from '../util/float.js';
 import { DEFAULTS } from '../options.js';

@@ -103,11 +103,6 @@ export function requireRecords(count: number, input: string, skipped = 0): void 
   throw new Error(`${input}: no records to work on${skipped ? ` (all ${skipped} were invalid and skipped)` : ' (the file is empty)'}`);
 }
 
-/** A summary line on stderr unless quiet (a job with a run uses `run.log`). */
-export function log(quiet: boolean | undefined, message: string): void {
-  if (!quiet) process.stderr.write(message + '\n');
-}
-
 /** `out/train.jsonl` + `.dropped.jsonl` → `out/train.dropped.jsonl`. */
 export function sidePath(path: string, suffix: string): string {
   return path.replace(/\.jsonl?$/i, '') + suffix;

@@ -13,7 +13,6 @@ import { writeAtomically, writeFileAtomic } from '../data/jsonl.js';
 import { resolveConfig } from '../training/config.js';
 import { Rng } from '../util/rng.js';
 import { clean } from './clean.js';
-import { log } from './common.js';
 import { evaluateSet, type EvaluationResult, type RetrievalSet } from './evaluate.js';
 import { mine } from './mine.js';
 import { writeReport } from './report.js';

@@ -3,7 +3,7 @@ import { checkOutput, DataError, parseObject, readLines, writeAtomically } from 
 import type { Embeddings } from '../models/encoder.js';
 import { SkipReport } from '../data/records.js';
 import { npyHeader } from '../util/npy.js';
-import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 import { openRun } from '../run.js';
 
 export interface EncodeFileOptions extends ModelOptions {

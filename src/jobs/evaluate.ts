@@ -15,7 +15,7 @@ import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAto
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
-import { encodeAll, log, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
+import { encodeAll, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 import { openRun, type Run } from '../run.js';
 import { evaluateM3, type M3Mode } from './m3-eval.js';
 import { DEFAULTS } from '../options.js';

@@ -61,15 +61,17 @@ export async function evaluateM3(o: M3EvalOptions, set: RetrievalSet, ks: number
   const candidates = Math.max(o.candidates ?? 100, depth);
   const [wd, ws, wc] = o.weights ?? [0.4, 0.2, 0.4];
   const rankings: Record<string, Map<string, string[]>> = Object.fromEntries(o.modes.map((m) => [m, new Map()]));
-  const top = (scores: Float64Array, n: number) => tiesById(Array.from(scores, (score, j) => ({ id: ids[j]!, score }))).slice(0, n);
+  /** Every document id, best first (each full ranking is sorted once, then cut). */
+  const ranked = (scores: Float64Array) => tiesById(Array.from(scores, (score, j) => ({ id: ids[j]!, score })));
   const index = new Map(ids.map((id, j) => [id, j]));
   qids.forEach((qid, i) => {
     const dense = Float64Array.from(p, (d) => dot(q[i]!.dense, d.dense));
     const sparse = Float64Array.from(p, (d) => sparseScore(q[i]!.sparse, d.sparse));
-    if (rankings.dense) rankings.dense.set(qid, top(dense, depth));
-    if (rankings.sparse) rankings.sparse.set(qid, top(sparse, depth));
+    const [byDense, bySparse] = [ranked(dense), ranked(sparse)];
+    if (rankings.dense) rankings.dense.set(qid, byDense.slice(0, depth));
+    if (rankings.sparse) rankings.sparse.set(qid, bySparse.slice(0, depth));
     if (!rankings.colbert && !rankings.hybrid) return;
-    const pool = [...new Set([...top(dense, candidates), ...top(sparse, candidates)])].map((id) => index.get(id)!);
+    const pool = [...new Set([...byDense.slice(0, candidates), ...bySparse.slice(0, candidates)])].map((id) => index.get(id)!);
     const colbert = new Map(pool.map((j) => [j, colbertScore(q[i]!, p[j]!)]));
     const rerank = (score: (j: number) => number) => tiesById(pool.map((j) => ({ id: ids[j]!, score: score(j) }))).slice(0, depth);
     if (rankings.colbert) rankings.colbert.set(qid, rerank((j) => colbert.get(j)!));

@@ -8,7 +8,7 @@ import { checkOutput, writeAtomically } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { EmbeddingCache } from '../models/cache.js';
 import { type CrossEncoderOptions, type Reranker, RerankerThread } from '../models/cross-encoder.js';
-import { log, requireRecords } from './common.js';
+import { requireRecords } from './common.js';
 import { openRun, type RunOptions } from '../run.js';
 import type { Reporter } from '../progress.js';
 import type { PairTruncation } from '../models/tokenizer.js';

@@ -19,7 +19,7 @@ import { EmbeddingCache } from '../models/cache.js';
 import { withPath } from '../util/atomic.js';
 import { fromHalfBits, toHalfBits } from '../models/safetensors.js';
 import { clean } from './clean.js';
-import { type BlockEncoder, loadEncoder, log, type ModelOptions, type TextEncoder } from './common.js';
+import { type BlockEncoder, loadEncoder, type ModelOptions, type TextEncoder } from './common.js';
 import { encodeFile } from './encode.js';
 import { npyHeader } from '../util/npy.js';
 import { evaluate } from './evaluate.js';

@@ -10,12 +10,11 @@ import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, type RecordShape, SkipReport, toRecord } from '../data/records.js';
-import { isDecoder, type ModelConfig, readConfig } from '../models/config.js';
-import { loadWeights, positionLimit, requireEndToken, requireVocabulary, savedPooling } from '../models/encoder.js';
+import type { ModelConfig } from '../models/config.js';
+import { loadWeights } from '../models/encoder.js';
 import { withWeightFiles } from '../models/weights.js';
 import { exportModel } from '../models/export.js';
 import { asTemplate, PRESETS, readTemplates, type Templates } from '../models/prompts.js';
-import { loadTokenizer } from '../models/tokenizer.js';
 import { resolveModel } from '../models/resolve.js';
 import { openRun, type Run, type RunOptions } from '../run.js';
 import { checkCheckpoint, listCheckpoints, loadCheckpoint, resumePath, saveCheckpoint, type TrainState } from '../training/checkpoint.js';
@@ -27,6 +26,7 @@ import { parseDevices } from '../models/encoder-pool.js';
 import { NonFiniteError, Trainer } from '../training/trainer.js';
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
+import { trainingModel } from '../training/library.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
 
 
@@ -192,9 +192,7 @@ export function trainingTemplates(c: TrainConfig, modelDir: string): Templates {
 
 /** What a run trains: the model, its batches and schedule, as the config and the data decide them. */
 function planRun(c: TrainConfig, modelDir: string, records: QueryRecord[], run: Run) {
-  const config = readConfig(modelDir);
-  const tokenizer = loadTokenizer(modelDir);
-  const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
+  const { config, tokenizer, limit, pooling } = trainingModel(modelDir, c.pooling);
   const devices = c.devices ? parseDevices(c.devices) : undefined;
   const batchSize = c.per_device_train_batch_size * c.gradient_accumulation_steps * (devices?.length ?? 1);
   if (devices) {
@@ -219,9 +217,6 @@ function planRun(c: TrainConfig, modelDir: string, records: QueryRecord[], run: 
   const dims = c.embedding_matryoshka_dims.length ? c.embedding_matryoshka_dims : undefined;
   const tooBig = dims?.find((d) => d > config.hiddenSize);
   if (tooBig) throw new Error(`embedding_matryoshka_dims: ${tooBig} is larger than the model's hidden size ${config.hiddenSize}`);
-  const pooling = c.pooling ?? savedPooling(modelDir) ?? (isDecoder(config) ? 'last' : 'cls');
-  requireEndToken(config, tokenizer, pooling, modelDir);
-  requireVocabulary(config, tokenizer, modelDir);
   return {
     config, tokenizer, devices, sampler, totalSteps, pooling, miniBatchSize, dims,
     // Whole epochs run to their end; a fractional count (1.5) stops where the schedule ends.

@@ -21,7 +21,7 @@ import { Worker } from 'node:worker_threads';
 import type ort from 'onnxruntime-node';
 import type { ModelConfig } from '../models/config.js';
 import type { NamedTensor } from '../models/safetensors.js';
-import { type Feed, floatTensor, Session } from '../runtime/session.js';
+import { type Feed, Session } from '../runtime/session.js';
 import { Member } from '../util/worker-rpc.js';
 import { GRAD_PREFIX, lossGradGraph } from './graphs.js';
 import { DenseLoss, type EmbeddingLoss, InfoNceTiled } from '../losses/inf-cl.js';

@@ -11,6 +11,7 @@ import { exportModel } from '../models/export.js';
 import { asTemplate, readTemplates, type Templates } from '../models/prompts.js';
 import { resolveModel } from '../models/resolve.js';
 import { savedPooling } from '../models/st-config.js';
+import type { Pooling } from '../models/pooling.js';
 import { loadTokenizer } from '../models/tokenizer.js';
 import { withWeightFiles } from '../models/weights.js';
 import { DEFAULTS } from './config.js';
@@ -26,15 +27,24 @@ export interface TrainerSource {
   templates: Templates;
 }
 
-/** Builds the trainer `Trainer.create` returns: the model resolved and checked, every unset setting defaulted. */
-export async function createTrainer(make: typeof Trainer.fromWeights, model: string, s: TrainerSettings): Promise<{ trainer: Trainer; source: TrainerSource }> {
-  const dir = await resolveModel(model, { revision: s.revision });
+/**
+ * A model folder read for training: config, tokenizer, its token limit, and the pooling (given,
+ * else the saved one, else CLS — last token for decoders), checked against each other.
+ */
+export function trainingModel(dir: string, pooling?: Pooling | null) {
   const config = readConfig(dir);
   const tokenizer = loadTokenizer(dir);
   const limit = Math.min(tokenizer.modelMaxLength, positionLimit(config));
-  const pooling = s.pooling ?? savedPooling(dir) ?? (isDecoder(config) ? 'last' : 'cls');
-  requireEndToken(config, tokenizer, pooling, dir);
+  const chosen: Pooling = pooling ?? savedPooling(dir) ?? (isDecoder(config) ? 'last' : 'cls');
+  requireEndToken(config, tokenizer, chosen, dir);
   requireVocabulary(config, tokenizer, dir);
+  return { config, tokenizer, limit, pooling: chosen };
+}
+
+/** Builds the trainer `Trainer.create` returns: the model resolved and checked, every unset setting defaulted. */
+export async function createTrainer(make: typeof Trainer.fromWeights, model: string, s: TrainerSettings): Promise<{ trainer: Trainer; source: TrainerSource }> {
+  const dir = await resolveModel(model, { revision: s.revision });
+  const { config, tokenizer, limit, pooling } = trainingModel(dir, s.pooling);
   const saved = readTemplates(dir);
   const templates = { query: asTemplate(s.queryTemplate ?? saved.query ?? '{text}'), passage: asTemplate(s.passageTemplate ?? saved.passage ?? '{text}') };
   const d = DEFAULTS;

@@ -306,11 +306,9 @@ class FolderWrite {
 /** Moves the finished folder `tmp` onto `target` (see writeFolderAtomic); `tmp` is synced first. */
 export function replaceFolder(tmp: string, target: string, swap = false): void {
   if (!swap || !existsSync(target)) {
-    syncTree(tmp);
     rmSync(target, { recursive: true, force: true });
     mkdirSync(dirname(resolve(target)), { recursive: true });
-    renameSync(tmp, target);
-    syncPath(dirname(resolve(target)));
+    publish(tmp, target);
     return;
   }
   const old = tracked(`${tmp}.old`);

@@ -39,11 +39,6 @@ export class Scope implements AsyncDisposable {
     return next;
   }
 
-  /** How many releases are pending. */
-  get size(): number {
-    return this.stack.length;
-  }
-
   /**
    * Releases everything, last taken first. Every release runs even when one fails; the first
    * failure is thrown afterwards (unless the scope ends because of an error: that one wins).
