@@ -90,6 +90,19 @@ describe('gradient rules match finite differences', () => {
     checkGradient(([t], g) => op.gather(t!, intConst(g, [2, 0, 2, 3, 2, 1], [2, 3])), [[5, 3]]));
   it('GatherElements (repeated)', () =>
     checkGradient(([a], g) => op.gatherElements(a!, intConst(g, [1, 1, 0, 2], [2, 2]), 1), [[2, 3]]));
+  it('ScatterElements with reduction add (repeated indices; data and updates)', () =>
+    checkGradient(([d, u], g) => op.scatterAdd(d!, intConst(g, [4, 0, 4, 2, 0], [5]), u!), [[6], [5]]));
+  it('stopGradient: the value passes (finite differences through it), no gradient flows back', async () => {
+    await checkGradient(([a], g) => op.mul(a!, op.stopGradient(g.constant({ dtype: 'float32', dims: [4], data: Float32Array.of(1, -2, 3, 0.5) }))), [[4]]);
+    const g = new Graph('stop');
+    const b = g.input('b', 'float32', [4]);
+    const [db] = gradients(g, op.reduceSum(op.add(op.mul(b, op.stopGradient(b)), b), [0], false), [b]);
+    g.output(db!, 'db', [4]);
+    const s = await Session.create(g, { threads: 1 });
+    const out = await s.run({ b: floatTensor(Float32Array.of(1, 2, 3, 4), [4]) });
+    assert.deepEqual([...(out.db!.data as Float32Array)], [2, 3, 4, 5]); // stop(b) + 1, not 2b + 1
+    await s.release();
+  });
   it('ReduceSum keepdims=0', () => checkGradient(([a]) => op.reduceSum(a!, [0, 2], false), [[2, 3, 4]]));
   it('ReduceSum keepdims=1', () => checkGradient(([a]) => op.reduceSum(a!, [-1], true), [[2, 3]]));
   it('ReduceMean', () => checkGradient(([a]) => op.reduceMean(a!, [1], false), [[2, 4, 3]]));

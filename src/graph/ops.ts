@@ -305,6 +305,25 @@ rule('GatherElements', ({ inputs: [a, indices], attrs }, [dy]) => [
   node1('ScatterElements', [zerosLike(a!), indices!, dy!], { axis: attrs.axis!, reduction: 'add' }, 'float32', a!.shape),
 ]);
 
+/**
+ * `data` with `updates` added at `indices` along `axis` (repeated indices accumulate): y = data,
+ * y[idx[i]] += u[i]. dy flows to data unchanged, and to each update from where it was added:
+ * du = dy[idx] (GatherElements).
+ */
+export const scatterAdd = (data: Value, indices: Value, updates: Value, axis = 0) =>
+  node1('ScatterElements', [data, indices, updates], { axis, reduction: 'add' }, data.dtype, data.shape);
+rule('ScatterElements', ({ inputs: [, indices], attrs }, [dy]) => {
+  if (attrs.reduction !== 'add') throw new Error(`ScatterElements gradient: only reduction "add" (got ${attrs.reduction})`);
+  return [dy, undefined, gatherElements(dy!, indices!, attrs.axis as number)];
+});
+
+/**
+ * The value, with no gradient through it (torch's `.detach()`): a teacher made of the student's
+ * own scores. An inference-mode Dropout, which ONNX defines as the identity; its rule gives nothing.
+ */
+export const stopGradient = (a: Value) => node1('Dropout', [a], {}, a.dtype, a.shape);
+rule('Dropout', () => [undefined]);
+
 // ---------------------------------------------------------------- reductions
 
 function reducedShape(a: Value, axes: number[], keepdims: boolean): Dim[] {

@@ -14,12 +14,10 @@ import * as op from '../graph/ops.js';
 import { padBatch } from './batch.js';
 import { readConfig } from './config.js';
 import { buildEncoderGraph, loadWeights } from './encoder.js';
-import { readM3Heads, type LinearHead } from './m3-heads.js';
+import { readM3Heads, specialTokenIds, type LinearHead } from './m3-heads.js';
 import { resolveModel } from './resolve.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { Session } from '../runtime/session.js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 /** One text's three representations. */
 export interface M3Output {
@@ -66,9 +64,7 @@ export class M3Encoder {
     graph.output(op.squeeze(op.relu(linear(hidden, heads.sparse)), [2]), 'sparse', ['batch', 'sequence']);
     graph.output(op.l2Normalize(linear(hidden, heads.colbert)), 'colbert', ['batch', 'sequence', heads.colbert.weight.shape[0]!]);
     const session = await Session.create(graph, { threads: o.threads });
-    const tokenizerJson = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens?: { id: number; special?: boolean }[] };
-    const special = new Set((tokenizerJson.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
-    return new M3Encoder(dir, loadTokenizer(dir), session, special, config.padTokenId, heads.colbert.weight.shape[0]!);
+    return new M3Encoder(dir, loadTokenizer(dir), session, specialTokenIds(dir), config.padTokenId, heads.colbert.weight.shape[0]!);
   }
 
   /** The three representations of each text (one batch; the caller splits long lists). */

@@ -17,6 +17,17 @@ import type { PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { infoNCE, type InfoNCEOptions } from '../losses/infonce.js';
 import { distillLoss, type DistillOptions } from '../losses/distill.js';
+import { m3Heads, m3Loss, type M3Reps } from '../losses/m3.js';
+
+/** bge-m3's unified fine-tuning (losses/m3.ts): the towers also give sparse weights and ColBERT vectors. */
+export interface UnifiedOptions {
+  selfDistill: boolean;
+  /** colbert_linear's output size. */
+  colbertDim: number;
+}
+
+/** The names a unified tower's extra outputs (and their seeds, with GRAD_PREFIX) go by. */
+export const M3_OUTPUTS = { sparse: 'sparse', colbert: 'colbert' } as const;
 
 /** InfoNCE, plus the weighted distillation term when distilling (inputs `teacher`, `group_columns` [Q, G]). */
 function contrastive(graph: Graph, q: Value, p: Value, labels: Value, loss: InfoNCEOptions & { distill?: DistillOptions }): Value {
@@ -55,6 +66,25 @@ export const ROWS_PREFIX = 'rows.';
 
 function tower(graph: Graph, params: Params, config: ModelConfig, prefix: string, pooling: PoolingOptions): Value {
   return sentenceEmbedding(graph, params, config, prefix, pooling).embedding;
+}
+
+/** A tower with bge-m3's heads: the pooled embedding, and sparse weights and ColBERT vectors over its hidden states. */
+function m3Tower(graph: Graph, params: Params, config: ModelConfig, prefix: string, pooling: PoolingOptions, unified: UnifiedOptions): M3Reps {
+  const { hidden, embedding } = sentenceEmbedding(graph, params, config, prefix, pooling);
+  return { dense: embedding, ...m3Heads(hidden, params, config.hiddenSize, unified.colbertDim) };
+}
+
+/** Σ ⟨rep, seed⟩ over a unified tower's three outputs, each seed a graph input `grad_<output>`: its gradients are the tower's VJP. */
+function seeded(graph: Graph, r: M3Reps): Value {
+  const dot = (v: Value, name: string) => op.reduceSum(op.mul(v, graph.input(name, 'float32', v.shape)), [...v.shape.keys()], false);
+  return op.add(op.add(dot(r.dense, 'grad_embedding'), dot(r.sparse, `grad_${M3_OUTPUTS.sparse}`)), dot(r.colbert, `grad_${M3_OUTPUTS.colbert}`));
+}
+
+/** A unified tower's outputs: `embedding`, `sparse` [batch, sequence], `colbert` [batch, sequence, d]. */
+function outputM3(graph: Graph, r: M3Reps, dim: number, colbertDim: number): void {
+  graph.output(r.dense, 'embedding', ['batch', dim]);
+  graph.output(r.sparse, M3_OUTPUTS.sparse, ['batch', 'sequence']);
+  graph.output(r.colbert, M3_OUTPUTS.colbert, ['batch', 'sequence', colbertDim]);
 }
 
 /** The Gather nodes reading rows of `table`, when those are its only consumers. */
@@ -99,29 +129,37 @@ export function outputGradients(graph: Graph, params: Params, of: Value, seed: V
 }
 
 /** Loss and all gradients for a batch of `q_*` queries and `p_*` passages, with `labels` [Q, 1]. */
-export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'> & { distill?: DistillOptions }, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
+export function stepGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, loss: Omit<InfoNCEOptions, 'normalized'> & { distill?: DistillOptions; unified?: UnifiedOptions }, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
   const graph = new Graph('train-step');
   const params = new Params(graph, weights, 'input', layout, config.loraScale);
-  const q = tower(graph, params, config, 'q_', pooling);
-  const p = tower(graph, params, config, 'p_', pooling);
   const labels = graph.input('labels', 'int64', ['queries', 1]);
-  const l = contrastive(graph, q, p, labels, { ...loss, normalized: pooling.normalize });
+  let l: Value;
+  if (loss.unified) {
+    const [q, p] = ['q_', 'p_'].map((prefix) => m3Tower(graph, params, config, prefix, pooling, loss.unified!)) as [M3Reps, M3Reps];
+    l = m3Loss(q, p, labels, { temperature: loss.temperature, selfDistill: loss.unified.selfDistill });
+  } else {
+    const q = tower(graph, params, config, 'q_', pooling);
+    const p = tower(graph, params, config, 'p_', pooling);
+    l = contrastive(graph, q, p, labels, { ...loss, normalized: pooling.normalize });
+  }
   graph.output(l, 'loss', []);
   return { graph, params, ...outputGradients(graph, params, l, undefined, o) };
 }
 
 /** Pooled embeddings of one tower with weights as inputs (`layout`: how `weights` lie, see WeightLayout). */
-export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, layout: WeightLayout = 'hf'): TrainGraph {
+export function embedGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, layout: WeightLayout = 'hf', unified?: UnifiedOptions): TrainGraph {
   const graph = new Graph('embed');
   const params = new Params(graph, weights, 'input', layout, config.loraScale);
-  graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
+  if (unified) outputM3(graph, m3Tower(graph, params, config, '', pooling, unified), config.hiddenSize, unified.colbertDim);
+  else graph.output(tower(graph, params, config, '', pooling), 'embedding', ['batch', pooling.dimensions ?? config.hiddenSize]);
   return { graph, names: [...params.values.keys()], sparse: [], frozen: [], params };
 }
 
 /** Weight gradients of one tower given d loss / d embedding (`grad_embedding`, [batch, dim]). */
-export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}, layout: WeightLayout = 'hf'): TrainGraph {
+export function vjpGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, o: GradientOptions = {}, layout: WeightLayout = 'hf', unified?: UnifiedOptions): TrainGraph {
   const graph = new Graph('vjp');
   const params = new Params(graph, weights, 'input', layout, config.loraScale);
+  if (unified) return { graph, params, ...outputGradients(graph, params, seeded(graph, m3Tower(graph, params, config, '', pooling, unified)), undefined, o) };
   const e = tower(graph, params, config, '', pooling);
   const seed = graph.input('grad_embedding', 'float32', e.shape);
   return { graph, params, ...outputGradients(graph, params, e, seed, o) };
@@ -138,5 +176,27 @@ export function lossGradGraph(dim: number, loss: InfoNCEOptions & { distill?: Di
   const [dq, dp] = gradients(graph, l, [q, p]);
   graph.output(dq!, `${GRAD_PREFIX}queries`, q.shape);
   graph.output(dp!, `${GRAD_PREFIX}passages`, p.shape);
+  return graph;
+}
+
+/**
+ * The unified loss over precomputed representations (GradCache pass 2): `queries`/`passages`
+ * [N, dim], `q_sparse`/`p_sparse` [N, L], `q_colbert`/`p_colbert` [N, L, d], `labels` and m3Feed's
+ * plan → loss and the gradient of each representation (`grad.<input>`).
+ */
+export function m3LossGradGraph(dim: number, colbertDim: number, temperature: number, selfDistill: boolean): Graph {
+  const graph = new Graph('m3-loss-grad');
+  const side = (name: string, dense: string): M3Reps => ({
+    dense: graph.input(dense, 'float32', [name, dim]),
+    sparse: graph.input(`${name[0]}_${M3_OUTPUTS.sparse}`, 'float32', [name, `${name[0]}_length`]),
+    colbert: graph.input(`${name[0]}_${M3_OUTPUTS.colbert}`, 'float32', [name, `${name[0]}_length`, colbertDim]),
+  });
+  const q = side('queries', 'queries');
+  const p = side('passages', 'passages');
+  const labels = graph.input('labels', 'int64', ['queries', 1]);
+  const l = m3Loss(q, p, labels, { temperature, selfDistill });
+  graph.output(l, 'loss', []);
+  const wrt = [q.dense, q.sparse, q.colbert, p.dense, p.sparse, p.colbert];
+  gradients(graph, l, wrt).forEach((g, i) => graph.output(g, `${GRAD_PREFIX}${wrt[i]!.name}`, wrt[i]!.shape));
   return graph;
 }
