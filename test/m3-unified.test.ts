@@ -17,6 +17,9 @@ import { readSafetensors } from '../src/models/safetensors.js';
 import { m3Feed } from '../src/losses/m3.js';
 import { floatTensor, int64Tensor, Session } from '../src/runtime/session.js';
 import { GRAD_PREFIX, stepGraph } from '../src/training/graphs.js';
+import { TextTokenizer } from '../src/models/tokenizer.js';
+import { toDense } from '../src/training/optimizer.js';
+import { Trainer } from '../src/training/trainer.js';
 import { FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
 
 const REF = join(FIXTURES, 'reference');
@@ -82,6 +85,54 @@ describe('bge-m3 unified fine-tuning', () => {
       if (/attention\.self\.key\.bias$/.test(n)) continue; // true gradient 0: rounding noise on both sides (gradients.test.ts)
       const rel = relError(grad(n), want.get(n)!.data as Float32Array);
       assert.ok(rel <= 1e-5, `${n}: relative error ${rel.toExponential(2)}`);
+    }
+  });
+});
+
+describe('unified fine-tuning in the trainer', () => {
+  const examples = async () => {
+    const { queries, passages } = await import('../scripts/reference-inputs.js').then((m) => m.trainingBatch());
+    return queries.map((query: string, i: number) => ({ query, passages: passages.slice(2 * i, 2 * i + 2) }));
+  };
+  async function trainer(dir: string, o: { miniBatchSize?: number; selfDistill?: boolean } = {}) {
+    const config = readConfig(dir);
+    const weights = loadWeights(dir);
+    const { colbertDim } = addM3Heads(weights, dir, config.hiddenSize);
+    return Trainer.fromWeights(config, TextTokenizer.load(dir), weights, {
+      pooling: 'cls', normalize: true, temperature: ref.temperature, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant', maxGradNorm: 0,
+      maxQueryLength: 16, maxPassageLength: 32, threads: 1, miniBatchSize: o.miniBatchSize,
+      unified: { selfDistill: o.selfDistill ?? true, colbertDim, special: [...specialTokenIds(dir)] },
+    });
+  }
+
+  it("the fused step and GradCache (slices of 2) both give PyTorch's loss, and the same gradients", async () => {
+    const dir = tinyM3();
+    const batch = await examples();
+    await using fused = await trainer(dir);
+    await using cached = await trainer(dir, { miniBatchSize: 2 });
+    const la = await fused.computeGradients(batch);
+    const lb = await cached.computeGradients(batch);
+    for (const l of [la, lb]) assert.ok(Math.abs(l - ref.self_distill.loss) <= 1e-5 * ref.self_distill.loss, `loss ${l} vs ${ref.self_distill.loss}`);
+    const heads = fused.slots.filter((s) => /^(sparse|colbert)_linear\./.test(s.name));
+    assert.equal(heads.length, 4, 'the heads are trained');
+    fused.slots.forEach((s, i) => {
+      const a = toDense(fused.grads[i]!, s.data.length);
+      const b = toDense(cached.grads[i]!, s.data.length);
+      assert.ok(relError(b, a) <= 1e-4 || Math.hypot(...a) < 1e-7, `${s.name}: relative error ${relError(b, a)}`);
+    });
+  });
+
+  it('a few steps lower the loss and change all three parts: encoder, sparse head, ColBERT head', async () => {
+    const dir = tinyM3();
+    const batch = await examples();
+    await using t = await trainer(dir, { miniBatchSize: 2 });
+    const before = new Map(t.slots.map((s) => [s.name, Float32Array.from(s.data)]));
+    const losses = [];
+    for (let i = 0; i < 4; i++) losses.push((await t.step(batch)).loss);
+    assert.ok(losses.at(-1)! < losses[0]!, `losses ${losses}`);
+    for (const name of ['sparse_linear.weight', 'sparse_linear.bias', 'colbert_linear.weight', 'colbert_linear.bias', 'encoder.layer.1.output.dense.weight']) {
+      const s = t.slots.find((x) => x.name === name)!;
+      assert.ok(s.data.some((x, j) => x !== before.get(name)![j]), `${name} changed`);
     }
   });
 });

@@ -21,7 +21,8 @@ import type { EvaluationResult, RetrievalSet } from '../jobs/evaluate.js';
 import { deviceResident } from '../runtime/device-memory.js';
 import { DeviceState } from './device-state.js';
 import type { DistillOptions } from '../losses/distill.js';
-import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, type TrainGraph, vjpGraph } from './graphs.js';
+import { embedGraph, GRAD_PREFIX, lossGradGraph, m3LossGradGraph, M3_OUTPUTS, stepGraph, type TrainGraph, type UnifiedOptions, vjpGraph } from './graphs.js';
+import { m3Feed } from '../losses/m3.js';
 import { type BackwardSlice, layerwiseBackward, layerwiseForward, type LayerwiseSessions, layerwiseSessionList, layerwiseSessions, type LayerwiseState, releaseLayerwise } from './layerwise.js';
 import { DataParallel, shareWeights, type WorkerRole } from './data-parallel.js';
 import type { Slot as DeviceSlot } from '../models/encoder-pool.js';
@@ -95,6 +96,12 @@ export interface TrainerOptions {
   infCl?: { scale: number };
   /** Distill from each example's `teacher` scores (a reranker's) next to InfoNCE. */
   distill?: DistillOptions;
+  /**
+   * bge-m3's unified fine-tuning (losses/m3.ts): dense, lexical and ColBERT scores trained
+   * together, the heads (`sparse_linear.*`, `colbert_linear.*` among the weights) with the encoder;
+   * `special`: the token ids the lexical score ignores. One process, fused or GradCache.
+   */
+  unified?: UnifiedOptions & { special: number[] };
   /** Where the sessions run (see runtime/device.ts). */
   device?: string;
   /**
@@ -145,7 +152,23 @@ interface Sessions {
   vjp?: Session;
   /** The loss over embeddings and its gradient, for GradCache and recompute (dense or tiled). */
   loss?: EmbeddingLoss;
+  /** The unified loss over the three representations and their gradients (GradCache). */
+  m3Loss?: Session;
   layerwise?: LayerwiseSessions;
+}
+
+/** One side's sparse weights [N, length] and ColBERT vectors [N, length, d], padded to its longest text (unified GradCache). */
+interface M3Side {
+  sparse: Float32Array;
+  colbert: Float32Array;
+  length: number;
+}
+
+/** Rows `row`… of a padded [N, length, width] buffer, cut to `cut` columns: [rows, cut, width]. */
+function cutRows(data: Float32Array, row: number, rows: number, length: number, cut: number, width: number): Float32Array {
+  const out = new Float32Array(rows * cut * width);
+  for (let i = 0; i < rows; i++) out.set(data.subarray((row + i) * length * width, ((row + i) * length + cut) * width), i * cut * width);
+  return out;
 }
 
 /** What a GradCache or layer-by-layer forward keeps for its backward. */
@@ -251,8 +274,11 @@ export class Trainer {
         : new DenseLoss(await open(lossGradGraph(config.hiddenSize, { ...loss, normalized: o.normalize }), runtime), GRAD_PREFIX);
     // Linear weights are transposed in place, once: from here on `weights` is in graph layout
     // (a worker's come so already).
-    const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt');
+    const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt', o.unified);
     let built: TrainGraph;
+    if (o.unified && (o.recompute || role || o.infCl || o.distill || o.matryoshkaDims)) {
+      throw new Error('unified fine-tuning: runs in one process, fused or with GradCache (mini_batch_size); not with recompute, data-parallel devices, inf_cl, distillation or Matryoshka dimensions');
+    }
     if (o.recompute) {
       const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice));
       scope.defer(() => releaseLayerwise(lw));
@@ -260,13 +286,14 @@ export class Trainer {
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
     } else if (o.miniBatchSize || role?.crossDevice || o.infCl) {
-      built = vjpGraph(config, weights, pooling, grad, 'graph');
+      built = vjpGraph(config, weights, pooling, grad, 'graph', o.unified);
       sessions.vjp = await open(built.graph, { ...runtime, ...gradsOnDevice });
       sessions.embed = await open(whole.graph, runtime);
       // A data-parallel worker's loss is taken by the main thread.
-      if (!role?.crossDevice) sessions.loss = await embeddingLoss();
+      if (o.unified) sessions.m3Loss = await open(m3LossGradGraph(config.hiddenSize, o.unified.colbertDim, o.temperature, o.unified.selfDistill), runtime);
+      else if (!role?.crossDevice) sessions.loss = await embeddingLoss();
     } else {
-      built = stepGraph(config, weights, pooling, loss, grad, 'graph');
+      built = stepGraph(config, weights, pooling, { ...loss, unified: o.unified }, grad, 'graph');
       sessions.step = await open(built.graph, { ...runtime, ...gradsOnDevice });
     }
     const slot = (name: string, parts: Slot['parts']): Slot => {
@@ -357,7 +384,15 @@ export class Trainer {
       return r.loss;
     }
     const { q, p } = this.tokenizeBatch(batch);
-    return this.gradientsOf(q, p, lossFeedOf(batch, !!this.o.distill));
+    return this.gradientsOf(q, p, { ...lossFeedOf(batch, !!this.o.distill), ...this.m3Plan(q, p) });
+  }
+
+  /** The unified loss's host-planned inputs (lexical terms and pairs, ColBERT masks); none otherwise. */
+  private m3Plan(q: number[][], p: number[][]): Feed {
+    const u = this.o.unified;
+    if (!u) return {};
+    const longest = (ids: number[][]) => Math.max(1, ...ids.map((x) => x.length));
+    return m3Feed(q, p, longest(q), longest(p), new Set(u.special));
   }
 
   /**
@@ -380,7 +415,26 @@ export class Trainer {
       this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return (out.loss!.data as Float32Array)[0]!;
     }
-    const { queries, passages } = await this.embedPass(q, p);
+    const { queries, passages, m3 } = await this.embedPass(q, p);
+    if (this.sessions.m3Loss) {
+      const [qs, ps] = m3!;
+      const d = this.o.unified!.colbertDim;
+      const out = await this.sessions.m3Loss.run({
+        queries: floatTensor(queries, [q.length, this.config.hiddenSize]),
+        passages: floatTensor(passages, [p.length, this.config.hiddenSize]),
+        q_sparse: floatTensor(qs.sparse, [q.length, qs.length]),
+        p_sparse: floatTensor(ps.sparse, [p.length, ps.length]),
+        q_colbert: floatTensor(qs.colbert, [q.length, qs.length, d]),
+        p_colbert: floatTensor(ps.colbert, [p.length, ps.length, d]),
+        ...lossFeed,
+      });
+      const g = (n: string) => out[GRAD_PREFIX + n]!.data as Float32Array;
+      await this.backwardPass(g('queries'), g('passages'), [
+        { ...qs, sparse: g('q_sparse'), colbert: g('q_colbert') },
+        { ...ps, sparse: g('p_sparse'), colbert: g('p_colbert') },
+      ]);
+      return (out.loss!.data as Float32Array)[0]!;
+    }
     const lg = await this.sessions.loss!.lossAndGradients(queries, passages, this.config.hiddenSize, lossFeed);
     await this.backwardPass(lg.dq, lg.dp);
     return lg.loss;
@@ -396,7 +450,7 @@ export class Trainer {
    * Pass 1: the embeddings of queries and passages with the current weights, no gradients; keeps
    * what backwardPass needs (the ids, or with recompute each layer's input).
    */
-  async embedPass(q: number[][], p: number[][]): Promise<{ queries: Float32Array; passages: Float32Array }> {
+  async embedPass(q: number[][], p: number[][]): Promise<{ queries: Float32Array; passages: Float32Array; m3?: [M3Side, M3Side] }> {
     const pad = this.config.padTokenId;
     const dim = this.config.hiddenSize;
     const concat = (parts: Float32Array[]) => {
@@ -416,18 +470,31 @@ export class Trainer {
       return { queries: concat(runs[0]!.map((r) => r.embedding)), passages: concat(runs[1]!.map((r) => r.embedding)) };
     }
     const embed = this.sessions.embed!;
+    const d = this.o.unified?.colbertDim ?? 0;
     const embedAll = async (ids: number[][]) => {
       const out = new Float32Array(ids.length * dim);
+      const length = Math.max(1, ...ids.map((x) => x.length));
+      const m3: M3Side | undefined = this.o.unified && { sparse: new Float32Array(ids.length * length), colbert: new Float32Array(ids.length * length * d), length };
       let row = 0;
       for (const s of this.slices(ids)) {
         const r = await embed.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes) });
         out.set(r.embedding!.data as Float32Array, row * dim);
+        if (m3) {
+          // this slice's [n, cut] rows into the side's [N, length], zeros after each text
+          const cut = r[M3_OUTPUTS.sparse]!.dims[1]!;
+          const [sw, cv] = [r[M3_OUTPUTS.sparse]!.data as Float32Array, r[M3_OUTPUTS.colbert]!.data as Float32Array];
+          for (let i = 0; i < s.length; i++) {
+            m3.sparse.set(sw.subarray(i * cut, (i + 1) * cut), (row + i) * length);
+            m3.colbert.set(cv.subarray(i * cut * d, (i + 1) * cut * d), (row + i) * length * d);
+          }
+        }
         row += s.length;
       }
-      return out;
+      return { out, m3 };
     };
     this.kept = { q, p };
-    return { queries: await embedAll(q), passages: await embedAll(p) };
+    const [qe, pe] = [await embedAll(q), await embedAll(p)];
+    return { queries: qe.out, passages: pe.out, ...(qe.m3 && { m3: [qe.m3, pe.m3!] as [M3Side, M3Side] }) };
   }
 
   /** What the layer-by-layer passes read (the weights) and write (gradients, into `rows` for lookups). */
@@ -445,7 +512,7 @@ export class Trainer {
    * Pass 2: the weight gradients (into the slots, and `grads`) from d loss / d embeddings of the
    * texts embedPass saw, slice by slice.
    */
-  async backwardPass(dq: Float32Array, dp: Float32Array): Promise<void> {
+  async backwardPass(dq: Float32Array, dp: Float32Array, m3?: [M3Side, M3Side]): Promise<void> {
     const kept = this.kept;
     if (!kept) throw new Error('backwardPass: no embedPass before it');
     this.kept = undefined;
@@ -467,10 +534,10 @@ export class Trainer {
       else this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
       return;
     }
-    if (this.device) return this.backwardOnDevice(kept as { q: number[][]; p: number[][] }, dq, dp);
+    if (this.device) return this.backwardOnDevice(kept as { q: number[][]; p: number[][] }, dq, dp, m3);
     this.slots.forEach((s) => s.grad?.fill(0));
     const partial = this.slots.map((s) => (s.grad ? new Float32Array(s.grad.length) : null));
-    await this.vjpSlices(kept as { q: number[][]; p: number[][] }, dq, dp, this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape)), (out) => {
+    await this.vjpSlices(kept as { q: number[][]; p: number[][] }, dq, dp, m3, this.gradFetches((s, i) => floatTensor(partial[i]!, s.shape)), (out) => {
       this.addRows(out, rows);
       this.slots.forEach((slot, i) => {
         const g = slot.grad;
@@ -482,25 +549,32 @@ export class Trainer {
   }
 
   /** Runs the vjp graph on each GradCache slice of the kept ids, seeded by its rows of dq / dp; `each` takes each run's outputs. */
-  private async vjpSlices(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array, fetches: Record<string, ort.Tensor | null>, each: (out: Record<string, ort.Tensor>) => void | Promise<void>): Promise<void> {
+  private async vjpSlices(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array, m3: [M3Side, M3Side] | undefined, fetches: Record<string, ort.Tensor | null>, each: (out: Record<string, ort.Tensor>) => void | Promise<void>): Promise<void> {
     const dim = this.config.hiddenSize;
-    for (const [ids, grads] of [
-      [kept.q, dq],
-      [kept.p, dp],
+    const d = this.o.unified?.colbertDim ?? 0;
+    for (const [ids, grads, side] of [
+      [kept.q, dq, m3?.[0]],
+      [kept.p, dp, m3?.[1]],
     ] as const) {
       let row = 0;
       for (const s of this.slices(ids)) {
         const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        await each(await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed }, fetches));
+        // The unified tower's other two seeds: this slice's rows, cut to its own padded length.
+        const cut = Math.max(1, ...s.map((x) => x.length));
+        const seeds = side && {
+          [`grad_${M3_OUTPUTS.sparse}`]: floatTensor(cutRows(side.sparse, row, s.length, side.length, cut, 1), [s.length, cut]),
+          [`grad_${M3_OUTPUTS.colbert}`]: floatTensor(cutRows(side.colbert, row, s.length, side.length, cut, d), [s.length, cut, d]),
+        };
+        await each(await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed, ...seeds }, fetches));
         row += s.length;
       }
     }
   }
 
   /** backwardPass with the state on the device: each slice's gradients are summed there. */
-  private async backwardOnDevice(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array): Promise<void> {
+  private async backwardOnDevice(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array, m3?: [M3Side, M3Side]): Promise<void> {
     let acc: ort.Tensor[] | undefined;
-    await this.vjpSlices(kept, dq, dp, this.gradFetches(() => null as never), async (out) => {
+    await this.vjpSlices(kept, dq, dp, m3, this.gradFetches(() => null as never), async (out) => {
       const part = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!);
       acc = acc ? await this.device!.accumulate(acc, part) : part;
     });
@@ -571,7 +645,9 @@ export class Trainer {
     const session = await Session.create(built.graph, { threads: this.o.threads, device: this.o.device });
     // Data parallel: the weights lie in shared memory, which onnxruntime-node does not take as a
     // tensor; the encoder gets a plain copy.
-    const feed = this.group ? Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, floatTensor((s.tensor.data as Float32Array).slice(), [...s.tensor.dims])])) : this.weightFeed();
+    const all = this.group ? Object.fromEntries([...this.slots, ...this.frozen].map((s) => [s.name, floatTensor((s.tensor.data as Float32Array).slice(), [...s.tensor.dims])])) : this.weightFeed();
+    // Only what the dense graph reads (bge-m3's heads are trained, not used here).
+    const feed = Object.fromEntries(Object.entries(all).filter(([n]) => session.inputNames.includes(n)));
     return Encoder.fromSession(dir, this.config, this.tokenizer, session, { ...pooling, feed, output: 'embedding' });
   }
 
