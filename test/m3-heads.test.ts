@@ -3,11 +3,12 @@
  * (values against PyTorch's own, scripts/torch_m3_heads.py), safetensors copies, and refusals.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readM3Heads } from '../src/models/m3-heads.js';
 import { readTorchStateDict } from '../src/models/torch-pickle.js';
+import { torchStateDictBytes } from '../src/models/torch-save.js';
 import { CRANFIELD, FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
 
 const PK = join(FIXTURES, 'reference', 'pickles');
@@ -110,4 +111,34 @@ describe('eval --modes (bge-m3)', () => {
     for (const [k, v] of Object.entries(brute)) assert.ok(Math.abs(r.modes!.colbert![k]! - v) < 1e-9, `colbert ${k}: ${r.modes!.colbert![k]} vs ${v}`);
     await assert.rejects(evaluate({ ...common, modes: ['bm25' as never] }), /modes: "bm25" is not one of dense, sparse, colbert, hybrid/);
   });
+});
+
+describe('bge-m3 heads written as torch.save writes them', () => {
+  for (const name of ['sparse_linear', 'colbert_linear']) {
+    it(`${name}.pt: the same pickle and storages as PyTorch's file, read back bit for bit`, () => {
+      const theirs = readFileSync(join(PK, `${name}.pt`));
+      const tensors = readTorchStateDict(join(PK, `${name}.pt`));
+      const ours = torchStateDictBytes(tensors, name);
+      const file = join(tempDir(), `${name}.pt`);
+      writeFileSync(file, ours);
+      const back = readTorchStateDict(file);
+      for (const [k, t] of tensors) {
+        assert.deepEqual(back.get(k)!.shape, t.shape);
+        assert.deepEqual(back.get(k)!.data, t.data, `${k} read back`);
+      }
+      // data.pkl and each storage, byte for byte (the archive's serialization id aside, which torch draws at random)
+      const member = (zip: Uint8Array, suffix: string) => {
+        // the central directory's record (the last mention of the name) gives size and local header
+        const c = Buffer.from(zip).lastIndexOf(`${name}/${suffix}`) - 46;
+        assert.ok(c >= 0, `${suffix} present`);
+        const view = new DataView(zip.buffer, zip.byteOffset);
+        const size = view.getUint32(c + 20, true);
+        const local = view.getUint32(c + 42, true);
+        const start = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
+        return { bytes: Buffer.from(zip.subarray(start, start + size)), offset: start };
+      };
+      for (const m of ['data.pkl', 'data/0', 'data/1', 'version', 'byteorder']) assert.ok(member(ours, m).bytes.equals(member(theirs, m).bytes), `${m} differs from torch's`);
+      for (const m of ['data/0', 'data/1']) assert.equal(member(ours, m).offset % 64, 0, `${m} aligned to 64 bytes as torch aligns it`);
+    });
+  }
 });
