@@ -10,7 +10,6 @@ import { describe, it } from 'node:test';
 import type ort from 'onnxruntime-node';
 import { padBatch } from '../src/models/batch.js';
 import { readConfig } from '../src/models/config.js';
-import { loadWeights } from '../src/models/encoder.js';
 import { addM3Heads, specialTokenIds } from '../src/models/m3-heads.js';
 import { transpose2d } from '../src/models/params.js';
 import { readSafetensors } from '../src/models/safetensors.js';
@@ -20,7 +19,15 @@ import { GRAD_PREFIX, stepGraph } from '../src/training/graphs.js';
 import { TextTokenizer } from '../src/models/tokenizer.js';
 import { toDense } from '../src/training/optimizer.js';
 import { Trainer } from '../src/training/trainer.js';
-import { FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
+import { FIXTURES, maxAbsDiff, ROOT, TINY_XLMR, tempDir } from './helpers.js';
+import { train } from '../src/jobs/train.js';
+import { exportCheckpoint } from '../src/jobs/export.js';
+import { readM3Heads } from '../src/models/m3-heads.js';
+import { M3Encoder } from '../src/models/m3.js';
+import { Encoder, loadWeights } from '../src/models/encoder.js';
+import { resolveConfig } from '../src/training/config.js';
+
+const ZH = join(ROOT, 'data', 'contrastive-zh', 'train.jsonl');
 
 const REF = join(FIXTURES, 'reference');
 const ref = JSON.parse(readFileSync(join(REF, 'm3-unified.json'), 'utf8')) as { temperature: number } & Record<'plain' | 'self_distill', { loss: number; heads: Record<string, number[]> }>;
@@ -134,5 +141,50 @@ describe('unified fine-tuning in the trainer', () => {
       const s = t.slots.find((x) => x.name === name)!;
       assert.ok(s.data.some((x, j) => x !== before.get(name)![j]), `${name} changed`);
     }
+  });
+});
+
+describe('unified fine-tuning as a train run', () => {
+  it('trains all three, checkpoints, resumes, and exports the heads as torch.save files holding the trained values', async () => {
+    const dir = tinyM3();
+    const out = join(tempDir(), 'run');
+    const exported = join(tempDir(), 'exported');
+    const config = { model_name_or_path: dir, output_dir: out, train_data: ZH, per_device_train_batch_size: 4, mini_batch_size: 2, group_size: 2, max_query_len: 16, max_passage_len: 24, learning_rate: 1e-3, lr_scheduler_type: 'constant' as const, threads: 1, unified_finetuning: true, use_self_distill: true, max_steps: 3, save_steps: 2, logging_steps: 1 };
+    const whole = await train({ ...config, output_dir: join(tempDir(), 'whole') }, { quiet: true });
+    // stopped after the checkpoint at step 2 (a constant rate: the same schedule), then resumed: the loss of the run that never stopped
+    await train({ ...config, max_steps: 2 }, { quiet: true });
+    const resumed = await train({ ...config, resume_from_checkpoint: true }, { quiet: true });
+    assert.ok(Math.abs(resumed.finalLoss - whole.finalLoss) <= 1e-5 * Math.abs(whole.finalLoss), `resumed ${resumed.finalLoss} vs ${whole.finalLoss}`);
+    await exportCheckpoint({ checkpoint: join(out, 'checkpoint-3'), output: exported });
+    const base = readM3Heads(dir, 48);
+    const [atEnd, fromCheckpoint] = [readM3Heads(out, 48), readM3Heads(exported, 48)];
+    for (const k of ['sparse', 'colbert'] as const) {
+      assert.match(atEnd[k]!.file, /_linear\.pt$/);
+      assert.ok(atEnd[k]!.weight.data.some((x, i) => x !== base[k]!.weight.data[i]), `${k} head trained`);
+      assert.deepEqual(fromCheckpoint[k]!.weight.data, atEnd[k]!.weight.data, `${k}: the checkpoint's export holds the run's final head`);
+      assert.deepEqual(fromCheckpoint[k]!.bias.data, atEnd[k]!.bias.data);
+    }
+    // the exported model gives all three outputs; its dense one is the plain encoder's
+    await using m3 = await M3Encoder.load(exported);
+    const [r] = await m3.encode(['what is the lift of a swept wing']);
+    const enc = await Encoder.load(exported);
+    const { data: dense } = await enc.encode(['what is the lift of a swept wing']);
+    await enc.close();
+    assert.ok(maxAbsDiff(r!.dense, dense) < 1e-6 && r!.sparse.size > 0 && r!.colbert.length > 0);
+  });
+
+  it('a dense-only fine-tune of a bge-m3 folder keeps its heads in the export', async () => {
+    const dir = tinyM3();
+    const out = join(tempDir(), 'dense');
+    await train({ model_name_or_path: dir, output_dir: out, train_data: ZH, per_device_train_batch_size: 2, group_size: 2, max_query_len: 16, max_passage_len: 24, threads: 1, max_steps: 1 }, { quiet: true });
+    for (const f of ['sparse_linear.pt', 'colbert_linear.pt']) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(dir, f))), f);
+  });
+
+  it('refuses what it does not combine with, by key', () => {
+    const c = { model_name_or_path: 'm', output_dir: 'o', train_data: 't', unified_finetuning: true };
+    assert.throws(() => resolveConfig({ ...c, recompute: true }), /"unified_finetuning" .* not with "recompute"/);
+    assert.throws(() => resolveConfig({ ...c, loss_type: 'inf_cl' }), /not with "loss_type"/);
+    assert.throws(() => resolveConfig({ ...c, unified_finetuning: false, use_self_distill: true }), /"use_self_distill" .* set "unified_finetuning": true/);
+    assert.throws(() => resolveConfig({ ...c, colbert_dim: 0 }), /"colbert_dim" must be a positive integer or -1/);
   });
 });

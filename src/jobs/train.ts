@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { isBeirFolder, loadBeir } from '../data/beir.js';
 import { DataError } from '../data/jsonl.js';
 import { loadRecords, type QueryRecord, type RecordShape, SkipReport, toRecord } from '../data/records.js';
-import type { ModelConfig } from '../models/config.js';
+import { isDecoder, type ModelConfig } from '../models/config.js';
+import { addM3Heads, specialTokenIds } from '../models/m3-heads.js';
+import type { NamedTensor } from '../models/safetensors.js';
 import { loadWeights } from '../models/encoder.js';
 import { withWeightFiles } from '../models/weights.js';
 import { exportModel } from '../models/export.js';
@@ -23,7 +25,7 @@ import { epochBatches, scheduleSteps } from '../training/sampler.js';
 import { claimRunDir } from '../training/run-dir.js';
 import { ADAPTER, addAdapters, DEFAULT_TARGETS, type LoraOptions, loraLayers, mergeAdapters, writeAdapter } from '../training/lora.js';
 import { parseDevices } from '../models/encoder-pool.js';
-import { NonFiniteError, Trainer } from '../training/trainer.js';
+import { NonFiniteError, Trainer, type TrainerOptions } from '../training/trainer.js';
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
 import { trainingModel } from '../training/library.js';
@@ -238,6 +240,7 @@ async function createTrainer(c: TrainConfig, modelDir: string, p: Plan, run: Run
     addAdapters(weights, layers, p.lora.rank, p.config, c.seed);
     run.log(`train: LoRA r=${p.lora.rank} alpha=${p.lora.alpha} on ${layers.length} layers (${p.lora.targets.join(', ')}); the base weights stay fixed`);
   }
+  const unified = c.unified_finetuning ? unifiedHeads(c, modelDir, p, weights, run) : undefined;
   const runConfig = p.lora ? { ...p.config, loraScale: p.lora.alpha / p.lora.rank } : p.config;
   return withWeightFiles(modelDir, () => Trainer.fromWeights(runConfig, p.tokenizer, weights, {
     trainOnly: p.lora ? ADAPTER : undefined,
@@ -268,7 +271,17 @@ async function createTrainer(c: TrainConfig, modelDir: string, p: Plan, run: Run
     freezeEmbeddings: c.freeze_embeddings,
     recompute: c.recompute,
     infCl: c.loss_type === 'inf_cl' ? { scale: c.inf_cl_temperature ? 1 / c.embedding_temperature : 1 } : undefined,
+    unified,
   }));
+}
+
+/** unified_finetuning: the folder's heads (or new ones) among the weights, and what the trainer needs of them. */
+function unifiedHeads(c: TrainConfig, modelDir: string, p: Plan, weights: Map<string, NamedTensor>, run: Run): TrainerOptions['unified'] {
+  if (isDecoder(p.config)) throw new Error(`unified_finetuning: bge-m3's heads sit on an encoder (XLM-RoBERTa, BERT); ${modelDir} is a decoder`);
+  const { colbertDim, created } = addM3Heads(weights, modelDir, p.config.hiddenSize, { colbertDim: c.colbert_dim > 0 ? c.colbert_dim : undefined, seed: c.seed });
+  if (created.length) run.log(`train: unified_finetuning: ${modelDir} has no ${created.join(' or ')}; new ones made (torch's Linear initialisation, seed ${c.seed})`);
+  run.log(`train: unified_finetuning: dense + sparse + ColBERT (${colbertDim}) trained together${c.use_self_distill ? ', each taught by their ensemble (use_self_distill)' : ''}`);
+  return { selfDistill: c.use_self_distill, colbertDim, special: [...specialTokenIds(modelDir)] };
 }
 
 /** The state a run starts from: fresh, or a checkpoint's (the log cut back to it). */

@@ -21,6 +21,8 @@ import type { Pooling, PoolingOptions } from './pooling.js';
 import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
 import { storedDType, weightFiles } from './weights.js';
 import { poolingConfig, savedMaxSeqLength } from './st-config.js';
+import { HEAD_NAMES } from './m3-heads.js';
+import { torchStateDictBytes } from './torch-save.js';
 
 export interface ExportOptions {
   /** The base model directory: config, tokenizer files and untrained tensors come from it. */
@@ -90,6 +92,19 @@ function mergedTensors(baseDir: string, trained: Map<string, NamedTensor>): Map<
   return out;
 }
 
+/**
+ * bge-m3's heads beside the encoder, as bge-m3 ships them: trained ones (`sparse_linear.*`,
+ * `colbert_linear.*` among the weights) written as torch.save files, else the base folder's
+ * copied, so a dense-only fine-tune of bge-m3 keeps its sparse and ColBERT outputs.
+ */
+function writeM3Heads(dir: string, weights: Map<string, NamedTensor>, baseDir: string): void {
+  for (const head of HEAD_NAMES) {
+    const [weight, bias] = [weights.get(`${head}.weight`), weights.get(`${head}.bias`)];
+    if (weight && bias) writeFileSync(join(dir, `${head}.pt`), torchStateDictBytes(new Map([['weight', weight], ['bias', bias]]), head));
+    else for (const f of [`${head}.pt`, `${head}.safetensors`]) if (existsSync(join(baseDir, f))) copyFileSync(join(baseDir, f), join(dir, f));
+  }
+}
+
 /** Writes `onnx/<name>.onnx` (+ `<name>.onnx_data` when external). */
 function writeOnnx(dir: string, graph: Graph, external: boolean, name = 'model'): void {
   const { parts, external: chunks } = serializeParts(graph, external ? { externalDataLocation: `${name}.onnx_data` } : {});
@@ -138,6 +153,7 @@ export function exportModel(outDir: string, o: ExportOptions): void {
     for (const f of TOKENIZER_FILES) if (existsSync(join(o.baseDir, f))) copyFileSync(join(o.baseDir, f), join(tmp, f));
     const merged = mergedTensors(o.baseDir, o.weights);
     writeSafetensors(join(tmp, 'model.safetensors'), merged, { dtype: o.dtype ?? storedDType(o.baseDir) });
+    writeM3Heads(tmp, o.weights, o.baseDir);
     const dim = o.config.hiddenSize;
     writeFileSync(
       join(tmp, '1_Pooling', 'config.json'),

@@ -107,6 +107,15 @@ export interface TrainConfig {
   inf_cl_head_dim: number;
   /** inf_cl: apply `embedding_temperature` (scores × 1/τ) instead of the spec's scale 1.0. */
   inf_cl_temperature: boolean;
+  /**
+   * bge-m3's unified fine-tuning (FlagEmbedding's key): dense, sparse and ColBERT trained together,
+   * the heads read from the model folder (new ones made when it has none) and exported beside it.
+   */
+  unified_finetuning: boolean;
+  /** With unified_finetuning: the ensemble of the three scores teaches each (self-knowledge distillation). */
+  use_self_distill: boolean;
+  /** ColBERT's vector size when the folder has no colbert_linear (-1: the hidden size, as FlagEmbedding). */
+  colbert_dim: number;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -166,6 +175,9 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   loss_type: 'contrastive',
   inf_cl_head_dim: 64,
   inf_cl_temperature: false,
+  unified_finetuning: false,
+  use_self_distill: false,
+  colbert_dim: -1,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -311,6 +323,15 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   range('kd_weight', (x) => x >= 0, '≥ 0');
   range('teacher_temperature', (x) => x > 0, '> 0');
   if (c.knowledge_distillation && c.group_size < 2 && c.kd_loss_type === 'margin_mse') throw new Error(`${source}: "kd_loss_type" margin_mse needs group_size ≥ 2 (a positive and a negative per query)`);
+  if (c.colbert_dim !== -1 && !(Number.isInteger(c.colbert_dim) && c.colbert_dim > 0)) throw new Error(`${source}: "colbert_dim" must be a positive integer or -1 (the hidden size), got ${JSON.stringify(c.colbert_dim)}`);
+  if (c.use_self_distill && !c.unified_finetuning) throw new Error(`${source}: "use_self_distill" distils the ensemble of unified fine-tuning's three scores; set "unified_finetuning": true with it`);
+  if (c.unified_finetuning) {
+    const clash = (['recompute', 'lora', 'knowledge_distillation'] as const).filter((k) => c[k]);
+    if (c.devices !== null) clash.push('devices' as never);
+    if (c.loss_type !== 'contrastive') clash.push('loss_type' as never);
+    if (c.embedding_matryoshka_dims.length) clash.push('embedding_matryoshka_dims' as never);
+    if (clash.length) throw new Error(`${source}: "unified_finetuning" runs in one process, fused or with GradCache (mini_batch_size), with the contrastive loss; not with ${clash.map((k) => `"${k}"`).join(', ')}`);
+  }
   if (!c.matryoshka_weights.every((w) => w >= 0) || (c.matryoshka_weights.length && !c.matryoshka_weights.some((w) => w > 0))) {
     throw new Error(`${source}: "matryoshka_weights" must be ≥ 0, at least one > 0, got ${JSON.stringify(c.matryoshka_weights)}`);
   }
