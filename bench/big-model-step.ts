@@ -4,7 +4,7 @@
  *
  *   train:  load, build the trainer, STEPS optimizer steps on one batch, optionally a checkpoint and an export
  *     node dist/bench/big-model-step.js train MODEL_DIR BATCH_JSON STEPS THREADS '{"freezeEmbeddings":true}'
- *     (extra keys: recompute, miniBatchSize, save, pooling, lora: {rank, alpha, targets})
+ *     (extra keys: recompute, miniBatchSize, save, pooling, lora: {rank, alpha, targets}, unified: bge-m3's three outputs with self-distillation)
  *   encode: load the encoder and embed the texts of TEXTS_JSON (batch 16, ≤ 256 tokens)
  *     node dist/bench/big-model-step.js encode MODEL_DIR TEXTS_JSON THREADS [POOLING]
  */
@@ -16,6 +16,7 @@ import { readConfig } from '../src/models/config.js';
 import { Encoder } from '../src/models/encoder.js';
 import { loadWeights } from '../src/models/weights.js';
 import { loadTokenizer } from '../src/models/tokenizer.js';
+import { addM3Heads, specialTokenIds } from '../src/models/m3-heads.js';
 import { Trainer } from '../src/training/trainer.js';
 import { saveCheckpoint } from '../src/training/checkpoint.js';
 import { exportModel } from '../src/models/export.js';
@@ -34,7 +35,7 @@ if (mode === 'encode') {
   console.log(JSON.stringify({ loadSeconds, seconds, textsPerSecond: texts.length / seconds, peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024) }));
   process.exit(0);
 }
-const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; recompute?: boolean; save?: boolean; pooling?: Pooling; lora?: { rank: number; alpha: number; targets: string[] } };
+const extra = JSON.parse(extraArg ?? '{}') as { freezeEmbeddings?: boolean; miniBatchSize?: number; recompute?: boolean; save?: boolean; pooling?: Pooling; lora?: { rank: number; alpha: number; targets: string[] }; unified?: boolean };
 const pooling = extra.pooling ?? 'cls';
 const batch = JSON.parse(readFileSync(batchFile, 'utf8')) as { examples: { query: string; passages: string[] }[]; temperature: number; queryTokens: number; passageTokens: number };
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
@@ -46,15 +47,21 @@ const weights = () => {
   const w = loadWeights(dir!); // handed over, not kept: the trainer owns the weights (as in the train job)
   loadSeconds = (performance.now() - t0) / 1000;
   if (extra.lora) addAdapters(w, loraLayers(w, { ...extra.lora, dropout: 0 }, config), extra.lora.rank, config, 1);
+  if (extra.unified) colbertDim = addM3Heads(w, dir!, config.hiddenSize).colbertDim;
   return w;
 };
+let colbertDim = 0;
 const runConfig = extra.lora ? { ...config, loraScale: extra.lora.alpha / extra.lora.rank } : config;
-const trainer = await Trainer.fromWeights(runConfig, tokenizer, weights(), {
-  trainOnly: extra.lora ? ADAPTER : undefined,
-  pooling, normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
-  schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),
-  freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize, recompute: extra.recompute,
-});
+async function create(w: ReturnType<typeof weights>) {
+  return Trainer.fromWeights(runConfig, tokenizer, w, {
+    trainOnly: extra.lora ? ADAPTER : undefined,
+    pooling, normalize: true, temperature: batch.temperature, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1000,
+    schedule: 'constant', maxGradNorm: 1, maxQueryLength: batch.queryTokens, maxPassageLength: batch.passageTokens, threads: Number(threadsArg),
+    freezeEmbeddings: extra.freezeEmbeddings, miniBatchSize: extra.miniBatchSize, recompute: extra.recompute,
+    unified: extra.unified ? { selfDistill: true, colbertDim, special: [...specialTokenIds(dir!)] } : undefined,
+  });
+}
+const trainer = await create(weights());
 const createSeconds = (performance.now() - t0) / 1000 - loadSeconds;
 const rssAfterCreate = rssMiB();
 const stepSeconds: number[] = [];

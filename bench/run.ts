@@ -4,7 +4,7 @@
  * (A B A B …) after a warm-up, so load on a shared machine hits both sides alike.
  * Prints a table and writes bench/results.json.
  *
- *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices,webgpu,inf-cl
+ *   BENCH_REPS=5 (default)  BENCH_THREADS=2 (default)  BENCH_ONLY=encode,train,st,topk,dedup,gemm,bge-m3,qwen3,int8,devices,webgpu,inf-cl,m3
  *   BENCH_TORCH_PYTHON: the peers' Python (default: the venv bench/peers/setup.sh builds from
  *   the machine's local wheelhouse — PyTorch 2.13, sentence-transformers, faiss-cpu — else
  *   /usr/bin/python3 with Debian's packages)
@@ -29,8 +29,11 @@ import { BGE_BASE, BGE_M3, MINILM_L6, repoRoot, unitVectors, writeRandomModel } 
 import { QWEN3_06B, writeQwenModel } from '../scripts/make-qwen.js';
 import { embedtuneHome } from '../src/models/use-lite.js';
 import { loadBeir } from '../src/data/beir.js';
-import { evaluate } from '../src/jobs/evaluate.js';
+import { evaluate, evaluateSet } from '../src/jobs/evaluate.js';
 import { mine as mineJob } from '../src/jobs/mine.js';
+import { train as trainJob } from '../src/jobs/train.js';
+import { evaluateM3 } from '../src/jobs/m3-eval.js';
+import { openRun } from '../src/run.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -626,6 +629,71 @@ async function benchInfCl() {
   rows.push({ case: 'train step MiniLM-L6 shape, 32 × group 8, 32/128 tokens, GradCache slices of 32: per 1,000 pairs', ours: `inf_cl ${((1000 * r.ours!) / pairs).toFixed(2)} s`, peer: `contrastive ${((1000 * r.theirs!) / pairs).toFixed(2)} s`, ratio: r.theirs! / r.ours!, target: 'recorded', met: true, detail: r });
 }
 
+// ---------------------------------------------------------------- bge-m3's three outputs (issue 24)
+
+/** A small XLM-R (6 × 384) with random weights and no heads: unified fine-tuning makes them. */
+const XLMR_SMALL = { architecture: 'xlm-roberta' as const, hidden: 384, layers: 6, heads: 12, intermediate: 1536, maxLength: 512, seed: 8 };
+
+/**
+ * (1) bge-m3 shape: a unified step (dense + sparse + ColBERT, self-distillation) against a
+ * dense-only one, 2 × group 2 at 32/64 tokens, each side its own process (3 steps; time is the
+ * median of steps 2–3, RSS the peak). (2) A small XLM-R with random weights fine-tuned on Cranfield's
+ * even queries (10 epochs, batch 16 × group 4, negatives drawn at random, seed 1), unified and
+ * dense-only; nDCG@10 on the odd queries for each of bge-m3's modes.
+ */
+async function benchM3() {
+  const dir = join(embedtuneHome(), 'bench', 'bge-m3');
+  if (!existsSync(join(dir, 'model.safetensors'))) writeRandomModel(dir, BGE_M3);
+  const { batchFile, ours } = bigModelInputs(dir, 'bge-m3', 2, 64);
+  const side = (extra: object) => sideProcess(process.execPath, [ours, 'train', dir, batchFile, '3', String(THREADS), JSON.stringify(extra)]);
+  const later = (x: Side) => median((x.stepSeconds as number[]).slice(1))!;
+  const [dense, unified, unifiedRecompute] = [side({}), side({ unified: true }), side({ unified: true, recompute: true })];
+  rows.push({ case: 'bge-m3 shape: unified step (dense + sparse + ColBERT, self-distill), 2 × group 2, 32/64 tokens', ours: `${later(unified).toFixed(2)} s, ${unified.peakRssMiB} MiB`, peer: `dense-only ${later(dense).toFixed(2)} s, ${dense.peakRssMiB} MiB`, ratio: later(dense) / later(unified), target: 'recorded', met: true, detail: { dense, unified } });
+  rows.push({ case: 'bge-m3 shape: unified step with recompute', ours: `${later(unifiedRecompute).toFixed(2)} s, ${unifiedRecompute.peakRssMiB} MiB`, peer: `unified ${later(unified).toFixed(2)} s, ${unified.peakRssMiB} MiB`, ratio: later(unified) / later(unifiedRecompute), target: 'less memory', met: unifiedRecompute.peakRssMiB < unified.peakRssMiB, detail: unifiedRecompute });
+
+  const small = modelDir('xlmr-small', XLMR_SMALL);
+  const beir = await loadBeir(join(repoRoot, 'data', 'cranfield-full'));
+  const text = new Map(beir.corpus.map((d) => [d.id, d.text]));
+  const judged = [...beir.queries.keys()].filter((id) => beir.qrels.get(id)?.size);
+  const [trainIds, testIds] = [judged.filter((_, i) => i % 2 === 0), judged.filter((_, i) => i % 2 === 1)];
+  const rng = new Rng(1);
+  const records = trainIds.map((id) => {
+    const relevant = beir.qrels.get(id)!;
+    const neg: string[] = [];
+    while (neg.length < 3) {
+      const d = beir.corpus[rng.int(beir.corpus.length)]!;
+      if (!relevant.has(d.id)) neg.push(d.text);
+    }
+    return { query: beir.queries.get(id)!, pos: [...relevant.keys()].map((d) => text.get(d)).filter((t): t is string => !!t), neg };
+  });
+  const set = { queries: new Map(testIds.map((id) => [id, beir.queries.get(id)!])), corpus: beir.corpus, qrels: new Map(testIds.map((id) => [id, beir.qrels.get(id)!])) };
+  const ndcg: Record<string, Record<string, number>> = {};
+  for (const u of [false, true]) {
+    const out = join(WORK, `m3-${u ? 'unified' : 'dense'}`);
+    rmSync(out, { recursive: true, force: true });
+    const t0 = performance.now();
+    await trainJob({ model_name_or_path: small, output_dir: out, train_data: records, per_device_train_batch_size: 16, group_size: 4, max_query_len: 32, max_passage_len: 128, learning_rate: 1e-4, warmup_ratio: 0.1, num_train_epochs: 10, embedding_temperature: 0.02, unified_finetuning: u, use_self_distill: u, threads: THREADS, save_steps: 100000, logging_steps: 1000, seed: 1 }, { quiet: true });
+    const seconds = (performance.now() - t0) / 1000;
+    // dense for both (a dense-only fine-tune of a folder without heads has none); the other modes for the unified one
+    await using enc = await Encoder.load(out, { threads: THREADS });
+    const row: Record<string, number> = { dense: (await evaluateSet({ model: enc, quiet: true, maxQueryLength: 32, maxPassageLength: 128 }, set, [10])).metrics['ndcg@10']!, trainSeconds: seconds };
+    if (u) {
+      await using run = openRun({ quiet: true });
+      const r = await evaluateM3({ model: out, modes: ['sparse', 'colbert', 'hybrid'], maxQueryLength: 32, maxPassageLength: 128, threads: THREADS }, set, [10], run);
+      for (const [mode, t] of Object.entries(r.byMode)) row[mode] = t['ndcg@10']!;
+    }
+    ndcg[u ? 'unified' : 'dense-only'] = row;
+  }
+  const un = ndcg.unified!;
+  const f = (x: number | undefined) => x!.toFixed(4);
+  rows.push({
+    case: `Cranfield, small XLM-R (6 × 384, random init), 10 epochs on ${trainIds.length} queries: nDCG@10 on the other ${testIds.length}`,
+    ours: `unified: hybrid ${f(un.hybrid)}, dense ${f(un.dense)}, sparse ${f(un.sparse)}, ColBERT ${f(un.colbert)} (${un.trainSeconds!.toFixed(0)} s)`,
+    peer: `dense-only fine-tune: dense ${f(ndcg['dense-only']!.dense)} (${ndcg['dense-only']!.trainSeconds!.toFixed(0)} s)`,
+    ratio: un.hybrid! / ndcg['dense-only']!.dense!, target: 'hybrid > dense', met: un.hybrid! > un.dense!, detail: ndcg,
+  });
+}
+
 // ---------------------------------------------------------------- main
 
 const cases: Record<string, () => Promise<void>> = {
@@ -644,6 +712,7 @@ const cases: Record<string, () => Promise<void>> = {
   devices: benchDevices,
   webgpu: benchWebgpu,
   'inf-cl': benchInfCl,
+  m3: benchM3,
 };
 const peers = await ask({ cmd: 'versions' });
 process.stderr.write(`bench: peers ${PEER_PYTHON}: ${Object.entries(peers).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);

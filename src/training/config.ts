@@ -326,11 +326,11 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   if (c.colbert_dim !== -1 && !(Number.isInteger(c.colbert_dim) && c.colbert_dim > 0)) throw new Error(`${source}: "colbert_dim" must be a positive integer or -1 (the hidden size), got ${JSON.stringify(c.colbert_dim)}`);
   if (c.use_self_distill && !c.unified_finetuning) throw new Error(`${source}: "use_self_distill" distils the ensemble of unified fine-tuning's three scores; set "unified_finetuning": true with it`);
   if (c.unified_finetuning) {
-    const clash = (['recompute', 'lora', 'knowledge_distillation'] as const).filter((k) => c[k]);
+    const clash = (['lora', 'knowledge_distillation'] as const).filter((k) => c[k]);
     if (c.devices !== null) clash.push('devices' as never);
     if (c.loss_type !== 'contrastive') clash.push('loss_type' as never);
     if (c.embedding_matryoshka_dims.length) clash.push('embedding_matryoshka_dims' as never);
-    if (clash.length) throw new Error(`${source}: "unified_finetuning" runs in one process, fused or with GradCache (mini_batch_size), with the contrastive loss; not with ${clash.map((k) => `"${k}"`).join(', ')}`);
+    if (clash.length) throw new Error(`${source}: "unified_finetuning" runs in one process (fused, GradCache with mini_batch_size, or recompute), with the contrastive loss; not with ${clash.map((k) => `"${k}"`).join(', ')}`);
   }
   if (!c.matryoshka_weights.every((w) => w >= 0) || (c.matryoshka_weights.length && !c.matryoshka_weights.some((w) => w > 0))) {
     throw new Error(`${source}: "matryoshka_weights" must be ≥ 0, at least one > 0, got ${JSON.stringify(c.matryoshka_weights)}`);

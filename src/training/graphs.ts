@@ -75,7 +75,7 @@ function m3Tower(graph: Graph, params: Params, config: ModelConfig, prefix: stri
 }
 
 /** Σ ⟨rep, seed⟩ over a unified tower's three outputs, each seed a graph input `grad_<output>`: its gradients are the tower's VJP. */
-function seeded(graph: Graph, r: M3Reps): Value {
+export function seeded(graph: Graph, r: M3Reps): Value {
   const dot = (v: Value, name: string) => op.reduceSum(op.mul(v, graph.input(name, 'float32', v.shape)), [...v.shape.keys()], false);
   return op.add(op.add(dot(r.dense, 'grad_embedding'), dot(r.sparse, `grad_${M3_OUTPUTS.sparse}`)), dot(r.colbert, `grad_${M3_OUTPUTS.colbert}`));
 }

@@ -22,7 +22,8 @@ import { Params } from '../models/params.js';
 import { pool, type PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
 import { floatTensor, type Feed, Session, type RuntimeOptions } from '../runtime/session.js';
-import { GRAD_PREFIX, type GradientOptions, outputGradients } from './graphs.js';
+import { GRAD_PREFIX, type GradientOptions, M3_OUTPUTS, outputGradients, seeded, type UnifiedOptions } from './graphs.js';
+import { m3Heads } from '../losses/m3.js';
 
 /** Layer 0's name of a tensor of layer `l` (or the name itself outside the layers). */
 export const asLayer0 = (name: string) => name.replace(/^(encoder\.layer|layers)\.\d+\./, '$1.0.');
@@ -47,6 +48,8 @@ export interface LayerwiseSessions {
   headDense: string[];
   headNames: string[];
   headPartials: Map<string, ort.Tensor>;
+  /** bge-m3's ColBERT size when the head also gives sparse weights and ColBERT vectors (unified fine-tuning). */
+  colbertDim?: number;
   /** Layer tensor names start `<layerPrefix><i>.`. */
   layerPrefix: string;
   /** Buffers the VJP sessions write weight gradients into, added to the trainer's after each run. */
@@ -56,7 +59,7 @@ export interface LayerwiseSessions {
 }
 
 /** Builds the six part graphs over `weights` (graph layout) and opens their sessions. */
-export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions, onDevice = false): Promise<LayerwiseSessions> {
+export async function layerwiseSessions(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions, grad: GradientOptions, runtime: RuntimeOptions, onDevice = false, unified?: UnifiedOptions): Promise<LayerwiseSessions> {
   const parts = ARCHITECTURES[config.architecture].layerwise;
   const arch = ARCHITECTURES[config.architecture];
   if (!parts) throw new Error(`recompute: not supported for ${config.architecture} models (only bert, xlm-roberta, qwen2 and qwen3)`);
@@ -86,7 +89,15 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     const { graph, params } = part('head-part', withGrad);
     const x = graph.input('hidden', 'float32', ['batch', 'sequence', h]);
     const mask = graph.input('attention_mask', 'int64', ['batch', 'sequence']);
-    const e = pool(parts.final ? parts.final(x, params, config) : x, mask, pooling);
+    const last = parts.final ? parts.final(x, params, config) : x;
+    const e = pool(last, mask, pooling);
+    if (unified) {
+      // bge-m3's heads read the same last hidden states (unified fine-tuning)
+      const reps = { dense: e, ...m3Heads(last, params, h, unified.colbertDim) };
+      if (withGrad) return { graph, params, grads: outputGradients(graph, params, seeded(graph, reps), undefined, grad, [x]) };
+      graph.output(reps.sparse, M3_OUTPUTS.sparse, ['batch', 'sequence']);
+      graph.output(reps.colbert, M3_OUTPUTS.colbert, ['batch', 'sequence', unified.colbertDim]);
+    }
     if (!withGrad) return { graph, params, out: graph.output(e, 'embedding', ['batch', h]) };
     const seed = graph.input('grad_embedding', 'float32', ['batch', h]);
     return { graph, params, grads: outputGradients(graph, params, e, seed, grad, [x]) };
@@ -96,7 +107,8 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
   // With the state on a device, layer states and gradients stay there too (all but the pooled embedding).
   // The six sessions are released together if one of them cannot be made.
   await using scope = new Scope();
-  const open = async (g: Graph) => scope.use(await Session.create(g, onDevice ? { ...runtime, deviceOutputs: (n) => n !== 'embedding' } : runtime));
+  const host = new Set(['embedding', M3_OUTPUTS.sparse, M3_OUTPUTS.colbert]);
+  const open = async (g: Graph) => scope.use(await Session.create(g, onDevice ? { ...runtime, deviceOutputs: (n) => !host.has(n) } : runtime));
   const sessions = {
     embed: await open(ef.graph),
     embedVjp: eb.grads!.names.length || eb.grads!.sparse.length ? await open(eb.graph) : undefined,
@@ -120,6 +132,7 @@ export async function layerwiseSessions(config: ModelConfig, weights: Map<string
     layerPartials: new Map(lb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
     embedPartials: new Map(eb.grads!.names.map((n) => [n, floats(weights.get(n)!.shape)])),
     hidden: h,
+    colbertDim: unified?.colbertDim,
   };
 }
 
@@ -166,16 +179,20 @@ const floats = (dims: number[]) => floatTensor(new Float32Array(dims.reduce((a, 
  * Forward of one batch slice, layer by layer, keeping each layer's input; returns the pooled
  * embeddings and the kept states (x₀ … x_L).
  */
-export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState, layers: number, ids: Feed): Promise<{ embedding: Float32Array; states: ort.Tensor[] }> {
+export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState, layers: number, ids: Feed): Promise<{ embedding: Float32Array; states: ort.Tensor[]; m3?: { sparse: Float32Array; colbert: Float32Array } }> {
   const mask = maskOf(ids);
   const [b, len] = mask.dims as [number, number];
   const h = s.hidden;
+  const head = async (last: ort.Tensor) => {
+    const out: Record<string, ort.Tensor> = { embedding: floats([b, h]), ...(s.colbertDim && { [M3_OUTPUTS.sparse]: floats([b, len]), [M3_OUTPUTS.colbert]: floats([b, len, s.colbertDim]) }) };
+    await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: last, attention_mask: mask }, out);
+    const data = (n: string) => out[n]!.data as Float32Array;
+    return { embedding: data('embedding'), ...(s.colbertDim && { m3: { sparse: data(M3_OUTPUTS.sparse), colbert: data(M3_OUTPUTS.colbert) } }) };
+  };
   if (st.device) {
     const states = [(await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids })).hidden!];
     for (let l = 0; l < layers; l++) states.push((await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: mask })).out!);
-    const embedding = floats([b, h]);
-    await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: mask }, { embedding });
-    return { embedding: embedding.data as Float32Array, states };
+    return { ...(await head(states[layers]!)), states };
   }
   const states: ort.Tensor[] = [floats([b, len, h])];
   await s.embed.run({ ...weightFeed(s, st, s.embedNames, null), ...ids }, { hidden: states[0]! });
@@ -183,9 +200,7 @@ export async function layerwiseForward(s: LayerwiseSessions, st: LayerwiseState,
     states.push(floats([b, len, h]));
     await s.layer.run({ ...weightFeed(s, st, s.layerNames, l), hidden: states[l]!, attention_mask: mask }, { out: states[l + 1]! });
   }
-  const embedding = floats([b, h]);
-  await s.head.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: mask }, { embedding });
-  return { embedding: embedding.data as Float32Array, states };
+  return { ...(await head(states[layers]!)), states };
 }
 
 /** The attention mask of a batch's feed (every encoder feed has one). */
@@ -200,6 +215,8 @@ export interface BackwardSlice {
   ids: Feed;
   states: ort.Tensor[];
   dEmbedding: Float32Array;
+  /** The head's other seeds (unified fine-tuning: `grad_sparse`, `grad_colbert`). */
+  seeds?: Feed;
 }
 
 /**
@@ -213,11 +230,11 @@ export async function layerwiseBackward(s: LayerwiseSessions, st: LayerwiseState
   const layers = slices[0]!.states.length - 1;
   // Per slice, two d-hidden buffers used in turn: one is a layer's upstream gradient, the other its result.
   const dx = slices.map(({ ids }) => [floats([...maskOf(ids).dims, h]), floats([...maskOf(ids).dims, h])] as const);
-  for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
+  for (const [i, { ids, states, dEmbedding, seeds }] of slices.entries()) {
     const grad_embedding = floatTensor(dEmbedding, [maskOf(ids).dims[0]!, h]);
     const fetches: Record<string, ort.Tensor> = { [`${GRAD_PREFIX}hidden`]: dx[i]![0] };
     for (const n of s.headDense) fetches[GRAD_PREFIX + n] = i === 0 ? st.grads.get(n)! : s.headPartials.get(n)!;
-    await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding }, fetches);
+    await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding, ...seeds }, fetches);
     if (i > 0) for (const n of s.headDense) addInto(st.grads.get(n)!, s.headPartials.get(n)!);
   }
   for (let l = layers - 1; l >= 0; l--) {
@@ -248,9 +265,9 @@ async function backwardOnDevice(s: LayerwiseSessions, st: LayerwiseState, d: Non
   const h = s.hidden;
   const layers = slices[0]!.states.length - 1;
   const dx: ort.Tensor[] = [];
-  for (const [i, { ids, states, dEmbedding }] of slices.entries()) {
+  for (const [i, { ids, states, dEmbedding, seeds }] of slices.entries()) {
     const grad_embedding = floatTensor(dEmbedding, [maskOf(ids).dims[0]!, h]);
-    const out = await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding });
+    const out = await s.headVjp.run({ ...weightFeed(s, st, s.headNames, null), hidden: states[layers]!, attention_mask: maskOf(ids), grad_embedding, ...seeds });
     dx[i] = out[`${GRAD_PREFIX}hidden`]!;
     await sumOnDevice(d, out, s.headDense);
   }

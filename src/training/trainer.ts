@@ -171,8 +171,22 @@ function cutRows(data: Float32Array, row: number, rows: number, length: number, 
   return out;
 }
 
+/** A side's zeroed M3Side for `ids` (length: its longest text). */
+function m3Side(ids: number[][], d: number): M3Side {
+  const length = Math.max(1, ...ids.map((x) => x.length));
+  return { sparse: new Float32Array(ids.length * length), colbert: new Float32Array(ids.length * length * d), length };
+}
+
+/** A slice's `n` rows of [n, cut] sparse weights and [n, cut, d] ColBERT vectors into `side` at `row` (zeros after each text). */
+function putRows(side: M3Side, row: number, n: number, cut: number, d: number, r: { sparse: Float32Array; colbert: Float32Array }): void {
+  for (let i = 0; i < n; i++) {
+    side.sparse.set(r.sparse.subarray(i * cut, (i + 1) * cut), (row + i) * side.length);
+    side.colbert.set(r.colbert.subarray(i * cut * d, (i + 1) * cut * d), (row + i) * side.length * d);
+  }
+}
+
 /** What a GradCache or layer-by-layer forward keeps for its backward. */
-type Kept = { q: number[][]; p: number[][] } | { towers: Feed[][]; runs: { embedding: Float32Array; states: ort.Tensor[] }[][] };
+type Kept = { q: number[][]; p: number[][] } | { towers: Feed[][]; runs: { embedding: Float32Array; states: ort.Tensor[] }[][]; cuts: number[][] };
 
 export class Trainer {
   private readonly tokenCache = new Map<string, number[]>();
@@ -276,13 +290,14 @@ export class Trainer {
     // (a worker's come so already).
     const whole = embedGraph(config, weights, pooling, role ? 'graph' : 'adopt', o.unified);
     let built: TrainGraph;
-    if (o.unified && (o.recompute || role || o.infCl || o.distill || o.matryoshkaDims)) {
-      throw new Error('unified fine-tuning: runs in one process, fused or with GradCache (mini_batch_size); not with recompute, data-parallel devices, inf_cl, distillation or Matryoshka dimensions');
+    if (o.unified && (role || o.infCl || o.distill || o.matryoshkaDims)) {
+      throw new Error('unified fine-tuning: runs in one process (fused, GradCache or recompute); not with data-parallel devices, inf_cl, distillation or Matryoshka dimensions');
     }
     if (o.recompute) {
-      const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice));
+      const lw = (sessions.layerwise = await layerwiseSessions(config, weights, pooling, grad, runtime, onDevice, o.unified));
       scope.defer(() => releaseLayerwise(lw));
-      sessions.loss = await embeddingLoss();
+      if (o.unified) sessions.m3Loss = await open(m3LossGradGraph(config.hiddenSize, o.unified.colbertDim, o.temperature, o.unified.selfDistill), runtime);
+      else sessions.loss = await embeddingLoss();
       const sparse = new Set(lw.embedSparse.map((t) => t.name));
       built = { ...whole, names: whole.names.filter((n) => !grad.frozen.has(n) && !sparse.has(n)), sparse: lw.embedSparse, frozen: whole.names.filter((n) => grad.frozen.has(n)) };
     } else if (o.miniBatchSize || role?.crossDevice || o.infCl) {
@@ -458,36 +473,36 @@ export class Trainer {
       parts.reduce((at, x) => (out.set(x, at), at + x.length), 0);
       return out;
     };
+    const d = this.o.unified?.colbertDim ?? 0;
     if (this.sessions.layerwise) {
-      const towers = [q, p].map((ids) => this.slices(ids).map((s) => padBatch(s, pad, '', this.withTypes)));
+      const sides = [q, p];
+      const towers = sides.map((ids) => this.slices(ids).map((s) => padBatch(s, pad, '', this.withTypes)));
       const runs: { embedding: Float32Array; states: ort.Tensor[] }[][] = [];
-      for (const slices of towers) {
+      const m3 = this.o.unified && sides.map((ids) => m3Side(ids, d));
+      for (const [t, slices] of towers.entries()) {
         const tower = [];
-        for (const ids of slices) tower.push(await layerwiseForward(this.sessions.layerwise, this.layerwiseState(), this.config.numLayers, ids));
+        let row = 0;
+        for (const ids of slices) {
+          const r = await layerwiseForward(this.sessions.layerwise, this.layerwiseState(), this.config.numLayers, ids);
+          const n = ids.attention_mask!.dims[0]!;
+          if (m3) putRows(m3[t]!, row, n, ids.attention_mask!.dims[1]!, d, r.m3!);
+          row += n;
+          tower.push({ embedding: r.embedding, states: r.states });
+        }
         runs.push(tower);
       }
-      this.kept = { towers, runs };
-      return { queries: concat(runs[0]!.map((r) => r.embedding)), passages: concat(runs[1]!.map((r) => r.embedding)) };
+      this.kept = { towers, runs, cuts: towers.map((slices) => slices.map((f) => f.attention_mask!.dims[1]!)) };
+      return { queries: concat(runs[0]!.map((r) => r.embedding)), passages: concat(runs[1]!.map((r) => r.embedding)), ...(m3 && { m3: m3 as [M3Side, M3Side] }) };
     }
     const embed = this.sessions.embed!;
-    const d = this.o.unified?.colbertDim ?? 0;
     const embedAll = async (ids: number[][]) => {
       const out = new Float32Array(ids.length * dim);
-      const length = Math.max(1, ...ids.map((x) => x.length));
-      const m3: M3Side | undefined = this.o.unified && { sparse: new Float32Array(ids.length * length), colbert: new Float32Array(ids.length * length * d), length };
+      const m3 = this.o.unified && m3Side(ids, d);
       let row = 0;
       for (const s of this.slices(ids)) {
         const r = await embed.run({ ...this.weightFeed(), ...padBatch(s, pad, '', this.withTypes) });
         out.set(r.embedding!.data as Float32Array, row * dim);
-        if (m3) {
-          // this slice's [n, cut] rows into the side's [N, length], zeros after each text
-          const cut = r[M3_OUTPUTS.sparse]!.dims[1]!;
-          const [sw, cv] = [r[M3_OUTPUTS.sparse]!.data as Float32Array, r[M3_OUTPUTS.colbert]!.data as Float32Array];
-          for (let i = 0; i < s.length; i++) {
-            m3.sparse.set(sw.subarray(i * cut, (i + 1) * cut), (row + i) * length);
-            m3.colbert.set(cv.subarray(i * cut * d, (i + 1) * cut * d), (row + i) * length * d);
-          }
-        }
+        if (m3) putRows(m3, row, s.length, r[M3_OUTPUTS.sparse]!.dims[1]!, d, { sparse: r[M3_OUTPUTS.sparse]!.data as Float32Array, colbert: r[M3_OUTPUTS.colbert]!.data as Float32Array });
         row += s.length;
       }
       return { out, m3 };
@@ -525,7 +540,8 @@ export class Trainer {
         return slices.map((ids, i) => {
           const n = kept.runs[t]![i]!.embedding.length;
           at += n;
-          return { ids, states: kept.runs[t]![i]!.states, dEmbedding: seeds[t]!.subarray(at - n, at) };
+          const rows = ids.attention_mask!.dims[0]!;
+          return { ids, states: kept.runs[t]![i]!.states, dEmbedding: seeds[t]!.subarray(at - n, at), seeds: m3 && this.m3Seeds(m3[t]!, at / dim - rows, rows, kept.cuts[t]![i]!) };
         });
       });
       const state = this.layerwiseState(rows);
@@ -548,6 +564,15 @@ export class Trainer {
     this.grads = this.slots.map((s, i) => s.grad ?? rows[i]!.finish());
   }
 
+  /** The unified tower's other two seeds for rows `row`… of a side: d loss / d sparse weights and ColBERT vectors, cut to the slice's padded length. */
+  private m3Seeds(side: M3Side, row: number, rows: number, cut: number): Feed {
+    const d = this.o.unified!.colbertDim;
+    return {
+      [`grad_${M3_OUTPUTS.sparse}`]: floatTensor(cutRows(side.sparse, row, rows, side.length, cut, 1), [rows, cut]),
+      [`grad_${M3_OUTPUTS.colbert}`]: floatTensor(cutRows(side.colbert, row, rows, side.length, cut, d), [rows, cut, d]),
+    };
+  }
+
   /** Runs the vjp graph on each GradCache slice of the kept ids, seeded by its rows of dq / dp; `each` takes each run's outputs. */
   private async vjpSlices(kept: { q: number[][]; p: number[][] }, dq: Float32Array, dp: Float32Array, m3: [M3Side, M3Side] | undefined, fetches: Record<string, ort.Tensor | null>, each: (out: Record<string, ort.Tensor>) => void | Promise<void>): Promise<void> {
     const dim = this.config.hiddenSize;
@@ -559,12 +584,7 @@ export class Trainer {
       let row = 0;
       for (const s of this.slices(ids)) {
         const seed = floatTensor(grads.slice(row * dim, (row + s.length) * dim), [s.length, dim]);
-        // The unified tower's other two seeds: this slice's rows, cut to its own padded length.
-        const cut = Math.max(1, ...s.map((x) => x.length));
-        const seeds = side && {
-          [`grad_${M3_OUTPUTS.sparse}`]: floatTensor(cutRows(side.sparse, row, s.length, side.length, cut, 1), [s.length, cut]),
-          [`grad_${M3_OUTPUTS.colbert}`]: floatTensor(cutRows(side.colbert, row, s.length, side.length, cut, d), [s.length, cut, d]),
-        };
+        const seeds = side && this.m3Seeds(side, row, s.length, Math.max(1, ...s.map((x) => x.length)));
         await each(await this.sessions.vjp!.run({ ...this.weightFeed(), ...padBatch(s, this.config.padTokenId, '', this.withTypes), grad_embedding: seed, ...seeds }, fetches));
         row += s.length;
       }
