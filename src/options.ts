@@ -104,6 +104,7 @@ const encode: CommandSpec<keyof EncodeFileOptions | 'shard' | 'shardDir' | 'shar
     { flags: '--template <t>', key: 'template', help: 'text template, e.g. "query: {text}" (without {text}: a prefix)' },
     { flags: '--prompt-name <role>', key: 'promptName', choices: ['query', 'passage'], help: "without --template: the model's saved prompt for this role (config_sentence_transformers.json)" },
     { flags: '--max-length <n>', key: 'maxLength', parse: 'positive', help: 'token limit per text' },
+    { flags: '--modes <list>', key: 'modes', parse: 'list', help: "bge-m3's outputs, comma-separated: dense, sparse, colbert (JSONL: dense_vecs, lexical_weights, colbert_vecs; the folder needs sparse_linear and colbert_linear)" },
     skipInvalid,
   ],
 };
@@ -154,6 +155,8 @@ const mine: CommandSpec<keyof MineOptions | 'shard' | 'shardDir' | 'shardDtype'>
     { flags: '--rerank-truncation <rule>', key: 'rerankTruncation', choices: PAIR_TRUNCATIONS, help: 'with --reranker: how a pair past its limit is cut (longest_first, only_second, flag)' },
     { flags: '--pool-on-disk', key: 'poolOnDisk', help: "keep the pool's embeddings in a temp file searched a block at a time (default: past 2 GiB of them)" },
     { flags: '--index <kind>', key: 'index', choices: ['exact', 'hnsw'], help: 'exact (default) or hnsw: an approximate graph index for pools too big to search exactly in time' },
+    { flags: '--mode <m>', key: 'mode', choices: ['dense', 'sparse', 'colbert', 'hybrid'], help: "rank candidates by one of bge-m3's modes (a folder with sparse_linear and colbert_linear); margins and filters apply to its scores" },
+    { flags: '--candidates <n>', key: 'candidates', parse: 'positive', help: 'with --mode colbert or hybrid: dense and sparse candidates per query to rescore (default 100)' },
     { flags: '--output-scores', key: 'outputScores', help: "write pos_scores / neg_scores (the reranker's with --reranker, else the embedding's)" },
     { flags: '--output-format <f>', key: 'outputFormat', choices: OUTPUT_FORMATS, help: "seed: the records with new negatives; else sentence-transformers' rows" },
     skipInvalid,

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { readM3Heads } from '../src/models/m3-heads.js';
 import { readTorchStateDict } from '../src/models/torch-pickle.js';
 import { torchStateDictBytes } from '../src/models/torch-save.js';
-import { CRANFIELD, FIXTURES, TINY_XLMR, tempDir } from './helpers.js';
+import { CRANFIELD, FIXTURES, ROOT, TINY_XLMR, tempDir } from './helpers.js';
 
 const PK = join(FIXTURES, 'reference', 'pickles');
 type Ref = Record<string, Record<string, { shape: number[]; data: number[] }>> & { colbert_bf16: Record<string, number[]>; colbert_f16: Record<string, number[]> };
@@ -139,6 +139,60 @@ describe('bge-m3 heads written as torch.save writes them', () => {
       };
       for (const m of ['data.pkl', 'data/0', 'data/1', 'version', 'byteorder']) assert.ok(member(ours, m).bytes.equals(member(theirs, m).bytes), `${m} differs from torch's`);
       for (const m of ['data/0', 'data/1']) assert.equal(member(ours, m).offset % 64, 0, `${m} aligned to 64 bytes as torch aligns it`);
+    });
+  }
+});
+
+describe('encode --modes and mine --mode (bge-m3)', () => {
+  it("encode writes each text's dense_vecs, lexical_weights and colbert_vecs, equal to the PyTorch reference", async () => {
+    const { encodeFile } = await import('../src/jobs/encode.js');
+    type Text = { text: string; dense: number[]; sparse: Record<string, number>; colbert: number[][] };
+    const r = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'm3-outputs.json'), 'utf8')) as { texts: Text[] };
+    const dir = tempDir();
+    const input = join(dir, 'texts.jsonl');
+    writeFileSync(input, r.texts.map((t) => JSON.stringify({ text: t.text })).join('\n') + '\n');
+    const model = tinyM3();
+    const output = join(dir, 'out.jsonl');
+    await encodeFile({ model, input, output, modes: ['dense', 'sparse', 'colbert'], threads: 1, quiet: true });
+    const lines = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; dense_vecs: number[]; lexical_weights: Record<string, number>; colbert_vecs: number[][] });
+    assert.equal(lines.length, r.texts.length);
+    const maxDiff = (a: number[], b: number[]) => b.reduce((m, x, i) => Math.max(m, Math.abs(a[i]! - x)), 0);
+    lines.forEach((l, i) => {
+      const t = r.texts[i]!;
+      assert.equal(l.text, t.text);
+      assert.ok(maxDiff(l.dense_vecs, t.dense) < 1e-5, `dense ${t.text}`);
+      assert.deepEqual(Object.keys(l.lexical_weights).sort(), Object.keys(t.sparse).sort());
+      for (const [id, w] of Object.entries(l.lexical_weights)) assert.ok(Math.abs(w - t.sparse[id]!) < 1e-5);
+      assert.equal(l.colbert_vecs.length, t.colbert.length);
+      assert.ok(maxDiff(l.colbert_vecs.flat(), t.colbert.flat()) < 1e-5, `colbert ${t.text}`);
+    });
+    await assert.rejects(encodeFile({ model, input, output: join(dir, 'x.npy'), modes: ['sparse'], quiet: true }), /writes JSONL/);
+    await assert.rejects(encodeFile({ model, input, output: join(dir, 'y.jsonl'), modes: ['hybrid'], quiet: true }), /hybrid is a score of a pair/);
+  });
+
+  for (const mode of ['sparse', 'hybrid'] as const) {
+    it(`mine --mode ${mode}: the negatives are the pool's best-ranked non-positives by ${mode}, with its scores`, async () => {
+      const { mine } = await import('../src/jobs/mine.js');
+      const { M3Encoder } = await import('../src/models/m3.js');
+      const { pairScore } = await import('../src/jobs/m3-rank.js');
+      const dir = tempDir();
+      const input = join(dir, 'in.jsonl');
+      const rows = readFileSync(join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 6).map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] });
+      writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+      const model = tinyM3();
+      const output = join(dir, 'out.jsonl');
+      await mine({ model, input, output, mode, candidates: 1000, rangeMin: 0, rangeMax: 10, numNegatives: 3, sampling: 'top', outputScores: true, threads: 1, quiet: true });
+      const mined = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { query: string; neg: string[]; neg_scores: number[]; pos_scores: number[] });
+      const pool = [...new Set(rows.flatMap((r) => [...r.pos, ...r.neg]))];
+      await using m3 = await M3Encoder.load(model, { threads: 1 });
+      const reps = await m3.encode(pool);
+      for (const [i, r] of rows.entries()) {
+        const [q] = await m3.encode([r.query]);
+        const want = pool.map((text, j) => ({ text, score: Math.fround(pairScore(mode, q!, reps[j]!)) })).filter((c) => !r.pos.includes(c.text) && c.text !== r.query).sort((a, b) => b.score - a.score).slice(0, 3);
+        assert.deepEqual(mined[i]!.neg, want.map((c) => c.text), `query ${i}`);
+        mined[i]!.neg_scores.forEach((s, k) => assert.ok(Math.abs(s - want[k]!.score) < 1e-5, `score ${k}`));
+        assert.ok(Math.abs(mined[i]!.pos_scores[0]! - pairScore(mode, q!, reps[pool.indexOf(r.pos[0]!)]!)) < 1e-5);
+      }
     });
   }
 });

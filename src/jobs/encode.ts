@@ -4,7 +4,9 @@ import type { Embeddings } from '../models/encoder.js';
 import { SkipReport } from '../data/records.js';
 import { npyHeader } from '../util/npy.js';
 import { encodeAll, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
-import { openRun } from '../run.js';
+import { openRun, type Run } from '../run.js';
+import { M3Encoder } from '../models/m3.js';
+import { checkModes, encodeM3, type M3Mode } from './m3-rank.js';
 
 export interface EncodeFileOptions extends ModelOptions {
   /** `.txt` (one text per line) or JSONL with a "text" or "query" field. */
@@ -17,6 +19,12 @@ export interface EncodeFileOptions extends ModelOptions {
   maxLength?: number;
   /** Skip bad JSONL records (counted and reported) instead of stopping. */
   skipInvalid?: boolean;
+  /**
+   * bge-m3's outputs to write (a folder with its heads): `dense`, `sparse`, `colbert`, as JSONL
+   * lines `{"text", "dense_vecs", "lexical_weights": {token id: weight}, "colbert_vecs"}` — the
+   * names FlagEmbedding's BGEM3FlagModel.encode returns them by.
+   */
+  modes?: M3Mode[];
 }
 
 /**
@@ -60,6 +68,7 @@ export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
   const skips = new SkipReport();
   const texts = await readTexts(o.input, o.skipInvalid ? skips : undefined);
   requireRecords(texts.length, o.input, skips.total);
+  if (o.modes?.length) return encodeModes(o, texts, run);
   const [e] = (await withEncoder(o, run, (enc) => encodeAll(enc, [[texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template, role: o.promptName, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir }]]), { normalizeFromModel: true })) as [Embeddings];
   if (/\.npy$/i.test(o.output)) {
     await writeAtomically(o.output, (w) => w.writeBytes(npyBytes(e!)));
@@ -71,4 +80,32 @@ export async function encodeFile(job: EncodeFileOptions): Promise<Embeddings> {
   run.log(`encode: ${e.count} texts → ${o.output} (${e.count} × ${e.dim})`);
   if (o.skipInvalid) run.log(`encode: ${skips.summary()}${skips.total ? '\nencode: the rows are the valid records, in order' : ''}`);
   return e;
+}
+
+/** encodeFile with bge-m3's modes: each text's asked outputs, one JSONL line per text; returns the dense embeddings. */
+async function encodeModes(o: EncodeFileOptions, texts: string[], run: Run): Promise<Embeddings> {
+  const modes = checkModes(o.modes!, 'encode --modes');
+  if (modes.includes('hybrid')) throw new Error('encode --modes: hybrid is a score of a pair, not a representation; name dense, sparse and/or colbert');
+  if (!/\.jsonl$/i.test(o.output)) throw new Error(`${o.output}: encode --modes writes JSONL (sparse weights and ColBERT vectors are no matrix); name a .jsonl output`);
+  if (typeof o.model !== 'string') throw new Error('encode --modes: give the model as a folder or Hub id (its heads are read from there)');
+  await using m3 = await M3Encoder.load(o.model, { threads: o.threads });
+  const bar = run.progress('encode (bge-m3)', texts.length);
+  const reps = await encodeM3(m3, texts, { batchSize: o.batchSize, maxLength: o.maxLength, template: o.template }, bar);
+  bar.done();
+  await writeAtomically(o.output, async (w) => {
+    for (const [i, r] of reps.entries()) {
+      const colbert = () => Array.from({ length: r.colbert.length / r.colbertDim }, (_, t) => Array.from(r.colbert.subarray(t * r.colbertDim, (t + 1) * r.colbertDim)));
+      await w.writeJson({
+        text: texts[i],
+        ...(modes.includes('dense') && { dense_vecs: Array.from(r.dense) }),
+        ...(modes.includes('sparse') && { lexical_weights: Object.fromEntries([...r.sparse].map(([id, v]) => [String(id), v])) }),
+        ...(modes.includes('colbert') && { colbert_vecs: colbert() }),
+      });
+    }
+  });
+  run.log(`encode: ${reps.length} texts → ${o.output} (${modes.join(', ')})`);
+  const dim = reps[0]?.dense.length ?? 0;
+  const data = new Float32Array(reps.length * dim);
+  reps.forEach((r, i) => data.set(r.dense, i * dim));
+  return { data, dim, count: reps.length };
 }

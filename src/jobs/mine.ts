@@ -15,6 +15,8 @@ import { RowFile } from '../search/rows.js';
 import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, modelReads, type ModelOptions, requireRecords, sidePath, type TextEncoder, withEncoder } from './common.js';
+import { M3Encoder } from '../models/m3.js';
+import { encodeM3, type M3Mode, pairScore, rankModes } from './m3-rank.js';
 import { openRun, type Run } from '../run.js';
 import { Scope } from '../util/scope.js';
 import type { Embeddings } from '../models/encoder.js';
@@ -84,6 +86,14 @@ export interface MineOptions extends ModelOptions {
    * search cannot serve in time; its candidates are rescored against the pool's rows.
    */
   index?: 'exact' | 'hnsw';
+  /**
+   * Rank candidates by one of bge-m3's modes (a folder with its heads): `sparse` over the whole
+   * pool, `colbert` or `hybrid` rescoring the dense and sparse top `candidates` (m3-rank.ts);
+   * margins and score filters then apply to that mode's scores. Default: the dense embedding.
+   */
+  mode?: M3Mode;
+  /** With `mode` colbert or hybrid: dense and sparse candidates per query to rescore (default 100, at least the window's depth). */
+  candidates?: number;
 }
 
 /** Pool embeddings past this many bytes go to disk unless told otherwise. */
@@ -298,6 +308,57 @@ async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s
 }
 
 /**
+ * rankWindows with a bge-m3 mode: queries, pool and stray positives through M3Encoder (dense,
+ * sparse and ColBERT in one pass; ColBERT's vectors kept only when the mode needs them), each
+ * query's pool ranked as m3-rank.ts does, positives scored in the same mode.
+ */
+async function rankWindowsM3(o: MineOptions, mode: M3Mode, c: Collected, s: ReturnType<typeof mineSettings>, run: Run) {
+  for (const [key, set] of [['index', o.index === 'hnsw'], ['poolOnDisk', o.poolOnDisk], ['devices', o.devices]] as const) {
+    if (set) throw new Error(`mine: mode ${mode} ranks in memory with bge-m3's heads; not with ${key}`);
+  }
+  const { groups, pool, queries, extraPositives } = c;
+  if (typeof o.model !== 'string') throw new Error(`mine: mode ${mode} needs a model folder (bge-m3's layout), not a loaded encoder`);
+  await using m3 = await M3Encoder.load(o.model, { threads: o.threads });
+  const keep = mode === 'colbert' || mode === 'hybrid';
+  const encode = async (texts: string[], label: string, maxLength: number | undefined, template: string | undefined) => {
+    const bar = run.progress(label, texts.length);
+    const out = await encodeM3(m3, texts, { batchSize: o.batchSize, maxLength, template }, bar);
+    bar.done();
+    return keep ? out : out.map((r) => ({ ...r, colbert: new Float32Array(0) }));
+  };
+  const q = await encode(queries, 'mine: encode queries (bge-m3)', o.maxQueryLength, o.queryTemplate);
+  const p = await encode(pool.texts, 'mine: encode pool (bge-m3)', o.maxPassageLength, o.passageTemplate);
+  const x = await encode(extraPositives.texts, 'mine: encode positives (bge-m3)', o.maxPassageLength, o.passageTemplate);
+  let maxExcluded = 0;
+  for (const g of groups.values()) maxExcluded = Math.max(maxExcluded, g.positives.size + (o.keepExisting ? g.existing.size : 0));
+  const depth = Math.min(s.rangeMax + maxExcluded, pool.texts.length);
+  const positiveLists = queries.map((query) => [...groups.get(query)!.positives]);
+  const positiveScores: number[][] = [];
+  const windows: Candidate[][] = [];
+  const bar = run.progress(`mine: rank (${mode})`, queries.length);
+  queries.forEach((query, qi) => {
+    const g = groups.get(query)!;
+    const ranked = rankModes(q[qi]!, p, [mode], depth, { candidates: o.candidates }, (a, b) => a - b)[mode]!;
+    const candidates = function* () {
+      for (const { row, score } of ranked) {
+        const text = pool.texts[row]!;
+        if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+        yield { text, score: Math.fround(score) };
+      }
+    };
+    const scores = positiveLists[qi]!.map((t) => {
+      const row = pool.get(t);
+      return Math.fround(pairScore(mode, q[qi]!, row !== undefined ? p[row]! : x[extraPositives.get(t)!]!));
+    });
+    positiveScores.push(scores);
+    windows.push(negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax }));
+    bar.tick(1);
+  });
+  bar.done();
+  return { positiveLists, positiveScores, windows, approximate: undefined };
+}
+
+/**
  * @example
  *   await mine({ model: 'models/bge-small-en', input: 'train.jsonl', output: 'train.mined.jsonl',
  *                rangeMin: 2, rangeMax: 50, numNegatives: 7, relativeMargin: 0.05 });
@@ -316,7 +377,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
 
   const collected = await collectQueries(o, readOptions);
   const { queries, records, pool, skips } = collected;
-  const ranked = await withEncoder(o, run, (encoder) => rankWindows(encoder, o, collected, s, run));
+  const ranked = o.mode && o.mode !== 'dense' ? await rankWindowsM3(o, o.mode, collected, s, run) : await withEncoder(o, run, (encoder) => rankWindows(encoder, o, collected, s, run));
   const { positiveLists, approximate } = ranked;
   const guarded = o.reranker
     ? await rerankGuard(queries, positiveLists, ranked.windows, { ...o, reranker: o.reranker, label: o.rerankLabel, truncation: o.rerankTruncation, progress: run.progress })
