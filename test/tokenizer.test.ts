@@ -52,6 +52,16 @@ describe('tokenizing long texts', () => {
   });
 });
 
+describe('loading a tokenizer from `node --input-type=module -e`', () => {
+  it("checks its regular expressions there too (the probe worker does not inherit the parent's --input-type)", async () => {
+    const { spawnSync } = await import('node:child_process');
+    // Before the fix the probe died at once and the load waited out a 10-minute safety limit.
+    const url = new URL('../src/models/tokenizer.js', import.meta.url).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const { loadTokenizer } = await import(${JSON.stringify(url)}); console.log(loadTokenizer(${JSON.stringify(TINY_XLMR)}).encode('lift', 16).length > 0)`], { encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), 'true', r.stderr);
+  });
+});
+
 describe('hostile tokenizer files', () => {
   function withTokenizer(edit: (json: Record<string, unknown>) => unknown): string {
     const dir = join(tempDir(), 'model');

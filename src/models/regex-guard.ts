@@ -77,7 +77,10 @@ export function checkRegexes(patterns: string[], file: string, minMs = 1000): vo
   if (patterns.length === 0) return;
   const shared = new SharedArrayBuffer(12);
   const flag = new Int32Array(shared);
-  const worker = new Worker(PROBE_WORKER, { eval: true, workerData: { patterns, flag: shared } });
+  // execArgv: [] — the probe is CommonJS; a parent started with --input-type=module (node -e in a
+  // module program) would pass that on, the probe would die at its first line, and the wait below
+  // would run out its safety limit.
+  const worker = new Worker(PROBE_WORKER, { eval: true, workerData: { patterns, flag: shared }, execArgv: [] });
   try {
     // Starting a worker takes what the machine gives it: no limit but a safety one.
     const start = Date.now();
