@@ -8,8 +8,8 @@ set -euo pipefail
 [ -n "${BENCH_TORCH_PYTHON:-}" ] && exit 0
 
 VENV="${EMBEDTUNE_HOME:-$HOME/.cache/embedtune}/peers/torch"
-PACKAGES=(numpy transformers tokenizers safetensors peft faiss-cpu sentence-transformers datasets)
-IMPORTS="import torch, numpy, transformers, tokenizers, safetensors, peft, faiss, sentence_transformers, datasets"
+PACKAGES=(numpy transformers tokenizers safetensors peft faiss-cpu sentence-transformers datasets bm25s)
+IMPORTS="import torch, numpy, transformers, tokenizers, safetensors, peft, faiss, sentence_transformers, datasets, bm25s"
 
 # Every PEP 503 index on local disk (a machine may have several; the first is the main one) and
 # the torch wheel beside them.
