@@ -178,7 +178,8 @@ const evaluate: CommandSpec<keyof EvaluateOptions | 'shard' | 'shardDir' | 'shar
     maxPassageLength,
     { flags: '-o, --output <file>', key: 'output', help: 'write the metrics as JSON' },
     { flags: '--modes <list>', key: 'modes', parse: 'list', help: "bge-m3's retrieval modes, comma-separated: dense, sparse, colbert, hybrid (the model folder needs sparse_linear and colbert_linear)" },
-    { flags: '--candidates <n>', key: 'candidates', parse: 'positive', help: 'with --modes: dense and sparse candidates per query that colbert and hybrid rescore (default 100)' },
+    { flags: '--candidates <n>', key: 'candidates', parse: 'positive', help: 'with --modes: dense and sparse candidates per query that colbert and hybrid rescore; with --hybrid: the depth of each list fused (default 100)' },
+    { flags: '--hybrid <kind>', key: 'hybrid', choices: ['bm25'], help: 'bm25: also report BM25 alone and dense + BM25 fused by reciprocal rank, next to dense' },
     skipInvalid,
   ],
 };

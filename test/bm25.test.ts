@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Bm25Index, bm25Tokens } from '../src/search/bm25.js';
 import { bm25Sets } from '../scripts/bm25-tokens.js';
-import { FIXTURES } from './helpers.js';
+import { CRANFIELD, FIXTURES, TINY_BERT } from './helpers.js';
 
 type Ref = Record<'cranfield' | 'zh', { corpus_size: number; queries: { query: string; top: { row: number; score: number }[] }[] }>;
 const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'bm25.json'), 'utf8')) as Ref;
@@ -28,5 +28,29 @@ describe('BM25', () => {
   it('tokenizes English into lower-cased words and Chinese into words (ICU), dropping punctuation', () => {
     assert.deepEqual(bm25Tokens('Lift of a Swept-Wing?'), ['lift', 'of', 'a', 'swept', 'wing']);
     assert.ok(bm25Tokens('后掠翼的升力是多少').includes('升力'));
+  });
+});
+
+describe('eval --hybrid bm25', () => {
+  it('reports dense (= plain eval), BM25 (= its own ranking) and the two fused by reciprocal rank', async () => {
+    const { evaluate, fuseRankings, rank, tiesById } = await import('../src/jobs/evaluate.js');
+    const { loadBeir } = await import('../src/data/beir.js');
+    const { meanMetrics } = await import('../src/evaluation/metrics.js');
+    const common = { model: TINY_BERT, data: CRANFIELD, threads: 1, quiet: true, ks: [1, 10] };
+    const r = await evaluate({ ...common, hybrid: 'bm25', candidates: 50 });
+    assert.deepEqual(Object.keys(r.modes!), ['dense', 'bm25', 'dense+bm25']);
+    const plain = await evaluate(common);
+    assert.deepEqual(r.modes!.dense, plain.metrics);
+    const set = await loadBeir(CRANFIELD);
+    const ids = set.corpus.map((d) => d.id);
+    const index = Bm25Index.build(set.corpus.map((d) => d.text));
+    const qids = [...set.queries.keys()].filter((q) => set.qrels.has(q));
+    const bm25 = new Map(qids.map((q) => [q, tiesById(index.search(set.queries.get(q)!, ids.length).map((x) => ({ id: ids[x.row]!, score: x.score }))).slice(0, 50)]));
+    assert.deepEqual(r.modes!.bm25, meanMetrics(bm25, set.qrels, [1, 10]).metrics);
+    const dense = await rank({ model: TINY_BERT, threads: 1, quiet: true }, set, 50);
+    const fused = new Map(qids.map((q) => [q, fuseRankings([dense.get(q)!, bm25.get(q)!], 50)]));
+    assert.deepEqual(r.modes!['dense+bm25'], meanMetrics(fused, set.qrels, [1, 10]).metrics);
+    assert.deepEqual(fuseRankings([['a', 'b'], ['b', 'c']], 3), ['b', 'a', 'c']);
+    await assert.rejects(evaluate({ ...common, hybrid: 'bm25', modes: ['dense'] }), /--modes \(bge-m3\) or --hybrid bm25, not both/);
   });
 });

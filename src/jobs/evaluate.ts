@@ -14,6 +14,7 @@ import { isBeirFolder, loadBeir, unknownIdsWarning } from '../data/beir.js';
 import { checkOutput, DataError, type Line, parseObject, readLines, writeFileAtomic } from '../data/jsonl.js';
 import { readRecords, SkipReport } from '../data/records.js';
 import { formatMetrics, meanMetrics, type MetricTable } from '../evaluation/metrics.js';
+import { Bm25Index } from '../search/bm25.js';
 import { ExactSearch, type SearchOptions, type Vectors } from '../search/topk.js';
 import { encodeAll, modelReads, type ModelOptions, requireRecords, withEncoder } from './common.js';
 import { openRun, type Run } from '../run.js';
@@ -43,6 +44,11 @@ export interface EvaluateOptions extends ModelOptions {
   modes?: M3Mode[];
   /** With `modes`: dense and sparse candidates per query that ColBERT and the hybrid rescore (default 100). */
   candidates?: number;
+  /**
+   * `bm25`: also report BM25 alone (search/bm25.ts) and the dense and BM25 rankings fused by
+   * reciprocal rank (Σ 1 / (60 + rank) over each one's top `candidates`), next to dense.
+   */
+  hybrid?: 'bm25';
 }
 
 export interface EvaluationResult {
@@ -52,7 +58,7 @@ export interface EvaluationResult {
   ks: number[];
   /** With `skipInvalid`: records and negatives lines skipped, by reason. */
   skipped?: { total: number; reasons: Record<string, number> };
-  /** With `modes`: the metrics of each (`metrics` is the first's). */
+  /** With `modes` or `hybrid`: the metrics of each (`metrics` is the first's: dense). */
   modes?: Record<string, MetricTable>;
 }
 
@@ -201,6 +207,38 @@ async function evaluateModes(o: EvaluateOptions, set: RetrievalSet, ks: number[]
   return { metrics: byMode[o.modes![0]!]!, queries, corpusSize: set.corpus.length, ks, modes: byMode };
 }
 
+/** Reciprocal-rank fusion's constant (Cormack et al., 2009). */
+export const RRF_K = 60;
+
+/**
+ * Rankings fused by reciprocal rank: each id scores Σ 1 / (RRF_K + rank) over the lists it is
+ * in (rank from 1); best first, ties by id.
+ * @example fuseRankings([['a', 'b'], ['b', 'c']], 3); // ['b', 'a', 'c']
+ */
+export function fuseRankings(lists: string[][], depth: number): string[] {
+  const score = new Map<string, number>();
+  for (const list of lists) list.forEach((id, r) => score.set(id, (score.get(id) ?? 0) + 1 / (RRF_K + r + 1)));
+  return tiesById([...score].map(([id, s]) => ({ id, score: s }))).slice(0, depth);
+}
+
+/** evaluate with `hybrid: 'bm25'`: dense, BM25, and the two fused, each query's lists `candidates` deep. */
+async function evaluateHybrid(o: EvaluateOptions, set: RetrievalSet, ks: number[], run: Run): Promise<EvaluationResult> {
+  const depth = Math.max(ks[ks.length - 1]!, o.candidates ?? 100);
+  const dense = await rank({ ...o, run }, set, depth);
+  const ids = set.corpus.map((d) => d.id);
+  const index = Bm25Index.build(set.corpus.map((d) => d.text));
+  const bm25 = new Map([...dense.keys()].map((q) => [q, tiesById(index.search(set.queries.get(q)!, index.size).map((r) => ({ id: ids[r.row]!, score: r.score }))).slice(0, depth)]));
+  const fused = new Map([...dense.keys()].map((q) => [q, fuseRankings([dense.get(q)!, bm25.get(q)!], depth)]));
+  const modes: Record<string, MetricTable> = {};
+  let queries = 0;
+  for (const [name, r] of [['dense', dense], ['bm25', bm25], ['dense+bm25', fused]] as const) {
+    const m = meanMetrics(r, set.qrels, ks);
+    [modes[name], queries] = [m.metrics, m.queries];
+    run.log(`eval (${name}): ${queries} queries, corpus ${set.corpus.length}\n${formatMetrics(m.metrics, ks)}`);
+  }
+  return { metrics: modes.dense!, queries, corpusSize: set.corpus.length, ks, modes };
+}
+
 /**
  * @example
  *   const r = await evaluate({ model: 'runs/ft', data: 'dev.jsonl', negatives: 'dev_neg.jsonl' });
@@ -221,7 +259,9 @@ export async function evaluate(job: EvaluateOptions): Promise<EvaluationResult> 
     set = dataset;
   } else set = await specRetrievalSet(o.data, o.negatives, o.skipInvalid);
   if (o.skipInvalid && set.skips) run.log(`eval: ${set.skips.summary()}`);
-  const result: EvaluationResult = o.modes?.length ? await evaluateModes(o, set, ks, run) : await evaluateSet(o, set, ks);
+  if (o.hybrid !== undefined && o.hybrid !== 'bm25') throw new Error(`eval: hybrid must be bm25, got ${JSON.stringify(o.hybrid)}`);
+  if (o.modes?.length && o.hybrid) throw new Error('eval: give --modes (bge-m3) or --hybrid bm25, not both');
+  const result: EvaluationResult = o.modes?.length ? await evaluateModes(o, set, ks, run) : o.hybrid ? await evaluateHybrid(o, set, ks, run) : await evaluateSet(o, set, ks);
   if (o.skipInvalid && set.skips) result.skipped = { total: set.skips.total, reasons: Object.fromEntries(set.skips.counts) };
   if (o.output) writeFileAtomic(o.output, JSON.stringify({ ...result, data: o.data, model: typeof o.model === 'string' ? o.model : o.model.dir }, null, 2) + '\n');
   return result;
