@@ -155,6 +155,7 @@ const mine: CommandSpec<keyof MineOptions | 'shard' | 'shardDir' | 'shardDtype'>
     { flags: '--rerank-truncation <rule>', key: 'rerankTruncation', choices: PAIR_TRUNCATIONS, help: 'with --reranker: how a pair past its limit is cut (longest_first, only_second, flag)' },
     { flags: '--pool-on-disk', key: 'poolOnDisk', help: "keep the pool's embeddings in a temp file searched a block at a time (default: past 2 GiB of them)" },
     { flags: '--index <kind>', key: 'index', choices: ['exact', 'hnsw'], help: 'exact (default) or hnsw: an approximate graph index for pools too big to search exactly in time' },
+    { flags: '--lexical <bm25[:k]>', key: 'lexical', help: "add each query's BM25 top k (default 30) to its window, scored and filtered as the rest; the stats give their share of the negatives" },
     { flags: '--mode <m>', key: 'mode', choices: ['dense', 'sparse', 'colbert', 'hybrid'], help: "rank candidates by one of bge-m3's modes (a folder with sparse_linear and colbert_linear); margins and filters apply to its scores" },
     { flags: '--candidates <n>', key: 'candidates', parse: 'positive', help: 'with --mode colbert or hybrid: dense and sparse candidates per query to rescore (default 100)' },
     { flags: '--output-scores', key: 'outputScores', help: "write pos_scores / neg_scores (the reranker's with --reranker, else the embedding's)" },

@@ -1,11 +1,11 @@
 /** BM25 (src/search/bm25.ts) against bm25s on the same tokens (scripts/bm25_reference.py). */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Bm25Index, bm25Tokens } from '../src/search/bm25.js';
 import { bm25Sets } from '../scripts/bm25-tokens.js';
-import { CRANFIELD, FIXTURES, TINY_BERT } from './helpers.js';
+import { CRANFIELD, FIXTURES, ROOT, TINY_BERT, tempDir } from './helpers.js';
 
 type Ref = Record<'cranfield' | 'zh', { corpus_size: number; queries: { query: string; top: { row: number; score: number }[] }[] }>;
 const ref = JSON.parse(readFileSync(join(FIXTURES, 'reference', 'bm25.json'), 'utf8')) as Ref;
@@ -52,5 +52,36 @@ describe('eval --hybrid bm25', () => {
     assert.deepEqual(r.modes!['dense+bm25'], meanMetrics(fused, set.qrels, [1, 10]).metrics);
     assert.deepEqual(fuseRankings([['a', 'b'], ['b', 'c']], 3), ['b', 'a', 'c']);
     await assert.rejects(evaluate({ ...common, hybrid: 'bm25', modes: ['dense'] }), /--modes \(bge-m3\) or --hybrid bm25, not both/);
+  });
+});
+
+describe('mine --lexical bm25', () => {
+  it("adds each query's BM25 top k (not already in its window) after the ranked window, and counts them in the stats", async () => {
+    const { mine } = await import('../src/jobs/mine.js');
+    const dir = tempDir();
+    const input = join(dir, 'in.jsonl');
+    const rows = readFileSync(join(ROOT, 'data', 'contrastive-zh', 'train.jsonl'), 'utf8').trim().split('\n').slice(0, 20).map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] });
+    writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const common = { model: TINY_BERT, input, rangeMin: 0, rangeMax: 2, numNegatives: 20, sampling: 'top' as const, threads: 1, quiet: true };
+    await mine({ ...common, output: join(dir, 'plain.jsonl') });
+    await mine({ ...common, output: join(dir, 'lex.jsonl'), lexical: 'bm25:5' });
+    const read = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] });
+    const [plain, lex] = [read('plain.jsonl'), read('lex.jsonl')];
+    const pool = [...new Set(rows.flatMap((r) => [...r.pos, ...r.neg]))];
+    const index = Bm25Index.build(pool);
+    let added = 0;
+    lex.forEach((r, i) => {
+      assert.deepEqual(r.neg.slice(0, plain[i]!.neg.length), plain[i]!.neg, 'the ranked window comes first, unchanged');
+      const extra = r.neg.slice(plain[i]!.neg.length);
+      const bm25Top = index.search(r.query, 5 + r.pos.length + 1).map((x) => pool[x.row]!).filter((t) => t !== r.query && !r.pos.includes(t)).slice(0, 5);
+      for (const t of extra) assert.ok(bm25Top.includes(t) && !plain[i]!.neg.includes(t), `query ${i}: ${t} is one of its BM25 top 5 and new`);
+      assert.equal(extra.length, bm25Top.filter((t) => !plain[i]!.neg.includes(t)).length, `query ${i}: every new BM25 candidate joins (no filter set)`);
+      added += extra.length;
+    });
+    assert.ok(added > 0);
+    const stats = JSON.parse(readFileSync(join(dir, 'lex.stats.json'), 'utf8'));
+    assert.equal(stats.lexical.chosen, added);
+    assert.equal(stats.lexical.k, 5);
+    await assert.rejects(mine({ ...common, output: join(dir, 'bad.jsonl'), lexical: 'tfidf' }), /lexical must be bm25 or bm25:K/);
   });
 });

@@ -16,6 +16,7 @@ import { tempPathFor } from '../util/atomic.js';
 import { Rng } from '../util/rng.js';
 import { encodeAll, modelReads, type ModelOptions, requireRecords, sidePath, type TextEncoder, withEncoder } from './common.js';
 import { M3Encoder } from '../models/m3.js';
+import { Bm25Index } from '../search/bm25.js';
 import { encodeM3, type M3Mode, pairScore, rankModes } from './m3-rank.js';
 import { openRun, type Run } from '../run.js';
 import { Scope } from '../util/scope.js';
@@ -94,6 +95,39 @@ export interface MineOptions extends ModelOptions {
   mode?: M3Mode;
   /** With `mode` colbert or hybrid: dense and sparse candidates per query to rescore (default 100, at least the window's depth). */
   candidates?: number;
+  /**
+   * `bm25` or `bm25:K`: the query's BM25 top K over the pool (default 30; search/bm25.ts), its own
+   * text, positives and kept negatives excluded, scored by the model and passed through the same
+   * score filters and margins, join its window after the ranked candidates — the negatives a
+   * lexical retriever would rank high. The stats give the share of chosen negatives they gave.
+   */
+  lexical?: string;
+}
+
+/** `lexical`'s BM25 depth, from `bm25` / `bm25:K`. */
+function lexicalDepth(spec: string | undefined): number | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^bm25(?::(\d+))?$/.exec(spec);
+  if (!m || (m[1] !== undefined && Number(m[1]) < 1)) throw new Error(`lexical must be bm25 or bm25:K (K ≥ 1 candidates per query), got "${spec}"`);
+  return m[1] ? Number(m[1]) : 30;
+}
+
+/**
+ * A query's BM25 candidates not already in its window, scored by the model (`score(row)`) and
+ * filtered as the window is (no rank range: `k` bounds them), best first.
+ */
+function lexicalCandidates(lex: { index: Bm25Index; k: number }, query: string, g: QueryGroup, window: Candidate[], o: MineOptions, pool: TextPool, pos: number, score: (row: number) => number): Candidate[] {
+  const have = new Set(window.map((c) => c.text));
+  const found: Candidate[] = [];
+  let taken = 0; // of the top k after the exclusions, those already in the window included
+  for (const { row } of lex.index.search(query, lex.k + g.positives.size + (o.keepExisting ? g.existing.size : 0) + 1)) {
+    const text = pool.texts[row]!;
+    if (text === query || g.positives.has(text) || (o.keepExisting && g.existing.has(text))) continue;
+    if (taken++ === lex.k) break;
+    if (!have.has(text)) found.push({ text, score: Math.fround(score(row)) });
+  }
+  found.sort((a, b) => b.score - a.score);
+  return negativeWindow(found, pos, { ...o, rangeMin: 0, rangeMax: Infinity, rankBeforeFilters: false });
 }
 
 /** Pool embeddings past this many bytes go to disk unless told otherwise. */
@@ -242,7 +276,8 @@ type Candidate = { text: string; score: number; rerank?: number };
  * Encodes queries, pool and stray positives, searches the pool (exactly, or through an HNSW
  * index) and returns each query's positive scores and window of candidates.
  */
-async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s: ReturnType<typeof mineSettings>, run: Run) {
+async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s: ReturnType<typeof mineSettings>, run: Run, lex?: { index: Bm25Index; k: number }) {
+  const lexical: Set<string>[] = [];
   const { groups, pool, queries, extraPositives } = c;
   const common = { batchSize: o.batchSize, quiet: o.quiet, progress: run.progress, cacheDir: o.cacheDir };
   const passage = { ...common, maxLength: o.maxPassageLength, template: o.passageTemplate, role: 'passage' as const };
@@ -302,9 +337,12 @@ async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s
       return Math.fround(row !== undefined ? dot(qi, poolRow(row), 0) : dot(qi, x.data, extraPositives.get(t)!));
     });
     positiveScores.push(scores);
-    windows.push(negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax }));
+    const window = negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax });
+    const extra = lex ? lexicalCandidates(lex, query, g, window, o, pool, Math.min(...scores), (row) => dot(qi, poolRow(row), 0)) : [];
+    lexical.push(new Set(extra.map((c) => c.text)));
+    windows.push([...window, ...extra]);
   });
-  return { positiveLists, positiveScores, windows, approximate };
+  return { positiveLists, positiveScores, windows, approximate, lexical };
 }
 
 /**
@@ -312,7 +350,8 @@ async function rankWindows(encoder: TextEncoder, o: MineOptions, c: Collected, s
  * sparse and ColBERT in one pass; ColBERT's vectors kept only when the mode needs them), each
  * query's pool ranked as m3-rank.ts does, positives scored in the same mode.
  */
-async function rankWindowsM3(o: MineOptions, mode: M3Mode, c: Collected, s: ReturnType<typeof mineSettings>, run: Run) {
+async function rankWindowsM3(o: MineOptions, mode: M3Mode, c: Collected, s: ReturnType<typeof mineSettings>, run: Run, lex?: { index: Bm25Index; k: number }) {
+  const lexical: Set<string>[] = [];
   for (const [key, set] of [['index', o.index === 'hnsw'], ['poolOnDisk', o.poolOnDisk], ['devices', o.devices]] as const) {
     if (set) throw new Error(`mine: mode ${mode} ranks in memory with bge-m3's heads; not with ${key}`);
   }
@@ -351,11 +390,14 @@ async function rankWindowsM3(o: MineOptions, mode: M3Mode, c: Collected, s: Retu
       return Math.fround(pairScore(mode, q[qi]!, row !== undefined ? p[row]! : x[extraPositives.get(t)!]!));
     });
     positiveScores.push(scores);
-    windows.push(negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax }));
+    const window = negativeWindow(candidates(), Math.min(...scores), { ...o, rangeMin: s.rangeMin, rangeMax: s.rangeMax });
+    const extra = lex ? lexicalCandidates(lex, query, g, window, o, pool, Math.min(...scores), (row) => pairScore(mode, q[qi]!, p[row]!)) : [];
+    lexical.push(new Set(extra.map((c) => c.text)));
+    windows.push([...window, ...extra]);
     bar.tick(1);
   });
   bar.done();
-  return { positiveLists, positiveScores, windows, approximate: undefined };
+  return { positiveLists, positiveScores, windows, approximate: undefined, lexical };
 }
 
 /**
@@ -377,7 +419,9 @@ export async function mine(job: MineOptions): Promise<MineResult> {
 
   const collected = await collectQueries(o, readOptions);
   const { queries, records, pool, skips } = collected;
-  const ranked = o.mode && o.mode !== 'dense' ? await rankWindowsM3(o, o.mode, collected, s, run) : await withEncoder(o, run, (encoder) => rankWindows(encoder, o, collected, s, run));
+  const k = lexicalDepth(o.lexical);
+  const lex = k ? { index: Bm25Index.build(pool.texts), k } : undefined;
+  const ranked = o.mode && o.mode !== 'dense' ? await rankWindowsM3(o, o.mode, collected, s, run, lex) : await withEncoder(o, run, (encoder) => rankWindows(encoder, o, collected, s, run, lex));
   const { positiveLists, approximate } = ranked;
   const guarded = o.reranker
     ? await rerankGuard(queries, positiveLists, ranked.windows, { ...o, reranker: o.reranker, label: o.rerankLabel, truncation: o.rerankTruncation, progress: run.progress })
@@ -391,9 +435,11 @@ export async function mine(job: MineOptions): Promise<MineResult> {
   const negScores: number[] = [];
   const written = new Map<string, { pos: number[]; neg: number[] }>();
   let at = 0;
+  let lexicalChosen = 0;
   queries.forEach((query, qi) => {
     const window = windows[qi]!;
     const picked = s.sampling === 'top' ? window.slice(0, s.want) : rng.sample(window, s.want);
+    lexicalChosen += picked.filter((c) => ranked.lexical[qi]!.has(c.text)).length;
     picked.forEach((c) => negScores.push(c.score));
     chosen.set(query, picked.map((c) => c.text));
     const pos = guarded ? guarded.scores.positives.slice(at, (at += positiveLists[qi]!.length)) : ranked.positiveScores[qi]!;
@@ -443,6 +489,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
             },
           }),
           ...(approximate && { index: { kind: 'hnsw', sampled_recall: approximate.recall, sampled_queries: approximate.queries } }),
+          ...(lex && { lexical: { kind: 'bm25', k: lex.k, candidates_added: ranked.lexical.reduce((n, x) => n + x.size, 0), chosen: lexicalChosen, share_of_negatives: negScores.length ? lexicalChosen / negScores.length : 0 } }),
           records,
           unique_queries: queries.length,
           pool_size: pool.texts.length,
@@ -455,6 +502,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
     },
   ]);
   run.log(formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
+  if (lex) run.log(`mine: --lexical bm25:${lex.k}: ${lexicalChosen} of ${negScores.length} chosen negatives came from BM25 alone (${negScores.length ? ((100 * lexicalChosen) / negScores.length).toFixed(1) : '0.0'}%)`);
   if (guarded) run.log(`mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
   run.log(`mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${s.want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) run.log(`mine: ${skips.summary()}`);
