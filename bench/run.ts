@@ -694,7 +694,7 @@ async function benchM3() {
   const texts = join(WORK, 'm3-texts.jsonl');
   writeFileSync(texts, [...[...set.queries.values()].slice(0, 8), ...beir.corpus.slice(0, 8).map((d) => d.text)].map((t) => JSON.stringify({ text: t })).join('\n') + '\n');
   await encodeFile({ model: join(WORK, 'm3-unified'), input: texts, output: join(WORK, 'm3-ours.jsonl'), modes: ['dense', 'sparse', 'colbert'], maxLength: 128, threads: THREADS, quiet: true });
-  const check = sideProcess(PEER_PYTHON, [join(repoRoot, 'scripts', 'torch_m3_export_check.py'), join(WORK, 'm3-unified'), join(WORK, 'm3-ours.jsonl')]);
+  const check = sideProcess(PEER_PYTHON, [join(repoRoot, 'scripts', 'torch_m3_export_check.py'), join(WORK, 'm3-unified'), join(WORK, 'm3-ours.jsonl'), '128']);
   rows.push({ case: 'unified export loaded as BGEM3FlagModel loads it (transformers + torch.load weights_only): 16 texts, max |Δ|', ours: `dense ${check.dense.toExponential(1)}, sparse ${check.sparse.toExponential(1)}, ColBERT ${check.colbert.toExponential(1)}`, peer: 'PyTorch', ratio: NaN, target: '≤ 1e-4, same tokens', met: check.ok, detail: check });
   const un = ndcg.unified!;
   const f = (x: number | undefined) => x!.toFixed(4);

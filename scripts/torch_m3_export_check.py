@@ -6,7 +6,9 @@ pad and unk dropped, max over repeats), colbert = normalize(colbert_linear(h[1:]
 text's tokens) and compares with what `embedtune encode --modes dense,sparse,colbert` wrote.
 FlagEmbedding itself is not in the local wheelhouse. Run with the peer venv:
 
-    ~/.cache/embedtune/peers/torch/bin/python scripts/torch_m3_export_check.py FOLDER OURS.jsonl
+    ~/.cache/embedtune/peers/torch/bin/python scripts/torch_m3_export_check.py FOLDER OURS.jsonl [MAX_LENGTH]
+
+(MAX_LENGTH: the token limit encode ran with; default 512.)
 
 Prints one JSON line: the largest differences; exit 1 past 1e-4.
 """
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 folder, ours_path = sys.argv[1], sys.argv[2]
+max_length = int(sys.argv[3]) if len(sys.argv) > 3 else 512
 ours = [json.loads(l) for l in open(ours_path, encoding="utf8")]
 tok = AutoTokenizer.from_pretrained(folder)
 model = AutoModel.from_pretrained(folder, add_pooling_layer=False, attn_implementation="eager").eval()
@@ -33,7 +36,7 @@ unused = {tok.convert_tokens_to_ids(tok.special_tokens_map[t]) for t in ["cls_to
 worst = {"dense": 0.0, "sparse": 0.0, "colbert": 0.0, "sparse_tokens_differ": 0}
 with torch.no_grad():
     for row in ours:
-        enc = tok([row["text"]], truncation=True, max_length=512, return_tensors="pt")
+        enc = tok([row["text"]], truncation=True, max_length=max_length, return_tensors="pt")
         h = model(**enc).last_hidden_state
         dense = F.normalize(h[:, 0], dim=-1)[0]
         weights = torch.relu(heads["sparse_linear"](h))[0, :, 0]
