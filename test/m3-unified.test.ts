@@ -60,7 +60,7 @@ async function unifiedStep(selfDistill: boolean) {
   for (const n of names) feed[n] = floatTensor(params.used.get(n)!.data, params.used.get(n)!.shape);
   const { queryIds: q, passageIds: p } = batch;
   const length = (ids: number[][]) => Math.max(...ids.map((x) => x.length));
-  Object.assign(feed, padBatch(q, config.padTokenId, 'q_', false), padBatch(p, config.padTokenId, 'p_', false), m3Feed(q, p, length(q), length(p), specialTokenIds(dir)));
+  Object.assign(feed, padBatch(q, config.padTokenId, 'q_', false), padBatch(p, config.padTokenId, 'p_', false), m3Feed(q, p, length(q), length(p), specialTokenIds(dir)), { m3_self_distill: floatTensor(Float32Array.of(1), []) });
   feed.labels = int64Tensor(BigInt64Array.from(q.map((_, i) => BigInt(i * 2))), [q.length, 1]);
   const out = await session.run(Object.fromEntries(Object.entries(feed).filter(([k]) => session.inputNames.includes(k))));
   await session.release();
@@ -101,14 +101,14 @@ describe('unified fine-tuning in the trainer', () => {
     const { queries, passages } = await import('../scripts/reference-inputs.js').then((m) => m.trainingBatch());
     return queries.map((query: string, i: number) => ({ query, passages: passages.slice(2 * i, 2 * i + 2) }));
   };
-  async function trainer(dir: string, o: { miniBatchSize?: number; selfDistill?: boolean; recompute?: boolean } = {}) {
+  async function trainer(dir: string, o: { miniBatchSize?: number; selfDistill?: boolean; recompute?: boolean; selfDistillStartStep?: number } = {}) {
     const config = readConfig(dir);
     const weights = loadWeights(dir);
     const { colbertDim } = addM3Heads(weights, dir, config.hiddenSize);
     return Trainer.fromWeights(config, TextTokenizer.load(dir), weights, {
       pooling: 'cls', normalize: true, temperature: ref.temperature, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant', maxGradNorm: 0,
       maxQueryLength: 16, maxPassageLength: 32, threads: 1, miniBatchSize: o.miniBatchSize, recompute: o.recompute,
-      unified: { selfDistill: o.selfDistill ?? true, colbertDim, special: [...specialTokenIds(dir)] },
+      unified: { selfDistill: o.selfDistill ?? true, colbertDim, special: [...specialTokenIds(dir)], selfDistillStartStep: o.selfDistillStartStep },
     });
   }
 
@@ -132,6 +132,18 @@ describe('unified fine-tuning in the trainer', () => {
         assert.ok(relError(b, a) <= 1e-4 || Math.hypot(...a) < 1e-7, `${JSON.stringify(o)} ${s.name}: relative error ${relError(b, a)}`);
       });
     }
+  });
+
+  it("self_distill_start_step: no self-distillation until the step after it (FlagEmbedding's count), then the self-distilled loss", async () => {
+    const dir = tinyM3();
+    const batch = await examples();
+    await using t = await trainer(dir, { selfDistillStartStep: 0 });
+    const first = await t.computeGradients(batch); // FlagEmbedding's step 0: not > 0
+    assert.ok(Math.abs(first - ref.plain.loss) <= 1e-5 * ref.plain.loss, `step 1: ${first} vs the plain loss ${ref.plain.loss}`);
+    t.optimizer.step = 1; // as after one step (the weights unchanged)
+    const second = await t.computeGradients(batch);
+    assert.ok(Math.abs(second - ref.self_distill.loss) <= 1e-5 * ref.self_distill.loss, `step 2: ${second} vs the self-distilled loss ${ref.self_distill.loss}`);
+    assert.throws(() => resolveConfig({ model_name_or_path: 'm', output_dir: 'o', train_data: 't', self_distill_start_step: -2 }), /"self_distill_start_step" must be an integer ≥ -1/);
   });
 
   it('a few steps lower the loss and change all three parts: encoder, sparse head, ColBERT head', async () => {

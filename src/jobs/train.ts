@@ -281,7 +281,7 @@ function unifiedHeads(c: TrainConfig, modelDir: string, p: Plan, weights: Map<st
   const { colbertDim, created } = addM3Heads(weights, modelDir, p.config.hiddenSize, { colbertDim: c.colbert_dim > 0 ? c.colbert_dim : undefined, seed: c.seed });
   if (created.length) run.log(`train: unified_finetuning: ${modelDir} has no ${created.join(' or ')}; new ones made (torch's Linear initialisation, seed ${c.seed})`);
   run.log(`train: unified_finetuning: dense + sparse + ColBERT (${colbertDim}) trained together${c.use_self_distill ? ', each taught by their ensemble (use_self_distill)' : ''}`);
-  return { selfDistill: c.use_self_distill, colbertDim, special: [...specialTokenIds(modelDir)] };
+  return { selfDistill: c.use_self_distill, selfDistillStartStep: c.self_distill_start_step, colbertDim, special: [...specialTokenIds(modelDir)] };
 }
 
 /** The state a run starts from: fresh, or a checkpoint's (the log cut back to it). */

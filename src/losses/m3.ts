@@ -28,6 +28,7 @@ export const M3_WEIGHTS = { ensembleLexical: 0.3, lexicalLoss: 0.1 };
 
 export interface M3Options {
   temperature: number;
+  /** Add the self-distillation terms, switched per step by the graph input `m3_self_distill` (1 on, 0 off: FlagEmbedding's self_distill_start_step). */
   selfDistill: boolean;
 }
 
@@ -109,7 +110,9 @@ export function m3Loss(q: M3Reps, p: M3Reps, labels: Value, o: M3Options): Value
   if (!o.selfDistill) return loss;
   const teacher = op.softmax(op.stopGradient(ensemble), 1);
   const kd = weighted(sum([selfKd(teacher, dense), weighted(selfKd(teacher, lexical), M3_WEIGHTS.lexicalLoss), selfKd(teacher, colbert)]), 1 / 3);
-  return weighted(op.add(loss, kd), 1 / 2);
+  // on: (L + kd) / 2; off: L — as L + on · ((L + kd) / 2 − L)
+  const on = q.dense.graph.input('m3_self_distill', 'float32', []);
+  return op.add(loss, op.mul(on, op.sub(weighted(op.add(loss, kd), 1 / 2), loss)));
 }
 
 /** One side's terms: for each (text, token) pair, the flat positions of its occurrences. */

@@ -116,6 +116,8 @@ export interface TrainConfig {
   use_self_distill: boolean;
   /** ColBERT's vector size when the folder has no colbert_linear (-1: the hidden size, as FlagEmbedding). */
   colbert_dim: number;
+  /** With use_self_distill: distil from the step after this one (FlagEmbedding's; -1: from the first). */
+  self_distill_start_step: number;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -178,6 +180,7 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   unified_finetuning: false,
   use_self_distill: false,
   colbert_dim: -1,
+  self_distill_start_step: -1,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -324,6 +327,7 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   range('teacher_temperature', (x) => x > 0, '> 0');
   if (c.knowledge_distillation && c.group_size < 2 && c.kd_loss_type === 'margin_mse') throw new Error(`${source}: "kd_loss_type" margin_mse needs group_size ≥ 2 (a positive and a negative per query)`);
   if (c.colbert_dim !== -1 && !(Number.isInteger(c.colbert_dim) && c.colbert_dim > 0)) throw new Error(`${source}: "colbert_dim" must be a positive integer or -1 (the hidden size), got ${JSON.stringify(c.colbert_dim)}`);
+  if (!Number.isInteger(c.self_distill_start_step) || c.self_distill_start_step < -1) throw new Error(`${source}: "self_distill_start_step" must be an integer ≥ -1, got ${JSON.stringify(c.self_distill_start_step)}`);
   if (c.use_self_distill && !c.unified_finetuning) throw new Error(`${source}: "use_self_distill" distils the ensemble of unified fine-tuning's three scores; set "unified_finetuning": true with it`);
   if (c.unified_finetuning) {
     const clash = (['lora', 'knowledge_distillation'] as const).filter((k) => c[k]);

@@ -101,7 +101,11 @@ export interface TrainerOptions {
    * together, the heads (`sparse_linear.*`, `colbert_linear.*` among the weights) with the encoder;
    * `special`: the token ids the lexical score ignores. One process, fused or GradCache.
    */
-  unified?: UnifiedOptions & { special: number[] };
+  unified?: UnifiedOptions & {
+    special: number[];
+    /** Self-distillation from the step after this one on (FlagEmbedding's `self_distill_start_step`; default −1: from the first). */
+    selfDistillStartStep?: number;
+  };
   /** Where the sessions run (see runtime/device.ts). */
   device?: string;
   /**
@@ -407,7 +411,9 @@ export class Trainer {
     const u = this.o.unified;
     if (!u) return {};
     const longest = (ids: number[][]) => Math.max(1, ...ids.map((x) => x.length));
-    return m3Feed(q, p, longest(q), longest(p), new Set(u.special));
+    // FlagEmbedding counts forward passes from 0 and distils while that count > self_distill_start_step.
+    const distil: Feed = u.selfDistill ? { m3_self_distill: floatTensor(Float32Array.of(this.optimizer.step > (u.selfDistillStartStep ?? -1) ? 1 : 0), []) } : {};
+    return { ...m3Feed(q, p, longest(q), longest(p), new Set(u.special)), ...distil };
   }
 
   /**
