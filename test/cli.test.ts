@@ -284,7 +284,10 @@ describe('interrupts', () => {
       child.kill('SIGINT');
       const code = await exited;
       codes.push(code);
-      assert.ok(code === 130 || code === 0, `interrupted ${ms} ms after its first progress line: exit ${code}; ${stderr.slice(-300)}`);
+      // A signal that lands after the run has printed its metrics, while Node tears the process
+      // down (its handlers gone), ends it by the signal (exit null): the job was done by then.
+      const finished = /\n\s*map(\s+[\d.]+){4}/.test(stderr);
+      assert.ok(code === 130 || code === 0 || (code === null && finished), `interrupted ${ms} ms after its first progress line: exit ${code}; ${stderr.slice(-300)}`);
       assert.doesNotMatch(stderr, /terminate called|Napi::Error/);
     }
     assert.ok(codes.includes(130), `no run was interrupted (${codes})`);
