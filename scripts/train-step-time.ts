@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readConfig } from '../src/models/config.js';
 import { loadWeights } from '../src/models/encoder.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTextTokenizer } from '../src/models/tokenizer.js';
 import { parseDevices } from '../src/models/encoder-pool.js';
 import { Trainer } from '../src/training/trainer.js';
 import { MINILM_L6, repoRoot, writeRandomModel } from './make-models.js';
@@ -26,7 +26,7 @@ const batch = Array.from({ length: 32 }, (_, i) => ({
   query: long[i % long.length]!,
   passages: [0, 1, 2, 3].map((j) => long[(i * 4 + j + 7) % long.length]!.split(' ').reverse().join(' ')),
 }));
-const trainer = await Trainer.fromWeights(readConfig(dir), TextTokenizer.load(dir), loadWeights(dir), {
+const trainer = await Trainer.fromWeights(readConfig(dir), loadTextTokenizer(dir), loadWeights(dir), {
   pooling: 'mean', normalize: true, temperature: 0.05, learningRate: 1e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 100,
   schedule: 'constant', maxGradNorm: 1, maxQueryLength: 32, maxPassageLength: 128, threads,
   miniBatchSize: mode === 'gradcache' ? 128 : undefined,

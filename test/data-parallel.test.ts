@@ -8,7 +8,7 @@ import { readConfig } from '../src/models/config.js';
 import { resolveConfig } from '../src/training/config.js';
 import { loadWeights } from '../src/models/encoder.js';
 import { parseDevices } from '../src/models/encoder-pool.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTextTokenizer } from '../src/models/tokenizer.js';
 import { toDense } from '../src/training/optimizer.js';
 import { epochBatches } from '../src/training/sampler.js';
 import { Trainer, type TrainerOptions } from '../src/training/trainer.js';
@@ -42,7 +42,7 @@ describe('data-parallel training', () => {
   ] as [string, Partial<TrainerOptions>][]) {
     it(`2 workers × 1 thread with cross-device negatives give one worker's weights after 3 steps (${model.split('/').at(-1)}${extra.recompute ? ', recompute' : ''})`, async () => {
       const config = readConfig(model);
-      const tok = TextTokenizer.load(model);
+      const tok = loadTextTokenizer(model);
       const o = { ...BASE, ...extra } as TrainerOptions;
       const one = await Trainer.fromWeights(config, tok, loadWeights(model), o);
       const two = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, devices: parseDevices('cpu:2x1') });
@@ -75,7 +75,7 @@ describe('data-parallel training', () => {
   it('LoRA (base weights fixed, held transposed) and distillation run data-parallel with the one-worker losses and weights', async () => {
     const { ADAPTER, addAdapters, loraLayers } = await import('../src/training/lora.js');
     const config = { ...readConfig(TINY_BERT), loraScale: 2 };
-    const tok = TextTokenizer.load(TINY_BERT);
+    const tok = loadTextTokenizer(TINY_BERT);
     const withAdapters = () => {
       const w = loadWeights(TINY_BERT);
       addAdapters(w, loraLayers(w, { rank: 2, alpha: 4, dropout: 0, targets: ['query', 'value'] }, config), 2, config, 1);
@@ -107,7 +107,7 @@ describe('data-parallel training', () => {
 
   it('3 workers: uneven slices, and a batch smaller than the workers (the idle one sits the step out)', async () => {
     const config = readConfig(TINY_BERT);
-    const tok = TextTokenizer.load(TINY_BERT);
+    const tok = loadTextTokenizer(TINY_BERT);
     const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
     const one = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
     const three = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:3x1') });
@@ -127,7 +127,7 @@ describe('data-parallel training', () => {
 
   it('one worker (training off the main thread) gives the one-process weights bit for bit', async () => {
     const config = readConfig(TINY_BERT);
-    const tok = TextTokenizer.load(TINY_BERT);
+    const tok = loadTextTokenizer(TINY_BERT);
     const o = { ...BASE, pooling: 'cls' } as TrainerOptions;
     const here = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
     const worker = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:1x1') });
@@ -141,7 +141,7 @@ describe('data-parallel training', () => {
 
   it('without cross-device negatives: the loss and gradients are the average of each worker\'s own batch', async () => {
     const config = readConfig(TINY_BERT);
-    const tok = TextTokenizer.load(TINY_BERT);
+    const tok = loadTextTokenizer(TINY_BERT);
     const o = { ...BASE, pooling: 'cls', maxGradNorm: 0 } as TrainerOptions;
     const one = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), o);
     const two = await Trainer.fromWeights(config, tok, loadWeights(TINY_BERT), { ...o, devices: parseDevices('cpu:2x1'), crossDevice: false });

@@ -16,7 +16,7 @@ import { readSafetensors } from '../src/models/safetensors.js';
 import { m3Feed } from '../src/losses/m3.js';
 import { floatTensor, int64Tensor, Session } from '../src/runtime/session.js';
 import { GRAD_PREFIX, stepGraph } from '../src/training/graphs.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTextTokenizer } from '../src/models/tokenizer.js';
 import { toDense } from '../src/training/optimizer.js';
 import { Trainer } from '../src/training/trainer.js';
 import { FIXTURES, maxAbsDiff, ROOT, TINY_XLMR, tempDir } from './helpers.js';
@@ -105,7 +105,7 @@ describe('unified fine-tuning in the trainer', () => {
     const config = readConfig(dir);
     const weights = loadWeights(dir);
     const { colbertDim } = addM3Heads(weights, dir, config.hiddenSize);
-    return Trainer.fromWeights(config, TextTokenizer.load(dir), weights, {
+    return Trainer.fromWeights(config, loadTextTokenizer(dir), weights, {
       pooling: 'cls', normalize: true, temperature: ref.temperature, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant', maxGradNorm: 0,
       maxQueryLength: 16, maxPassageLength: 32, threads: 1, miniBatchSize: o.miniBatchSize, recompute: o.recompute,
       unified: { selfDistill: o.selfDistill ?? true, colbertDim, special: [...specialTokenIds(dir)], selfDistillStartStep: o.selfDistillStartStep },

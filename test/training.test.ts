@@ -9,7 +9,7 @@ import { train } from '../src/jobs/train.js';
 import { readConfig } from '../src/models/config.js';
 import { applyTemplate, Encoder, loadWeights } from '../src/models/encoder.js';
 import { readSafetensors } from '../src/models/safetensors.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTextTokenizer } from '../src/models/tokenizer.js';
 import { loadTrainConfig, resolveConfig } from '../src/training/config.js';
 import { drawGroup, epochBatches } from '../src/training/sampler.js';
 import { toDense } from '../src/training/optimizer.js';
@@ -370,7 +370,7 @@ describe('sampler', () => {
 describe('GradCache', () => {
   for (const [model, pooling] of [[TINY_XLMR, 'mean'], [TINY_QWEN3, 'last']] as const) it(`gives the gradients of the fused step (${model.split('/').at(-1)})`, async () => {
     const config = readConfig(model);
-    const tok = TextTokenizer.load(model);
+    const tok = loadTextTokenizer(model);
     const { records } = await loadRecords(ZH, { requirePositives: true });
     const o = { pooling, normalize: true, temperature: 0.05, learningRate: 1e-3, weightDecay: 0, warmupSteps: 0, totalSteps: 10, schedule: 'constant' as const, maxGradNorm: 0, maxQueryLength: 24, maxPassageLength: 40, threads: 1, matryoshkaDims: [16, config.hiddenSize], matryoshkaWeights: [1, 1] };
     const fused = await Trainer.fromWeights(config, tok, loadWeights(model), o);
@@ -401,7 +401,7 @@ describe('embedding tables', () => {
   it('row gradients equal the dense gradients (fused and GradCache)', async () => {
     for (const [model, mini] of [[TINY_BERT, undefined], [TINY_XLMR, undefined], [TINY_XLMR, 4], [TINY_QWEN2, undefined]] as const) {
       const config = readConfig(model);
-      const tok = TextTokenizer.load(model);
+      const tok = loadTextTokenizer(model);
       const { records } = await loadRecords(ZH, { requirePositives: true });
       const [batch] = epochBatches(records, { batchSize: 6, groupSize: 2 }, new Rng(3));
       const dense = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, miniBatchSize: mini, sparseEmbeddings: false });
@@ -424,7 +424,7 @@ describe('embedding tables', () => {
   it('freeze_embeddings trains every other tensor and leaves the tables as they were', async () => {
     const config = readConfig(TINY_XLMR);
     const before = loadWeights(TINY_XLMR);
-    const trainer = await Trainer.fromWeights(config, TextTokenizer.load(TINY_XLMR), loadWeights(TINY_XLMR), { ...o, freezeEmbeddings: true });
+    const trainer = await Trainer.fromWeights(config, loadTextTokenizer(TINY_XLMR), loadWeights(TINY_XLMR), { ...o, freezeEmbeddings: true });
     assert.ok(trainer.slots.every((s) => !EMBEDDING_TABLE.test(s.name)));
     assert.ok(trainer.slots.some((s) => s.name === 'embeddings.LayerNorm.weight'));
     const { records } = await loadRecords(ZH, { requirePositives: true });
@@ -476,7 +476,7 @@ describe('recompute (gradient checkpointing)', () => {
     const [batch] = epochBatches(records, { batchSize: 6, groupSize: 3 }, new Rng(3));
     for (const [model, pooling, mini] of [[TINY_BERT, 'cls', undefined], [TINY_XLMR, 'mean', undefined], [TINY_XLMR, 'cls', 4], [TINY_QWEN3, 'last', undefined], [TINY_QWEN2, 'mean', 4]] as const) {
       const config = readConfig(model);
-      const tok = TextTokenizer.load(model);
+      const tok = loadTextTokenizer(model);
       const fused = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, pooling });
       const layered = await Trainer.fromWeights(config, tok, loadWeights(model), { ...o, pooling, recompute: true, miniBatchSize: mini });
       assert.deepEqual(layered.slots.map((s) => s.name).sort(), fused.slots.map((s) => s.name).sort());
@@ -610,7 +610,7 @@ describe('distillation (knowledge_distillation: teacher scores from a reranker)'
 
   it('GradCache and recompute stay exact; the sampler carries each passage\'s teacher score; records without scores are refused by line', async () => {
     const config = readConfig(TINY_XLMR);
-    const tok = TextTokenizer.load(TINY_XLMR);
+    const tok = loadTextTokenizer(TINY_XLMR);
     const dir = tempDir();
     const { records } = await loadRecords(ZH, { requirePositives: true });
     // Teacher scores that identify their passage: the text's length.

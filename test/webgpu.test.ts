@@ -26,7 +26,7 @@ import { CrossEncoder } from '../src/models/cross-encoder.js';
 import { Encoder, loadWeights } from '../src/models/encoder.js';
 import { parseDevices } from '../src/models/encoder-pool.js';
 import { type NamedTensor, readSafetensors } from '../src/models/safetensors.js';
-import { TextTokenizer } from '../src/models/tokenizer.js';
+import { loadTextTokenizer } from '../src/models/tokenizer.js';
 import { resolveConfig } from '../src/training/config.js';
 import { ADAPTER, addAdapters, loraLayers } from '../src/training/lora.js';
 import { epochBatches, type TrainExample } from '../src/training/sampler.js';
@@ -106,7 +106,7 @@ async function trained(dir: string, o: TrainerOptions, withTeacher = false, lora
   const config = lora ? { ...readConfig(dir), loraScale: 2 } : readConfig(dir);
   const weights = loadWeights(dir);
   if (lora) addAdapters(weights, loraLayers(weights, { rank: 2, alpha: 4, dropout: 0, targets: ['query', 'value', 'q_proj', 'v_proj'].filter((t) => [...weights.keys()].some((n) => n.includes(`${t}.weight`))) }, config), 2, config, 1);
-  const t = await Trainer.fromWeights(config, TextTokenizer.load(dir), weights, { ...o, trainOnly: lora ? ADAPTER : undefined });
+  const t = await Trainer.fromWeights(config, loadTextTokenizer(dir), weights, { ...o, trainOnly: lora ? ADAPTER : undefined });
   try {
     const steps = [];
     for (const b of await batches(withTeacher)) steps.push(await t.step(b));

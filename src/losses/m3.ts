@@ -21,7 +21,8 @@ import { f32, type Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { Params } from '../models/params.js';
 import { dense as linear } from '../models/params.js';
-import { floatTensor, int64Tensor, type Feed } from '../runtime/session.js';
+import type { Feed } from '../runtime/session.js';
+import { floatTensor, int64Tensor } from '../runtime/tensor.js';
 
 /** The ensemble's weight of the lexical score, and the lexical terms' weight in the loss (FlagEmbedding's). */
 export const M3_WEIGHTS = { ensembleLexical: 0.3, lexicalLoss: 0.1 };

@@ -1,6 +1,6 @@
 /** Token id lists → right-padded int64 tensors for a model's graph inputs. */
 import type ort from 'onnxruntime-node';
-import { int64Tensor } from '../runtime/session.js';
+import { int64Tensor } from '../runtime/tensor.js';
 
 /**
  * Feeds `input_ids`, `attention_mask` and (when the graph reads it) `token_type_ids` — zeros, or

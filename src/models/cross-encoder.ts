@@ -20,7 +20,7 @@ import { withWeightFiles } from './weights.js';
 import { dense, Params } from './params.js';
 import { pool } from './pooling.js';
 import { resolveModel } from './resolve.js';
-import { type PairTruncation, TextTokenizer } from './tokenizer.js';
+import { loadTextTokenizer, type PairTruncation, type TextTokenizer } from './tokenizer.js';
 import { Member } from '../util/worker-rpc.js';
 
 export interface CrossEncoderOptions {
@@ -112,7 +112,7 @@ export class CrossEncoder implements Reranker {
     if (labels > 1 && o.label === undefined) throw new Error(`${join(dir, 'config.json')}: the model has ${labels} labels; say which logit is the score (label 0..${labels - 1})`);
     const label = o.label ?? 0;
     if (!Number.isInteger(label) || label < 0 || label >= labels) throw new Error(`label ${label}: the model has labels 0..${labels - 1}`);
-    const tokenizer = TextTokenizer.load(dir);
+    const tokenizer = loadTextTokenizer(dir);
     requireVocabulary(config, tokenizer, dir);
     const graph = await withWeightFiles(dir, async () => {
       const graph = new Graph('cross-encoder');

@@ -10,7 +10,6 @@ import { deviceResident, uploadTensors } from '../runtime/device-memory.js';
 import { padBatch } from './batch.js';
 import { Scope } from '../util/scope.js';
 import { noProgress, type Reporter } from '../progress.js';
-import { bert, bertEmbeddings, bertInputs, type ModelInputs } from './bert.js';
 import { isDecoder, type ModelConfig, readConfig } from './config.js';
 import { EmbeddingCache } from './cache.js';
 import { Params, type WeightLayout } from './params.js';
@@ -21,10 +20,6 @@ import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 import { readTemplates, type Templates } from './prompts.js';
 import { savedMaxSeqLength, savedNormalize, savedPooling } from './st-config.js';
 import { resolveModel } from './resolve.js';
-import { decoder, decoderContext, decoderEmbeddings, decoderInputs, decoderLayer, decoderNorm } from './decoder.js';
-import { attentionBias, embeddingNorm, encoderLayer } from './transformer.js';
-import { useLite, useLiteHead, useLiteInputs } from './use-lite.js';
-import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-roberta.js';
 
 /** `count` embeddings of `dim` floats each, row-major. */
 export interface Embeddings {
@@ -139,79 +134,13 @@ export function shareRows(texts: readonly string[], e: Embeddings): void {
   });
 }
 
-/** Architecture name → builder of its inputs and hidden states. */
-export interface ArchitectureBuilder {
-  /** The graph inputs it reads, with a name prefix for two towers in one graph. */
-  inputs: (g: Graph, prefix?: string) => ModelInputs;
-  /** Token states [batch, seq, hidden]. */
-  build: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
-  /** A projection the model applies to its pooled vector, if it has one. */
-  head?: (pooled: Value, p: Params, c: ModelConfig) => Value;
-  /**
-   * The model as parts, so training can run it layer by layer (`recompute`): x₀ from the inputs,
-   * layer i from x and the attention mask, what follows the last layer (a final norm), and the
-   * name prefix of layer tensors (`<prefix><i>.`).
-   */
-  layerwise?: LayerwiseParts;
-}
+import { buildEncoderGraph } from './architectures.js';
 
-export interface LayerwiseParts {
-  embed: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
-  layer: (x: Value, mask: Value, p: Params, index: number, c: ModelConfig) => Value;
-  final?: (x: Value, p: Params, c: ModelConfig) => Value;
-  layerPrefix: string;
-}
-
-const postLnParts = (embeddings: ArchitectureBuilder['build']): LayerwiseParts => ({
-  embed: (inputs, p, c) => embeddingNorm(embeddings(inputs, p, c), p, c),
-  layer: (x, mask, p, i, c) => encoderLayer(x, attentionBias(mask), p, i, c),
-  layerPrefix: 'encoder.layer.',
-});
-
-const decoderParts: LayerwiseParts = {
-  embed: decoderEmbeddings,
-  layer: (x, mask, p, i, c) => decoderLayer(x, decoderContext(mask, c), p, i, c),
-  final: decoderNorm,
-  layerPrefix: 'layers.',
-};
-
-export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuilder> = {
-  bert: { inputs: bertInputs, build: bert, layerwise: postLnParts(bertEmbeddings) },
-  'xlm-roberta': { inputs: xlmRobertaInputs, build: xlmRoberta, layerwise: postLnParts(xlmRobertaEmbeddings) },
-  'use-lite': { inputs: useLiteInputs, build: useLite, head: useLiteHead },
-  qwen2: { inputs: decoderInputs, build: decoder, layerwise: decoderParts },
-  qwen3: { inputs: decoderInputs, build: decoder, layerwise: decoderParts },
-};
-
-/** inputs → token states → pooled (→ head) → truncated / normalised sentence embedding. */
-export function sentenceEmbedding(graph: Graph, params: Params, config: ModelConfig, prefix: string, o: PoolingOptions): { inputs: ModelInputs; hidden: Value; embedding: Value } {
-  const arch = ARCHITECTURES[config.architecture];
-  const inputs = arch.inputs(graph, prefix);
-  const hidden = arch.build(inputs, params, config);
-  const head = arch.head;
-  const embedding = pool(hidden, inputs.attentionMask, o, head ? (x) => head(x, params, config) : undefined);
-  return { inputs, hidden, embedding };
-}
+export { ARCHITECTURES, type ArchitectureBuilder, buildEncoderGraph, type LayerwiseParts, sentenceEmbedding } from './architectures.js';
 
 export { loadWeights } from './weights.js';
 
 export { savedMaxSeqLength, savedNormalize, savedPooling } from './st-config.js';
-
-/** Builds the graph `inputs → hidden states → pooled embedding` for a model. */
-export function buildEncoderGraph(
-  config: ModelConfig,
-  weights: Map<string, NamedTensor>,
-  o: { pooling: Pooling; normalize: boolean; dimensions?: number },
-  mode: 'initializer' | 'input' = 'initializer',
-  layout: WeightLayout = 'hf',
-  int8 = false,
-): { graph: Graph; inputs: ModelInputs; hidden: Value; embedding: Value; params: Params } {
-  const graph = new Graph();
-  const params = new Params(graph, weights, mode, layout, config.loraScale, int8);
-  const { inputs, hidden, embedding } = sentenceEmbedding(graph, params, config, '', o);
-  graph.output(embedding, 'sentence_embedding', ['batch', o.dimensions ?? config.hiddenSize]);
-  return { graph, inputs, hidden, embedding, params };
-}
 
 export class Encoder {
   /** Texts run through the model so far (cache hits excluded). */

@@ -5,7 +5,7 @@
  */
 import type { Graph, Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
-import { type NamedTensor, toHalfBits } from './safetensors.js';
+import { type NamedTensor, toHalfBits } from './safetensors-format.js';
 
 /** Prefixes that task heads add in front of the encoder's own tensor names. */
 const PREFIXES = ['bert.', 'roberta.', 'xlm_roberta.', 'model.', '0.auto_model.'];

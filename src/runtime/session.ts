@@ -178,10 +178,4 @@ async function writeChunks(path: string, chunks: Uint8Array[]): Promise<void> {
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
 }
 
-export function floatTensor(data: Float32Array, dims: number[]): ort.Tensor {
-  return new ort.Tensor('float32', data, dims);
-}
-
-export function int64Tensor(data: BigInt64Array, dims: number[]): ort.Tensor {
-  return new ort.Tensor('int64', data, dims);
-}
+export { floatTensor, int64Tensor } from './tensor.js';

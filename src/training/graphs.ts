@@ -11,7 +11,7 @@ import { gradients } from '../graph/autodiff.js';
 import { Graph, type Value } from '../graph/graph.js';
 import * as op from '../graph/ops.js';
 import type { ModelConfig } from '../models/config.js';
-import { sentenceEmbedding } from '../models/encoder.js';
+import { sentenceEmbedding } from '../models/architectures.js';
 import { Params, type WeightLayout } from '../models/params.js';
 import type { PoolingOptions } from '../models/pooling.js';
 import type { NamedTensor } from '../models/safetensors.js';
