@@ -17,6 +17,7 @@ import { mine } from './jobs/mine.js';
 import { evaluate } from './jobs/evaluate.js';
 import { beirToRecords } from './jobs/convert.js';
 import { demo } from './jobs/demo.js';
+import { serveWeb } from './jobs/web.js';
 import { writeReport } from './jobs/report.js';
 import { train } from './jobs/train.js';
 import { exportCheckpoint } from './jobs/export.js';
@@ -137,6 +138,11 @@ const ACTIONS: Record<string, (values: Values) => Promise<unknown>> = {
   demo: (v) => demo(v as never),
   report: async (v) => process.stderr.write(`report: ${writeReport(v.runDir as string)}\n`),
   convert: (v) => beirToRecords(v as never),
+  // Serves until Ctrl-C (exit 130, as every command interrupted).
+  web: async (v) => {
+    await serveWeb(v as never);
+    await new Promise(() => {});
+  },
 };
 
 export function buildProgram(): Command {

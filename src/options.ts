@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CleanOptions } from './jobs/clean.js';
 import type { ConvertOptions } from './jobs/convert.js';
+import type { WebOptions } from './jobs/web.js';
 import type { DemoOptions } from './jobs/demo.js';
 import type { EncodeFileOptions } from './jobs/encode.js';
 import type { EvaluateOptions } from './jobs/evaluate.js';
@@ -62,6 +63,7 @@ export const DEFAULTS = {
   score: { truncation: 'longest_first', batchSize: 32 },
   demo: { model: 'use-lite', data: join(PACKAGE_ROOT, 'data', 'cranfield-full'), outDir: join('runs', 'demo'), epochs: 3, seed: 13 },
   convert: { split: 'test', minScore: 1 },
+  web: { port: 8080, host: '127.0.0.1', models: ['use-lite'], data: [join(PACKAGE_ROOT, 'data', 'contrastive-zh', 'train.jsonl')] },
 } as const;
 
 const quiet = { flags: '-q, --quiet', key: 'quiet', help: 'no progress or summary output' } as const;
@@ -273,6 +275,18 @@ const report: CommandSpec<'runDir'> = {
   options: [],
 };
 
+const web: CommandSpec<keyof WebOptions> = {
+  name: 'web',
+  description: 'serve the page that fine-tunes in the browser (onnxruntime-web; nothing leaves the machine) on localhost',
+  options: [
+    { flags: '--port <n>', key: 'port', parse: 'int', help: 'port (0: any free one)' },
+    { flags: '--host <addr>', key: 'host', help: 'address to listen on' },
+    { flags: '-m, --models <list>', key: 'models', parse: 'list', help: 'model folders, aliases or Hub ids offered on the page, comma-separated (name=dir names one)' },
+    { flags: '--data <list>', key: 'data', parse: 'list', help: 'JSONL files {query, pos_passage, neg_passage} offered on the page, comma-separated (name=file names one)' },
+    quiet,
+  ],
+};
+
 const convert: CommandSpec<keyof ConvertOptions> = {
   name: 'convert',
   description: 'turn a BEIR folder into JSONL records {query, pos_passage, neg_passage}',
@@ -290,7 +304,7 @@ export const GLOBAL: OptionSpec[] = [
   { flags: '--progress <how>', key: 'progressFormat', choices: ['bar', 'json'], help: 'progress on stderr: bar (a bar on a terminal, lines in logs; default) or json (one JSON line per update)' },
 ];
 
-export const COMMANDS: CommandSpec[] = [encode, clean, mine, evaluate, score, merge, train, exportSpec, demo, report, convert];
+export const COMMANDS: CommandSpec[] = [encode, clean, mine, evaluate, score, merge, train, exportSpec, demo, report, convert, web];
 
 /** The default the jobs apply to `key` of `command`, if any (shown in help and the README). */
 export function defaultOf(command: string, key: string): unknown {

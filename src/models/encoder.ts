@@ -402,14 +402,10 @@ export function requireVocabulary(config: ModelConfig, tokenizer: Tokenizer, dir
   if (!(config.padTokenId >= 0 && config.padTokenId < rows)) throw new Error(`${configFile}: pad_token_id ${config.padTokenId} is outside the embedding table (vocab_size ${rows})`);
 }
 
-/** The longest input the position table allows; XLM-R positions start after the padding index. */
-export function positionLimit(config: ModelConfig): number {
-  return config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
-}
+import { positionLimit } from './model-config.js';
 
-/** `template` with `{text}` replaced by the text; a template without `{text}` is a prefix (a sentence-transformers prompt, a FlagEmbedding instruction). */
-export function applyTemplate(text: string, template?: string): string {
-  if (!template) return text;
-  // A function replacement: `$&`, `$$` in a text are text, not replacement patterns.
-  return template.includes('{text}') ? template.replaceAll('{text}', () => text) : template + text;
-}
+export { positionLimit };
+
+import { applyTemplate } from './template.js';
+
+export { applyTemplate };

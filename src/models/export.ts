@@ -11,13 +11,14 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { publish, replaceFolder, settled, tempPathFor, tracked, writeAtomicSync } from '../util/atomic.js';
 import { join, resolve } from 'node:path';
-import { Graph } from '../graph/graph.js';
+import type { Graph } from '../graph/graph.js';
 import { needsExternalData, serializeParts } from '../graph/onnx.js';
 import type { ModelConfig } from './config.js';
-import { positionLimit, sentenceEmbedding } from './encoder.js';
-import { Params, canonicalName, canonicalNames } from './params.js';
+import { positionLimit } from './encoder.js';
+import { canonicalName, canonicalNames } from './params.js';
+import { exportGraph, modulesJson, ONNX_FILES, type OnnxVariant, TOKENIZER_FILES } from './export-files.js';
 import { sentenceTransformersConfig, type Templates } from './prompts.js';
-import type { Pooling, PoolingOptions } from './pooling.js';
+import type { Pooling } from './pooling.js';
 import { type NamedTensor, readHeader, readSafetensors, type SafeDType, writeSafetensors } from './safetensors.js';
 import { storedDType, weightFiles } from './weights.js';
 import { poolingConfig, savedMaxSeqLength } from './st-config.js';
@@ -53,30 +54,7 @@ export interface ExportOptions {
 /** Written last into every export: a folder with it is ours to replace. */
 export const EXPORT_MARKER = 'embedtune_export.json';
 
-/**
- * The ONNX files written, under the names transformers.js looks for (`dtype` fp32 / q8 / fp16):
- * `model.onnx`; `model_quantized.onnx` with int8 linear layers (weights per output channel,
- * activations quantized per call, as onnxruntime's dynamic quantization writes them); and
- * `model_fp16.onnx` with float16 weights cast up to float32 (half the file, float32 arithmetic).
- */
-export type OnnxVariant = 'fp32' | 'int8' | 'fp16';
-const ONNX_FILES: Record<OnnxVariant, string> = { fp32: 'model', int8: 'model_quantized', fp16: 'model_fp16' };
-
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.txt', 'vocab.json', 'sentencepiece.bpe.model', 'added_tokens.json'];
-
-/**
- * The forward graph: input ids and mask (and token types for BERT) → `last_hidden_state`, which
- * transformers.js pools itself, and `sentence_embedding` — pooled, through the model's own head
- * (USE-Lite's tanh projection) and normalised as `encode` does — for plain onnxruntime users.
- */
-export function exportGraph(config: ModelConfig, weights: Map<string, NamedTensor>, pooling: PoolingOptions = { pooling: 'cls', normalize: true }, variant: OnnxVariant = 'fp32'): Graph {
-  const graph = new Graph('embedtune-export');
-  const params = new Params(graph, weights, 'initializer', 'hf', config.loraScale, variant === 'int8', variant === 'fp16');
-  const { hidden, embedding } = sentenceEmbedding(graph, params, config, '', pooling);
-  graph.output(hidden, 'last_hidden_state', ['batch', 'sequence', config.hiddenSize]);
-  graph.output(embedding, 'sentence_embedding', ['batch', config.hiddenSize]);
-  return graph;
-}
+export { exportGraph, type OnnxVariant } from './export-files.js';
 
 /**
  * The base model's tensors with the trained ones swapped in, under the base model's names.
@@ -159,13 +137,8 @@ export function exportModel(outDir: string, o: ExportOptions): void {
       join(tmp, '1_Pooling', 'config.json'),
       JSON.stringify(poolingConfig(o.pooling, dim), null, 2) + '\n',
     );
-    const modules = [
-      { idx: 0, name: '0', path: '', type: 'sentence_transformers.models.Transformer' },
-      { idx: 1, name: '1', path: '1_Pooling', type: 'sentence_transformers.models.Pooling' },
-    ];
-    if (o.normalize) modules.push({ idx: 2, name: '2', path: '2_Normalize', type: 'sentence_transformers.models.Normalize' });
     if (o.normalize) mkdirSync(join(tmp, '2_Normalize'));
-    writeFileSync(join(tmp, 'modules.json'), JSON.stringify(modules, null, 2) + '\n');
+    writeFileSync(join(tmp, 'modules.json'), modulesJson(o.normalize));
     const stConfig = join(o.baseDir, 'config_sentence_transformers.json');
     if (o.templates && (o.templates.query !== '{text}' || o.templates.passage !== '{text}')) {
       writeFileSync(join(tmp, 'config_sentence_transformers.json'), JSON.stringify(sentenceTransformersConfig(o.templates), null, 2) + '\n');

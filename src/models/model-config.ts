@@ -113,3 +113,8 @@ export function parseConfig(input: unknown, path: string): ModelConfig {
   if (decoder && config.headDim % 2 !== 0) throw new Error(`${path}: head_dim ${config.headDim} must be even for rotary embeddings`);
   return config;
 }
+
+/** The longest input the position table allows; XLM-R positions start after the padding index. */
+export function positionLimit(config: ModelConfig): number {
+  return config.architecture === 'xlm-roberta' ? config.maxPositions - config.padTokenId - 1 : config.maxPositions;
+}

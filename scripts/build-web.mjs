@@ -1,0 +1,30 @@
+// Bundles the browser build (src/web) and its page into dist/web with esbuild: ESM for browsers,
+// onnxruntime-web left to the page's import map (one copy of its Tensor: onnxruntime-common is
+// mapped onto it). esbuild refuses any Node built-in reached from src/web — the check that the
+// browser build stays free of them.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+
+const ortCommon = {
+  name: 'ort-common-from-web',
+  setup(b) {
+    b.onResolve({ filter: /^onnxruntime-common$/ }, () => ({ path: 'onnxruntime-common', namespace: 'ort-shim' }));
+    b.onLoad({ filter: /.*/, namespace: 'ort-shim' }, () => ({ contents: "export { Tensor } from 'onnxruntime-web';", loader: 'js' }));
+  },
+};
+
+mkdirSync('dist/web', { recursive: true });
+await build({
+  entryPoints: { 'embedtune-web': 'src/web/index.ts', app: 'src/web/page/app.ts' },
+  outdir: 'dist/web',
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  splitting: true,
+  sourcemap: true,
+  external: ['onnxruntime-web'],
+  plugins: [ortCommon],
+  logLevel: 'warning',
+});
+copyFileSync('src/web/page/index.html', 'dist/web/index.html');

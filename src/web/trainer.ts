@@ -1,0 +1,141 @@
+/**
+ * Contrastive fine-tuning in a browser tab: the Node trainer's fused step — the same step graph
+ * (InfoNCE and every weight's gradient in one run, training/graphs.ts), the same sampler,
+ * clipping, schedule and AdamW (training/optimizer.ts) — on onnxruntime-web. Lookup tables get
+ * dense gradients (the Node trainer's sparse ones give the same update, optimizer.ts).
+ */
+import type * as ort from 'onnxruntime-web';
+import { padBatch } from '../models/batch.js';
+import { transpose2d } from '../models/params.js';
+import type { NamedTensor } from '../models/safetensors-format.js';
+import { applyTemplate } from '../models/template.js';
+import { floatTensor, int64Tensor } from '../runtime/tensor.js';
+import { embedGraph, GRAD_PREFIX, stepGraph } from '../training/graphs.js';
+import { AdamW, clipGradNorm, decays, learningRate, type Schedule } from '../training/optimizer.js';
+import type { TrainExample } from '../training/sampler.js';
+import type { WebModel } from './model.js';
+import { type WebDevice, type WebFeed, WebSession } from './session.js';
+
+export interface WebTrainOptions {
+  temperature?: number;
+  learningRate?: number;
+  weightDecay?: number;
+  warmupSteps?: number;
+  /** Steps the schedule spans (train() sets it from the data). */
+  totalSteps?: number;
+  schedule?: Schedule;
+  maxGradNorm?: number;
+  maxQueryLength?: number;
+  maxPassageLength?: number;
+  queryTemplate?: string;
+  passageTemplate?: string;
+  device?: WebDevice;
+}
+
+interface Slot {
+  name: string;
+  data: Float32Array;
+  shape: number[];
+  transposed: boolean;
+  tensor: ort.Tensor;
+}
+
+export class WebTrainer {
+  private constructor(
+    readonly model: WebModel,
+    private readonly o: Required<Omit<WebTrainOptions, 'queryTemplate' | 'passageTemplate'>> & Pick<WebTrainOptions, 'queryTemplate' | 'passageTemplate'>,
+    private readonly slots: Slot[],
+    private readonly optimizer: AdamW,
+    private readonly stepSession: WebSession,
+    private readonly embedSession: WebSession,
+  ) {}
+
+  /**
+   * A trainer over `model`'s weights (taken over: linear weights are transposed in place).
+   * @example
+   *   const trainer = await WebTrainer.create(model, { learningRate: 2e-5, totalSteps: 100 });
+   *   const { loss } = await trainer.step(batch);
+   */
+  static async create(model: WebModel, options: WebTrainOptions = {}): Promise<WebTrainer> {
+    const o = {
+      temperature: 0.02, learningRate: 2e-5, weightDecay: 0.01, warmupSteps: 0, totalSteps: 1, schedule: 'linear' as Schedule, maxGradNorm: 1,
+      maxQueryLength: Math.min(64, model.maxLength), maxPassageLength: Math.min(256, model.maxLength), device: 'wasm' as WebDevice, ...options,
+    };
+    const pooling = { pooling: model.pooling, normalize: model.normalize };
+    const embed = embedGraph(model.config, model.weights, pooling, 'adopt'); // weights now in graph layout
+    const built = stepGraph(model.config, model.weights, pooling, { temperature: o.temperature }, { sparse: false, frozen: new Set() }, 'graph');
+    const slots = built.names.map((name): Slot => {
+      const u = built.params.used.get(name)!;
+      return { name, data: u.data, shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape) as unknown as ort.Tensor };
+    });
+    const optimizer = new AdamW(slots.map((s) => ({ name: s.name, data: s.data, decay: decays(s.name) })), { weightDecay: o.weightDecay });
+    const stepSession = await WebSession.create(built.graph, o.device);
+    const embedSession = await WebSession.create(embed.graph, o.device).catch(async (e) => {
+      await stepSession.release();
+      throw e;
+    });
+    return new WebTrainer(model, o, slots, optimizer, stepSession, embedSession);
+  }
+
+  get stepCount(): number {
+    return this.optimizer.step;
+  }
+
+  private weightFeed(): WebFeed {
+    return Object.fromEntries(this.slots.map((s) => [s.name, s.tensor]));
+  }
+
+  private tokens(texts: readonly string[], template: string | undefined, maxLength: number): number[][] {
+    return texts.map((t) => this.model.tokenizer.encode(applyTemplate(t, template), maxLength));
+  }
+
+  private batchFeed(ids: number[][], prefix: string, session: WebSession): WebFeed {
+    const withTypes = session.inputNames.includes(`${prefix}token_type_ids`);
+    return padBatch(ids, this.model.config.padTokenId, prefix, withTypes) as unknown as WebFeed;
+  }
+
+  /** One optimizer step on `batch` (each example: a query, its positive, then its negatives). */
+  async step(batch: TrainExample[]): Promise<{ loss: number; gradNorm: number; lr: number }> {
+    const group = batch[0]!.passages.length;
+    const q = this.tokens(batch.map((e) => e.query), this.o.queryTemplate, this.o.maxQueryLength);
+    const p = this.tokens(batch.flatMap((e) => e.passages), this.o.passageTemplate, this.o.maxPassageLength);
+    const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]) as unknown as ort.Tensor;
+    const s = this.stepSession;
+    const out = await s.run({ ...this.weightFeed(), ...this.batchFeed(q, 'q_', s), ...this.batchFeed(p, 'p_', s), labels });
+    const loss = (out.loss!.data as Float32Array)[0]!;
+    const grads = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!.data as Float32Array);
+    const gradNorm = clipGradNorm(grads, this.o.maxGradNorm > 0 ? this.o.maxGradNorm : Infinity);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`step ${this.optimizer.step + 1}: loss ${loss}, gradient norm ${gradNorm}: not finite`);
+    const lr = learningRate(this.optimizer.step, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
+    this.optimizer.update(grads, lr);
+    return { loss, gradNorm, lr };
+  }
+
+  /**
+   * Sentence embeddings with the current weights, `dim` floats per text, row-major.
+   * @example const { data, dim } = await trainer.encode(['what is lift?'], 'query');
+   */
+  async encode(texts: readonly string[], role: 'query' | 'passage' = 'passage', batchSize = 32): Promise<{ data: Float32Array; dim: number }> {
+    const dim = this.model.config.hiddenSize;
+    const data = new Float32Array(texts.length * dim);
+    const [template, max] = role === 'query' ? [this.o.queryTemplate, this.o.maxQueryLength] : [this.o.passageTemplate, this.o.maxPassageLength];
+    for (let i = 0; i < texts.length; i += batchSize) {
+      const ids = this.tokens(texts.slice(i, i + batchSize), template, max);
+      const out = await this.embedSession.run({ ...this.weightFeed(), ...this.batchFeed(ids, '', this.embedSession) });
+      data.set(out.embedding!.data as Float32Array, i * dim);
+    }
+    return { data, dim };
+  }
+
+  /** The current weights with Hugging Face names and layout (what an export writes). */
+  hfWeights(): Map<string, NamedTensor> {
+    const out = new Map(this.model.weights); // tensors the graph does not read (a pooler), as loaded
+    for (const s of this.slots) out.set(s.name, s.transposed ? transpose2d({ shape: s.shape, data: s.data }) : { shape: [...s.shape], data: s.data });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.stepSession.release();
+    await this.embedSession.release();
+  }
+}
