@@ -1,15 +1,16 @@
 // Bundles the browser build (src/web) and its page into dist/web with esbuild: ESM for browsers,
-// onnxruntime-web left to the page's import map (one copy of its Tensor: onnxruntime-common is
-// mapped onto it). esbuild refuses any Node built-in reached from src/web — the check that the
-// browser build stays free of them.
+// onnxruntime-web left to the page's import map. The shared code's one value import of
+// onnxruntime-node (runtime/tensor.ts: the Tensor class) is mapped onto onnxruntime-web. esbuild
+// refuses any Node built-in reached from src/web — the check that the browser build stays free
+// of them.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 
-const ortCommon = {
-  name: 'ort-common-from-web',
+const ortFromWeb = {
+  name: 'onnxruntime-node-to-web',
   setup(b) {
-    b.onResolve({ filter: /^onnxruntime-common$/ }, () => ({ path: 'onnxruntime-common', namespace: 'ort-shim' }));
-    b.onLoad({ filter: /.*/, namespace: 'ort-shim' }, () => ({ contents: "export { Tensor } from 'onnxruntime-web';", loader: 'js' }));
+    b.onResolve({ filter: /^onnxruntime-node$/ }, () => ({ path: 'onnxruntime-node', namespace: 'ort-shim' }));
+    b.onLoad({ filter: /.*/, namespace: 'ort-shim' }, () => ({ contents: "import { Tensor } from 'onnxruntime-web'; export default { Tensor };", loader: 'js' }));
   },
 };
 
@@ -24,7 +25,7 @@ await build({
   splitting: true,
   sourcemap: true,
   external: ['onnxruntime-web'],
-  plugins: [ortCommon],
+  plugins: [ortFromWeb],
   logLevel: 'warning',
 });
 copyFileSync('src/web/page/index.html', 'dist/web/index.html');

@@ -16,8 +16,11 @@ import { xlmRoberta, xlmRobertaEmbeddings, xlmRobertaInputs } from './xlm-robert
 
 /** Architecture name → builder of its inputs and hidden states. */
 export interface ArchitectureBuilder {
-  /** The graph inputs it reads, with a name prefix for two towers in one graph. */
-  inputs: (g: Graph, prefix?: string) => ModelInputs;
+  /**
+   * The graph inputs it reads, with a name prefix for two towers in one graph; `typed: false`
+   * leaves out token type ids (single texts: all type 0), where the model has them.
+   */
+  inputs: (g: Graph, prefix?: string, typed?: boolean) => ModelInputs;
   /** Token states [batch, seq, hidden]. */
   build: (inputs: ModelInputs, p: Params, c: ModelConfig) => Value;
   /** A projection the model applies to its pooled vector, if it has one. */
@@ -61,7 +64,7 @@ export const ARCHITECTURES: Record<ModelConfig['architecture'], ArchitectureBuil
 /** inputs → token states → pooled (→ head) → truncated / normalised sentence embedding. */
 export function sentenceEmbedding(graph: Graph, params: Params, config: ModelConfig, prefix: string, o: PoolingOptions): { inputs: ModelInputs; hidden: Value; embedding: Value } {
   const arch = ARCHITECTURES[config.architecture];
-  const inputs = arch.inputs(graph, prefix);
+  const inputs = arch.inputs(graph, prefix, !config.singleSegment);
   const hidden = arch.build(inputs, params, config);
   const head = arch.head;
   const embedding = pool(hidden, inputs.attentionMask, o, head ? (x) => head(x, params, config) : undefined);

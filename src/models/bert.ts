@@ -15,12 +15,12 @@ export interface ModelInputs {
 }
 
 /** The graph inputs a BERT model reads; `prefix` separates two towers in one graph (`q_`, `p_`). */
-export function bertInputs(graph: Graph, prefix = ''): ModelInputs {
+export function bertInputs(graph: Graph, prefix = '', typed = true): ModelInputs {
   const dims = [`${prefix}batch`, `${prefix}sequence`];
   return {
     inputIds: graph.input(`${prefix}input_ids`, 'int64', dims),
     attentionMask: graph.input(`${prefix}attention_mask`, 'int64', dims),
-    tokenTypeIds: graph.input(`${prefix}token_type_ids`, 'int64', dims),
+    ...(typed && { tokenTypeIds: graph.input(`${prefix}token_type_ids`, 'int64', dims) }),
   };
 }
 

@@ -29,6 +29,12 @@ export interface ModelConfig {
   qkNorm: boolean;
   /** LoRA's alpha / r when the weights carry adapters (set by training; see training/lora.ts). */
   loraScale?: number;
+  /**
+   * Texts are single segments (token type 0 throughout): the graph adds token type 0's row
+   * instead of looking token types up, and takes no token_type_ids (the browser trainer's graphs:
+   * same numbers, and onnxruntime-web's WebGPU kernels run that lookup's backward wrongly).
+   */
+  singleSegment?: boolean;
   /** The raw JSON, written back unchanged on export. */
   raw: Record<string, unknown>;
 }

@@ -1,8 +1,11 @@
 /**
  * Contrastive fine-tuning in a browser tab: the Node trainer's fused step — the same step graph
  * (InfoNCE and every weight's gradient in one run, training/graphs.ts), the same sampler,
- * clipping, schedule and AdamW (training/optimizer.ts) — on onnxruntime-web. Lookup tables get
- * dense gradients (the Node trainer's sparse ones give the same update, optimizer.ts).
+ * clipping, schedule and AdamW (training/optimizer.ts) — on onnxruntime-web. As there, lookup
+ * tables get row gradients, summed here: no vocabulary-sized gradient in the tab's memory.
+ * Texts are single segments (ModelConfig.singleSegment): BERT's token type 0 row is added, not
+ * looked up — the same numbers, and onnxruntime-web's WebGPU backend computes the step graph
+ * with that lookup wrongly (its loss, not just its gradient; found by bisecting the graph).
  */
 import type * as ort from 'onnxruntime-web';
 import { padBatch } from '../models/batch.js';
@@ -11,7 +14,7 @@ import type { NamedTensor } from '../models/safetensors-format.js';
 import { applyTemplate } from '../models/template.js';
 import { floatTensor, int64Tensor } from '../runtime/tensor.js';
 import { embedGraph, GRAD_PREFIX, stepGraph } from '../training/graphs.js';
-import { AdamW, clipGradNorm, decays, learningRate, type Schedule } from '../training/optimizer.js';
+import { AdamW, clipGradNorm, decays, type Grad, learningRate, RowGradients, type Schedule } from '../training/optimizer.js';
 import type { TrainExample } from '../training/sampler.js';
 import type { WebModel } from './model.js';
 import { type WebDevice, type WebFeed, WebSession } from './session.js';
@@ -38,6 +41,8 @@ interface Slot {
   shape: number[];
   transposed: boolean;
   tensor: ort.Tensor;
+  /** A lookup table's row-gradient outputs (one per lookup); none for a dense gradient. */
+  parts: { grad: string; rows: string }[];
 }
 
 export class WebTrainer {
@@ -62,12 +67,14 @@ export class WebTrainer {
       maxQueryLength: Math.min(64, model.maxLength), maxPassageLength: Math.min(256, model.maxLength), device: 'wasm' as WebDevice, ...options,
     };
     const pooling = { pooling: model.pooling, normalize: model.normalize };
-    const embed = embedGraph(model.config, model.weights, pooling, 'adopt'); // weights now in graph layout
-    const built = stepGraph(model.config, model.weights, pooling, { temperature: o.temperature }, { sparse: false, frozen: new Set() }, 'graph');
-    const slots = built.names.map((name): Slot => {
+    const config = { ...model.config, singleSegment: true };
+    const embed = embedGraph(config, model.weights, pooling, 'adopt'); // weights now in graph layout
+    const built = stepGraph(config, model.weights, pooling, { temperature: o.temperature }, { sparse: true, frozen: new Set() }, 'graph');
+    const slot = (name: string, parts: Slot['parts']): Slot => {
       const u = built.params.used.get(name)!;
-      return { name, data: u.data, shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape) as unknown as ort.Tensor };
-    });
+      return { name, data: u.data, shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape) as unknown as ort.Tensor, parts };
+    };
+    const slots = [...built.names.map((n) => slot(n, [])), ...built.sparse.map((t) => slot(t.name, t.parts))];
     const optimizer = new AdamW(slots.map((s) => ({ name: s.name, data: s.data, decay: decays(s.name) })), { weightDecay: o.weightDecay });
     const stepSession = await WebSession.create(built.graph, o.device);
     const embedSession = await WebSession.create(embed.graph, o.device).catch(async (e) => {
@@ -103,7 +110,12 @@ export class WebTrainer {
     const s = this.stepSession;
     const out = await s.run({ ...this.weightFeed(), ...this.batchFeed(q, 'q_', s), ...this.batchFeed(p, 'p_', s), labels });
     const loss = (out.loss!.data as Float32Array)[0]!;
-    const grads = this.slots.map((slot) => out[GRAD_PREFIX + slot.name]!.data as Float32Array);
+    const grads = this.slots.map((slot): Grad => {
+      if (!slot.parts.length) return out[GRAD_PREFIX + slot.name]!.data as Float32Array;
+      const rows = new RowGradients(slot.shape[1]!);
+      for (const p of slot.parts) rows.add(out[p.rows]!.data as BigInt64Array, out[p.grad]!.data as Float32Array);
+      return rows.finish();
+    });
     const gradNorm = clipGradNorm(grads, this.o.maxGradNorm > 0 ? this.o.maxGradNorm : Infinity);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`step ${this.optimizer.step + 1}: loss ${loss}, gradient norm ${gradNorm}: not finite`);
     const lr = learningRate(this.optimizer.step, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });

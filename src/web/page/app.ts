@@ -19,6 +19,8 @@ export interface RunOptions {
   temperature?: number;
   seed?: number;
   device?: WebDevice;
+  /** Texts to embed with the fine-tuned weights before the trainer closes (returned as `probe`). */
+  probe?: string[];
 }
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -58,7 +60,7 @@ function showMetrics(base: Record<string, number>, tuned: Record<string, number>
 }
 
 /** Fine-tunes and evaluates; returns the losses, the metrics and the exported files. */
-export async function run(o: RunOptions): Promise<{ losses: number[]; base: Record<string, number>; tuned: Record<string, number>; files: FileMap; stepsPerSecond: number }> {
+export async function run(o: RunOptions): Promise<{ losses: number[]; base: Record<string, number>; tuned: Record<string, number>; files: FileMap; stepsPerSecond: number; probe: Float32Array }> {
   losses.length = 0;
   const modelFiles = typeof o.model === 'string' ? await fetchModelFiles(o.model) : o.model;
   const model = openModel(modelFiles, typeof o.model === 'string' ? o.model : 'picked model');
@@ -86,10 +88,11 @@ export async function run(o: RunOptions): Promise<{ losses: number[]; base: Reco
     const evaluated = testSet.length ? await evaluate(trainer, testSet, [1, 10]) : { metrics: {}, queries: 0 };
     showMetrics(base, evaluated.metrics, evaluated.queries);
     const files = exportFiles(trainer);
+    const probe = (await trainer.encode(o.probe ?? [])).data;
     const link = $<HTMLAnchorElement>('download');
     link.href = URL.createObjectURL(new Blob([zipFiles(files) as Uint8Array<ArrayBuffer>], { type: 'application/zip' }));
     link.hidden = false;
-    return { losses: [...losses], base, tuned: evaluated.metrics, files, stepsPerSecond };
+    return { losses: [...losses], base, tuned: evaluated.metrics, files, stepsPerSecond, probe };
   } finally {
     await trainer.close();
   }
