@@ -2,9 +2,10 @@
  * What trains in a browser tab (issue 25): random BERT models of real shapes, fine-tuned in
  * Debian's chromium on onnxruntime-web (WebAssembly, one thread per core) and on the Node trainer
  * (same cores), batch × group 4 at 32 / 128 tokens: seconds per step, the tab's peak memory
- * (its renderer processes' RSS, sampled), or the error that stopped it. Prints JSON.
+ * (its renderer processes' RSS, sampled), or the error that stopped it. `@n`: the page runs
+ * GradCache slices of n texts (Node: its fused step either way). Prints JSON.
  *
- *   node dist/scripts/browser-limits.js [minilm:8,64 bge-base:8,32 bert-large:8]
+ *   node dist/scripts/browser-limits.js [minilm:8,32 minilm:32@8 bge-base:8@8 …]
  */
 import { execSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -71,9 +72,10 @@ async function nodeStep(dir: string, batch: number, data: string): Promise<numbe
   }
 }
 
-const plan = (process.argv.slice(2).length ? process.argv.slice(2) : ['minilm:8,64', 'bge-base:8,32', 'bert-large:8']).map((p) => {
-  const [name, batches] = p.split(':');
-  return { name: name!, batches: (batches ?? '8').split(',').map(Number) };
+const plan = (process.argv.slice(2).length ? process.argv.slice(2) : ['minilm:8,32', 'minilm:32,128@8', 'bge-base:8,32@8', 'bert-large:8@8']).map((p) => {
+  const [spec, mini] = p.split('@');
+  const [name, batches] = spec!.split(':');
+  return { name: name!, batches: (batches ?? '8').split(',').map(Number), mini: mini ? Number(mini) : undefined };
 });
 mkdirSync(work, { recursive: true });
 const dataFile = join(work, 'records.jsonl');
@@ -87,23 +89,23 @@ const server = await serveWeb({ port: 0, models: Object.entries(dirs).map(([n, d
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
 const result: Record<string, unknown> = { threads, group: GROUP, tokens: [32, 128], chromium: browser.version(), shapes: {} };
 try {
-  for (const { name, batches } of plan) {
+  for (const { name, batches, mini } of plan) {
     const spec = SHAPES[name]!;
-    const params = Object.values(Object.fromEntries([...loadWeights(dirs[name]!)].map(([n, t]) => [n, t.data.length]))).reduce((a, b) => a + b, 0);
-    const shape: Record<string, unknown> = { params, layers: spec.layers, hidden: spec.hidden };
-    (result.shapes as Record<string, unknown>)[name] = shape;
+    const params = [...loadWeights(dirs[name]!).values()].reduce((a, t) => a + t.data.length, 0);
+    const shapes = result.shapes as Record<string, Record<string, unknown>>;
+    const shape = (shapes[name] ??= { params, layers: spec.layers, hidden: spec.hidden });
     for (const batch of batches) {
       const page = await browser.newPage();
       await page.goto(server.url);
       await page.waitForFunction(() => 'embedtune' in window);
-      const tab = await peakRenderer(() => page.evaluate(async ({ name, batch, steps, threads }) => {
+      const tab = await peakRenderer(() => page.evaluate(async ({ name, batch, steps, threads, mini }) => {
         const ort = await import('onnxruntime-web' as string);
         ort.env.wasm.numThreads = threads;
         const m = await import('/embedtune-web.js' as string);
         const model = m.openModel(await m.fetchModelFiles(`/models/${name}/`), name);
         const recs = m.parseRecords(await (await fetch('/data/records.jsonl')).text(), 'records.jsonl').slice(0, batch);
         const examples = recs.map((r: { query: string; pos: string[]; neg: string[] }) => ({ query: r.query, passages: [...r.pos, ...r.neg] }));
-        const trainer = await m.WebTrainer.create(model, { maxQueryLength: 32, maxPassageLength: 128, totalSteps: 10, schedule: 'constant' });
+        const trainer = await m.WebTrainer.create(model, { maxQueryLength: 32, maxPassageLength: 128, totalSteps: 10, schedule: 'constant', miniBatchSize: mini });
         let seconds = 0;
         try {
           for (let s = 0; s < steps; s++) {
@@ -115,11 +117,12 @@ try {
           await trainer.close();
         }
         return seconds;
-      }, { name, batch, steps: STEPS, threads }));
+      }, { name, batch, steps: STEPS, threads, mini }));
       await page.close().catch(() => undefined);
       const node = await nodeStep(dirs[name]!, batch, readFileSync(dataFile, 'utf8')).catch((e: Error) => e.message);
-      shape[`batch ${batch}`] = { page: tab.error ? { error: tab.error, rendererPeakMiB: tab.peakMiB } : { stepSeconds: tab.value, rendererPeakMiB: tab.peakMiB }, nodeStepSeconds: node };
-      process.stderr.write(`browser-limits: ${name} batch ${batch}: ${JSON.stringify(shape[`batch ${batch}`])}\n`);
+      const key = `batch ${batch}${mini ? ` (GradCache slices of ${mini})` : ''}`;
+      shape[key] = { page: tab.error ? { error: tab.error, rendererPeakMiB: tab.peakMiB } : { stepSeconds: tab.value, rendererPeakMiB: tab.peakMiB }, nodeStepSeconds: node };
+      process.stderr.write(`browser-limits: ${name} ${key}: ${JSON.stringify(shape[key])}\n`);
     }
   }
 } finally {

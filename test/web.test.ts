@@ -20,7 +20,7 @@ import { savedPooling } from '../src/models/st-config.js';
 import { Trainer } from '../src/training/trainer.js';
 import { epochBatches, scheduleSteps } from '../src/training/sampler.js';
 import { Rng } from '../src/util/rng.js';
-import { CRANFIELD, maxAbsDiff, ROOT, tempDir, TINY_BERT } from './helpers.js';
+import { CRANFIELD, maxAbsDiff, ROOT, tempDir, TINY_BERT, TINY_XLMR } from './helpers.js';
 
 const ZH = join(ROOT, 'data', 'contrastive-zh', 'train.jsonl');
 const PROBE = ['what is the flutter of a swept wing', 'lift', '一架飞机要起飞了。'];
@@ -45,6 +45,7 @@ interface Settings {
   temperature: number;
   seed: number;
   device?: 'wasm' | 'webgpu';
+  miniBatchSize?: number;
 }
 
 /** Runs the page's `embedtune.run`; files come back base64-encoded. */
@@ -126,7 +127,7 @@ describe('fine-tuning in the browser (Chromium, onnxruntime-web)', () => {
     writeFileSync(useData, lines.join('\n') + '\n');
     zhSmall = join(tempDir(), 'zh-small.jsonl');
     writeFileSync(zhSmall, readFileSync(ZH, 'utf8').split('\n').slice(0, 40).join('\n') + '\n');
-    server = await serveWeb({ port: 0, models: [`tiny-bert=${TINY_BERT}`, 'use-lite'], data: [`zh.jsonl=${ZH}`, `cranfield.jsonl=${useData}`, `zh-small.jsonl=${zhSmall}`], quiet: true });
+    server = await serveWeb({ port: 0, models: [`tiny-bert=${TINY_BERT}`, `tiny-xlmr=${TINY_XLMR}`, 'use-lite'], data: [`zh.jsonl=${ZH}`, `cranfield.jsonl=${useData}`, `zh-small.jsonl=${zhSmall}`], quiet: true });
     // WebGPU on Chromium's own software Vulkan (SwiftShader) where no GPU is: headless, it needs asking.
     browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'] });
     page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
@@ -190,6 +191,14 @@ describe('fine-tuning in the browser (Chromium, onnxruntime-web)', () => {
     await page.screenshot({ path: shot, fullPage: true });
   });
 
+  it('a tiny XLM-RoBERTa with GradCache (slices of 3): the same losses as the Node trainer\'s fused step', async () => {
+    const s: Settings = { ...tiny, model: 'tiny-xlmr', data: 'zh-small.jsonl', miniBatchSize: 3 };
+    const web = await runInPage(page, s);
+    const { losses: node } = await nodeLosses(TINY_XLMR, zhSmall, s);
+    assert.equal(web.losses.length, node.length);
+    assert.ok(relDiff(web.losses, node) < 1e-4, `losses differ by ${relDiff(web.losses, node)}`);
+  });
+
   it('USE-Lite on Cranfield, one epoch: the same losses as the Node trainer, and its held-out metrics', async (t) => {
     resolveModelDir('use-lite'); // converted from the npm package
     const s: Settings = { model: 'use-lite', data: 'cranfield.jsonl', heldOut: 0.2, epochs: 1, batchSize: 8, groupSize: 4, learningRate: 2e-5, temperature: 0.05, seed: 3 };
@@ -228,7 +237,7 @@ describe('fine-tuning in the browser (Chromium, onnxruntime-web)', () => {
     const message = await page.evaluate(async () => {
       const w = window as unknown as { embedtune: { run(o: unknown): Promise<unknown> } };
       try {
-        await w.embedtune.run({ model: '/models/tiny-bert/', data: '{"query": "a", "pos_passage": ["b"]}\n{"query": "c", "pos_passage": "d"}\n', dataName: 'mine.jsonl' });
+        await w.embedtune.run({ model: '/models/tiny-bert/', data: { text: '{"query": "a", "pos_passage": ["b"]}\n{"query": "c", "pos_passage": "d"}\n', name: 'mine.jsonl' } });
         return 'no error';
       } catch (e) {
         return (e as Error).message;

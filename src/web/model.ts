@@ -54,9 +54,11 @@ export async function fetchModelFiles(base: string, fetchFile: typeof fetch = fe
 export async function pickedFiles(list: ArrayLike<File>): Promise<FileMap> {
   const files: FileMap = new Map();
   for (const f of Array.from(list)) {
-    const rel = (f.webkitRelativePath || f.name).split('/');
-    if (rel.length > 1) rel.shift(); // the folder's own name
-    files.set(rel.join('/'), new Uint8Array(await f.arrayBuffer()));
+    const parts = (f.webkitRelativePath || f.name).split('/');
+    if (parts.length > 1) parts.shift(); // the folder's own name
+    const rel = parts.join('/');
+    // Only what openModel reads: not the folder's ONNX files or other weights.
+    if (rel === 'config.json' || rel === 'model.safetensors' || OPTIONAL.includes(rel)) files.set(rel, new Uint8Array(await f.arrayBuffer()));
   }
   return files;
 }
@@ -86,6 +88,7 @@ export function memoryFolder(files: FileMap, name: string): ModelFiles {
 export function openModel(files: FileMap, name = 'model'): WebModel {
   const folder = memoryFolder(files, name);
   const object = (rel: string) => (folder.has(rel) ? (folder.json(rel) as Record<string, unknown>) : {});
+  if (!folder.has('config.json')) throw new Error(`${folder.path('config.json')}: missing; expected a Hugging Face model folder`);
   const config = parseConfig(folder.json('config.json'), folder.path('config.json'));
   const tokConfig = object('tokenizer_config.json');
   let tokenizer: Tokenizer;
@@ -95,7 +98,9 @@ export function openModel(files: FileMap, name = 'model'): WebModel {
     if (!folder.has('tokenizer.json')) throw new Error(`${name}: no tokenizer.json; save the model with a fast tokenizer first`);
     tokenizer = TextTokenizer.fromJson(object('tokenizer.json'), tokConfig, folder.path('tokenizer.json'));
   }
-  const weights = decodeSafetensors(files.get('model.safetensors')!, folder.path('model.safetensors'));
+  const safetensors = files.get('model.safetensors');
+  if (!safetensors) throw new Error(`${folder.path('model.safetensors')}: missing (one model.safetensors file; sharded weights are not read in the browser)`);
+  const weights = decodeSafetensors(safetensors, folder.path('model.safetensors'));
   return {
     name,
     config,

@@ -13,7 +13,8 @@ import { transpose2d } from '../models/params.js';
 import type { NamedTensor } from '../models/safetensors-format.js';
 import { applyTemplate } from '../models/template.js';
 import { floatTensor, int64Tensor } from '../runtime/tensor.js';
-import { embedGraph, GRAD_PREFIX, stepGraph } from '../training/graphs.js';
+import type { Graph } from '../graph/graph.js';
+import { embedGraph, GRAD_PREFIX, lossGradGraph, stepGraph, vjpGraph } from '../training/graphs.js';
 import { AdamW, clipGradNorm, decays, type Grad, learningRate, RowGradients, type Schedule } from '../training/optimizer.js';
 import type { TrainExample } from '../training/sampler.js';
 import type { WebModel } from './model.js';
@@ -30,6 +31,12 @@ export interface WebTrainOptions {
   maxGradNorm?: number;
   maxQueryLength?: number;
   maxPassageLength?: number;
+  /**
+   * GradCache: run the encoder on at most this many texts at a time (embeddings first, then each
+   * slice's backward), so a tab's memory bounds the slice, not the batch; the loss still sees the
+   * whole batch. Unset: one fused step.
+   */
+  miniBatchSize?: number;
   queryTemplate?: string;
   passageTemplate?: string;
   device?: WebDevice;
@@ -48,10 +55,11 @@ interface Slot {
 export class WebTrainer {
   private constructor(
     readonly model: WebModel,
-    private readonly o: Required<Omit<WebTrainOptions, 'queryTemplate' | 'passageTemplate'>> & Pick<WebTrainOptions, 'queryTemplate' | 'passageTemplate'>,
+    private readonly o: Required<Omit<WebTrainOptions, 'queryTemplate' | 'passageTemplate' | 'miniBatchSize'>> & Pick<WebTrainOptions, 'queryTemplate' | 'passageTemplate' | 'miniBatchSize'>,
     private readonly slots: Slot[],
     private readonly optimizer: AdamW,
-    private readonly stepSession: WebSession,
+    /** The fused step, or GradCache's loss and per-slice backward. */
+    private readonly sessions: { step: WebSession } | { loss: WebSession; vjp: WebSession },
     private readonly embedSession: WebSession,
   ) {}
 
@@ -69,19 +77,29 @@ export class WebTrainer {
     const pooling = { pooling: model.pooling, normalize: model.normalize };
     const config = { ...model.config, singleSegment: true };
     const embed = embedGraph(config, model.weights, pooling, 'adopt'); // weights now in graph layout
-    const built = stepGraph(config, model.weights, pooling, { temperature: o.temperature }, { sparse: true, frozen: new Set() }, 'graph');
+    const grad = { sparse: true, frozen: new Set<string>() };
+    const built = o.miniBatchSize ? vjpGraph(config, model.weights, pooling, grad, 'graph') : stepGraph(config, model.weights, pooling, { temperature: o.temperature }, grad, 'graph');
     const slot = (name: string, parts: Slot['parts']): Slot => {
       const u = built.params.used.get(name)!;
       return { name, data: u.data, shape: u.shape, transposed: u.transposed, tensor: floatTensor(u.data, u.shape) as unknown as ort.Tensor, parts };
     };
     const slots = [...built.names.map((n) => slot(n, [])), ...built.sparse.map((t) => slot(t.name, t.parts))];
     const optimizer = new AdamW(slots.map((s) => ({ name: s.name, data: s.data, decay: decays(s.name) })), { weightDecay: o.weightDecay });
-    const stepSession = await WebSession.create(built.graph, o.device);
-    const embedSession = await WebSession.create(embed.graph, o.device).catch(async (e) => {
-      await stepSession.release();
+    const opened: WebSession[] = [];
+    const open = async (g: Graph) => {
+      const s = await WebSession.create(g, o.device);
+      opened.push(s);
+      return s;
+    };
+    try {
+      const sessions = o.miniBatchSize
+        ? { loss: await open(lossGradGraph(config.hiddenSize, { temperature: o.temperature, normalized: model.normalize })), vjp: await open(built.graph) }
+        : { step: await open(built.graph) };
+      return new WebTrainer(model, o, slots, optimizer, sessions, await open(embed.graph));
+    } catch (e) {
+      for (const s of opened) await s.release();
       throw e;
-    });
-    return new WebTrainer(model, o, slots, optimizer, stepSession, embedSession);
+    }
   }
 
   get stepCount(): number {
@@ -107,20 +125,55 @@ export class WebTrainer {
     const q = this.tokens(batch.map((e) => e.query), this.o.queryTemplate, this.o.maxQueryLength);
     const p = this.tokens(batch.flatMap((e) => e.passages), this.o.passageTemplate, this.o.maxPassageLength);
     const labels = int64Tensor(BigInt64Array.from(batch.map((_, i) => BigInt(i * group))), [batch.length, 1]) as unknown as ort.Tensor;
-    const s = this.stepSession;
-    const out = await s.run({ ...this.weightFeed(), ...this.batchFeed(q, 'q_', s), ...this.batchFeed(p, 'p_', s), labels });
-    const loss = (out.loss!.data as Float32Array)[0]!;
-    const grads = this.slots.map((slot): Grad => {
-      if (!slot.parts.length) return out[GRAD_PREFIX + slot.name]!.data as Float32Array;
-      const rows = new RowGradients(slot.shape[1]!);
-      for (const p of slot.parts) rows.add(out[p.rows]!.data as BigInt64Array, out[p.grad]!.data as Float32Array);
-      return rows.finish();
-    });
+    const dense = this.slots.map((slot) => (slot.parts.length ? null : new Float32Array(slot.data.length)));
+    const rows = this.slots.map((slot) => (slot.parts.length ? new RowGradients(slot.shape[1]!) : null));
+    const add = (out: Record<string, ort.Tensor>) =>
+      this.slots.forEach((slot, i) => {
+        if (dense[i]) addInto(dense[i]!, out[GRAD_PREFIX + slot.name]!.data as Float32Array);
+        for (const part of slot.parts) rows[i]!.add(out[part.rows]!.data as BigInt64Array, out[part.grad]!.data as Float32Array);
+      });
+    let loss: number;
+    if ('step' in this.sessions) {
+      const s = this.sessions.step;
+      const out = await s.run({ ...this.weightFeed(), ...this.batchFeed(q, 'q_', s), ...this.batchFeed(p, 'p_', s), labels });
+      add(out);
+      loss = (out.loss!.data as Float32Array)[0]!;
+    } else loss = await this.gradCache(q, p, labels, add);
+    const grads = this.slots.map((_, i): Grad => dense[i] ?? rows[i]!.finish());
     const gradNorm = clipGradNorm(grads, this.o.maxGradNorm > 0 ? this.o.maxGradNorm : Infinity);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) throw new Error(`step ${this.optimizer.step + 1}: loss ${loss}, gradient norm ${gradNorm}: not finite`);
     const lr = learningRate(this.optimizer.step, { lr: this.o.learningRate, warmupSteps: this.o.warmupSteps, totalSteps: this.o.totalSteps, schedule: this.o.schedule });
     this.optimizer.update(grads, lr);
     return { loss, gradNorm, lr };
+  }
+
+  /** GradCache: embeddings slice by slice without gradients, the loss on the whole batch, then each slice's backward seeded by its rows of d loss / d embedding. */
+  private async gradCache(q: number[][], p: number[][], labels: ort.Tensor, add: (out: Record<string, ort.Tensor>) => void): Promise<number> {
+    const { loss, vjp } = this.sessions as { loss: WebSession; vjp: WebSession };
+    const size = this.o.miniBatchSize!;
+    const dim = this.model.config.hiddenSize;
+    const slices = (ids: number[][]) => Array.from({ length: Math.ceil(ids.length / size) }, (_, i) => ids.slice(i * size, (i + 1) * size));
+    const embed = async (ids: number[][]) => {
+      const data = new Float32Array(ids.length * dim);
+      let at = 0;
+      for (const s of slices(ids)) {
+        const out = await this.embedSession.run({ ...this.weightFeed(), ...this.batchFeed(s, '', this.embedSession) });
+        data.set(out.embedding!.data as Float32Array, at);
+        at += s.length * dim;
+      }
+      return data;
+    };
+    const [qe, pe] = [await embed(q), await embed(p)];
+    const lg = await loss.run({ queries: floatTensor(qe, [q.length, dim]) as unknown as ort.Tensor, passages: floatTensor(pe, [p.length, dim]) as unknown as ort.Tensor, labels });
+    for (const [ids, seed] of [[q, lg[`${GRAD_PREFIX}queries`]!.data as Float32Array], [p, lg[`${GRAD_PREFIX}passages`]!.data as Float32Array]] as const) {
+      let at = 0;
+      for (const s of slices(ids)) {
+        const grad = floatTensor(seed.slice(at, at + s.length * dim), [s.length, dim]) as unknown as ort.Tensor;
+        add(await vjp.run({ ...this.weightFeed(), ...this.batchFeed(s, '', vjp), grad_embedding: grad }));
+        at += s.length * dim;
+      }
+    }
+    return (lg.loss!.data as Float32Array)[0]!;
   }
 
   /**
@@ -147,7 +200,10 @@ export class WebTrainer {
   }
 
   async close(): Promise<void> {
-    await this.stepSession.release();
-    await this.embedSession.release();
+    for (const s of [...Object.values(this.sessions), this.embedSession]) await s.release();
   }
+}
+
+function addInto(acc: Float32Array, x: Float32Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i]! += x[i]!;
 }

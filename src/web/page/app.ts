@@ -8,15 +8,18 @@ import type { WebDevice } from '../session.js';
 import type { FileMap } from '../model.js';
 
 export interface RunOptions {
+  /** A model folder's URL, or its files. */
   model: string | FileMap;
-  data: string;
-  dataName?: string;
+  /** A JSONL file's URL, or its text and name. */
+  data: string | { text: string; name: string };
   heldOut?: number;
   epochs?: number;
   batchSize?: number;
   groupSize?: number;
   learningRate?: number;
   temperature?: number;
+  /** GradCache slice (texts per encoder run); unset: one fused step. */
+  miniBatchSize?: number;
   seed?: number;
   device?: WebDevice;
   /** Texts to embed with the fine-tuned weights before the trainer closes (returned as `probe`). */
@@ -64,13 +67,13 @@ export async function run(o: RunOptions): Promise<{ losses: number[]; base: Reco
   losses.length = 0;
   const modelFiles = typeof o.model === 'string' ? await fetchModelFiles(o.model) : o.model;
   const model = openModel(modelFiles, typeof o.model === 'string' ? o.model : 'picked model');
-  const text = o.data.includes('\n') || o.data.trimStart().startsWith('{') ? o.data : await (await fetch(o.data)).text();
-  const records = parseRecords(text, o.dataName ?? (o.data.length < 200 ? o.data : 'data.jsonl'));
+  const data = typeof o.data === 'string' ? { text: await (await fetch(o.data)).text(), name: o.data } : o.data;
+  const records = parseRecords(data.text, data.name);
   const cut = Math.round(records.length * (1 - (o.heldOut ?? 0.2)));
   const [trainSet, testSet] = [records.slice(0, cut), records.slice(cut)];
   const fitOptions = { epochs: o.epochs ?? 1, batchSize: o.batchSize ?? 8, groupSize: o.groupSize ?? 4, seed: o.seed ?? 42 };
   const totalSteps = plannedSteps(trainSet, fitOptions);
-  const trainer = await WebTrainer.create(model, { learningRate: o.learningRate ?? 2e-5, temperature: o.temperature ?? 0.02, totalSteps, warmupSteps: Math.round(0.1 * totalSteps), device: o.device ?? 'wasm' });
+  const trainer = await WebTrainer.create(model, { learningRate: o.learningRate ?? 2e-5, temperature: o.temperature ?? 0.02, totalSteps, warmupSteps: Math.round(0.1 * totalSteps), device: o.device ?? 'wasm', miniBatchSize: o.miniBatchSize || undefined });
   try {
     const base = testSet.length ? (await evaluate(trainer, testSet, [1, 10])).metrics : {};
     const started = performance.now();
@@ -111,14 +114,14 @@ async function start(): Promise<void> {
     const num = (id: string) => Number($<HTMLInputElement>(id).value);
     await run({
       model: picked?.length ? await pickedFiles(picked) : `/models/${$<HTMLSelectElement>('model').value}/`,
-      data: dataFile ? await dataFile.text() : `/data/${$<HTMLSelectElement>('data').value}`,
-      dataName: dataFile?.name,
+      data: dataFile ? { text: await dataFile.text(), name: dataFile.name } : `/data/${$<HTMLSelectElement>('data').value}`,
       heldOut: num('heldOut'),
       epochs: num('epochs'),
       batchSize: num('batchSize'),
       groupSize: num('groupSize'),
       learningRate: num('lr'),
       temperature: num('temperature'),
+      miniBatchSize: num('miniBatchSize'),
       device: $<HTMLSelectElement>('device').value as WebDevice,
     });
   } catch (e) {
