@@ -32,6 +32,8 @@ interface PageRun {
   files: Record<string, string>;
   probe: number[];
   stepsPerSecond: number;
+  /** The download link's zip. */
+  zip: string;
 }
 
 interface Settings {
@@ -58,7 +60,8 @@ function runInPage(page: Page, s: Settings): Promise<PageRun> {
       for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
       return btoa(text);
     };
-    return { ...r, files: Object.fromEntries([...r.files].map(([k, v]) => [k, b64(v)])), probe: [...r.probe] };
+    const zip = new Uint8Array(await (await fetch((document.getElementById('download') as HTMLAnchorElement).href)).arrayBuffer());
+    return { ...r, files: Object.fromEntries([...r.files].map(([k, v]) => [k, b64(v)])), probe: [...r.probe], zip: b64(zip) };
   }, { s, probe: PROBE });
 }
 
@@ -156,6 +159,13 @@ describe('fine-tuning in the browser (Chromium, onnxruntime-web)', () => {
     assert.ok(web.tuned['ndcg@10']! !== web.base['ndcg@10'], 'evaluation ran on the trained weights');
 
     const dir = writeFiles(web.files);
+    // The download: a zip whose end record counts every file and whose entries hold them byte for byte.
+    const zip = Buffer.from(web.zip, 'base64');
+    const end = zip.subarray(zip.length - 22);
+    assert.equal(end.readUInt32LE(0), 0x06054b50);
+    assert.equal(end.readUInt16LE(10), Object.keys(web.files).length);
+    const st = Buffer.from(web.files['model.safetensors']!, 'base64');
+    assert.ok(zip.includes(Buffer.from('model/model.safetensors')) && zip.includes(st), 'model.safetensors stored in the zip');
     const encoder = await Encoder.load(dir);
     try {
       const ours = await encoder.encode(PROBE, { quiet: true });
@@ -231,6 +241,17 @@ describe('fine-tuning in the browser (Chromium, onnxruntime-web)', () => {
     t.diagnostic(`WebGPU steps/s ${web.stepsPerSecond.toFixed(3)}`);
     assert.equal(web.losses.length, node.length);
     assert.ok(relDiff(web.losses, node) < 1e-4, `losses differ by ${relDiff(web.losses, node)}: ${web.losses} vs ${node}`);
+  });
+
+  it('the server: isolation headers, the lists, 404 outside what it serves', async () => {
+    const get = (path: string) => fetch(new URL(path, server.url));
+    const page = await get('/');
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    assert.deepEqual(await (await get('/api/models')).json(), ['tiny-bert', 'tiny-xlmr', 'use-lite']);
+    assert.equal((await get('/models/tiny-bert/config.json')).status, 200);
+    assert.equal((await get('/ort/ort.all.min.mjs')).headers.get('content-type'), 'text/javascript');
+    for (const path of ['/models/tiny-bert/..%2F..%2Fpackage.json', '/models/nope/config.json', '/data/nope.jsonl', '/ort/..%2Fpackage.json']) assert.equal((await get(path)).status, 404, path);
   });
 
   it('a bad record is an error on the page naming the file, line and field', async () => {
