@@ -84,6 +84,14 @@ function metricsTable(base: Record<string, number> | undefined, tuned: Record<st
   return `<table id="metrics"><thead><tr><th>metric</th><th>base</th><th>fine-tuned</th><th>Δ</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/** The evaluations log.jsonl holds (eval_data every eval_steps): step by step, at 10. */
+function heldOutTable(evals: { step: number; eval: Record<string, number> }[]): string {
+  const names = Object.keys(evals[0]!.eval).filter((n) => n.endsWith('@10'));
+  const head = `<tr><th>step</th>${names.map((n) => `<th>${escape(n)}</th>`).join('')}</tr>`;
+  const rows = evals.map((e) => `<tr><td>${e.step}</td>${names.map((n) => `<td>${e.eval[n]?.toFixed(4) ?? '–'}</td>`).join('')}</tr>`);
+  return `<table id="held-out"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
 /**
  * Writes `<runDir>/report.html` and returns its path.
  * @example
@@ -102,6 +110,12 @@ export function writeReport(runDir: string): string {
   const rerankLine = rr
     ? `${rr.dropped_count} of ${rr.dropped_count + rr.kept.count} candidates in the mining window dropped as likely false negatives: ${rr.model} scored them within ${rr.margin} of the query's positive, or above.`
     : 'No reranker in this run.';
+  const rounds = r.log.filter((l) => l.remine) as { step: number; remine: { epoch: number; queries: number; pool: number; kept_old: number; lexical_share?: number } }[];
+  const remineLines = rounds.length
+    ? rounds.map(({ step, remine: m }) => `<li>epoch ${m.epoch}: negatives re-mined at step ${step} with the weights then (${m.queries} queries, pool ${m.pool}${m.lexical_share === undefined ? '' : `, ${(100 * m.lexical_share).toFixed(1)}% from BM25`}${m.kept_old ? `, ${m.kept_old} kept their previous ones` : ''})</li>`).join('')
+    : '<li>No re-mining in this run.</li>';
+  const evals = r.log.filter((l) => l.eval) as { step: number; eval: Record<string, number> }[];
+  const evalTable = evals.length ? heldOutTable(evals) : '<p>No evaluations during training.</p>';
   const cleanLine = r.dropped === null ? 'No clean step in this run.' : `${r.dropped} of ${r.cleanInput ?? '?'} training queries dropped as near-duplicates.`;
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>embedtune report</title>
@@ -113,6 +127,8 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;te
 <h1>embedtune report</h1>
 <h2>Evaluation: base vs fine-tuned</h2>${metricsTable(r.base?.metrics, r.tuned?.metrics)}
 <h2>Training</h2><div id="loss" class="chart"></div><div id="lr" class="chart"></div>
+<h2>Held out during training</h2>${evalTable}
+<h2>Re-mining</h2><ul id="remine">${remineLines}</ul>
 <h2>Mined scores</h2><div id="hist" class="chart"></div>
 <h2>Reranker</h2><p id="rerank">${escape(rerankLine)}</p><div id="rerank-hist" class="chart"></div>
 <h2>Clean</h2><p id="clean">${escape(cleanLine)}</p>

@@ -29,6 +29,7 @@ import { NonFiniteError, Trainer, type TrainerOptions } from '../training/traine
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
 import { trainingModel } from '../training/library.js';
+import { checkRemineOptions, lastRound, readRound, type RemineEntry, remineDue, remineRound, roundFile } from '../training/remine.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
 
 
@@ -137,8 +138,8 @@ export type TrainRecordInput = { query: string; pos?: string[]; neg?: string[]; 
  */
 export type TrainInput = Partial<Omit<TrainConfig, 'train_data'>> & { model_name_or_path: string; output_dir: string; train_data: string | Iterable<TrainRecordInput> };
 
-/** One line of `log.jsonl`: a training step's loss, or an evaluation's metrics. */
-export type LogEntry = { step: number; epoch: number; loss: number; lr: number; grad_norm: number; seconds: number } | { step: number; eval: Record<string, number> };
+/** One line of `log.jsonl`: a training step's loss, an evaluation's metrics, or a re-mining round. */
+export type LogEntry = { step: number; epoch: number; loss: number; lr: number; grad_norm: number; seconds: number } | { step: number; eval: Record<string, number> } | RemineEntry;
 
 export interface TrainOptions extends RunOptions {
   /** Hears every line written to log.jsonl (each `logging_steps`, each evaluation). */
@@ -163,6 +164,7 @@ export interface TrainOptions extends RunOptions {
 export async function train(input: TrainInput | TrainConfig, o: TrainOptions = {}): Promise<TrainResult> {
   const memory = typeof input.train_data === 'string' ? undefined : input.train_data;
   const c = resolveConfig({ ...input, train_data: memory ? IN_MEMORY : input.train_data }).config;
+  checkRemineOptions(c.remine_options, 'config');
   // The run owns the trainer (its sessions and worker threads) and the claim on output_dir:
   // released in that order however the run ends.
   await using run = openRun(o);
@@ -319,7 +321,8 @@ async function stopped(c: TrainConfig, trainer: Trainer, state: TrainState): Pro
 }
 
 async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptions, memory?: Iterable<TrainRecordInput>): Promise<TrainResult> {
-  const records = await loadTrainRecords(c, run, memory);
+  const base = await loadTrainRecords(c, run, memory);
+  let records = base;
   const p = planRun(c, modelDir, records, run);
   // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
   // save) releases the trainer with the run: its worker threads would keep the process alive.
@@ -328,6 +331,11 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
   writeFileSync(join(c.output_dir, 'train_config.json'), JSON.stringify(c, null, 2) + '\n');
   if (o.signal?.aborted) throw Object.assign(new Error('train: stopped by its AbortSignal before the first step'), { name: 'AbortError' });
   let state = await startState(c, trainer, logPath, run);
+  // A resumed run trains on the re-mining round its checkpoint was in; resumed before a round's
+  // first step, it starts from the round before and mines that epoch's again.
+  const minesNow = remineDue(state.epoch, c.remine_every) && state.batchInEpoch === 0;
+  const round = c.resume_from_checkpoint ? lastRound(minesNow ? state.epoch - 1 : state.epoch, c.remine_every) : undefined;
+  if (round !== undefined) records = await readRound(base, roundFile(c.output_dir, round));
 
   const evalSet: RetrievalSet | undefined = c.eval_data
     ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
@@ -352,6 +360,13 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
   let best: TrainResult['best'];
   try {
     while (p.stepBound ? state.step < p.totalSteps : state.epoch < c.num_train_epochs) {
+      if (remineDue(state.epoch, c.remine_every) && state.batchInEpoch === 0) {
+        await using encoder = await trainer.encoder(modelDir);
+        const mined = await remineRound(base, records, encoder, { outputDir: c.output_dir, epoch: state.epoch, step: state.step, seed: c.seed, options: c.remine_options, queryTemplate: p.templates.query, passageTemplate: p.templates.passage, maxQueryLength: p.maxQueryLength, maxPassageLength: p.maxPassageLength }, run);
+        records = mined.records;
+        appendFileSync(logPath, JSON.stringify(mined.entry) + '\n');
+        o.onLog?.(mined.entry);
+      }
       const rng = new Rng(state.epochRng);
       const batches = epochBatches(records, p.sampler, rng);
       const left = records.length - batches.reduce((n, b) => n + b.length, 0);

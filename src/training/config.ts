@@ -118,6 +118,13 @@ export interface TrainConfig {
   colbert_dim: number;
   /** With use_self_distill: distil from the step after this one (FlagEmbedding's; -1: from the first). */
   self_distill_start_step: number;
+  /**
+   * Re-mining (ANCE): every this many epochs (0: never), the training records' negatives are mined
+   * again with the current weights before the epoch starts (training/remine.ts).
+   */
+  remine_every: number;
+  /** Mine's options for those rounds, under its library keys (`{"rangeMin": 2, "rangeMax": 50, "lexical": "bm25"}`). */
+  remine_options: Record<string, unknown>;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -181,6 +188,8 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   use_self_distill: false,
   colbert_dim: -1,
   self_distill_start_step: -1,
+  remine_every: 0,
+  remine_options: {},
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -261,8 +270,9 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
       : type === 'nullable' ? value === null || (NULLABLE_NUMBERS.has(key) ? typeof value === 'number' : typeof value === 'string')
       : type === 'array' ? Array.isArray(value) && value.every((x) => typeof x === 'number')
       : key === 'resume_from_checkpoint' ? typeof value === 'boolean' || typeof value === 'string'
+      : key === 'remine_options' ? value !== null && typeof value === 'object' && !Array.isArray(value)
       : typeof value === type;
-    const expected = type === 'array' ? 'a list of numbers' : type === 'nullable' ? `${NULLABLE_NUMBERS.has(key) ? 'a number' : 'a string'} or null` : type ?? 'a string';
+    const expected = key === 'remine_options' ? "an object of mine's options" : type === 'array' ? 'a list of numbers' : type === 'nullable' ? `${NULLABLE_NUMBERS.has(key) ? 'a number' : 'a string'} or null` : type ?? 'a string';
     if (!ok) throw new Error(`${source}: "${key0}" must be ${expected}, got ${JSON.stringify(value)}`);
     // JSON reads 1e999 as Infinity: no setting takes an infinite or NaN number.
     if ([value].flat().some((x) => typeof x === 'number' && !Number.isFinite(x))) throw new Error(`${source}: "${key0}" must be finite, got ${JSON.stringify(raw[key0] === value ? String(value) : value)}`);
@@ -336,6 +346,9 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
     if (c.embedding_matryoshka_dims.length) clash.push('embedding_matryoshka_dims' as never);
     if (clash.length) throw new Error(`${source}: "unified_finetuning" runs in one process (fused, GradCache with mini_batch_size, or recompute), with the contrastive loss; not with ${clash.map((k) => `"${k}"`).join(', ')}`);
   }
+  range('remine_every', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0 (epochs between re-mining rounds; 0: never)');
+  if (c.remine_every > 0 && c.knowledge_distillation) throw new Error(`${source}: "remine_every" replaces the negatives, whose teacher scores knowledge_distillation needs; score the re-mined records (\`embedtune score\`) and train on them instead`);
+  if (c.remine_every === 0 && Object.keys(c.remine_options).length) notes.push('remine_options: not used — remine_every is 0 (no re-mining rounds)');
   if (!c.matryoshka_weights.every((w) => w >= 0) || (c.matryoshka_weights.length && !c.matryoshka_weights.some((w) => w > 0))) {
     throw new Error(`${source}: "matryoshka_weights" must be ≥ 0, at least one > 0, got ${JSON.stringify(c.matryoshka_weights)}`);
   }
