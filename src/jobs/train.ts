@@ -29,6 +29,8 @@ import { NonFiniteError, Trainer, type TrainerOptions } from '../training/traine
 import type { DistillType } from '../losses/distill.js';
 import { Rng } from '../util/rng.js';
 import { trainingModel } from '../training/library.js';
+import { splitHoldout } from '../training/holdout.js';
+import { copyFilesAtomic } from '../util/atomic.js';
 import { checkRemineOptions, lastRound, readRound, type RemineEntry, remineDue, remineRound, roundFile } from '../training/remine.js';
 import { evaluateSet, type RetrievalSet, specRetrievalSet } from './evaluate.js';
 
@@ -321,7 +323,10 @@ async function stopped(c: TrainConfig, trainer: Trainer, state: TrainState): Pro
 }
 
 async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptions, memory?: Iterable<TrainRecordInput>): Promise<TrainResult> {
-  const base = await loadTrainRecords(c, run, memory);
+  const loaded = await loadTrainRecords(c, run, memory);
+  const split = c.eval_holdout > 0 ? splitHoldout(loaded, c.eval_holdout, c.seed) : undefined;
+  if (split) run.log(`train: eval_holdout ${c.eval_holdout}: ${split.heldOut.queries.size} of ${split.heldOut.queries.size + new Set(split.train.map((r) => r.query)).size} queries held out, evaluated at each epoch's end over the file's ${split.heldOut.corpus.length} passages; the output is the best epoch's model`);
+  const base = split?.train ?? loaded;
   let records = base;
   const p = planRun(c, modelDir, records, run);
   // Every error from here on (a checkpoint of another model, a missing eval set, a failed final
@@ -337,7 +342,7 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
   const round = c.resume_from_checkpoint ? lastRound(minesNow ? state.epoch - 1 : state.epoch, c.remine_every) : undefined;
   if (round !== undefined) records = await readRound(base, roundFile(c.output_dir, round));
 
-  const evalSet: RetrievalSet | undefined = c.eval_data
+  const evalSet: RetrievalSet | undefined = split ? split.heldOut : c.eval_data
     ? isBeirFolder(c.eval_data) ? await loadBeir(c.eval_data) : await specRetrievalSet(c.eval_data, c.eval_negatives ?? undefined)
     : undefined;
   const evaluateNow = async () => {
@@ -349,6 +354,22 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
     const lora = p.lora;
     exportModel(dir, { baseDir: modelDir, config: p.config, weights: lora ? mergeAdapters(trained, lora.alpha / lora.rank, p.config) : trained, pooling: p.pooling, normalize: c.normalize, templates: p.templates, keepOthers: dir === c.output_dir });
     if (lora) writeAdapter(join(dir, 'adapter'), trained, lora, c.model_name_or_path);
+  };
+
+  let lastEval = state.step;
+  /** Evaluates, logs, and exports to best/ when the metric is the best yet (kept in the state). */
+  const evaluateAndKeep = async () => {
+    lastEval = state.step;
+    const result = await evaluateNow();
+    const metric = result.metrics[c.metric_for_best_model];
+    if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
+    appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
+    o.onLog?.({ step: state.step, eval: result.metrics });
+    if (state.bestMetric === null || metric > state.bestMetric) {
+      state = { ...state, bestMetric: metric };
+      best = { step: state.step, metric };
+      await exportTo(join(c.output_dir, 'best'));
+    }
   };
 
   const started = Date.now();
@@ -385,18 +406,7 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
           o.onLog?.(entry);
           window = [];
         }
-        if (evalSet && state.step % c.eval_steps === 0) {
-          const result = await evaluateNow();
-          const metric = result.metrics[c.metric_for_best_model];
-          if (metric === undefined) throw new Error(`metric_for_best_model "${c.metric_for_best_model}" is not one of ${Object.keys(result.metrics).join(', ')}`);
-          appendFileSync(logPath, JSON.stringify({ step: state.step, eval: result.metrics }) + '\n');
-          o.onLog?.({ step: state.step, eval: result.metrics });
-          if (state.bestMetric === null || metric > state.bestMetric) {
-            state = { ...state, bestMetric: metric };
-            best = { step: state.step, metric };
-            await exportTo(join(c.output_dir, 'best'));
-          }
-        }
+        if (evalSet && (split ? b + 1 === batches.length : state.step % c.eval_steps === 0)) await evaluateAndKeep();
         if (state.step % c.save_steps === 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
         o.onStep?.({ step: state.step, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm });
         if (o.signal?.aborted) throw await stopped(c, trainer, state);
@@ -412,8 +422,16 @@ async function trainIn(c: TrainConfig, modelDir: string, run: Run, o: TrainOptio
   } finally {
     bar.done();
   }
+  // eval_holdout: a run that max_steps ends inside an epoch is evaluated where it stops.
+  if (split && lastEval !== state.step) await evaluateAndKeep();
   if (state.step % c.save_steps !== 0) await saveCheckpoint(c.output_dir, trainer, state, c.save_total_limit);
-  await exportTo(c.output_dir);
-  run.log(`train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
+  const bestDir = join(c.output_dir, 'best');
+  if ((c.load_best_model_at_end || split) && state.bestMetric !== null && existsSync(bestDir)) {
+    copyFilesAtomic(bestDir, c.output_dir);
+    run.log(`train: ${state.step} steps; the best evaluation's model (${c.metric_for_best_model} ${state.bestMetric.toFixed(4)}) written to ${c.output_dir}`);
+  } else {
+    await exportTo(c.output_dir);
+    run.log(`train: ${state.step} steps, last logged loss ${lastLogged.toFixed(4)}; model written to ${c.output_dir}`);
+  }
   return { steps: state.step, epochs: state.epoch, finalLoss: lastLoss, lastLoggedLoss: lastLogged, outputDir: c.output_dir, best };
 }

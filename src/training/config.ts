@@ -125,6 +125,13 @@ export interface TrainConfig {
   remine_every: number;
   /** Mine's options for those rounds, under its library keys (`{"rangeMin": 2, "rangeMax": 50, "lexical": "bm25"}`). */
   remine_options: Record<string, unknown>;
+  /**
+   * A share (0–0.5) of the training queries held out, seeded, and evaluated at every epoch's end
+   * (training/holdout.ts); the output is the best epoch's model. 0: none.
+   */
+  eval_holdout: number;
+  /** Hugging Face's key: output_dir gets the best evaluation's model, not the last step's (on with eval_holdout). */
+  load_best_model_at_end: boolean;
 }
 
 export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | 'train_data'> = {
@@ -190,6 +197,8 @@ export const DEFAULTS: Omit<TrainConfig, 'model_name_or_path' | 'output_dir' | '
   self_distill_start_step: -1,
   remine_every: 0,
   remine_options: {},
+  eval_holdout: 0,
+  load_best_model_at_end: false,
 };
 
 /** Other names for our keys (the spec's, FlagEmbedding's). */
@@ -217,7 +226,7 @@ export const PRECISION_NOTE =
 export const IGNORED = new Set([
   'sharding', 'use_flash_attention', 'tensor_parallel_degree', 'pipeline_parallel_degree',
   'unified_checkpoint', 'amp_custom_black_list', 'release_grads', 'zero_padding', 'do_train', 'do_eval', 'disable_tqdm',
-  'load_best_model_at_end', 'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
+  'eval_with_do_generation', 'per_device_eval_batch_size', 'eval_accumulation_steps', 'evaluation_strategy',
   'save_strategy', 'dataloader_num_workers', 'report_to', 'overwrite_output_dir', 'logging_dir',
   'deepspeed', 'logging_strategy', 'tokenizer_name_or_path', 'use_fast_tokenizer',
 ]);
@@ -349,6 +358,9 @@ export function resolveConfig(raw: Record<string, unknown>, source = 'config'): 
   range('remine_every', (x) => Number.isInteger(x) && x >= 0, 'an integer ≥ 0 (epochs between re-mining rounds; 0: never)');
   if (c.remine_every > 0 && c.knowledge_distillation) throw new Error(`${source}: "remine_every" replaces the negatives, whose teacher scores knowledge_distillation needs; score the re-mined records (\`embedtune score\`) and train on them instead`);
   if (c.remine_every === 0 && Object.keys(c.remine_options).length) notes.push('remine_options: not used — remine_every is 0 (no re-mining rounds)');
+  range('eval_holdout', (x) => x >= 0 && x <= 0.5, 'a share in [0, 0.5] (0: none)');
+  if (c.eval_holdout > 0 && c.eval_data !== null) throw new Error(`${source}: give "eval_data" (a separate set, every eval_steps) or "eval_holdout" (a share of the training queries, every epoch), not both`);
+  if (c.load_best_model_at_end && c.eval_data === null && c.eval_holdout === 0) throw new Error(`${source}: "load_best_model_at_end" keeps the best evaluation's model; set "eval_data" or "eval_holdout" to evaluate`);
   if (!c.matryoshka_weights.every((w) => w >= 0) || (c.matryoshka_weights.length && !c.matryoshka_weights.some((w) => w > 0))) {
     throw new Error(`${source}: "matryoshka_weights" must be ≥ 0, at least one > 0, got ${JSON.stringify(c.matryoshka_weights)}`);
   }

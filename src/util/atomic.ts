@@ -6,7 +6,7 @@
  * file and names the target in the error. No other module renames an output (a test checks).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync, type WriteStream } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync, type WriteStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /** Temp files and folders being written now: what an interrupted run (Ctrl-C) removes. */
@@ -318,5 +318,21 @@ export function replaceFolder(tmp: string, target: string, swap = false): void {
     rmSync(old, { recursive: true, force: true });
   } finally {
     settled(old);
+  }
+}
+
+/**
+ * Copies every file under `from` to the same path under `to`, each written atomically (folders
+ * made as needed); files of `to` that `from` lacks are left.
+ * @example copyFilesAtomic('runs/ft/best', 'runs/ft');
+ */
+export function copyFilesAtomic(from: string, to: string): void {
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    const src = join(from, entry.name);
+    const dst = join(to, entry.name);
+    if (entry.isDirectory()) {
+      mkdirSync(dst, { recursive: true });
+      copyFilesAtomic(src, dst);
+    } else writeFileAtomic(dst, readFileSync(src));
   }
 }
