@@ -68,4 +68,23 @@ describe('demo pipeline and HTML report', () => {
       await browser.close();
     }
   });
+
+  it("the demo's levers: BM25 candidates, re-mining each epoch, a held-out share picking the epoch — in the stats, the log and the report", async () => {
+    const out = join(tempDir(), 'demo');
+    const r = await demo({ model: TINY_BERT, data: join(ROOT, 'data', 'cranfield-full'), outDir: out, epochs: 2, learningRate: 1e-3, quiet: true, threads: 2, lexical: 'bm25:20', remineEvery: 1, evalHoldout: 0.1 });
+    assert.equal(r.testQueries, 68, 'the test split is the same');
+    const stats = JSON.parse(readFileSync(join(out, 'mine.stats.json'), 'utf8'));
+    assert.equal(stats.lexical.k, 20);
+    const log = readFileSync(join(out, 'model', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rounds = log.filter((l) => l.remine);
+    assert.deepEqual(rounds.map((l) => l.remine.epoch), [2]);
+    assert.equal(typeof rounds[0].remine.lexical_share, 'number', 'the round mines with BM25 too');
+    const evals = log.filter((l) => l.eval);
+    assert.equal(evals.length, 2, 'one evaluation per epoch');
+    const round = JSON.parse(readFileSync(join(out, 'model', 'remine', 'epoch-2.stats.json'), 'utf8'));
+    assert.deepEqual([round.settings.rangeMin, round.settings.rangeMax, round.settings.numNegatives], [10, 100, 8], "the demo's own mining settings");
+    const html = readFileSync(r.report, 'utf8');
+    assert.match(html, /<ul id="remine"><li>epoch 2: negatives re-mined at step \d+/);
+    assert.match(html, /<table id="held-out">/);
+  });
 });

@@ -36,6 +36,12 @@ export interface DemoOptions extends RunOptions {
   threads?: number;
   /** A cross-encoder (or `qrels:DIR`) that drops likely false negatives while mining. */
   reranker?: string;
+  /** Mining's BM25 candidates (`bm25[:k]`, mine's `lexical`). */
+  lexical?: string;
+  /** Re-mine with the current weights every n epochs (the train config's `remine_every`; default 0). */
+  remineEvery?: number;
+  /** A share of the training queries held out to pick the best epoch (`eval_holdout`; default 0). */
+  evalHoldout?: number;
 }
 
 export interface DemoResult {
@@ -75,7 +81,8 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const common = { model, threads: o.threads, run, cacheDir: join(out, 'cache') };
 
   const cleaned = await clean({ ...common, input: p('train.jsonl'), output: p('train.clean.jsonl'), threshold: 0.9 });
-  await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, statsPath: p('mine.stats.json'), reranker: o.reranker });
+  const mining = { candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, reranker: o.reranker, lexical: o.lexical };
+  await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), statsPath: p('mine.stats.json'), ...mining });
   // One training record per (query, relevant document), sharing the query's mined negatives.
   const { records } = await loadRecords(p('train.mined.jsonl'), { requirePositives: true });
   // A query whose every candidate the reranker dropped has no negative to train with: left out.
@@ -108,6 +115,9 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
     save_total_limit: 1,
     seed,
     threads: o.threads ?? null,
+    remine_every: o.remineEvery ?? 0,
+    remine_options: Object.fromEntries(Object.entries(mining).filter(([, v]) => v !== undefined)),
+    eval_holdout: o.evalHoldout ?? 0,
   });
   await train(config, { run });
   const tuned = await evaluateSet({ ...common, model: runDir, cacheDir: undefined, quiet: true }, testSet, KS);

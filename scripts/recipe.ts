@@ -1,0 +1,48 @@
+/**
+ * Issue 26's recipe table: the demo pipeline (split judged queries 70/30 by seed, clean, mine,
+ * fine-tune, evaluate on the held-out 30%) on each corpus, with the current defaults and with each
+ * lever — BM25 candidates in mining, re-mining every epoch, a held-out share of the training
+ * queries picking the epoch — alone and together. The test queries never choose anything.
+ * Prints one JSON object: corpus → variant → { base, tuned } nDCG@10 (and the seconds it took).
+ *
+ *   node dist/scripts/recipe.js [corpus …] [--variants old,lexical,remine,holdout,all] [--model use-lite]
+ *   corpora: cranfield (bundled), cisi, cmrc2018 (../shared/data); or a BEIR folder
+ *
+ * One variant of Cranfield takes about 8 minutes on 2 cores (the demo's time); all five on the
+ * three corpora take hours: run it on a quiet machine, or a corpus at a time.
+ */
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { demo, type DemoOptions } from '../src/jobs/demo.js';
+import { repoRoot } from './make-models.js';
+
+const VARIANTS: Record<string, Partial<DemoOptions>> = {
+  old: {},
+  lexical: { lexical: 'bm25' },
+  remine: { remineEvery: 1 },
+  holdout: { evalHoldout: 0.1, epochs: 5 },
+  all: { lexical: 'bm25', remineEvery: 1, evalHoldout: 0.1, epochs: 5 },
+};
+
+const args = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : args.splice(i, 2)[1];
+};
+const variants = (flag('--variants') ?? Object.keys(VARIANTS).join(',')).split(',');
+const model = flag('--model') ?? 'use-lite';
+const corpora = args.length ? args : ['cranfield', 'cisi', 'cmrc2018'];
+const folder = (c: string) => (c === 'cranfield' ? join(repoRoot, 'data', 'cranfield-full') : existsSync(c) ? c : join(repoRoot, '..', 'shared', 'data', c));
+
+const table: Record<string, Record<string, unknown>> = {};
+for (const corpus of corpora) {
+  for (const v of variants) {
+    if (!VARIANTS[v]) throw new Error(`unknown variant ${v}: ${Object.keys(VARIANTS).join(', ')}`);
+    const t0 = performance.now();
+    const r = await demo({ model, data: folder(corpus), outDir: join(tmpdir(), 'embedtune-recipe', corpus, v), quiet: true, ...VARIANTS[v] });
+    (table[corpus] ??= {})[v] = { base: r.base.metrics['ndcg@10'], tuned: r.tuned.metrics['ndcg@10'], trainQueries: r.trainQueries, testQueries: r.testQueries, seconds: Math.round((performance.now() - t0) / 1000) };
+    process.stderr.write(`recipe: ${corpus} ${v}: ${JSON.stringify(table[corpus]![v])}\n`);
+  }
+}
+process.stdout.write(JSON.stringify(table, null, 2) + '\n');
