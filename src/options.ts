@@ -323,7 +323,7 @@ export function defaultOf(command: string, key: string): unknown {
 export function optionsMarkdown(): string {
   const row = (command: string, o: OptionSpec) => {
     const d = defaultOf(command, o.key);
-    const shown = d === undefined || o.flags.startsWith('--no-') ? '' : Array.isArray(d) ? d.join(',') : String(d).replace(PACKAGE_ROOT, '<package>');
+    const shown = d === undefined || o.flags.startsWith('--no-') ? '' : [d].flat().map((x) => String(x).replace(PACKAGE_ROOT, '<package>')).join(',');
     const choices = o.choices ? ` (${o.choices.join(' \\| ')})` : '';
     const help = o.help.replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;');
     return `| \`${o.flags.replace(/\|/g, '\\|')}\`${o.required ? ' (required)' : ''} | \`${o.key}\` | ${help}${choices} | ${shown && `\`${shown}\``} |`;

@@ -9,6 +9,7 @@ import { gradients } from '../src/graph/autodiff.js';
 import { Graph, i64, type Value } from '../src/graph/graph.js';
 import * as op from '../src/graph/ops.js';
 import { floatTensor, int64Tensor, Session } from '../src/runtime/session.js';
+import { INT8_WEIGHT_MAX } from '../src/models/params.js';
 import { Rng } from '../src/util/rng.js';
 
 type Build = (inputs: Value[], g: Graph) => Value;
@@ -183,7 +184,8 @@ describe('int8 linear (no gradient: inference only)', () => {
     const rng = new Rng(11);
     const [m, k, n] = [5, 7, 3];
     const x = Float32Array.from({ length: m * k }, () => rng.normal() * 2 + 0.3);
-    const wq = Int8Array.from({ length: k * n }, () => rng.int(255) - 127);
+    // Weights as the quantizer stores them: 7 bits (|q| ≤ 64; see INT8_WEIGHT_MAX).
+    const wq = Int8Array.from({ length: k * n }, () => rng.int(2 * INT8_WEIGHT_MAX + 1) - INT8_WEIGHT_MAX);
     const ws = Float32Array.from({ length: n }, () => 0.01 + rng.next() * 0.05);
     const g = new Graph('q');
     const xv = g.input('x', 'float32', [m, k]);
@@ -208,6 +210,29 @@ describe('int8 linear (no gradient: inference only)', () => {
         for (let t = 0; t < k; t++) acc += (q[i * k + t]! - xz) * wq[t * n + j]!;
         const want = acc * xs * ws[j]!;
         assert.ok(Math.abs(y[i * n + j]! - want) <= 1e-5 * Math.max(1, Math.abs(want)), `[${i},${j}] ${y[i * n + j]} vs ${want}`);
+      }
+    }
+  });
+  it("is exact at the quantizer's extremes: every activation 255, every weight ±64 (no int16 saturation on AVX2)", async () => {
+    const [m, k, n] = [2, 64, 2];
+    const x = Float32Array.from({ length: m * k }, (_, i) => (i % 2 ? 1 : 0.999)); // quantizes to 255 (and 254)
+    const wq = Int8Array.from({ length: k * n }, (_, i) => (i % n ? -INT8_WEIGHT_MAX : INT8_WEIGHT_MAX));
+    const g = new Graph('q-extremes');
+    const xv = g.input('x', 'float32', [m, k]);
+    const w = g.initializer('w', { dtype: 'int8', dims: [k, n], data: wq });
+    const zero = g.initializer('z', { dtype: 'int8', dims: [n], data: new Int8Array(n) });
+    const scale = g.initializer('s', { dtype: 'float32', dims: [n], data: Float32Array.of(1, 1) });
+    g.output(op.quantizedMatmul(xv, w, zero, scale), 'y', [m, n]);
+    const s = await Session.create(g, { threads: 1 });
+    const y = (await s.run({ x: floatTensor(x, [m, k]) })).y!.data as Float32Array;
+    await s.release();
+    const xs = Math.fround(1 / 255);
+    const q = Array.from(x, (v) => Math.min(255, Math.round(v / xs)));
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let acc = 0;
+        for (let t = 0; t < k; t++) acc += q[i * k + t]! * wq[t * n + j]!;
+        assert.ok(Math.abs(y[i * n + j]! - acc * xs) <= 1e-5 * Math.abs(acc * xs), `[${i},${j}] ${y[i * n + j]} vs ${acc * xs}`);
       }
     }
   });

@@ -8,6 +8,9 @@ import * as op from '../graph/ops.js';
 import { type NamedTensor, toHalfBits } from './safetensors-format.js';
 
 /** Prefixes that task heads add in front of the encoder's own tensor names. */
+/** The largest |q| of an int8 weight: 7 bits, onnxruntime's `reduce_range` (see ParamSet.quantized). */
+export const INT8_WEIGHT_MAX = 64;
+
 const PREFIXES = ['bert.', 'roberta.', 'xlm_roberta.', 'model.', '0.auto_model.'];
 
 /** Strips a task-head prefix and renames old `gamma`/`beta` LayerNorm keys. */
@@ -185,8 +188,11 @@ export class Params {
   }
 
   /**
-   * A PyTorch [out, in] weight (or one stored [in, out]: `inOut`) as int8 [in, out] with a symmetric scale per output column
-   * (max |w| / 127), as onnxruntime's dynamic quantization stores weights (per_channel, QInt8).
+   * A PyTorch [out, in] weight (or one stored [in, out]: `inOut`) as int8 [in, out] with a symmetric scale per output column,
+   * as onnxruntime's dynamic quantization stores weights (per_channel, QInt8) with `reduce_range`: 7 bits, |q| ≤ 64
+   * (max |w| / 64). On CPUs without VNNI (AVX2, AVX-512F) onnxruntime's u8 × s8 kernels add pairs of products in int16,
+   * which saturates past 32,767: 2 × 255 × 127 does, 2 × 255 × 64 = 32,640 does not (measured on an AVX2 EPYC:
+   * full-range weights gave −9.06 for −0.14; test/autodiff.test.ts).
    */
   private quantized(name: string, inFeatures: number, outFeatures: number, inOut = this.layout === 'graph'): Pick<Linear, 'w' | 'int8'> {
     const graph = inOut;
@@ -197,7 +203,7 @@ export class Params {
     for (let o = 0; o < outFeatures; o++) {
       let m = 0;
       for (let i = 0; i < inFeatures; i++) m = Math.max(m, Math.abs(at(i, o)!));
-      scale[o] = m > 0 ? m / 127 : 1;
+      scale[o] = m > 0 ? m / INT8_WEIGHT_MAX : 1;
       for (let i = 0; i < inFeatures; i++) q[i * outFeatures + o] = Math.round(at(i, o)! / scale[o]!);
     }
     const g = this.graph;
