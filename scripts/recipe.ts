@@ -6,7 +6,7 @@
  * Prints one JSON object: corpus → variant → { base, tuned } nDCG@10 (and the seconds it took).
  *
  *   node dist/scripts/recipe.js [corpus …] [--variants old,lexical,remine,holdout,all] [--model use-lite]
- *   corpora: cranfield (bundled), cisi, cmrc2018 (../shared/data); or a BEIR folder
+ *   corpora: cranfield (bundled), cisi, cmrc2018 (../shared/data or $EMBEDTUNE_SHARED_DATA); or a BEIR folder
  *
  * One variant of Cranfield takes about 8 minutes on 2 cores (the demo's time); all five on the
  * three corpora take hours: run it on a quiet machine, or a corpus at a time.
@@ -33,7 +33,9 @@ const flag = (name: string) => {
 const variants = (flag('--variants') ?? Object.keys(VARIANTS).join(',')).split(',');
 const model = flag('--model') ?? 'use-lite';
 const corpora = args.length ? args : ['cranfield', 'cisi', 'cmrc2018'];
-const folder = (c: string) => (c === 'cranfield' ? join(repoRoot, 'data', 'cranfield-full') : existsSync(c) ? c : join(repoRoot, '..', 'shared', 'data', c));
+/** The shared corpora: $EMBEDTUNE_SHARED_DATA, else ../shared/data beside the checkout. */
+const shared = process.env.EMBEDTUNE_SHARED_DATA ?? join(repoRoot, '..', 'shared', 'data');
+const folder = (c: string) => (c === 'cranfield' ? join(repoRoot, 'data', 'cranfield-full') : existsSync(c) ? c : join(shared, c));
 
 const table: Record<string, Record<string, unknown>> = {};
 for (const corpus of corpora) {
