@@ -64,7 +64,7 @@ describe('mine --lexical bm25', () => {
     writeFileSync(input, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const common = { model: TINY_BERT, input, rangeMin: 0, rangeMax: 2, numNegatives: 20, sampling: 'top' as const, threads: 1, quiet: true };
     await mine({ ...common, output: join(dir, 'plain.jsonl') });
-    await mine({ ...common, output: join(dir, 'lex.jsonl'), lexical: 'bm25:5' });
+    const result = await mine({ ...common, output: join(dir, 'lex.jsonl'), lexical: 'bm25:5' });
     const read = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { query: string; pos: string[]; neg: string[] });
     const [plain, lex] = [read('plain.jsonl'), read('lex.jsonl')];
     const pool = [...new Set(rows.flatMap((r) => [...r.pos, ...r.neg]))];
@@ -82,6 +82,7 @@ describe('mine --lexical bm25', () => {
     const stats = JSON.parse(readFileSync(join(dir, 'lex.stats.json'), 'utf8'));
     assert.equal(stats.lexical.chosen, added);
     assert.equal(stats.lexical.k, 5);
+    assert.ok(Math.abs(result.lexicalShare! - stats.lexical.share_of_negatives) < 1e-6 && result.lexicalShare! > 0, 'mine returns the share its stats record');
     await assert.rejects(mine({ ...common, output: join(dir, 'bad.jsonl'), lexical: 'tfidf' }), /lexical must be bm25 or bm25:K/);
   });
 });

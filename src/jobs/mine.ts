@@ -143,6 +143,8 @@ export interface MineResult {
   positives: ScoreSummary;
   negatives: ScoreSummary;
   statsPath: string;
+  /** With `lexical`: the share of chosen negatives that only BM25 proposed (as in the stats). */
+  lexicalShare?: number;
 }
 
 /** Histograms of reranker scores (logits: unbounded) over one range spanning them all. */
@@ -506,5 +508,5 @@ export async function mine(job: MineOptions): Promise<MineResult> {
   if (guarded) run.log(`mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
   run.log(`mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${s.want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) run.log(`mine: ${skips.summary()}`);
-  return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath };
+  return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath, ...(lex && { lexicalShare: negScores.length ? lexicalChosen / negScores.length : 0 }) };
 }

@@ -7,11 +7,12 @@
  * (N: the epoch they feed, from 1; mine's statistics beside it), so a resumed run reads the round its
  * checkpoint trained on.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadRecords, type QueryRecord } from '../data/records.js';
 import type { Encoder } from '../models/encoder.js';
 import { type MineOptions, mine } from '../jobs/mine.js';
+import { round } from '../jobs/stats.js';
 import { COMMANDS } from '../options.js';
 import type { Run } from '../run.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -121,10 +122,9 @@ export async function remineRound(base: QueryRecord[], current: QueryRecord[], e
   // What the epoch trains on, as a resumed run will read it.
   writeRecords(file, records);
   rmSync(output);
-  const stats = JSON.parse(readFileSync(result.statsPath, 'utf8')) as { lexical?: { share_of_negatives: number } };
   const entry: RemineEntry = {
     step: o.step,
-    remine: { epoch: o.epoch + 1, file, queries: result.uniqueQueries, pool: result.poolSize, kept_old: keptOld, ...(stats.lexical && { lexical_share: stats.lexical.share_of_negatives }), seconds: (Date.now() - started) / 1000 },
+    remine: { epoch: o.epoch + 1, file, queries: result.uniqueQueries, pool: result.poolSize, kept_old: keptOld, ...(result.lexicalShare !== undefined && { lexical_share: round(result.lexicalShare) }), seconds: (Date.now() - started) / 1000 },
   };
   if (keptOld) run.log(`train: epoch ${o.epoch + 1}: ${keptOld} record(s) got no negatives from the window and keep their previous ones`);
   return { records, entry };
