@@ -61,7 +61,7 @@ export const DEFAULTS = {
   mine: { rangeMin: 10, rangeMax: 210, numNegatives: 15, sampling: 'random', seed: 42, outputFormat: 'seed' },
   eval: { split: 'test', ks: [1, 3, 5, 10] },
   score: { truncation: 'longest_first', batchSize: 32 },
-  demo: { model: 'use-lite', data: join(PACKAGE_ROOT, 'data', 'cranfield-full'), outDir: join('runs', 'demo'), epochs: 3, seed: 13 },
+  demo: { model: 'use-lite', data: join(PACKAGE_ROOT, 'data', 'cranfield-full'), outDir: join('runs', 'demo'), epochs: 3, seed: 13, lexical: 'none', remineEvery: 0, evalHoldout: 0 },
   convert: { split: 'test', minScore: 1 },
   web: { port: 8080, host: '127.0.0.1', models: ['use-lite'], data: [join(PACKAGE_ROOT, 'data', 'contrastive-zh', 'train.jsonl')] },
 } as const;
@@ -264,7 +264,7 @@ const demo: CommandSpec<keyof DemoOptions> = {
     { flags: '--seed <n>', key: 'seed', parse: 'int', help: 'train/test split and training seed' },
     { flags: '--reranker <dir>', key: 'reranker', help: 'cross-encoder (or qrels:BEIR_DIR) that drops likely false negatives while mining' },
     { flags: '--learning-rate <x>', key: 'learningRate', parse: 'number', help: 'peak learning rate' },
-    { flags: '--lexical <bm25[:k]>', key: 'lexical', help: "mine: add each query's BM25 top k to its window (mine --lexical)" },
+    { flags: '--lexical <bm25[:k]|none>', key: 'lexical', help: "mine: add each query's BM25 top k to its window (mine --lexical; none: the model's own neighbours only)" },
     { flags: '--remine-every <n>', key: 'remineEvery', parse: 'int', help: 'train: re-mine the negatives with the current weights every n epochs (remine_every; 0: never)' },
     { flags: '--eval-holdout <share>', key: 'evalHoldout', parse: 'number', help: "train: hold out this share of the training queries, evaluate each epoch, keep the best epoch's model (eval_holdout)" },
     threads,

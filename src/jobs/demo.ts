@@ -29,18 +29,18 @@ export interface DemoOptions extends RunOptions {
   /** Fraction of judged queries held out for testing (default 0.3). */
   testFraction?: number;
   seed?: number;
-  /** Training epochs (default 3). */
+  /** Training epochs. */
   epochs?: number;
   /** Peak learning rate (default 5e-5, for a pretrained model). */
   learningRate?: number;
   threads?: number;
   /** A cross-encoder (or `qrels:DIR`) that drops likely false negatives while mining. */
   reranker?: string;
-  /** Mining's BM25 candidates (`bm25[:k]`, mine's `lexical`). */
+  /** Mining's BM25 candidates (`bm25[:k]`, mine's `lexical`; `none`: the model's neighbours only). */
   lexical?: string;
-  /** Re-mine with the current weights every n epochs (the train config's `remine_every`; default 0). */
+  /** Re-mine with the current weights every n epochs (the train config's `remine_every`; 0: never). */
   remineEvery?: number;
-  /** A share of the training queries held out to pick the best epoch (`eval_holdout`; default 0). */
+  /** A share of the training queries held out to pick the best epoch (`eval_holdout`; 0: none). */
   evalHoldout?: number;
 }
 
@@ -64,6 +64,7 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const set = await loadBeir(o.data ?? DEFAULTS.demo.data);
   const judged = [...set.queries.keys()].filter((q) => set.qrels.has(q));
   const seed = o.seed ?? DEFAULTS.demo.seed;
+  const lexical = (o.lexical ?? DEFAULTS.demo.lexical) as string;
   const test = new Set(new Rng(seed).sample(judged, Math.round(judged.length * (o.testFraction ?? 0.3))));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   const p = (f: string) => join(out, f);
@@ -81,7 +82,7 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const common = { model, threads: o.threads, run, cacheDir: join(out, 'cache') };
 
   const cleaned = await clean({ ...common, input: p('train.jsonl'), output: p('train.clean.jsonl'), threshold: 0.9 });
-  const mining = { candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, reranker: o.reranker, lexical: o.lexical };
+  const mining = { candidatePool: p('corpus.jsonl'), rangeMin: 10, rangeMax: 100, numNegatives: 8, reranker: o.reranker, lexical: lexical === 'none' ? undefined : lexical };
   await mine({ ...common, input: p('train.clean.jsonl'), output: p('train.mined.jsonl'), statsPath: p('mine.stats.json'), ...mining });
   // One training record per (query, relevant document), sharing the query's mined negatives.
   const { records } = await loadRecords(p('train.mined.jsonl'), { requirePositives: true });
@@ -115,9 +116,9 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
     save_total_limit: 1,
     seed,
     threads: o.threads ?? null,
-    remine_every: o.remineEvery ?? 0,
+    remine_every: o.remineEvery ?? DEFAULTS.demo.remineEvery,
     remine_options: Object.fromEntries(Object.entries(mining).filter(([, v]) => v !== undefined)),
-    eval_holdout: o.evalHoldout ?? 0,
+    eval_holdout: o.evalHoldout ?? DEFAULTS.demo.evalHoldout,
   });
   await train(config, { run });
   const tuned = await evaluateSet({ ...common, model: runDir, cacheDir: undefined, quiet: true }, testSet, KS);
