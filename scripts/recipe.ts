@@ -5,7 +5,7 @@
  * queries picking the epoch — alone and together. The test queries never choose anything.
  * Prints one JSON object: corpus → variant → { base, tuned } nDCG@10 (and the seconds it took).
  *
- *   node dist/scripts/recipe.js [corpus …] [--variants old,lexical,remine,holdout,all] [--model use-lite]
+ *   node dist/scripts/recipe.js [corpus …] [--variants old,lexical,remine,holdout,lexremine,all] [--model use-lite]
  *   corpora: cranfield (bundled), cisi, cmrc2018 (../shared/data or $EMBEDTUNE_SHARED_DATA); or a BEIR folder
  *
  * One variant of Cranfield takes about 8 minutes on 2 cores (the demo's time); all five on the
@@ -24,6 +24,7 @@ const VARIANTS: Record<string, Partial<DemoOptions>> = {
   lexical: { ...OLD, lexical: 'bm25' },
   remine: { ...OLD, remineEvery: 1 },
   holdout: { ...OLD, evalHoldout: 0.1, epochs: 5 },
+  lexremine: { ...OLD, lexical: 'bm25', remineEvery: 1 },
   all: { lexical: 'bm25', remineEvery: 1, evalHoldout: 0.1, epochs: 5 },
 };
 
