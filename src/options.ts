@@ -61,7 +61,7 @@ export const DEFAULTS = {
   mine: { rangeMin: 10, rangeMax: 210, numNegatives: 15, sampling: 'random', seed: 42, outputFormat: 'seed' },
   eval: { split: 'test', ks: [1, 3, 5, 10] },
   score: { truncation: 'longest_first', batchSize: 32 },
-  demo: { model: 'use-lite', data: join(PACKAGE_ROOT, 'data', 'cranfield-full'), outDir: join('runs', 'demo'), epochs: 3, seed: 13, lexical: 'none', remineEvery: 0, evalHoldout: 0 },
+  demo: { model: 'use-lite', data: join(PACKAGE_ROOT, 'data', 'cranfield-full'), outDir: join('runs', 'demo'), epochs: 3, seed: 13, lexical: 'bm25', remineEvery: 1, evalHoldout: 0 },
   convert: { split: 'test', minScore: 1 },
   web: { port: 8080, host: '127.0.0.1', models: ['use-lite'], data: [join(PACKAGE_ROOT, 'data', 'contrastive-zh', 'train.jsonl')] },
 } as const;
