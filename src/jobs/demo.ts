@@ -64,7 +64,7 @@ export async function demo(o: DemoOptions): Promise<DemoResult> {
   const set = await loadBeir(o.data ?? DEFAULTS.demo.data);
   const judged = [...set.queries.keys()].filter((q) => set.qrels.has(q));
   const seed = o.seed ?? DEFAULTS.demo.seed;
-  const lexical = (o.lexical ?? DEFAULTS.demo.lexical) as string;
+  const lexical: string = o.lexical ?? DEFAULTS.demo.lexical;
   const test = new Set(new Rng(seed).sample(judged, Math.round(judged.length * (o.testFraction ?? 0.3))));
   const text = new Map(set.corpus.map((d) => [d.id, d.text]));
   const p = (f: string) => join(out, f);

@@ -447,6 +447,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
     const pos = guarded ? guarded.scores.positives.slice(at, (at += positiveLists[qi]!.length)) : ranked.positiveScores[qi]!;
     if (o.outputScores) written.set(query, { pos, neg: picked.map((c) => c.rerank ?? c.score) });
   });
+  const lexicalShare = negScores.length ? lexicalChosen / negScores.length : 0;
 
   // Pass 2: write every record with its new negatives, other fields unchanged; the stats are
   // written with it, so the two always come from the same run.
@@ -491,7 +492,7 @@ export async function mine(job: MineOptions): Promise<MineResult> {
             },
           }),
           ...(approximate && { index: { kind: 'hnsw', sampled_recall: approximate.recall, sampled_queries: approximate.queries } }),
-          ...(lex && { lexical: { kind: 'bm25', k: lex.k, candidates_added: ranked.lexical.reduce((n, x) => n + x.size, 0), chosen: lexicalChosen, share_of_negatives: negScores.length ? lexicalChosen / negScores.length : 0 } }),
+          ...(lex && { lexical: { kind: 'bm25', k: lex.k, candidates_added: ranked.lexical.reduce((n, x) => n + x.size, 0), chosen: lexicalChosen, share_of_negatives: lexicalShare } }),
           records,
           unique_queries: queries.length,
           pool_size: pool.texts.length,
@@ -504,9 +505,9 @@ export async function mine(job: MineOptions): Promise<MineResult> {
     },
   ]);
   run.log(formatScoreTable({ 'query·positive': positives, 'query·negative': negatives }));
-  if (lex) run.log(`mine: --lexical bm25:${lex.k}: ${lexicalChosen} of ${negScores.length} chosen negatives came from BM25 alone (${negScores.length ? ((100 * lexicalChosen) / negScores.length).toFixed(1) : '0.0'}%)`);
+  if (lex) run.log(`mine: --lexical bm25:${lex.k}: ${lexicalChosen} of ${negScores.length} chosen negatives came from BM25 alone (${(100 * lexicalShare).toFixed(1)}%)`);
   if (guarded) run.log(`mine: the reranker dropped ${guarded.scores.dropped.length} of ${guarded.scores.dropped.length + guarded.scores.kept.length} window candidates as likely false negatives`);
   run.log(`mine: ${records} records (${queries.length} unique queries), pool ${pool.texts.length}; ${short} records got fewer than ${s.want} negatives; stats: ${statsPath}`);
   if (o.skipInvalid) run.log(`mine: ${skips.summary()}`);
-  return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath, ...(lex && { lexicalShare: negScores.length ? lexicalChosen / negScores.length : 0 }) };
+  return { records, uniqueQueries: queries.length, poolSize: pool.texts.length, short, skipped: skips.total, positives, negatives, statsPath, ...(lex && { lexicalShare }) };
 }
